@@ -1,0 +1,3 @@
+from neuromorph.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# One set-up command for neuromorph (run inside the Python environment you want it in).
+# Order matters: torch is pinned first so that nothing later can pull a multi-GB CUDA build, and
+# spikingjelly/norse are installed without their torchvision/torchaudio requirements, whose PyPI
+# builds do not import beside the CPU torch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python -m pip install --upgrade pip
+python -m pip install "torch==2.13.0"
+echo "torch==2.13.0" > "${TMPDIR:-/tmp}/neuromorph-torch-constraint.txt"
+C="${TMPDIR:-/tmp}/neuromorph-torch-constraint.txt"
+python -m pip install -c "$C" -e ".[dev,plot,gpu]" "snntorch==1.0.0" "tonic==1.7.0" "nirtorch>=2.0" "dcls==0.1.1" loguru tqdm scipy
+python -m pip install -c "$C" --no-deps "spikingjelly==2.0.0" "norse==1.1.0"
+python -c "import neuromorph, torch; print('neuromorph', neuromorph.__version__, 'torch', torch.__version__)"
