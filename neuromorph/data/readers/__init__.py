@@ -1,0 +1,3 @@
+"""Readers for event files: one module per format family, all returning numpy structured arrays."""
+
+from neuromorph.data.readers.atis import iter_atis_bin, read_atis_bin, read_dvs128_bin, read_nmnist
