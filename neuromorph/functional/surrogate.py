@@ -1,0 +1,97 @@
+"""Surrogate spike functions: Heaviside forward, smooth stand-in derivative backward.
+
+Every surrogate is a function of ``x = u - threshold``; forward is ``H(x) = 1[x > 0]`` (strict, as in
+snnTorch, Norse and Guo et al.'s MPR code). ``alpha`` is the slope (atan, sigmoid, fast_sigmoid, mpr) or the
+width (triangle, rectangular) of the backward shape:
+
+=============== ========================================================== ========= ===============================
+name            dH/dx used in backward                                      default   source
+=============== ========================================================== ========= ===============================
+``atan``        (α/2) / (1 + (π α x / 2)²)                                 α = 2     Fang et al. 2021 (SpikingJelly)
+``sigmoid``     α σ(αx) (1 − σ(αx))                                        α = 4     SpikingJelly ``Sigmoid``
+``fast_sigmoid`` 1 / (1 + α|x|)²  (SuperSpike)                              α = 25    Zenke & Ganguli 2018; snnTorch
+``triangle``    max(0, 1 − |x|/α) / α   (unit area, half-width α)          α = 1     Bellec et al. 2018
+``rectangular`` 1[|x| < α/2] / α   (straight-through in a window)           α = 1     Wu et al. 2018
+``mpr``         k/(2 tanh(k/2)) sech²(k x) on |x| ≤ ½, else 0   (α = k)    k = 3     Guo et al. 2022, METHODS §1
+=============== ========================================================== ========= ===============================
+
+``mpr`` is the Membrane Potential Rectifier's effective surrogate: with threshold ½ it equals φ′(u)·1[0≤u≤1].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from neuromorph.errors import ConfigError, check_choice
+
+#: kernel ids; the fused and Triton kernels implement the same formulas by id
+SURROGATE_IDS = {"atan": 0, "sigmoid": 1, "fast_sigmoid": 2, "triangle": 3, "rectangular": 4, "mpr": 5}
+DEFAULT_ALPHA = {"atan": 2.0, "sigmoid": 4.0, "fast_sigmoid": 25.0, "triangle": 1.0, "rectangular": 1.0, "mpr": 3.0}
+_ALIASES = {"superspike": "fast_sigmoid", "ste": "rectangular", "straight_through": "rectangular", "arctan": "atan"}
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """A named surrogate shape with its slope/width ``alpha``."""
+
+    name: str = "atan"
+    alpha: float = 2.0
+
+    def __post_init__(self):
+        if not math.isfinite(self.alpha) or self.alpha <= 0:
+            raise ConfigError(f"surrogate alpha must be a positive finite number, got {self.alpha!r} for {self.name!r}")
+
+    @property
+    def id(self) -> int:
+        return SURROGATE_IDS[self.name]
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        """The surrogate derivative dH/dx evaluated at ``x = u - threshold``."""
+        a = self.alpha
+        if self.name == "atan":
+            return (a / 2) / (1 + (math.pi / 2 * a * x) ** 2)
+        if self.name == "sigmoid":
+            sg = torch.sigmoid(a * x)
+            return a * sg * (1 - sg)
+        if self.name == "fast_sigmoid":
+            return 1 / (1 + a * x.abs()) ** 2
+        if self.name == "triangle":
+            return torch.clamp(1 - x.abs() / a, min=0) / a
+        if self.name == "rectangular":
+            return (x.abs() < a / 2).to(x.dtype) / a
+        if self.name == "mpr":
+            peak = a / (2 * math.tanh(a / 2))
+            return torch.where(x.abs() <= 0.5, peak / torch.cosh(a * x) ** 2, torch.zeros_like(x))
+        raise AssertionError(self.name)
+
+
+def get_surrogate(surrogate: str | Surrogate = "atan", alpha: float | None = None) -> Surrogate:
+    """Resolve a surrogate by name (or pass one through), with its default ``alpha`` unless given."""
+    if isinstance(surrogate, Surrogate):
+        return surrogate if alpha is None else Surrogate(surrogate.name, float(alpha))
+    if not isinstance(surrogate, str):
+        raise ConfigError(f"surrogate must be a name or Surrogate, got {type(surrogate).__name__}")
+    name = _ALIASES.get(surrogate.lower(), surrogate.lower())
+    check_choice("surrogate", name, SURROGATE_IDS)
+    return Surrogate(name, float(DEFAULT_ALPHA[name] if alpha is None else alpha))
+
+
+class _SpikeFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, surrogate):
+        ctx.save_for_backward(x)
+        ctx.surrogate = surrogate
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (x,) = ctx.saved_tensors
+        return grad_out * ctx.surrogate.grad(x), None
+
+
+def spike_fn(x: torch.Tensor, surrogate: str | Surrogate = "atan", alpha: float | None = None) -> torch.Tensor:
+    """Heaviside ``1[x > 0]`` forward with the named surrogate derivative backward."""
+    return _SpikeFn.apply(x, get_surrogate(surrogate, alpha))

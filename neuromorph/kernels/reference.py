@@ -1,0 +1,68 @@
+"""The reference backend: plain autograd, one step at a time. The ground truth for the others."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+
+from neuromorph.functional.mpr import mpr_fire
+from neuromorph.functional.surrogate import spike_fn
+from neuromorph.kernels.config import DynamicsConfig, DynamicsParams, NeuronState, initial_state
+
+
+def fire(h: torch.Tensor, threshold: torch.Tensor, cfg: DynamicsConfig) -> torch.Tensor:
+    """s = H(h − θ) with the configured surrogate, or H(φ(h) − θ) with the MPR."""
+    if cfg.mpr:
+        return mpr_fire(h, threshold, cfg.mpr_k)
+    return spike_fn(h - threshold, cfg.surrogate)
+
+
+def run(
+    x: torch.Tensor,
+    params: DynamicsParams,
+    cfg: DynamicsConfig,
+    state: Optional[NeuronState] = None,
+    return_membrane: bool = False,
+    pre_fire: Optional[Callable[[torch.Tensor, int], torch.Tensor]] = None,
+):
+    """Run the dynamics of ``DynamicsConfig`` over ``x`` ``[T, B, ...]``.
+
+    Returns ``(out, membrane, final_state)``: ``out`` is the spike train (the membrane for a
+    non-firing neuron), ``membrane`` the post-reset v_t for every step when ``return_membrane``.
+    ``pre_fire(h_t, t)`` (reference only) maps the membrane before the threshold test while the reset
+    keeps acting on the raw h_t: the hook MPBN uses (METHODS.md §2).
+    """
+    if state is None:
+        state = initial_state(x, cfg)
+    v, i, a = state
+    beta, theta = params.beta, params.threshold
+    c = (1 - beta) if cfg.decay_input else 1.0
+    outs, mems = [], []
+    for t in range(x.shape[0]):
+        y = x[t]
+        if cfg.cuba:
+            i = params.alpha * i + y
+            y = i
+        h = beta * v + (1 - beta) * cfg.v_rest + c * y
+        if not cfg.fire:
+            v = h
+            outs.append(h)
+            continue
+        thr = theta + a if cfg.alif else theta
+        s = fire(pre_fire(h, t) if pre_fire is not None else h, thr, cfg)
+        sr = s.detach() if cfg.detach_reset else s
+        if cfg.reset == "soft":
+            v = h - sr * (thr if cfg.reset_amount is None else cfg.reset_amount)
+        elif cfg.reset == "hard":
+            v = h * (1 - sr) + cfg.v_reset * sr
+        else:
+            v = h
+        if cfg.alif:
+            a = params.rho * a + params.adapt * s
+        outs.append(s)
+        if return_membrane:
+            mems.append(v)
+    out = torch.stack(outs)
+    membrane = (out if not cfg.fire else torch.stack(mems)) if return_membrane else None
+    return out, membrane, NeuronState(v, i, a)
