@@ -1,0 +1,168 @@
+"""Data for training: build a recipe's splits once as dense time-major tensors, and batch them.
+
+Event streams are binned once (frames ``[T, P, H, W]`` for cameras, spike counts ``[T, units]`` for
+audio) and held in memory as ``[N, T, ...]`` tensors. Every epoch then only indexes tensors: no worker
+processes, no per-epoch decoding, and a batch order that is a pure function of (seed, epoch), which is
+what makes ``--resume`` bitwise exact and lets DDP ranks agree on the global batch without talking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from neuromorph.errors import ConfigError, DatasetError
+from neuromorph.train.recipes import Recipe
+
+# What a data root must look like, shown whenever a root is missing or malformed.
+LAYOUTS: dict[str, str] = {
+    "digits-dvs": "generated from scikit-learn's digits on first use and cached; --data-root is an optional cache folder",
+    "nmnist": "DATA_ROOT/Train/<label 0-9>/<id>.bin and DATA_ROOT/Test/<label 0-9>/<id>.bin (N-MNIST 40-bit ATIS files)",
+    "shd": "DATA_ROOT/shd_train.h5 and DATA_ROOT/shd_test.h5 (SHD HDF5: spikes/times, spikes/units, labels); "
+    "a folder with *_train.h5 and *_test.h5 in the same layout (e.g. shd_fsdd) also works",
+    "ssc": "DATA_ROOT/ssc_train.h5, DATA_ROOT/ssc_valid.h5 and DATA_ROOT/ssc_test.h5 (SSC HDF5, same layout as SHD)",
+}
+
+
+@dataclass
+class Split:
+    """One split as tensors: ``x`` ``[N, T, ...]`` (uint8 counts or float32), ``y`` ``[N]`` int64."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The samples at ``index`` as a time-major float batch ``[T, B, ...]`` and labels ``[B]``."""
+        x = self.x[index].to(torch.float32).transpose(0, 1).contiguous()
+        return x, self.y[index]
+
+
+@dataclass
+class DataBundle:
+    train: Split
+    val: Split | None
+    test: Split
+    n_classes: int
+    input_shape: tuple[int, ...]  # per time step
+    info: dict[str, Any]
+
+
+def _stack(samples: Sequence[np.ndarray], max_steps: int | None) -> torch.Tensor:
+    """Pad (zeros at the end) or crop along time so that all samples have the same length, then stack."""
+    length = max_steps if max_steps is not None else max(int(s.shape[0]) for s in samples)
+    first = np.asarray(samples[0])
+    out = np.zeros((len(samples), length) + first.shape[1:], dtype=np.float32)
+    for i, s in enumerate(samples):
+        s = np.asarray(s)[:length]
+        out[i, : s.shape[0]] = s
+    tensor = torch.from_numpy(out)
+    # counts are small non-negative integers: uint8 storage is 4x smaller and converts back exactly
+    if out.size and out.min() >= 0 and out.max() <= 255 and np.array_equal(out, np.round(out)):
+        return tensor.to(torch.uint8)
+    return tensor
+
+
+def materialize(dataset: Any, limit: int | None = None, max_steps: int | None = None) -> Split:
+    """Read every ``(sample, label)`` of ``dataset`` (already transformed to ``[T, ...]`` arrays) into a Split."""
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    xs, ys = [], []
+    for i in range(n):
+        x, y = dataset[i]
+        xs.append(np.asarray(x))
+        ys.append(int(y))
+    if not xs:
+        raise DatasetError(f"data set {type(dataset).__name__} is empty")
+    return Split(_stack(xs, max_steps), torch.tensor(ys, dtype=torch.int64))
+
+
+def split_validation(train: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
+    """Hold out ``fraction`` of the training split (a seeded random subset) for model selection."""
+    n_val = int(round(len(train) * fraction))
+    if n_val == 0:
+        return train, None
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 7919))
+    val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
+    return Split(train.x[train_idx], train.y[train_idx]), Split(train.x[val_idx], train.y[val_idx])
+
+
+def _missing_root(recipe: Recipe) -> DatasetError:
+    return DatasetError(
+        f"data root {recipe.data_root!r} for data set {recipe.dataset!r} is missing or has the wrong layout; "
+        f"expected: {LAYOUTS[recipe.dataset]}"
+    )
+
+
+def _open_splits(recipe: Recipe) -> tuple[Any, Any, dict[str, Any]]:
+    """The data set objects (from neuromorph.data) for train and test, with the recipe's transform."""
+    import neuromorph.data as nd
+
+    ds = recipe.dataset
+    if ds != "digits-dvs":
+        if recipe.data_root is None:
+            raise DatasetError(f"data set {ds!r} needs --data-root; expected layout: {LAYOUTS[ds]}")
+        if not Path(recipe.data_root).is_dir():
+            raise _missing_root(recipe)
+    try:
+        if ds in ("digits-dvs", "nmnist"):
+            cls = nd.DigitsDVS if ds == "digits-dvs" else nd.NMNIST
+            probe = cls(root=recipe.data_root, split="train")  # no transform: only for sensor_size/classes
+            transform = nd.ToFrame(probe.sensor_size, n_time_bins=recipe.n_time_bins)
+            train = cls(root=recipe.data_root, split="train", transform=transform)
+            test = cls(root=recipe.data_root, split="test", transform=transform)
+            info = {"sensor_size": list(probe.sensor_size), "classes": list(map(str, probe.classes))}
+        else:
+            cls = nd.SHD if ds == "shd" else nd.SSC
+            transform = nd.ToSpikeCounts(n_units=700, dt_us=recipe.dt_us, group=recipe.channel_group)
+            train = cls(root=recipe.data_root, split="train", transform=transform)
+            test = cls(root=recipe.data_root, split="test", transform=transform)
+            info = {"classes": list(map(str, train.classes))}
+    except DatasetError as exc:
+        raise DatasetError(f"{exc}; expected layout for {ds!r}: {LAYOUTS[ds]}") from exc
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise _missing_root(recipe) from exc
+    return train, test, info
+
+
+def load_data(recipe: Recipe) -> DataBundle:
+    """Build the recipe's train/val/test tensors (val is held out of train, never taken from test)."""
+    train_ds, test_ds, info = _open_splits(recipe)
+    train = materialize(train_ds, recipe.train_limit, recipe.max_steps)
+    max_steps = recipe.max_steps if recipe.max_steps is not None else int(train.x.shape[1])
+    test = materialize(test_ds, recipe.test_limit, max_steps)
+    if test.x.shape[2:] != train.x.shape[2:]:
+        raise DatasetError(f"train and test samples differ in shape: {tuple(train.x.shape[2:])} vs {tuple(test.x.shape[2:])}")
+    train, val = split_validation(train, recipe.val_fraction, recipe.seed)
+    n_classes = len(info.get("classes", [])) or int(max(train.y.max(), test.y.max())) + 1
+    info.update({"n_train": len(train), "n_val": 0 if val is None else len(val), "n_test": len(test), "n_steps": int(train.x.shape[1])})
+    return DataBundle(train, val, test, n_classes, tuple(train.x.shape[2:]), info)
+
+
+def epoch_batches(n: int, global_batch: int, seed: int, epoch: int, shuffle: bool = True) -> list[torch.Tensor]:
+    """The global batches of one epoch: a permutation that depends only on (seed, epoch).
+
+    The last incomplete batch is dropped in training, so that every step has exactly ``global_batch``
+    samples and splitting it over DDP ranks gives the same mean gradient as one process.
+    """
+    if shuffle:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    else:
+        order = torch.arange(n)
+    n_full = n // global_batch
+    if n_full == 0:
+        raise ConfigError(f"batch_size={global_batch} is larger than the training split ({n} samples)")
+    return [order[i * global_batch : (i + 1) * global_batch] for i in range(n_full)]
+
+
+def shard(index: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """This rank's contiguous part of a global batch (the DistributedSampler role, without its padding)."""
+    if index.numel() % world:
+        raise ConfigError(f"global batch of {index.numel()} does not split evenly over {world} processes")
+    per = index.numel() // world
+    return index[rank * per : (rank + 1) * per]

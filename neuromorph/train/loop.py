@@ -1,0 +1,429 @@
+"""The training loop: fit a recipe, checkpoint, resume bitwise, stop cleanly on Ctrl-C, run under DDP.
+
+Determinism: the model is built after ``torch.manual_seed(seed)``; the batch order of epoch e is a
+permutation seeded by (seed, e) (``neuromorph.train.data.epoch_batches``); the only other randomness
+(dropout, surrogate noise) comes from torch's global generator, whose state every checkpoint stores.
+A run stopped after any step and resumed from its ``last.pt`` therefore replays exactly the same
+arithmetic as an uninterrupted run on the same machine: on CPU the final weights are bitwise equal.
+
+Output folder::
+
+    OUT/last.pt        model + optimisers + schedules + RNG + position (epoch, step): what --resume reads
+    OUT/best.pt        weights of the epoch with the best validation accuracy (validation is held out of
+                       the training split; the test split is only evaluated, never used for selection)
+    OUT/metrics.jsonl  one JSON object per epoch, then one with "event": "final" (test metrics)
+    OUT/summary.json   the final summary (also printed by ``neuromorph train --json``)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from neuromorph.errors import CheckpointError, ConfigError
+from neuromorph.train import checkpoint as ck
+from neuromorph.train import distributed as dd
+from neuromorph.train.data import DataBundle, Split, epoch_batches, load_data, shard
+from neuromorph.train.metrics import FiringRateMonitor, MetricsLog, per_class_accuracy, readout
+from neuromorph.train.progress import ProgressBar
+from neuromorph.train.recipes import Recipe
+
+# ----------------------------------------------------------------------------------------------------
+# method hooks: the generic loop plus the few steps a method adds (DCLS delays need four of them)
+
+
+class Hooks:
+    """Method-specific steps around the generic loop. The default builds one optimiser and schedule."""
+
+    def build_optimizers(
+        self, model: torch.nn.Module, recipe: Recipe, steps_per_epoch: int
+    ) -> tuple[list[torch.optim.Optimizer], list[tuple[Any, str]]]:
+        """Optimisers and ``(scheduler, "step" | "epoch")`` pairs (when each scheduler is stepped)."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        if recipe.optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        elif recipe.optimizer == "adamw":
+            opt = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        elif recipe.optimizer == "sgd":
+            opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+        else:
+            raise ConfigError(f"optimizer={recipe.optimizer!r} needs the model's own hooks (recipe {recipe.name!r})")
+        scheds: list[tuple[Any, str]] = []
+        if recipe.schedule == "cosine":
+            scheds.append((torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=recipe.epochs), "epoch"))
+        elif recipe.schedule == "onecycle":
+            total = recipe.epochs * steps_per_epoch
+            scheds.append((torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=total), "step"))
+        elif recipe.schedule != "none":
+            raise ConfigError(f"schedule={recipe.schedule!r} needs the model's own hooks (recipe {recipe.name!r})")
+        return [opt], scheds
+
+    def after_step(self, model: torch.nn.Module) -> None:
+        """Called after every optimiser step (e.g. clamp delay positions)."""
+
+    def end_epoch(self, model: torch.nn.Module, epoch: int) -> None:
+        """Called once at the end of every training epoch (e.g. shrink the DCLS σ)."""
+
+    @contextlib.contextmanager
+    def eval_context(self, model: torch.nn.Module) -> Iterator[None]:
+        """Wraps every evaluation (e.g. evaluate with rounded integer delays, then restore)."""
+        yield
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def hooks_for(recipe: Recipe) -> Hooks:
+    """The hooks a recipe needs: the DCLS delay recipe (shd, ssc) gets the SHD model's own."""
+    if recipe.optimizer == "shd-delays" or recipe.schedule == "shd-delays":
+        from neuromorph.train.delay_hooks import DelayHooks
+
+        return DelayHooks()
+    return Hooks()
+
+
+# ----------------------------------------------------------------------------------------------------
+# model construction
+
+
+def _fill_kwargs(builder: Callable[..., Any], recipe: Recipe, data: DataBundle) -> dict[str, Any]:
+    """The builder's arguments: the recipe's ``model_kwargs`` plus what the data determines (classes,
+    input size) and the backend, for the parameter names the builder actually has."""
+    kwargs = dict(recipe.model_kwargs)
+    try:
+        params = inspect.signature(builder).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    derived = {
+        "n_classes": data.n_classes, "num_classes": data.n_classes, "n_outputs": data.n_classes,
+        "in_channels": data.input_shape[0], "input_channels": data.input_shape[0],
+        "n_inputs": int(math.prod(data.input_shape)), "in_features": int(math.prod(data.input_shape)),
+        "input_size": int(math.prod(data.input_shape)),
+        "backend": recipe.backend,
+    }
+    for name, value in derived.items():
+        if name in params and name not in kwargs:
+            if name == "backend" and value == "auto":
+                continue
+            kwargs[name] = value
+    return kwargs
+
+
+def build_model(recipe: Recipe, data: DataBundle) -> tuple[torch.nn.Module, str, dict[str, Any]]:
+    """Seed, then build the recipe's model; returns ``(model, builder name, resolved kwargs)``."""
+    builder = ck.resolve_builder(recipe.model)
+    kwargs = _fill_kwargs(builder, recipe, data)
+    torch.manual_seed(recipe.seed)
+    return builder(**kwargs), recipe.model, kwargs
+
+
+def resolve_device(device: str, info: dd.DistInfo | None = None) -> torch.device:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={device!r} but CUDA is not available; use --device cpu")
+        if info is not None and info.enabled and device == "cuda":
+            device = f"cuda:{info.local_rank}"
+    return torch.device(device)
+
+
+# ----------------------------------------------------------------------------------------------------
+# evaluation
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    split: Split,
+    recipe: Recipe,
+    n_classes: int,
+    device: torch.device | str = "cpu",
+    hooks: Hooks | None = None,
+    info: dd.DistInfo | None = None,
+) -> dict[str, Any]:
+    """Loss, accuracy, per-class accuracy, confusion matrix and mean firing rate per spiking layer.
+
+    Under DDP each rank evaluates a contiguous share and the sums are all-reduced, so every rank
+    returns the metrics of the whole split.
+    """
+    info = info or dd.DistInfo()
+    hooks = hooks or Hooks()
+    model = ck.unwrap(model)
+    was_training = model.training
+    model.eval()
+    monitor = FiringRateMonitor(model)
+    confusion = torch.zeros(n_classes, n_classes, dtype=torch.int64)
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    n = len(split)
+    per_rank = -(-n // info.world)
+    mine = torch.arange(info.rank * per_rank, min(n, (info.rank + 1) * per_rank))
+    try:
+        with hooks.eval_context(model):
+            for start in range(0, mine.numel(), recipe.eval_batch_size):
+                idx = mine[start : start + recipe.eval_batch_size]
+                x, y = split.batch(idx)
+                x, y = x.to(device), y.to(device)
+                scores = readout(model(x), recipe.readout)
+                loss_sum += F.cross_entropy(scores.float(), y, reduction="sum").double().cpu()
+                pred = scores.argmax(-1).cpu()
+                confusion += torch.bincount(y.cpu() * n_classes + pred, minlength=n_classes * n_classes).view(n_classes, n_classes)
+    finally:
+        monitor.close()
+        model.train(was_training)
+    names = [name for name, _ in monitor.layers]
+    rate_sums = torch.tensor([float(monitor.sums.get(k, 0.0)) for k in names], dtype=torch.float64)
+    rate_counts = torch.tensor([float(monitor.counts.get(k, 0)) for k in names], dtype=torch.float64)
+    confusion = dd.all_reduce_sum(confusion, info)
+    loss_sum = dd.all_reduce_sum(loss_sum, info)
+    rate_sums = dd.all_reduce_sum(rate_sums, info)
+    rate_counts = dd.all_reduce_sum(rate_counts, info)
+    total = int(confusion.sum())
+    rates = {k: float(s / c) if c > 0 else None for k, s, c in zip(names, rate_sums, rate_counts)}
+    return {
+        "n": total,
+        "loss": float(loss_sum) / max(total, 1),
+        "accuracy": float(confusion.diag().sum()) / max(total, 1),
+        "per_class": per_class_accuracy(confusion),
+        "confusion": confusion.tolist(),
+        "firing_rate": rates,
+        "mean_firing_rate": float(rate_sums.sum() / rate_counts.sum()) if rate_counts.sum() > 0 else None,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------
+# Ctrl-C
+
+
+class StopFlag:
+    """First Ctrl-C asks the loop to stop after the current step (and save); a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> "StopFlag":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+# ----------------------------------------------------------------------------------------------------
+# the loop
+
+
+@dataclass
+class _Position:
+    epoch: int = 0  # current epoch, 0-based
+    step: int = 0  # next batch within the epoch
+    best_val: float = -1.0
+    best_epoch: int = 0
+    accum: dict[str, Any] = field(default_factory=dict)
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def fit(
+    recipe: Recipe,
+    out: str | Path,
+    data: DataBundle | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_step: Callable[[int, int], bool] | None = None,
+) -> dict[str, Any]:
+    """Train ``recipe``, writing ``OUT/{last,best}.pt``, ``metrics.jsonl`` and ``summary.json``.
+
+    ``resume=True`` continues from ``OUT/last.pt`` (the recipe stored there wins; a missing or corrupt
+    file raises ``CheckpointError``, never starts afresh). ``on_step(epoch, step)`` is called after
+    every optimiser step; returning True stops the run like Ctrl-C does (save ``last.pt``, return a
+    summary with ``"status": "interrupted"``). Under torchrun the process group is joined here.
+    """
+    out = Path(out)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    resumed: dict[str, Any] | None = None
+    if resume:
+        if not last_path.exists():
+            raise CheckpointError(f"--resume: no checkpoint {str(last_path)!r} to resume from")
+        resumed = ck.load_checkpoint(last_path)
+        if "train_state" not in resumed:
+            raise CheckpointError(f"checkpoint {str(last_path)!r} holds no training state (not a last.pt)")
+        stored = Recipe.from_dict(resumed["info"]["recipe"])
+        recipe = stored.replace(device=recipe.device, backend=recipe.backend, epochs=max(recipe.epochs, stored.epochs)) if recipe.name == stored.name else stored
+    elif last_path.exists() and not overwrite:
+        raise ConfigError(f"{str(out)!r} already holds a run (last.pt); pass --resume to continue it or --overwrite to start again")
+
+    info = dd.setup(recipe.device)
+    device = resolve_device(recipe.device, info)
+    if recipe.batch_size % info.world:
+        raise ConfigError(f"batch_size={recipe.batch_size} must be divisible by the number of processes ({info.world})")
+    t_start = time.perf_counter()
+    data = data if data is not None else load_data(recipe)
+    model, builder, kwargs = build_model(recipe, data)
+    model.to(device)
+    hooks = hooks_for(recipe)
+    n_batches = len(epoch_batches(len(data.train), recipe.batch_size, recipe.seed, 0))
+    optimizers, schedulers = hooks.build_optimizers(model, recipe, n_batches)
+    pos = _Position()
+    log = MetricsLog(out / "metrics.jsonl", enabled=info.is_main)
+    if resumed is not None:
+        ts = resumed["train_state"]
+        model.load_state_dict(resumed["state_dict"])
+        for opt, state in zip(optimizers, ts["optimizers"], strict=True):
+            opt.load_state_dict(state)
+        for (sched, _), state in zip(schedulers, ts["schedulers"], strict=True):
+            sched.load_state_dict(state)
+        hooks.load_state_dict(ts.get("hooks", {}))
+        pos = _Position(ts["epoch"], ts["step"], ts["best_val"], ts["best_epoch"], ts["accum"])
+        _set_rng_state(ts["rng"], device)
+        log.truncate_after(pos.epoch)
+    else:
+        if info.is_main and overwrite:
+            for p in (last_path, best_path, out / "metrics.jsonl", out / "summary.json"):
+                p.unlink(missing_ok=True)
+        torch.manual_seed(recipe.seed + 1 + info.rank)  # training randomness (dropout), per rank
+    train_model: torch.nn.Module = model
+    if info.enabled:
+        train_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    monitor = FiringRateMonitor(model)
+    ckpt_info = {"recipe": recipe.to_dict(), "data": data.info, "n_classes": data.n_classes, "input_shape": list(data.input_shape)}
+
+    def train_state(epoch: int, step: int, accum: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "epoch": epoch, "step": step, "best_val": pos.best_val, "best_epoch": pos.best_epoch, "accum": accum,
+            "optimizers": [o.state_dict() for o in optimizers], "schedulers": [s.state_dict() for s, _ in schedulers],
+            "hooks": hooks.state_dict(), "rng": _rng_state(device),
+        }
+
+    status = "completed"
+    with StopFlag() as stop:
+        while pos.epoch < recipe.epochs:
+            epoch = pos.epoch
+            batches = epoch_batches(len(data.train), recipe.batch_size, recipe.seed, epoch)
+            acc = pos.accum or {"loss_sum": torch.zeros((), dtype=torch.float64), "correct": 0, "count": 0, "rate_sums": {}, "rate_counts": {}}
+            monitor.reset()
+            monitor.sums.update({k: v.clone() for k, v in acc["rate_sums"].items()})
+            monitor.counts.update(acc["rate_counts"])
+            train_model.train()
+            bar = ProgressBar(len(batches), f"[{recipe.name} {epoch + 1}/{recipe.epochs}]", enabled=progress and info.is_main)
+            bar.done = pos.step
+            interrupted = False
+            stop_at_epoch_end = False
+            for step in range(pos.step, len(batches)):
+                idx = shard(batches[step], info.rank, info.world)
+                x, y = data.train.batch(idx)
+                x, y = x.to(device), y.to(device)
+                scores = readout(train_model(x), recipe.readout)
+                loss = F.cross_entropy(scores, y, label_smoothing=recipe.label_smoothing)
+                for opt in optimizers:
+                    opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if recipe.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+                for opt in optimizers:
+                    opt.step()
+                hooks.after_step(model)
+                for sched, when in schedulers:
+                    if when == "step":
+                        sched.step()
+                acc["loss_sum"] = acc["loss_sum"] + loss.detach().double().cpu() * y.numel()
+                acc["correct"] += int((scores.argmax(-1) == y).sum())
+                acc["count"] += y.numel()
+                bar.update(step + 1, loss=float(acc["loss_sum"]) / acc["count"], acc=acc["correct"] / acc["count"], rate=monitor.mean_rate())
+                requested = dd.any_rank(stop.requested or bool(on_step is not None and on_step(epoch, step)), info)
+                stop_at_epoch_end = stop_at_epoch_end or requested
+                if requested and step + 1 < len(batches):
+                    acc["rate_sums"] = {k: v.clone() for k, v in monitor.sums.items()}
+                    acc["rate_counts"] = dict(monitor.counts)
+                    if info.is_main:
+                        ck.save_checkpoint(last_path, model, builder, kwargs, {**ckpt_info, "epoch": epoch}, train_state(epoch, step + 1, acc))
+                    interrupted = True
+                    break
+            bar.close()
+            if interrupted:
+                status = "interrupted"
+                break
+            for sched, when in schedulers:
+                if when == "epoch":
+                    sched.step()
+            hooks.end_epoch(model, epoch)
+            totals = dd.all_reduce_sum(torch.tensor([float(acc["loss_sum"]), acc["correct"], acc["count"]], dtype=torch.float64), info)
+            rates = monitor.rates()
+            record: dict[str, Any] = {
+                "epoch": epoch + 1, "train_loss": float(totals[0] / totals[2]), "train_accuracy": float(totals[1] / totals[2]),
+                "train_firing_rate": rates, "train_mean_firing_rate": monitor.mean_rate(),
+                "lr": [g["lr"] for o in optimizers for g in o.param_groups][:4], "time_s": round(time.perf_counter() - t_start, 3),
+            }
+            if data.val is not None:
+                val = evaluate(model, data.val, recipe, data.n_classes, device, hooks, info)
+                record.update({"val_loss": val["loss"], "val_accuracy": val["accuracy"], "val_mean_firing_rate": val["mean_firing_rate"]})
+                improved = val["accuracy"] > pos.best_val
+            else:
+                improved = True  # no held-out data: best.pt is the latest epoch
+            pos = _Position(epoch + 1, 0, record.get("val_accuracy", pos.best_val) if improved else pos.best_val,
+                            epoch + 1 if improved else pos.best_epoch, {})
+            if info.is_main:
+                log.write(record)
+                if improved:
+                    ck.save_checkpoint(best_path, model, builder, kwargs, {**ckpt_info, "epoch": epoch + 1, "val_accuracy": record.get("val_accuracy")})
+                ck.save_checkpoint(last_path, model, builder, kwargs, {**ckpt_info, "epoch": epoch + 1}, train_state(epoch + 1, 0, {}))
+            if stop_at_epoch_end or stop.requested:
+                status = "interrupted" if pos.epoch < recipe.epochs else status
+                if status == "interrupted":
+                    break
+    monitor.close()
+    summary: dict[str, Any] = {
+        "recipe": recipe.name, "status": status, "out": str(out), "epochs_completed": pos.epoch, "epochs": recipe.epochs,
+        "best_epoch": pos.best_epoch, "best_val_accuracy": pos.best_val if data.val is not None else None,
+        "last_checkpoint": str(last_path), "best_checkpoint": str(best_path),
+    }
+    if status == "completed":
+        dd.barrier(info)  # rank 0 wrote best.pt
+        best = ck.load_checkpoint(best_path)
+        model.load_state_dict(best["state_dict"])
+        test = evaluate(model, data.test, recipe, data.n_classes, device, hooks, info)
+        summary.update({
+            "test_accuracy": test["accuracy"], "test_loss": test["loss"], "per_class": test["per_class"],
+            "firing_rate": test["firing_rate"], "mean_firing_rate": test["mean_firing_rate"], "confusion": test["confusion"],
+            "n_train": len(data.train), "n_val": 0 if data.val is None else len(data.val), "n_test": test["n"],
+        })
+        if info.is_main:
+            log.write({"event": "final", "epoch": pos.epoch, "checkpoint": "best.pt", "best_epoch": pos.best_epoch, **{f"test_{k}": v for k, v in test.items()}})
+    summary["wall_time_s"] = round(time.perf_counter() - t_start, 2)
+    if info.is_main:
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True), encoding="utf-8")
+    return summary
