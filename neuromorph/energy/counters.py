@@ -1,0 +1,178 @@
+"""Exact operation counts per layer: spikes, synaptic operations (synops), dense MACs, neuron updates.
+
+Conventions (METHODS.md §10, "equivalent fan-out form"):
+
+- A **synop** is one accumulate triggered by one input spike at one synapse:
+  ``synops = Σ_{t, b, i} s_{t,b,i} · fanout_i`` where ``fanout_i`` is the exact number of synapses with a
+  nonzero weight that input position ``i`` drives. For a convolution ``fanout_i`` depends on the
+  position (stride, padding, dilation, groups, borders); it is computed exactly as the gradient of
+  ``Σ conv(x, 1[w ≠ 0])`` with respect to ``x`` (a transposed convolution of a ones tensor with the
+  weight mask), never by averaging.
+- A layer whose input is not binary (values other than 0 and 1: an encoding layer fed analog values, a
+  product of two spike tensors, a membrane shortcut) costs **dense MACs**: every synapse works at every
+  step, ``macs = T·B·Σ_i fanout_i``.
+- Pooling over spikes costs one accumulate (``ac``) per spike per pooling window that contains it;
+  pooling over real values costs ``ac`` for every (window, position) pair.
+- A spiking neuron costs one **neuron update** per neuron per time step and per sample, whether it
+  fires or not; a silent network therefore costs only its neuron updates.
+- BatchNorm is folded into the preceding weights at inference and costs nothing; Dropout, Flatten and
+  Identity cost nothing. Biases are folded into the neuron update.
+- The **ANN equivalent** of a synaptic layer is the same layer run once on real values:
+  ``ann_macs = Σ_i fanout_i`` per sample.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["LayerCounts", "is_binary", "linear_fanout", "conv_fanout", "pool_fanout"]
+
+
+@dataclass
+class LayerCounts:
+    """Counts of one layer summed over every call, time step and sample of a measurement.
+
+    ``spikes_per_step[t]``: spikes (emitted for neurons, received for synaptic layers) at step ``t``
+    summed over the batch; ``synops_per_step`` likewise. ``neurons``: neurons per sample (spiking layers)
+    or input positions per sample (synaptic layers); ``slots`` counts (time step, sample) pairs seen.
+    """
+
+    name: str
+    kind: str
+    role: str  # "synaptic" | "pool" | "neuron" | "mask" | "functional"
+    input_type: str = ""  # "spikes" | "real" | "mixed"
+    neurons: int = 0
+    samples: int = 0
+    steps: int = 0
+    slots: int = 0  # (time step, sample) pairs seen, over all calls
+    calls: int = 0
+    spikes_in: float = 0.0
+    spikes_out: float = 0.0
+    synops: float = 0.0
+    macs: float = 0.0
+    acs: float = 0.0
+    neuron_updates: float = 0.0
+    ann_macs_per_sample: float = 0.0
+    spikes_per_step: list[float] = field(default_factory=list)
+    synops_per_step: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float | None:
+        """Mean firing rate (spikes per neuron per step) of the spikes this layer emits (neurons) or
+        receives (synaptic, pooling and masking layers)."""
+        denom = self.neurons * self.slots
+        if denom == 0:
+            return None
+        spikes = self.spikes_out if self.role in ("neuron", "mask") else self.spikes_in
+        if self.input_type == "real" and self.role not in ("neuron", "mask"):
+            return None
+        return spikes / denom
+
+    def add_per_step(self, attr: str, values: torch.Tensor | None) -> None:
+        if values is None:
+            return
+        current: list[float] = getattr(self, attr)
+        vals = values.tolist()
+        if len(current) < len(vals):
+            current.extend([0.0] * (len(vals) - len(current)))
+        for t, v in enumerate(vals):
+            current[t] += v
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "kind": self.kind, "role": self.role, "input_type": self.input_type,
+            "neurons": self.neurons, "samples": self.samples, "steps": self.steps, "slots": self.slots, "calls": self.calls,
+            "spikes_in": self.spikes_in, "spikes_out": self.spikes_out, "rate": self.rate,
+            "synops": self.synops, "macs": self.macs, "acs": self.acs, "neuron_updates": self.neuron_updates,
+            "ann_macs_per_sample": self.ann_macs_per_sample,
+            "spikes_per_step": list(self.spikes_per_step), "synops_per_step": list(self.synops_per_step),
+        }
+
+
+def is_binary(x: torch.Tensor) -> bool:
+    """True when every element of ``x`` is exactly 0 or 1 (a spike tensor)."""
+    if x.dtype == torch.bool:
+        return True
+    if not x.is_floating_point() and not x.dtype.is_signed and x.dtype != torch.uint8:
+        return False
+    return bool(((x == 0) | (x == 1)).all())
+
+
+def linear_fanout(weight: torch.Tensor) -> torch.Tensor:
+    """``fanout[i] = #{j : W[j, i] ≠ 0}`` for a weight ``W[out, in]`` (float64)."""
+    return (weight.detach() != 0).sum(0).to(torch.float64)
+
+
+def conv_fanout(
+    conv_forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    weight: torch.Tensor,
+    feature_shape: tuple[int, ...],
+) -> torch.Tensor:
+    """Exact fan-out of every input position ``[C_in, *spatial]`` of a convolution.
+
+    ``conv_forward(x, w)`` must run the convolution with the layer's stride, padding (and padding
+    mode), dilation and groups. The convolution is linear in ``x``, so the gradient of
+    ``Σ conv(x, 1[w ≠ 0])`` with respect to ``x`` counts, for each input position, the nonzero
+    synapses it drives, border effects included (equal to a transposed convolution of a ones tensor
+    with the weight mask).
+    """
+    mask = (weight.detach() != 0).to(torch.float64)
+    x = torch.ones((1, *feature_shape), dtype=torch.float64, requires_grad=True)
+    with torch.enable_grad():
+        conv_forward(x, mask).sum().backward()
+    return x.grad[0].detach()
+
+
+def pool_fanout(pool: torch.nn.Module, feature_shape: tuple[int, ...]) -> torch.Tensor:
+    """Number of pooling windows that contain each input position ``[C, *spatial]`` (float64).
+
+    Computed from the window geometry (kernel, stride, padding, dilation, ceil_mode) with a depthwise
+    ones convolution, cropped to the pooling layer's own output size so ``ceil_mode`` is honoured.
+    """
+    nd = len(feature_shape) - 1
+    def _tuple(v: Any) -> tuple[int, ...]:
+        return tuple(v) if isinstance(v, (tuple, list)) else (int(v),) * nd
+    kernel = _tuple(pool.kernel_size)
+    stride = _tuple(pool.stride if pool.stride is not None else pool.kernel_size)
+    padding = _tuple(pool.padding)
+    dilation = _tuple(getattr(pool, "dilation", 1))
+    with torch.no_grad():
+        out_shape = pool(torch.zeros((1, 1, *feature_shape[1:]))).shape[2:]
+    spatial = feature_shape[1:]
+    # right padding large enough for the windows ceil_mode adds; the crop below drops any extra
+    pad = []
+    for d in reversed(range(nd)):
+        span = (out_shape[d] - 1) * stride[d] + dilation[d] * (kernel[d] - 1) + 1
+        right = max(padding[d], span - spatial[d] - padding[d])
+        pad += [padding[d], right]
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[nd]
+    x = torch.ones((1, 1, *spatial), dtype=torch.float64, requires_grad=True)
+    with torch.enable_grad():
+        y = conv(F.pad(x, pad), torch.ones((1, 1, *kernel), dtype=torch.float64), stride=stride, dilation=dilation)
+        y = y[(slice(None), slice(None), *[slice(0, n) for n in out_shape])]
+        y.sum().backward()
+    return x.grad[0, 0].detach().expand(feature_shape[0], *spatial)
+
+
+def split_leading(x: torch.Tensor, n_features: int, time_steps: int | None, batch: int | None) -> tuple[torch.Tensor, bool]:
+    """View ``x`` as ``[T, B·…, *features]`` when the leading dims reveal time, else ``[1, N, *features]``.
+
+    Returns the view and whether a time axis was found. ``[T, B, *f]`` is time-major; ``[T·B, *f]`` (the
+    flattened form of time-distributed layers) is split when ``T`` and ``B`` are known.
+    """
+    lead = x.shape[: x.dim() - n_features]
+    feats = x.shape[x.dim() - n_features:]
+    if len(lead) >= 2:
+        return x.reshape(lead[0], -1, *feats), True
+    if len(lead) == 1 and time_steps and batch and lead[0] == time_steps * batch:
+        return x.reshape(time_steps, batch, *feats), True
+    return x.reshape(1, -1, *feats), False
+
+
+def numel(shape: tuple[int, ...]) -> int:
+    return int(math.prod(shape))

@@ -1,0 +1,91 @@
+"""``measure(model, inputs, hardware=...)``: run a model under an :class:`EnergyMonitor` and report.
+
+Counting conventions: :mod:`neuromorph.energy.counters`; energy model: :mod:`neuromorph.energy.report`
+(METHODS.md §10).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import torch
+
+from neuromorph.energy.monitor import EnergyMonitor
+from neuromorph.energy.profiles import HardwareProfile, load_profile
+from neuromorph.energy.report import EnergyReport
+from neuromorph.errors import ConfigError, NonFiniteError, ShapeError
+
+__all__ = ["measure", "parse_hardware"]
+
+
+def parse_hardware(hardware: str | HardwareProfile | Sequence[str | HardwareProfile]) -> list[HardwareProfile]:
+    """Profiles from ``"loihi,cmos45nm"``, a list of names/paths/profiles, or one profile."""
+    if isinstance(hardware, (str, HardwareProfile)):
+        items: list[Any] = [h.strip() for h in hardware.split(",")] if isinstance(hardware, str) else [hardware]
+    else:
+        items = list(hardware)
+    items = [h for h in items if not (isinstance(h, str) and not h)]
+    if not items:
+        raise ConfigError("hardware: give at least one profile name (see neuromorph.energy.list_profiles())")
+    return [load_profile(h) for h in items]
+
+
+def _batches(inputs: Any) -> Iterable[torch.Tensor]:
+    if isinstance(inputs, torch.Tensor):
+        yield inputs
+        return
+    for item in inputs:
+        x = item[0] if isinstance(item, (tuple, list)) else item
+        if not isinstance(x, torch.Tensor):
+            raise ShapeError(f"inputs: expected tensors [T, B, ...] or (x, y) pairs, got {type(x).__name__}")
+        yield x
+
+
+@torch.no_grad()
+def measure(
+    model: torch.nn.Module,
+    inputs: torch.Tensor | Iterable[Any],
+    hardware: str | HardwareProfile | Sequence[str | HardwareProfile] = "cmos45nm",
+    ann_hardware: str | HardwareProfile | None = "cmos45nm",
+    max_batches: int | None = None,
+) -> EnergyReport:
+    """Count spikes, synops, MACs and neuron updates per layer of ``model`` on ``inputs`` and cost them.
+
+    Args:
+        model: the network; it is run as is (train/eval mode untouched) under ``torch.no_grad`` with
+            forward hooks that are removed afterwards.
+        inputs: one time-major tensor ``[T, B, ...]``, or an iterable of them / of ``(x, y)`` pairs
+            (e.g. a DataLoader); counts are summed and reported per inference (per sample).
+        hardware: profile name(s) (``"loihi,cmos45nm"``, ``"cmos45nm:int8"``), ``.toml`` path(s) or
+            :class:`HardwareProfile` objects.
+        ann_hardware: profile whose ``mac`` energy prices the ANN equivalent; ``None`` skips it.
+        max_batches: stop after this many batches of an iterable.
+
+    Returns an :class:`EnergyReport` (``table()``, ``to_json()``, ``plot(path)``). Raises ``ConfigError``
+    for an unknown profile (listing the known ones), a profile missing an energy the model needs (naming
+    it and the layer), or layers the counter does not understand (naming them).
+    """
+    profiles = parse_hardware(hardware)
+    ann_profile = load_profile(ann_hardware) if ann_hardware is not None else None
+    monitor = EnergyMonitor(model)
+    samples = 0
+    time_steps = 0
+    with monitor:
+        for i, x in enumerate(_batches(inputs)):
+            if max_batches is not None and i >= max_batches:
+                break
+            if x.dim() < 2:
+                raise ShapeError(f"inputs: expected a time-major tensor [T, B, ...], got shape {tuple(x.shape)}")
+            if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+                raise NonFiniteError("inputs contain NaN or Inf; operation counts would be meaningless")
+            monitor.time_steps, monitor.batch_size = int(x.shape[0]), int(x.shape[1])
+            model(x)
+            samples += int(x.shape[1])
+            time_steps = max(time_steps, int(x.shape[0]))
+    if samples == 0:
+        raise ShapeError("inputs: no batch was given")
+    monitor.check()
+    for rec in monitor.layers:
+        rec.samples = samples
+        rec.steps = time_steps
+    return EnergyReport.build(monitor.layers, samples, time_steps, profiles, ann_profile)

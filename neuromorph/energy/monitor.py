@@ -1,0 +1,425 @@
+"""Monitors that count spikes and operations per layer by forward hooks, without changing the model.
+
+``EnergyMonitor(model)`` is a context manager: inside it every forward pass of ``model`` is counted;
+on exit every hook is removed, so the model is exactly as before (same outputs, same state dict).
+Counting rules are in :mod:`neuromorph.energy.counters`. Counts are taken on the tensors a layer
+actually receives, so spikes removed by Random Spike Masking (``SpikeMask``) or dropout never count.
+
+Known layers: ``Linear``, ``Conv1d/2d/3d`` (synaptic), ``MaxPool``/``AvgPool`` 1d/2d/3d (pooling),
+every ``neuromorph.nn.SpikingNeuron`` (neuron updates and emitted spikes), modules flagged
+``emits_spikes`` such as ``SpikeMask`` (spikes passed on), ``DelayedLinear`` (when present), and
+cost-free layers (BatchNorm, folded into weights at inference; Dropout; Flatten; Unflatten; Identity).
+Linear algebra called directly inside a container's ``forward`` (``F.linear``, ``F.conv*``,
+``matmul``/``@``, ``mm``, ``bmm``) is caught by a ``TorchFunctionMode`` and counted too, e.g. the
+``Q·Kᵀ`` product of two spike tensors in attention (dense MACs, METHODS.md §10). Any other leaf layer
+is reported by name and type (``ConfigError``), never counted as zero silently; teach the monitor
+with :func:`register_rule`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+from neuromorph.energy.counters import (
+    LayerCounts,
+    conv_fanout,
+    is_binary,
+    linear_fanout,
+    numel,
+    pool_fanout,
+    split_leading,
+)
+from neuromorph.errors import ConfigError
+
+__all__ = ["EnergyMonitor", "register_rule", "unregister_rule", "FREE", "CONTAINER", "NEURON"]
+
+#: rule meaning "costs nothing at inference" (e.g. BatchNorm folded into weights)
+FREE = "free"
+#: rule meaning "look inside: count its children and the linear algebra in its forward"
+CONTAINER = "container"
+#: rule meaning "a spiking neuron taking [T, B, ...]" (e.g. a peer library's multi-step LIF node)
+NEURON = "neuron"
+
+Handler = Callable[["EnergyMonitor", str, torch.nn.Module, tuple, Any], None]
+_USER_RULES: list[tuple[type, Any]] = []
+
+
+def register_rule(cls: type, rule: str | Handler) -> None:
+    """Tell monitors how to count layers of type ``cls``.
+
+    ``rule`` is :data:`FREE`, :data:`CONTAINER`, :data:`NEURON` (input ``[T, B, ...]``, one update per
+    neuron per step, binary output counted as spikes), or a callable
+    ``rule(monitor, name, module, inputs, output)`` that updates ``monitor.record(name, module, role)``.
+    User rules take precedence over the built-in ones (later registrations first).
+    """
+    if not (rule in (FREE, CONTAINER, NEURON) or callable(rule)):
+        raise ConfigError(f"register_rule: rule={rule!r} must be {FREE!r}, {CONTAINER!r}, {NEURON!r} or a callable")
+    if not isinstance(cls, type):
+        raise ConfigError(f"register_rule: cls={cls!r} is not a class")
+    _USER_RULES.insert(0, (cls, _neuron_rule if rule == NEURON else rule))
+
+
+def unregister_rule(cls: type) -> None:
+    """Remove the rules registered for exactly ``cls``."""
+    _USER_RULES[:] = [(c, r) for c, r in _USER_RULES if c is not cls]
+
+
+def _nn_class(name: str) -> type | None:
+    try:
+        import neuromorph.nn as nmnn
+    except Exception:  # the core may be mid-edit; the torch base classes still work
+        return None
+    return getattr(nmnn, name, None)
+
+
+def _output_tensor(output: Any) -> torch.Tensor | None:
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]  # streaming neurons return (spikes, state)
+    return None
+
+
+# ----------------------------------------------------------------------------------- built-in rules
+
+
+def _count_synaptic(mon: "EnergyMonitor", name: str, module: torch.nn.Module, x: torch.Tensor,
+                    fan: torch.Tensor, role: str = "synaptic") -> None:
+    """Synops (binary input) or dense MACs (real input) of a layer with per-position fan-out ``fan``."""
+    rec = mon.record(name, module, role)
+    nfeat = fan.dim()
+    xv, timed = split_leading(x.detach(), nfeat, mon.time_steps, mon.batch_size)
+    slots = xv.shape[0] * xv.shape[1]
+    rec.neurons = numel(tuple(fan.shape))
+    rec.slots += slots
+    rec.calls += 1
+    total_fan = float(fan.sum())
+    binary = is_binary(xv)
+    rec.input_type = _merge_type(rec.input_type, "spikes" if binary else "real")
+    if role == "synaptic":
+        rec.ann_macs_per_sample = total_fan
+    if binary:
+        xd = xv.to(torch.float64)
+        dims = tuple(range(1, xd.dim()))
+        spikes = xd.sum(dim=dims)
+        ops = (xd * fan).sum(dim=dims)
+        rec.spikes_in += float(spikes.sum())
+        if role == "synaptic":
+            rec.synops += float(ops.sum())
+        else:
+            rec.acs += float(ops.sum())
+        if timed:
+            rec.add_per_step("spikes_per_step", spikes)
+            if role == "synaptic":
+                rec.add_per_step("synops_per_step", ops)
+    elif role == "synaptic":
+        rec.macs += slots * total_fan
+    else:
+        rec.acs += slots * total_fan
+
+
+def _merge_type(old: str, new: str) -> str:
+    return new if old in ("", new) else "mixed"
+
+
+def _linear_rule(mon, name, module, inputs, output):
+    _count_synaptic(mon, name, module, inputs[0], linear_fanout(module.weight))
+
+
+def _conv_rule(mon, name, module, inputs, output):
+    x = inputs[0]
+    nd = module.weight.dim() - 2
+    feature_shape = tuple(x.shape[-(nd + 1):])
+    key = (id(module), feature_shape, "conv")
+    fan = mon._cache.get(key)
+    if fan is None:
+        # the module's own _conv_forward applies its stride, padding (and padding_mode), dilation, groups
+        fan = conv_fanout(lambda inp, w: module._conv_forward(inp, w, None), module.weight, feature_shape)
+        mon._cache[key] = fan
+    _count_synaptic(mon, name, module, x, fan)
+
+
+def _pool_rule(mon, name, module, inputs, output):
+    x = inputs[0]
+    nd = 1 if isinstance(module, (torch.nn.MaxPool1d, torch.nn.AvgPool1d)) else (
+        2 if isinstance(module, (torch.nn.MaxPool2d, torch.nn.AvgPool2d)) else 3)
+    feature_shape = tuple(x.shape[-(nd + 1):])
+    key = (id(module), feature_shape, "pool")
+    fan = mon._cache.get(key)
+    if fan is None:
+        fan = pool_fanout(module, feature_shape)
+        mon._cache[key] = fan
+    _count_synaptic(mon, name, module, x, fan, role="pool")
+
+
+def _neuron_rule(mon, name, module, inputs, output):
+    x = inputs[0]
+    out = _output_tensor(output)
+    rec = mon.record(name, module, "neuron")
+    if x.dim() < 2:
+        raise ConfigError(f"layer {name!r} ({type(module).__name__}): expected input [T, B, ...], got shape {tuple(x.shape)}")
+    rec.neurons = numel(tuple(x.shape[2:]))
+    rec.slots += x.shape[0] * x.shape[1]
+    rec.calls += 1
+    rec.neuron_updates += float(x.numel())
+    rec.input_type = _merge_type(rec.input_type, "spikes" if is_binary(x) else "real")
+    if out is not None and is_binary(out):
+        per_step = out.detach().to(torch.float64).reshape(out.shape[0], -1).sum(1)
+        rec.spikes_out += float(per_step.sum())
+        rec.add_per_step("spikes_per_step", per_step)
+
+
+def _mask_rule(mon, name, module, inputs, output):
+    x = inputs[0]
+    out = _output_tensor(output)
+    rec = mon.record(name, module, "mask")
+    xv, timed = split_leading(x.detach(), max(x.dim() - 2, 1) if x.dim() >= 3 else 1, mon.time_steps, mon.batch_size)
+    rec.neurons = numel(tuple(xv.shape[2:]))
+    rec.slots += xv.shape[0] * xv.shape[1]
+    rec.calls += 1
+    rec.input_type = _merge_type(rec.input_type, "spikes" if is_binary(x) else "real")
+    rec.spikes_in += float(x.detach().to(torch.float64).sum())
+    if out is not None:
+        ov = out.detach().to(torch.float64).reshape(xv.shape)
+        per_step = ov.reshape(ov.shape[0], -1).sum(1)
+        rec.spikes_out += float(per_step.sum())
+        if timed:
+            rec.add_per_step("spikes_per_step", per_step)
+
+
+def _delayed_linear_rule(mon, name, module, inputs, output):
+    """DelayedLinear (DCLS delays): one synop per input spike per (output, input) pair with a nonzero
+    weight; the delay only shifts when the accumulate happens, so it adds no operation."""
+    weight = getattr(module, "weight", None)
+    if weight is None:
+        raise ConfigError(f"layer {name!r} (DelayedLinear): no 'weight' attribute to read the synapses from")
+    w = weight.detach()
+    if w.dim() == 3:
+        # [out, in, K] kernel taps: a synapse exists where any tap is nonzero (one tap after rounding)
+        w = w.abs().sum(-1)
+    elif w.dim() != 2:
+        raise ConfigError(f"layer {name!r} (DelayedLinear): weight of shape {tuple(w.shape)} is neither [out, in] nor [out, in, K]")
+    _count_synaptic(mon, name, module, inputs[0], linear_fanout(w))
+
+
+def _builtin_rule(module: torch.nn.Module) -> str | Handler | None:
+    for cls, rule in _USER_RULES:
+        if isinstance(module, cls):
+            return rule
+    neuron_cls = _nn_class("SpikingNeuron")
+    if neuron_cls is not None and isinstance(module, neuron_cls):
+        return _neuron_rule
+    delayed = _nn_class("DelayedLinear")
+    if delayed is not None and isinstance(module, delayed):
+        return _delayed_linear_rule
+    if getattr(module, "emits_spikes", False):
+        return _mask_rule
+    if isinstance(module, torch.nn.Linear):
+        return _linear_rule
+    if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)):
+        return _conv_rule
+    if isinstance(module, (torch.nn.MaxPool1d, torch.nn.MaxPool2d, torch.nn.MaxPool3d,
+                           torch.nn.AvgPool1d, torch.nn.AvgPool2d, torch.nn.AvgPool3d)):
+        return _pool_rule
+    if isinstance(module, (torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropout._DropoutNd,
+                           torch.nn.Flatten, torch.nn.Unflatten, torch.nn.Identity)):
+        return FREE
+    if next(module.children(), None) is not None:
+        return CONTAINER
+    return None
+
+
+# ------------------------------------------------------------------------- functional linear algebra
+
+_MATMULS = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.mm, torch.bmm, torch.Tensor.mm, torch.Tensor.bmm}
+_CONVS = {F.conv1d: 1, F.conv2d: 2, F.conv3d: 3}
+
+
+class _FunctionCounter(TorchFunctionMode):
+    def __init__(self, monitor: "EnergyMonitor") -> None:
+        super().__init__()
+        self.monitor = monitor
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        mon = self.monitor
+        if mon._opaque == 0 and mon._active and (func in _MATMULS or func in _CONVS or func is F.linear):
+            mon._count_functional(func, args, kwargs, out)
+        return out
+
+
+class EnergyMonitor:
+    """Count spikes, synops, MACs and neuron updates of ``model`` per layer while the context is open.
+
+    Args:
+        model: any ``torch.nn.Module``; hooks are attached on entry and removed on exit.
+        time_steps, batch_size: ``T`` and ``B`` of the inputs, used to split the flattened ``[T·B, ...]``
+            form of time-distributed layers into time steps (``measure`` sets them).
+
+    After the forward passes, ``layers`` holds one :class:`LayerCounts` per counted layer in call order.
+    ``check()`` raises ``ConfigError`` naming every layer the monitor does not understand.
+    """
+
+    def __init__(self, model: torch.nn.Module, time_steps: int | None = None, batch_size: int | None = None) -> None:
+        self.model = model
+        self.time_steps = time_steps
+        self.batch_size = batch_size
+        self._records: dict[str, LayerCounts] = {}
+        self._unknown: dict[str, str] = {}
+        self._cache: dict[tuple, torch.Tensor] = {}
+        self._handles: list[Any] = []
+        self._names: dict[int, str] = {}
+        self._rules: dict[int, Any] = {}
+        self._stack: list[torch.nn.Module] = []
+        self._opaque = 0
+        self._active = False
+        self._fn_calls: dict[int, int] = {}
+        self._mode: _FunctionCounter | None = None
+
+    # -- records
+    @property
+    def layers(self) -> list[LayerCounts]:
+        return list(self._records.values())
+
+    @property
+    def unknown_layers(self) -> dict[str, str]:
+        """``{name: type}`` of leaf layers met in the forward pass that no rule covers."""
+        return dict(self._unknown)
+
+    def record(self, name: str, module: torch.nn.Module | None, role: str) -> LayerCounts:
+        rec = self._records.get(name)
+        if rec is None:
+            kind = type(module).__name__ if module is not None else role
+            rec = self._records[name] = LayerCounts(name=name, kind=kind, role=role)
+        return rec
+
+    def check(self) -> None:
+        if self._unknown:
+            listed = ", ".join(f"{n!r} ({t})" for n, t in self._unknown.items())
+            raise ConfigError(
+                f"the energy counter does not understand these layers: {listed}; they would be counted as "
+                f"zero. Register a rule with neuromorph.energy.register_rule(cls, 'free' | 'container' | handler)"
+            )
+
+    # -- hooks
+    def __enter__(self) -> "EnergyMonitor":
+        for name, module in self.model.named_modules():
+            if id(module) in self._names:
+                continue
+            self._names[id(module)] = name or type(module).__name__
+            self._rules[id(module)] = _builtin_rule(module)
+            self._handles.append(module.register_forward_pre_hook(self._pre))
+            self._handles.append(module.register_forward_hook(self._post))
+        self._mode = _FunctionCounter(self)
+        self._mode.__enter__()
+        self._active = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._active = False
+        if self._mode is not None:
+            self._mode.__exit__(*exc)
+            self._mode = None
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        self._stack.clear()
+        self._opaque = 0
+
+    def _pre(self, module, inputs):
+        if not self._active:
+            return
+        self._stack.append(module)
+        rule = self._rules.get(id(module))
+        if self._opaque or rule != CONTAINER:
+            self._opaque += 1
+        else:
+            self._fn_calls[id(module)] = 0
+
+    def _post(self, module, inputs, output):
+        if not self._active or not self._stack:
+            return
+        self._stack.pop()
+        rule = self._rules.get(id(module))
+        if self._opaque == 0:  # a container finishing
+            return
+        outermost = self._opaque == 1
+        try:
+            if outermost:
+                name = self._names[id(module)]
+                if rule is None:
+                    self._unknown[name] = type(module).__name__
+                elif callable(rule):
+                    with torch.no_grad():
+                        rule(self, name, module, inputs, output)
+        finally:
+            self._opaque -= 1
+
+    def _count_functional(self, func, args, kwargs, out) -> None:
+        container = next((m for m in reversed(self._stack)), None)
+        cname = self._names.get(id(container), "<top>") if container is not None else "<top>"
+        key = id(container)
+        k = self._fn_calls.get(key, 0)
+        self._fn_calls[key] = k + 1
+        opname = getattr(func, "__name__", str(func)).strip("_")
+        name = f"{cname}/{opname}#{k}"
+        self._opaque += 1  # the counting below must not count itself
+        try:
+            with torch.no_grad():
+                self._functional_counts(name, func, args, kwargs, out)
+        finally:
+            self._opaque -= 1
+
+    def _functional_counts(self, name, func, args, kwargs, out) -> None:
+        if func is F.linear:
+            x, w = args[0], (args[1] if len(args) > 1 else kwargs["weight"])
+            rec = self.record(name, None, "functional")
+            rec.kind = "F.linear"
+            _count_synaptic(self, name, None, x, linear_fanout(w))
+            return
+        if func in _CONVS:
+            nd = _CONVS[func]
+            x, w = args[0], (args[1] if len(args) > 1 else kwargs["weight"])
+            names = ("stride", "padding", "dilation", "groups")
+            extra = {n: (args[3 + i] if len(args) > 3 + i else kwargs.get(n)) for i, n in enumerate(names)}
+            extra = {n: v for n, v in extra.items() if v is not None}
+            feature_shape = tuple(x.shape[-(nd + 1):])
+            fan = conv_fanout(lambda inp, m: func(inp, m, None, **extra), w, feature_shape)
+            rec = self.record(name, None, "functional")
+            rec.kind = f"F.conv{nd}d"
+            _count_synaptic(self, name, None, x, fan)
+            return
+        a, b = args[0], args[1]
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.dim() < 2 or b.dim() < 2:
+            a2 = a if isinstance(a, torch.Tensor) else torch.as_tensor(a)
+            inner = a2.shape[-1] if a2.dim() else 1
+            dense = float(out.numel() * inner)
+            ba = bb = False
+        else:
+            inner = a.shape[-1]
+            dense = float(out.numel() * inner)
+            ba, bb = is_binary(a), is_binary(b)
+        rec = self.record(name, None, "functional")
+        rec.kind = "matmul"
+        rec.calls += 1
+        slots = (self.time_steps or 1) * (self.batch_size or 1)
+        rec.ann_macs_per_sample = dense / slots
+        if ba and bb:
+            # a product of two spike tensors: METHODS.md §10 counts it as dense MACs
+            rec.input_type = _merge_type(rec.input_type, "spikes x spikes")
+            rec.macs += dense
+        elif ba or bb:
+            spikes, other = (a, b) if ba else (b, a)
+            mask = (other != 0).to(torch.float64)
+            ops = torch.matmul(a.to(torch.float64), mask) if ba else torch.matmul(mask, b.to(torch.float64))
+            rec.input_type = _merge_type(rec.input_type, "spikes")
+            rec.spikes_in += float(spikes.to(torch.float64).sum())
+            rec.synops += float(ops.sum())
+        else:
+            rec.input_type = _merge_type(rec.input_type, "real")
+            rec.macs += dense
