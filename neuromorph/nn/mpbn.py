@@ -1,0 +1,240 @@
+"""MPBN: membrane-potential batch normalisation between charge and fire, and its folding into thresholds.
+
+Source: Guo et al., "Membrane Potential Batch Normalization for Spiking Neural Networks", ICCV 2023;
+official code ``yfguo91/MPBN@149379d`` (``models/spike_layer.py``). See METHODS.md §2.
+
+Per step (time in steps)::
+
+    u_t = λ v_{t-1} + x_t                          charge (λ = 0.25: τ = 4/3, no input decay)
+    ũ_t = γ (u_t − μ) / sqrt(σ² + ε) + β            MPBN, one BN shared by all t
+    o_t = H(ũ_t − θ)                                strict ">", θ = 0.5
+    v_t = u_t (1 − o_t)                             hard reset on the RAW potential u, not on ũ
+
+Channel-wise MPBN (the official code) has one (μ, σ², γ, β) per channel with statistics over batch and
+space; the element-wise form (paper only) has one per neuron (c, h, w) with statistics over the batch.
+In training mode each step is normalised with that step's batch statistics and the running statistics
+are an EMA over all T calls, as in the official code (``BatchNorm2d`` called once per step).
+
+Folding (eval mode):  o_t = H(s (u_t − θ̃)) with  θ̃ = (θ − β) sqrt(σ² + ε)/γ + μ  and  s = sign(γ):
+for γ < 0 the inequality flips, so the folded neuron fires when u < θ̃ (test s·u > s·θ̃); for γ = 0,
+ũ ≡ β, so it fires at every step when β > θ (θ̃ = −∞) and never otherwise (θ̃ = +∞).
+Note SpikingJelly's ``MPBNLIFNode`` resets the normalised potential instead; it is not equivalent.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from neuromorph.errors import ConfigError, ShapeError, check_choice
+from neuromorph.functional.surrogate import get_surrogate
+from neuromorph.kernels import reference
+from neuromorph.kernels import run as run_dynamics
+from neuromorph.kernels.config import DynamicsConfig, DynamicsParams
+
+__all__ = ["MPBN", "MPBNLIF", "fold_mpbn"]
+
+
+class MPBN(torch.nn.Module):
+    """Batch norm of the membrane potential ``u_t`` ``[B, *features]`` (applied per time step).
+
+    Args:
+        features: the number of channels C (``mode="channel"``; input ``[B, C, ...]``) or the full
+            feature shape, e.g. ``(C, H, W)`` (``mode="element"``: one statistic per neuron).
+        mode: ``"channel"`` (official code) or ``"element"`` (paper's element-wise form).
+        eps, momentum: as ``torch.nn.BatchNorm2d`` (PyTorch defaults, as in the official code).
+    """
+
+    def __init__(self, features: int | Sequence[int], mode: str = "channel", eps: float = 1e-5, momentum: float = 0.1) -> None:
+        super().__init__()
+        check_choice("MPBN mode", mode, ("channel", "element"))
+        shape = (features,) if isinstance(features, int) else tuple(int(f) for f in features)
+        if mode == "channel" and len(shape) != 1:
+            raise ConfigError(f"MPBN: mode='channel' takes the channel count, got features={features!r}")
+        if not shape or any(f < 1 for f in shape):
+            raise ConfigError(f"MPBN: features={features!r} must be positive")
+        self.mode = mode
+        self.shape = shape
+        self.eps = float(eps)
+        self.momentum = float(momentum)
+        self.weight = torch.nn.Parameter(torch.ones(shape))
+        self.bias = torch.nn.Parameter(torch.zeros(shape))
+        self.register_buffer("running_mean", torch.zeros(shape))
+        self.register_buffer("running_var", torch.ones(shape))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def _check(self, u: torch.Tensor) -> None:
+        if self.mode == "channel":
+            ok = u.dim() >= 2 and u.shape[1] == self.shape[0]
+        else:
+            ok = tuple(u.shape[1:]) == self.shape
+        if not ok:
+            want = f"[B, {self.shape[0]}, ...]" if self.mode == "channel" else f"[B, {', '.join(map(str, self.shape))}]"
+            raise ShapeError(f"MPBN({self.mode}): membrane of shape {tuple(u.shape)} does not match {want}")
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        """ũ = γ (u − μ)/sqrt(σ² + ε) + β for one step's membrane ``u`` ``[B, *features]``."""
+        self._check(u)
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        if self.mode == "channel":
+            return F.batch_norm(u, self.running_mean, self.running_var, self.weight, self.bias, self.training, self.momentum, self.eps)
+        flat = F.batch_norm(
+            u.reshape(u.shape[0], -1),
+            self.running_mean.view(-1),  # views: batch_norm updates the running statistics in place
+            self.running_var.view(-1),
+            self.weight.view(-1),
+            self.bias.view(-1),
+            self.training,
+            self.momentum,
+            self.eps,
+        )
+        return flat.view(u.shape)
+
+    def folded_threshold(self, threshold: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(θ̃, s): the per-channel ``[C]`` or per-neuron ``features`` threshold and firing sign.
+
+        Computed in float64 from the running statistics.
+        """
+        theta = torch.as_tensor(threshold, dtype=torch.float64)
+        gamma, beta = self.weight.detach().double(), self.bias.detach().double()
+        std = torch.sqrt(self.running_var.double() + self.eps)
+        mu = self.running_mean.double()
+        safe_gamma = torch.where(gamma == 0, torch.ones_like(gamma), gamma)
+        folded = (theta - beta) * std / safe_gamma + mu
+        # γ = 0: ũ ≡ β, so the neuron fires always (β > θ) or never; ±inf thresholds say exactly that
+        inf = torch.full_like(folded, float("inf"))
+        folded = torch.where(gamma == 0, torch.where(beta > theta, -inf, inf), folded)
+        sign = torch.where(gamma < 0, -torch.ones_like(gamma), torch.ones_like(gamma))
+        return folded, sign
+
+
+class MPBNLIF(torch.nn.Module):
+    """LIF neuron with membrane-potential batch norm between charge and fire (MPBN, METHODS.md §2).
+
+    Input ``[T, B, *features]`` (float), output spikes of the same shape, stateless across calls.
+    Defaults are the official code's: λ = 0.25 (``tau=4/3``, ``decay_input=False``), θ = 0.5, hard
+    reset to 0 on the raw potential, surrogate ``"mpr"`` with k = 3 (the tanh bump on [0, 1] of ũ).
+
+    ``features``/``mode`` are those of :class:`MPBN`. After :func:`fold_mpbn` the module has
+    ``mpbn = None``, a per-channel/per-neuron ``threshold`` θ̃ and a ``fire_sign`` buffer (−1 where
+    γ < 0), and emits exactly the spikes of the unfolded module in eval mode.
+
+    The neuron runs on the reference backend (its ``pre_fire`` hook applies MPBN while the reset keeps
+    acting on the raw potential); a folded neuron with all signs positive is a plain per-channel
+    threshold LIF and uses ``backend``.
+    """
+
+    def __init__(
+        self,
+        features: int | Sequence[int],
+        mode: str = "channel",
+        tau: float = 4.0 / 3.0,
+        threshold: float = 0.5,
+        reset: str = "hard",
+        v_reset: float = 0.0,
+        decay_input: bool = False,
+        detach_reset: bool = False,
+        surrogate: str = "mpr",
+        alpha: float | None = None,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        if not float(tau) >= 1.0:
+            raise ConfigError(f"MPBNLIF: tau={tau!r} must be >= 1 (time steps; decay 1 - 1/tau in [0, 1))")
+        check_choice("MPBNLIF reset", reset, ("soft", "hard", "none"))
+        self.mpbn: MPBN | None = MPBN(features, mode=mode, eps=eps, momentum=momentum)
+        self.register_buffer("tau", torch.tensor(float(tau)))
+        self.register_buffer("threshold", torch.tensor(float(threshold)))
+        self.register_buffer("fire_sign", None)
+        self.reset = reset
+        self.v_reset = float(v_reset)
+        self.decay_input = bool(decay_input)
+        self.detach_reset = bool(detach_reset)
+        self.surrogate = get_surrogate(surrogate, alpha)
+        self.backend = backend
+        self.features = self.mpbn.shape
+        self.mode = mode
+
+    @property
+    def folded(self) -> bool:
+        return self.mpbn is None
+
+    def _config(self) -> DynamicsConfig:
+        return DynamicsConfig(
+            reset=self.reset, v_reset=self.v_reset, decay_input=self.decay_input,
+            detach_reset=self.detach_reset, surrogate=self.surrogate,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 3:
+            raise ShapeError(f"MPBNLIF: input must be [T, B, *features], got shape {tuple(x.shape)}")
+        beta = (1.0 - 1.0 / self.tau).to(x.dtype)
+        threshold = self.threshold.to(x.dtype)
+        if self.mode == "channel" and threshold.dim() == 1:  # folded [C] -> [C, 1, ..., 1]
+            threshold = threshold.view((-1,) + (1,) * (x.dim() - 3))
+        cfg = self._config()
+        if self.mpbn is not None:
+            params = DynamicsParams(beta=beta, threshold=threshold)
+            spikes, _, _ = reference.run(x, params, cfg, pre_fire=lambda h, t: self.mpbn(h))
+            return spikes
+        sign = self.fire_sign
+        if sign is not None and self.mode == "channel":
+            sign = sign.view((-1,) + (1,) * (x.dim() - 3))
+        if sign is None or bool((sign > 0).all()):
+            spikes, _, _ = run_dynamics(x, DynamicsParams(beta=beta, threshold=threshold), cfg, backend=self.backend)
+            return spikes
+        # s·u > s·θ̃: multiply the tested potential by the sign, keep the reset on the raw u
+        sign = sign.to(x.dtype)
+        params = DynamicsParams(beta=beta, threshold=sign * threshold)
+        spikes, _, _ = reference.run(x, params, cfg, pre_fire=lambda h, t: sign * h)
+        return spikes
+
+    def extra_repr(self) -> str:
+        state = "folded" if self.folded else f"mpbn={self.mode}"
+        return f"features={self.features}, tau={float(self.tau):.4g}, reset={self.reset!r}, {state}"
+
+
+def fold_mpbn(model: torch.nn.Module, allow_negative_gamma: bool = True) -> torch.nn.Module:
+    """Remove every MPBN of ``model`` (in place) and write the equivalent thresholds; returns ``model``.
+
+    θ̃ = (θ − β) sqrt(σ² + ε)/γ + μ per channel (channel-wise) or per neuron (element-wise), with the
+    firing sign s = sign(γ) (METHODS.md §2). In eval mode the folded model emits exactly the spikes of
+    the unfolded one. ``allow_negative_gamma=False`` refuses γ < 0 (for targets that cannot flip a
+    comparison, e.g. hardware export) instead of storing a sign.
+
+    Raises:
+        ConfigError: a neuron in training mode (its batch statistics cannot be folded), or with
+            γ < 0 when not allowed; the message names the layer.
+    """
+    found = False
+    for name, m in model.named_modules():
+        if not isinstance(m, MPBNLIF) or m.mpbn is None:
+            continue
+        found = True
+        label = name or type(model).__name__
+        if m.training or m.mpbn.training:
+            raise ConfigError(
+                f"fold_mpbn: layer {label!r} is in training mode; call model.eval() first "
+                "(folding uses the running statistics, training mode uses batch statistics)"
+            )
+        if int(m.mpbn.num_batches_tracked) == 0:
+            raise ConfigError(
+                f"fold_mpbn: layer {label!r} has no running statistics yet (never run in training mode); "
+                "folding would bake in the initial mean 0 / variance 1"
+            )
+        threshold, sign = m.mpbn.folded_threshold(m.threshold)
+        if not allow_negative_gamma and bool((sign < 0).any()):
+            bad = (m.mpbn.weight.detach() < 0).nonzero().flatten().tolist()
+            raise ConfigError(f"fold_mpbn: layer {label!r} has gamma < 0 at {bad[:10]}; the folded neuron would fire below its threshold")
+        dtype = m.tau.dtype
+        m.threshold = threshold.to(dtype)
+        m.fire_sign = sign.to(dtype)
+        m.mpbn = None
+    if not found:
+        raise ConfigError(f"fold_mpbn: {type(model).__name__} contains no unfolded MPBNLIF layer")
+    return model
