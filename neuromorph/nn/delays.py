@@ -1,0 +1,428 @@
+"""Learnable synaptic delays by Dilated Convolution with Learnable Spacings (DCLS).
+
+Hammouamri, Khalfaoui-Hassani, Masquelier, "Learning Delays in Spiking Neural Networks using Dilated
+Convolutions with Learnable Spacings", ICLR 2024 (code: Thvnvtos/SNN-delays@d169b4e, library
+K-H-Ismail/Dilated-Convolution-with-Learnable-Spacings-PyTorch@83de562, ``DCLS/construct/modules.py``).
+The equations below are those of METHODS.md §3(b).
+
+A fully connected layer in which every synapse i→j has a weight ``w_ji`` and a real-valued position
+``P_ji ∈ [-⌊K/2⌋, ⌊K/2⌋]``. The layer is a 1-D convolution over time whose kernel for (j, i) holds a
+single tap at delay ``d_ji = ⌊K/2⌋ - P_ji`` steps, spread into a normalised Gaussian so that the
+position is differentiable::
+
+    c_ji    = P_ji + ⌊K/2⌋                                     (tap index of the centre, 0..K-1)
+    g_ji[n] = exp(-½ ((n - c_ji) / σ_eff)²),  σ_eff = |σ| + 0.27        ("gauss" form, training)
+    g_ji[n] = relu(|σ| + 1 - |n - c_ji|)                              ("max" form, inference)
+    k_ji[n] = w_ji · g_ji[n] / (Σ_m g_ji[m] + 1e-7)                     (taps sum to w_ji)
+    y_j[t]  = Σ_i Σ_n k_ji[n] · s_i[t + n - (K-1)]                      (tap n is delay K-1-n)
+
+for ``t = 0 .. T + ⌊(K-1)/2⌋ - 1``: the output is ``⌊(K-1)/2⌋`` steps longer than the input so that
+delayed spikes still reach the next layer (the SNN-delays convention: zero-pad K-1 steps on the left
+and ⌊(K-1)/2⌋ on the right, then a valid cross-correlation).
+
+Choices (documented where they differ from the reference code):
+- Tensors are time-major ``[T, B, in] -> [T + ⌊(K-1)/2⌋, B, out]`` (the reference permutes to
+  ``[B, C, T]`` and pads by hand around ``Dcls1d``).
+- The convolution over time is computed by FFT by default: per frequency one ``[B, in] x [in, out]``
+  complex product instead of K real products per time step, about K/4 times fewer operations. It
+  equals the direct ``conv1d`` to float rounding (relative 1e-6 in float32); ``method="direct"`` runs
+  ``torch.nn.functional.conv1d`` exactly as ``Dcls1d`` does.
+- σ is a (non-trained) buffer of shape ``[out, in]``, as in SNN-delays where ``SIG`` has
+  ``requires_grad=False`` and one value for the whole layer; :class:`SigmaSchedule` shrinks it.
+- In the "max" form the taps are normalised without DCLS's 1e-7 (their sum is >= 1 anyway), so a
+  rounded synapse is exactly one tap of weight w; DCLS gives w/(1 + 1e-7) there.
+- The kernel form ("gauss" or "max") is saved in the state dict (``_extra_state``) so that a rounded
+  model reloads as a rounded model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from neuromorph.errors import ConfigError, NonFiniteError, ShapeError, check_choice
+
+__all__ = [
+    "DelayedLinear",
+    "SigmaSchedule",
+    "clamp_after_step",
+    "clamp_positions",
+    "delay_kernel_size",
+    "delayed_layers",
+    "round_delays",
+    "rounded_delays",
+]
+
+FORMS = ("gauss", "max")
+METHODS = ("auto", "fft", "direct")
+SIGMA_OFFSET = 0.27  # σ_eff = |σ| + 0.27 (DCLS library since 2023-06; METHODS.md §3(b))
+NORM_EPS = 1e-7  # added to the tap sum before normalising (DCLS)
+# Below this kernel length the direct conv1d does fewer operations than the FFT path.
+_FFT_MIN_KERNEL = 5
+
+
+def delay_kernel_size(max_delay: float, dt: float = 1.0) -> int:
+    """Kernel length K for a maximum delay: ``K = ⌊max_delay / dt⌋``, made odd by adding 1 if even.
+
+    METHODS.md §3(b): 250 ms at dt = 10 ms gives K = 25 (SHD); 300 ms gives 30, bumped to 31 (SSC/GSC).
+    Delays then range over 0 .. K-1 steps. ``max_delay`` shorter than one step raises ``ConfigError``.
+    """
+    if isinstance(max_delay, bool) or not isinstance(max_delay, (int, float)) or not math.isfinite(max_delay):
+        raise ConfigError(f"max_delay={max_delay!r} must be a finite number")
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not (dt > 0 and math.isfinite(dt)):
+        raise ConfigError(f"dt={dt!r} must be a finite number > 0")
+    steps = math.floor(max_delay / dt + 1e-9)  # 1e-9: 0.3 / 0.1 must give 3, not 2
+    if steps < 1:
+        raise ConfigError(f"max_delay={max_delay!r} is shorter than one time step (dt={dt!r}); it must be >= dt")
+    return steps if steps % 2 == 1 else steps + 1
+
+
+def _fft_length(n: int) -> int:
+    """Smallest length >= n whose prime factors are 2, 3 and 5 (fast for every FFT library)."""
+    m = n
+    while True:
+        r = m
+        for p in (2, 3, 5):
+            while r % p == 0:
+                r //= p
+        if r == 1:
+            return m
+        m += 1
+
+
+class DelayedLinear(torch.nn.Module):
+    """Fully connected layer with one learnable weight and one learnable delay per synapse (DCLS).
+
+    Equations: see the module docstring (METHODS.md §3(b), Hammouamri et al. ICLR 2024).
+
+    Args:
+        in_features, out_features: numbers of presynaptic and postsynaptic neurons.
+        max_delay: the longest delay, in steps (or in the units of ``dt`` when given); the kernel
+            length is ``K = delay_kernel_size(max_delay, dt)`` (odd), delays span 0 .. K-1 steps.
+        dt: length of one time step in the units of ``max_delay`` (default 1: ``max_delay`` in steps).
+        form: "gauss" (training; Gaussian taps of width σ_eff = |σ| + 0.27) or "max" (triangular taps
+            relu(|σ| + 1 - |n - c|); with σ = 0 and integer positions, one tap per synapse).
+        sigma: initial σ (default ⌊K/2⌋, the SNN-delays start value); a scalar or an ``[out, in]`` tensor.
+        bias: add a learnable bias per output (SNN-delays uses none).
+        method: "fft", "direct" (``conv1d``, the computation ``Dcls1d`` does) or "auto" (FFT for K >= 5
+            and float32/float64 inputs).
+
+    Shapes: input ``[T, B, in_features]`` (time-major), output ``[T + ⌊(K-1)/2⌋, B, out_features]``.
+
+    Attributes: ``weight`` ``[out, in]``, ``positions`` ``[out, in]`` (P, clamped to ±⌊K/2⌋ by
+    :meth:`clamp_positions`), buffer ``sigma`` ``[out, in]``, ``kernel_size`` (K), ``form``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        max_delay: float,
+        *,
+        dt: float = 1.0,
+        form: str = "gauss",
+        sigma: float | Tensor | None = None,
+        bias: bool = False,
+        method: str = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"DelayedLinear: {name}={value!r} must be a positive integer")
+        self.in_features = in_features
+        self.out_features = out_features
+        try:
+            self.kernel_size = delay_kernel_size(max_delay, dt)
+        except ConfigError as exc:
+            raise ConfigError(f"DelayedLinear({in_features}, {out_features}): {exc}") from None
+        check_choice("DelayedLinear form", form, FORMS)
+        check_choice("DelayedLinear method", method, METHODS)
+        self.form = form
+        self.method = method
+        factory = {"device": device, "dtype": dtype}
+        self.weight = torch.nn.Parameter(torch.empty(out_features, in_features, **factory))
+        self.positions = torch.nn.Parameter(torch.empty(out_features, in_features, **factory))
+        self.register_buffer("sigma", torch.empty(out_features, in_features, **factory))
+        self.bias = torch.nn.Parameter(torch.empty(out_features, **factory)) if bias else None
+        self.reset_parameters()
+        self.set_sigma(float(self.kernel_size // 2) if sigma is None else sigma)
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def half_width(self) -> int:
+        """⌊K/2⌋: positions lie in [-⌊K/2⌋, ⌊K/2⌋], delay = ⌊K/2⌋ - P."""
+        return self.kernel_size // 2
+
+    @property
+    def output_extension(self) -> int:
+        """Steps the output is longer than the input: ⌊(K-1)/2⌋ (METHODS.md §3(b))."""
+        return (self.kernel_size - 1) // 2
+
+    def _label(self) -> str:
+        return f"DelayedLinear({self.in_features}, {self.out_features}, kernel_size={self.kernel_size})"
+
+    def reset_parameters(self) -> None:
+        """SNN-delays initialisation (``init_model``): Kaiming-uniform weights (gain for ReLU, fan-in =
+        in_features), positions ~ U(⌊-K/2⌋, ⌊K/2⌋) then clamped, so about 1/K of them sit at the lower
+        bound (Python's ``-K//2`` floors: U(-13, 12) for K = 25), no bias (zero when enabled)."""
+        torch.nn.init.kaiming_uniform_(self.weight, nonlinearity="relu")
+        with torch.no_grad():
+            self.positions.uniform_((-self.kernel_size) // 2, self.kernel_size // 2)
+            self.clamp_positions()
+            if self.bias is not None:
+                self.bias.zero_()
+
+    def clamp_positions(self) -> None:
+        """Clamp P to [-⌊K/2⌋, ⌊K/2⌋] in place; call after every optimizer step (see :func:`clamp_after_step`)."""
+        with torch.no_grad():
+            self.positions.clamp_(-self.half_width, self.half_width)
+
+    def _check_pair_shape(self, name: str, value: Tensor) -> None:
+        if value.shape != (self.out_features, self.in_features):
+            raise ShapeError(
+                f"{self._label()}: {name} must have shape [out_features, in_features] = "
+                f"[{self.out_features}, {self.in_features}], got {list(value.shape)}"
+            )
+        if not torch.isfinite(value).all():
+            raise NonFiniteError(f"{self._label()}: {name} contains NaN or Inf")
+
+    def set_sigma(self, value: float | Tensor) -> None:
+        """Set σ for every synapse: a number or a tensor of shape [] or [out, in] (σ_eff = |σ| + 0.27)."""
+        value = torch.as_tensor(value, dtype=self.sigma.dtype, device=self.sigma.device)
+        if value.dim() == 0:
+            value = value.expand(self.out_features, self.in_features)
+        self._check_pair_shape("sigma", value)
+        with torch.no_grad():
+            self.sigma.copy_(value)
+
+    def set_positions(self, value: Tensor) -> None:
+        """Set the positions P (shape [out, in]); they are clamped to [-⌊K/2⌋, ⌊K/2⌋]."""
+        value = torch.as_tensor(value, dtype=self.positions.dtype, device=self.positions.device)
+        self._check_pair_shape("positions", value)
+        with torch.no_grad():
+            self.positions.copy_(value)
+        self.clamp_positions()
+
+    def set_delays(self, delays: Tensor) -> None:
+        """Set integer or real delays in steps (shape [out, in], each in [0, K-1]): P = ⌊K/2⌋ - d."""
+        delays = torch.as_tensor(delays, dtype=self.positions.dtype, device=self.positions.device)
+        self._check_pair_shape("delays", delays)
+        if (delays < 0).any() or (delays > self.kernel_size - 1).any():
+            raise ConfigError(f"{self._label()}: delays must lie in [0, {self.kernel_size - 1}] steps")
+        self.set_positions(self.half_width - delays)
+
+    def delays(self) -> Tensor:
+        """Current (real-valued) delays in steps, ``d = ⌊K/2⌋ - P`` (detached, shape [out, in])."""
+        return self.half_width - self.positions.detach()
+
+    def integer_delays(self) -> Tensor:
+        """The integer delays that :meth:`round_delays` would give (int64 [out, in]); changes nothing."""
+        p = self.positions.detach().round().clamp(-self.half_width, self.half_width)
+        return (self.half_width - p).to(torch.int64)
+
+    def round_delays(self) -> Tensor:
+        """Switch to integer delays for inference and export (METHODS.md §3(b), "Rounding").
+
+        Sets σ = 0, the "max" form, P ← clamp(round(P)) (``torch.round``: half to even). Each synapse
+        then has exactly one tap, of weight w_ji, at delay d_ji = ⌊K/2⌋ - P_ji. Returns those delays
+        (int64, [out, in]). Use :func:`rounded_delays` to round temporarily (evaluation) and restore.
+        """
+        with torch.no_grad():
+            self.positions.round_()
+        self.clamp_positions()
+        self.set_sigma(0.0)
+        self.form = "max"
+        return self.integer_delays()
+
+    # state dict: the kernel form changes what the same tensors compute, so it travels with them
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"form": self.form}
+
+    def set_extra_state(self, state: Any) -> None:
+        form = state.get("form") if isinstance(state, dict) else None
+        check_choice(f"{self._label()} saved form", form, FORMS)
+        self.form = form
+
+    # ------------------------------------------------------------------ kernel
+    def kernel(self) -> Tensor:
+        """The convolution kernel ``k`` of shape [out, in, K] in ``Dcls1d``/``conv1d`` order (tap n is
+        delay K-1-n); differentiable w.r.t. ``weight`` and ``positions``. Taps of a synapse sum to w_ji."""
+        k = self.kernel_size
+        n = torch.arange(k, device=self.positions.device, dtype=self.positions.dtype)
+        offset = n - (self.positions + self.half_width).unsqueeze(-1)  # [out, in, K]: n - c_ji
+        if self.form == "gauss":
+            sig = (self.sigma.abs() + SIGMA_OFFSET).unsqueeze(-1)
+            g = torch.exp(-0.5 * (offset / sig) ** 2)
+            g = g / (g.sum(-1, keepdim=True) + NORM_EPS)
+        else:
+            # The triangular taps of a centre inside [0, K-1] sum to >= 1, so no epsilon is needed;
+            # leaving DCLS's 1e-7 out makes a rounded synapse exactly one tap of weight w (not w/(1+1e-7)).
+            g = torch.relu(self.sigma.abs().unsqueeze(-1) + 1.0 - offset.abs())
+            g = g / g.sum(-1, keepdim=True)
+        return self.weight.unsqueeze(-1) * g
+
+    # ------------------------------------------------------------------ forward
+    def _resolve_method(self, x: Tensor) -> str:
+        if self.method != "auto":
+            return self.method
+        if self.kernel_size >= _FFT_MIN_KERNEL and x.dtype in (torch.float32, torch.float64):
+            return "fft"
+        return "direct"
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[T, B, in] -> [T + ⌊(K-1)/2⌋, B, out]``: y_j[t] = Σ_i Σ_n k_ji[n] s_i[t + n - (K-1)] (+ b_j)."""
+        if x.dim() != 3 or x.shape[-1] != self.in_features:
+            raise ShapeError(
+                f"{self._label()}: input must have shape [T, B, {self.in_features}] (time-major), "
+                f"got {list(x.shape)}"
+            )
+        if not x.is_floating_point():
+            raise ShapeError(f"{self._label()}: input must be a floating-point tensor, got {x.dtype}")
+        kernel = self.kernel().to(x.dtype)
+        steps = x.shape[0]
+        out_steps = steps + self.output_extension
+        if self._resolve_method(x) == "fft":
+            y = _delay_conv_fft(x, kernel, out_steps)
+        else:
+            xb = F.pad(x.permute(1, 2, 0), (self.kernel_size - 1, self.output_extension))
+            y = F.conv1d(xb, kernel).permute(2, 0, 1).contiguous()
+        if self.bias is not None:
+            y = y + self.bias.to(x.dtype)
+        return y
+
+    def extra_repr(self) -> str:
+        s = (
+            f"{self.in_features}, {self.out_features}, kernel_size={self.kernel_size}, form={self.form!r}, "
+            f"method={self.method!r}"
+        )
+        return s + ("" if self.bias is not None else ", bias=False")
+
+
+def _delay_conv_fft(x: Tensor, kernel: Tensor, out_steps: int) -> Tensor:
+    """y[t] = Σ_d x[t - d] @ W_d for t < out_steps (W_d = kernel[:, :, K-1-d].T), by FFT over time.
+
+    A circular convolution of length N ≥ T + K - 1 has no wrap-around in the first ``out_steps`` outputs
+    (the wrapped terms would need x at indices ≥ N - (K-1) ≥ T, which are zero).
+    """
+    steps = x.shape[0]
+    k = kernel.shape[-1]
+    n = _fft_length(steps + k - 1)
+    taps = kernel.flip(-1).permute(2, 1, 0)  # [K, in, out], indexed by delay d
+    xf = torch.fft.rfft(x, n=n, dim=0)  # [F, B, in]
+    wf = torch.fft.rfft(taps, n=n, dim=0)  # [F, in, out]
+    yf = torch.matmul(xf, wf)  # [F, B, out]
+    return torch.fft.irfft(yf, n=n, dim=0)[:out_steps]
+
+
+# ---------------------------------------------------------------------- model-level helpers
+def delayed_layers(model: torch.nn.Module) -> list[DelayedLinear]:
+    """Every :class:`DelayedLinear` in ``model`` (itself included), in ``modules()`` order."""
+    return [m for m in model.modules() if isinstance(m, DelayedLinear)]
+
+
+def clamp_positions(model: torch.nn.Module) -> None:
+    """Clamp the positions of every DelayedLinear in ``model`` to ±⌊K/2⌋ (after each optimizer step)."""
+    for layer in delayed_layers(model):
+        layer.clamp_positions()
+
+
+def clamp_after_step(optimizer: torch.optim.Optimizer, model: torch.nn.Module):
+    """Make ``optimizer.step()`` clamp the delay positions of ``model`` right after each step.
+
+    SNN-delays clamps after every optimizer step (``reset_model(train=True)``). Returns the hook handle
+    (``.remove()`` undoes it).
+    """
+    return optimizer.register_step_post_hook(lambda *_: clamp_positions(model))
+
+
+def round_delays(model: torch.nn.Module) -> dict[str, Tensor]:
+    """Round every DelayedLinear in ``model`` to integer delays (see :meth:`DelayedLinear.round_delays`).
+
+    Returns ``{qualified layer name: int64 delays [out, in]}``; permanent (for export and inference).
+    """
+    return {name: m.round_delays() for name, m in model.named_modules() if isinstance(m, DelayedLinear)}
+
+
+@contextlib.contextmanager
+def rounded_delays(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Evaluate with integer delays, then restore the real-valued positions, σ and form.
+
+    SNN-delays evaluates with rounded delays at every evaluation, so its reported accuracies are for
+    integer delays (METHODS.md §3(b)); wrap evaluation in ``with rounded_delays(model): ...``.
+    """
+    saved = [(m, m.positions.detach().clone(), m.sigma.clone(), m.form) for m in delayed_layers(model)]
+    try:
+        for m, *_ in saved:
+            m.round_delays()
+        yield model
+    finally:
+        with torch.no_grad():
+            for m, p, s, form in saved:
+                m.positions.copy_(p)
+                m.sigma.copy_(s)
+                m.form = form
+
+
+@dataclass(frozen=True)
+class SigmaSchedule:
+    """The σ schedule of SNN-delays (``decrease_sig``, METHODS.md §3(b)).
+
+    σ starts at ``sigma_init`` (⌊K/2⌋) and, at the end of each epoch while epoch < ``final_epoch``
+    (⌊epochs/4⌋) and σ > ``sigma_final`` (0.23), is multiplied by α = (sigma_final/sigma_init)^(1/final_epoch).
+    ``schedule(epochs_done)`` is σ after that many completed epochs: sigma_init·α^min(epochs_done,
+    final_epoch), and exactly ``sigma_final`` from ``final_epoch`` on (σ_eff = 0.23 + 0.27 = 0.5). With
+    final_epoch = 0, or sigma_init <= sigma_final, σ stays at sigma_init (the reference's constant-σ mode).
+    """
+
+    sigma_init: float
+    final_epoch: int
+    sigma_final: float = 0.23
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.sigma_init) and self.sigma_init >= 0):
+            raise ConfigError(f"SigmaSchedule: sigma_init={self.sigma_init!r} must be a finite number >= 0")
+        if not (math.isfinite(self.sigma_final) and self.sigma_final > 0):
+            raise ConfigError(f"SigmaSchedule: sigma_final={self.sigma_final!r} must be a finite number > 0")
+        if isinstance(self.final_epoch, bool) or not isinstance(self.final_epoch, int) or self.final_epoch < 0:
+            raise ConfigError(f"SigmaSchedule: final_epoch={self.final_epoch!r} must be an integer >= 0")
+
+    @classmethod
+    def for_training(cls, kernel_size: int, epochs: int) -> "SigmaSchedule":
+        """The SNN-delays defaults: sigma_init = ⌊K/2⌋, final_epoch = ⌊epochs/4⌋ (SHD: 12 and 37)."""
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+            raise ConfigError(f"SigmaSchedule: epochs={epochs!r} must be an integer >= 0")
+        return cls(sigma_init=float(kernel_size // 2), final_epoch=epochs // 4)
+
+    @property
+    def alpha(self) -> float:
+        """Per-epoch factor α = (sigma_final / sigma_init)^(1/final_epoch) (1 when σ never shrinks)."""
+        if self.final_epoch == 0 or self.sigma_init <= self.sigma_final:
+            return 1.0
+        return (self.sigma_final / self.sigma_init) ** (1.0 / self.final_epoch)
+
+    def __call__(self, epochs_done: int) -> float:
+        if epochs_done < 0:
+            raise ConfigError(f"SigmaSchedule: epochs_done={epochs_done!r} must be >= 0")
+        if self.alpha == 1.0:
+            return float(self.sigma_init)
+        if epochs_done >= self.final_epoch:
+            return float(self.sigma_final)
+        return float(self.sigma_init * self.alpha**epochs_done)
+
+    def apply(self, model: torch.nn.Module, epochs_done: int) -> float:
+        """Set σ = schedule(epochs_done) in every DelayedLinear of ``model``; returns that σ.
+
+        Call once at the end of each epoch with the number of completed epochs (epoch index + 1).
+        """
+        sigma = self(epochs_done)
+        for layer in delayed_layers(model):
+            layer.set_sigma(sigma)
+        return sigma
