@@ -1,4 +1,6 @@
 """Readers for event files: one module per format family, all returning numpy structured arrays."""
 
+from neuromorph.data.readers.aedat4 import iter_aedat4, read_aedat4
 from neuromorph.data.readers.atis import iter_atis_bin, read_atis_bin, read_dvs128_bin, read_nmnist
+from neuromorph.data.readers.eventstream import iter_es, read_es
 from neuromorph.data.readers.prophesee import iter_evt2, iter_evt3, read_dat, read_evt2, read_evt3
