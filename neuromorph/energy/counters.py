@@ -30,7 +30,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LayerCounts", "is_binary", "linear_fanout", "conv_fanout", "pool_fanout"]
+__all__ = ["LayerCounts", "is_binary", "spike_indicator", "linear_fanout", "conv_fanout", "pool_fanout"]
 
 
 @dataclass
@@ -95,12 +95,23 @@ class LayerCounts:
 
 
 def is_binary(x: torch.Tensor) -> bool:
-    """True when every element of ``x`` is exactly 0 or 1 (a spike tensor)."""
+    """True when ``x`` carries spikes: every nonzero element has one and the same value.
+
+    Plain spikes are 0/1; graded-by-a-constant spikes (a converted neuron's ``spike·λ``, METHODS.md §5)
+    count as spikes too, since the constant folds into the next layer's weights. Anything else (analog
+    input, event counts 0/1/2, membrane shortcuts) is real-valued and costs dense MACs.
+    """
     if x.dtype == torch.bool:
         return True
-    if not x.is_floating_point() and not x.dtype.is_signed and x.dtype != torch.uint8:
-        return False
-    return bool(((x == 0) | (x == 1)).all())
+    nz = x[x != 0]
+    if nz.numel() == 0:
+        return True
+    return bool((nz == nz[0]).all())
+
+
+def spike_indicator(x: torch.Tensor) -> torch.Tensor:
+    """``1[x ≠ 0]`` as float64: where a spike tensor has spikes."""
+    return (x != 0).to(torch.float64)
 
 
 def linear_fanout(weight: torch.Tensor) -> torch.Tensor:

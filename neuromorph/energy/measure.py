@@ -48,6 +48,7 @@ def measure(
     hardware: str | HardwareProfile | Sequence[str | HardwareProfile] = "cmos45nm",
     ann_hardware: str | HardwareProfile | None = "cmos45nm",
     max_batches: int | None = None,
+    skip_zeros: bool = False,
 ) -> EnergyReport:
     """Count spikes, synops, MACs and neuron updates per layer of ``model`` on ``inputs`` and cost them.
 
@@ -60,6 +61,8 @@ def measure(
             :class:`HardwareProfile` objects.
         ann_hardware: profile whose ``mac`` energy prices the ANN equivalent; ``None`` skips it.
         max_batches: stop after this many batches of an iterable.
+        skip_zeros: charge layers fed real values MACs only for nonzero inputs (delta / event-driven
+            hardware, METHODS.md §9); default dense MACs at every position and step.
 
     Returns an :class:`EnergyReport` (``table()``, ``to_json()``, ``plot(path)``). Raises ``ConfigError``
     for an unknown profile (listing the known ones), a profile missing an energy the model needs (naming
@@ -67,7 +70,7 @@ def measure(
     """
     profiles = parse_hardware(hardware)
     ann_profile = load_profile(ann_hardware) if ann_hardware is not None else None
-    monitor = EnergyMonitor(model)
+    monitor = EnergyMonitor(model, skip_zeros=skip_zeros)
     samples = 0
     time_steps = 0
     with monitor:

@@ -31,6 +31,7 @@ from neuromorph.energy.counters import (
     linear_fanout,
     numel,
     pool_fanout,
+    spike_indicator,
     split_leading,
 )
 from neuromorph.errors import ConfigError
@@ -69,11 +70,26 @@ def unregister_rule(cls: type) -> None:
 
 
 def _nn_class(name: str) -> type | None:
-    try:
-        import neuromorph.nn as nmnn
-    except Exception:  # the core may be mid-edit; the torch base classes still work
-        return None
-    return getattr(nmnn, name, None)
+    import importlib
+
+    for module_name in ("neuromorph.nn", *_NN_HOMES.get(name, ())):
+        try:
+            cls = getattr(importlib.import_module(module_name), name, None)
+        except Exception:  # the core may be mid-edit; the torch base classes still work
+            cls = None
+        if cls is not None:
+            return cls
+    return None
+
+
+_NN_HOMES = {
+    "DelayedLinear": ("neuromorph.nn.delays",),
+    "MPBNLIF": ("neuromorph.nn.mpbn",),
+    "MPBN": ("neuromorph.nn.mpbn",),
+    "HoyerSpike": ("neuromorph.nn.hoyer",),
+    "QCFSNeuron": ("neuromorph.nn.qcfs",),
+    "DeltaActivation": ("neuromorph.nn.delta",),
+}
 
 
 def _output_tensor(output: Any) -> torch.Tensor | None:
@@ -103,7 +119,7 @@ def _count_synaptic(mon: "EnergyMonitor", name: str, module: torch.nn.Module, x:
     if role == "synaptic":
         rec.ann_macs_per_sample = total_fan
     if binary:
-        xd = xv.to(torch.float64)
+        xd = spike_indicator(xv)
         dims = tuple(range(1, xd.dim()))
         spikes = xd.sum(dim=dims)
         ops = (xd * fan).sum(dim=dims)
@@ -116,10 +132,14 @@ def _count_synaptic(mon: "EnergyMonitor", name: str, module: torch.nn.Module, x:
             rec.add_per_step("spikes_per_step", spikes)
             if role == "synaptic":
                 rec.add_per_step("synops_per_step", ops)
-    elif role == "synaptic":
-        rec.macs += slots * total_fan
     else:
-        rec.acs += slots * total_fan
+        # real-valued input: every synapse works at every step, unless the hardware skips zero
+        # activations (delta / event-driven inference, METHODS.md §9), then only nonzero inputs count
+        dense = float((spike_indicator(xv) * fan).sum()) if mon.skip_zeros else slots * total_fan
+        if role == "synaptic":
+            rec.macs += dense
+        else:
+            rec.acs += dense
 
 
 def _merge_type(old: str, new: str) -> str:
@@ -168,7 +188,7 @@ def _neuron_rule(mon, name, module, inputs, output):
     rec.neuron_updates += float(x.numel())
     rec.input_type = _merge_type(rec.input_type, "spikes" if is_binary(x) else "real")
     if out is not None and is_binary(out):
-        per_step = out.detach().to(torch.float64).reshape(out.shape[0], -1).sum(1)
+        per_step = spike_indicator(out.detach()).reshape(out.shape[0], -1).sum(1)
         rec.spikes_out += float(per_step.sum())
         rec.add_per_step("spikes_per_step", per_step)
 
@@ -182,40 +202,88 @@ def _mask_rule(mon, name, module, inputs, output):
     rec.slots += xv.shape[0] * xv.shape[1]
     rec.calls += 1
     rec.input_type = _merge_type(rec.input_type, "spikes" if is_binary(x) else "real")
-    rec.spikes_in += float(x.detach().to(torch.float64).sum())
+    rec.spikes_in += float(spike_indicator(x.detach()).sum())
     if out is not None:
-        ov = out.detach().to(torch.float64).reshape(xv.shape)
+        ov = spike_indicator(out.detach()).reshape(xv.shape)
         per_step = ov.reshape(ov.shape[0], -1).sum(1)
         rec.spikes_out += float(per_step.sum())
         if timed:
             rec.add_per_step("spikes_per_step", per_step)
 
 
+def _step_neuron_rule(mon, name, module, inputs, output):
+    """A neuron run one time step per call (``QCFSNeuron`` of a converted network): input ``[B, ...]``,
+    one update per neuron per call, nonzero outputs (``spike·λ``) counted as spikes."""
+    x = inputs[0]
+    out = _output_tensor(output)
+    rec = mon.record(name, module, "neuron")
+    rec.neurons = numel(tuple(x.shape[1:]))
+    rec.slots += x.shape[0]
+    rec.calls += 1
+    rec.neuron_updates += float(x.numel())
+    rec.input_type = _merge_type(rec.input_type, "spikes" if is_binary(x) else "real")
+    if out is not None:
+        rec.spikes_out += float(spike_indicator(out.detach()).sum())
+
+
 def _delayed_linear_rule(mon, name, module, inputs, output):
-    """DelayedLinear (DCLS delays): one synop per input spike per (output, input) pair with a nonzero
-    weight; the delay only shifts when the accumulate happens, so it adds no operation."""
-    weight = getattr(module, "weight", None)
-    if weight is None:
-        raise ConfigError(f"layer {name!r} (DelayedLinear): no 'weight' attribute to read the synapses from")
-    w = weight.detach()
-    if w.dim() == 3:
-        # [out, in, K] kernel taps: a synapse exists where any tap is nonzero (one tap after rounding)
-        w = w.abs().sum(-1)
-    elif w.dim() != 2:
-        raise ConfigError(f"layer {name!r} (DelayedLinear): weight of shape {tuple(w.shape)} is neither [out, in] nor [out, in, K]")
-    _count_synaptic(mon, name, module, inputs[0], linear_fanout(w))
+    """DelayedLinear (DCLS delays, METHODS.md §3): one synop per input spike per synapse with a nonzero
+    weight, at the synapse's integer delay (``integer_delays()``, what rounding gives for inference and
+    hardware). A spike at input step t through a synapse of delay d lands at output step t + d; the
+    layer's output has T + ⌊(K-1)/2⌋ steps, so deliveries past its end never happen and are not counted.
+    """
+    x = inputs[0]
+    if x.dim() != 3:
+        raise ConfigError(f"layer {name!r} (DelayedLinear): expected input [T, B, in], got shape {tuple(x.shape)}")
+    steps = x.shape[0]
+    out_steps = steps + int(module.output_extension)
+    nz = module.weight.detach() != 0  # [out, in]
+    delays = module.integer_delays().to(nz.device)  # [out, in]
+    last = (out_steps - 1) - torch.arange(steps, device=nz.device)  # latest delay still delivered from step t
+    fan = ((delays.unsqueeze(0) <= last.view(-1, 1, 1)) & nz.unsqueeze(0)).sum(1).to(torch.float64)  # [T, in]
+    rec = mon.record(name, module, "synaptic")
+    rec.neurons = int(x.shape[-1])
+    rec.slots += steps * x.shape[1]
+    rec.calls += 1
+    rec.ann_macs_per_sample = float(nz.sum())
+    binary = is_binary(x)
+    rec.input_type = _merge_type(rec.input_type, "spikes" if binary else "real")
+    if binary:
+        xd = spike_indicator(x.detach())
+        spikes = xd.sum(dim=(1, 2))
+        ops = (xd * fan.unsqueeze(1)).sum(dim=(1, 2))
+        rec.spikes_in += float(spikes.sum())
+        rec.synops += float(ops.sum())
+        rec.add_per_step("spikes_per_step", spikes)
+        rec.add_per_step("synops_per_step", ops)
+    elif mon.skip_zeros:
+        rec.macs += float((spike_indicator(x.detach()) * fan.unsqueeze(1)).sum())
+    else:
+        rec.macs += float(fan.sum()) * x.shape[1]
+
+
+# neuromorph.nn layers, looked up by name so that the monitor works while the core is being written.
+# MPBNLIF and HoyerSpike are neurons on [T, B, ...] (HoyerSpike: one threshold test per neuron per step);
+# MPBN on its own folds into the threshold at inference (METHODS.md §2), so it is free.
+_NN_RULES: tuple[tuple[str, Any], ...] = (
+    ("SpikingNeuron", _neuron_rule),
+    ("MPBNLIF", _neuron_rule),
+    ("HoyerSpike", _neuron_rule),
+    ("QCFSNeuron", _step_neuron_rule),
+    ("DeltaActivation", _neuron_rule),  # one quantisation per neuron per step; its output is real-valued
+    ("DelayedLinear", _delayed_linear_rule),
+    ("MPBN", FREE),
+)
 
 
 def _builtin_rule(module: torch.nn.Module) -> str | Handler | None:
     for cls, rule in _USER_RULES:
         if isinstance(module, cls):
             return rule
-    neuron_cls = _nn_class("SpikingNeuron")
-    if neuron_cls is not None and isinstance(module, neuron_cls):
-        return _neuron_rule
-    delayed = _nn_class("DelayedLinear")
-    if delayed is not None and isinstance(module, delayed):
-        return _delayed_linear_rule
+    for cls_name, rule in _NN_RULES:
+        cls = _nn_class(cls_name)
+        if cls is not None and isinstance(module, cls):
+            return rule
     if getattr(module, "emits_spikes", False):
         return _mask_rule
     if isinstance(module, torch.nn.Linear):
@@ -230,7 +298,7 @@ def _builtin_rule(module: torch.nn.Module) -> str | Handler | None:
         return FREE
     if next(module.children(), None) is not None:
         return CONTAINER
-    return None
+    return None  # a leaf no rule covers: looked into, reported unless its forward does linear algebra
 
 
 # ------------------------------------------------------------------------- functional linear algebra
@@ -260,13 +328,17 @@ class EnergyMonitor:
         model: any ``torch.nn.Module``; hooks are attached on entry and removed on exit.
         time_steps, batch_size: ``T`` and ``B`` of the inputs, used to split the flattened ``[T·B, ...]``
             form of time-distributed layers into time steps (``measure`` sets them).
+        skip_zeros: charge real-valued inputs MACs only where they are nonzero (hardware that skips
+            zero activations, e.g. delta inference); default False: dense MACs at every position.
 
     After the forward passes, ``layers`` holds one :class:`LayerCounts` per counted layer in call order.
     ``check()`` raises ``ConfigError`` naming every layer the monitor does not understand.
     """
 
-    def __init__(self, model: torch.nn.Module, time_steps: int | None = None, batch_size: int | None = None) -> None:
+    def __init__(self, model: torch.nn.Module, time_steps: int | None = None, batch_size: int | None = None,
+                 skip_zeros: bool = False) -> None:
         self.model = model
+        self.skip_zeros = bool(skip_zeros)
         self.time_steps = time_steps
         self.batch_size = batch_size
         self._records: dict[str, LayerCounts] = {}
@@ -336,9 +408,11 @@ class EnergyMonitor:
             return
         self._stack.append(module)
         rule = self._rules.get(id(module))
-        if self._opaque or rule != CONTAINER:
+        if self._opaque or rule not in (CONTAINER, None):
             self._opaque += 1
         else:
+            # containers, and leaves no rule covers, are looked into: linear algebra in their forward
+            # is counted by the function mode; a leaf that turns out to do none is reported unknown
             self._fn_calls[id(module)] = 0
 
     def _post(self, module, inputs, output):
@@ -346,15 +420,15 @@ class EnergyMonitor:
             return
         self._stack.pop()
         rule = self._rules.get(id(module))
-        if self._opaque == 0:  # a container finishing
+        if self._opaque == 0:  # a container (or an unknown leaf) finishing
+            if rule is None and self._fn_calls.get(id(module), 0) == 0:
+                self._unknown[self._names[id(module)]] = type(module).__name__
             return
         outermost = self._opaque == 1
         try:
             if outermost:
                 name = self._names[id(module)]
-                if rule is None:
-                    self._unknown[name] = type(module).__name__
-                elif callable(rule):
+                if callable(rule):
                     with torch.no_grad():
                         rule(self, name, module, inputs, output)
         finally:
@@ -415,10 +489,10 @@ class EnergyMonitor:
             rec.macs += dense
         elif ba or bb:
             spikes, other = (a, b) if ba else (b, a)
-            mask = (other != 0).to(torch.float64)
-            ops = torch.matmul(a.to(torch.float64), mask) if ba else torch.matmul(mask, b.to(torch.float64))
+            mask = spike_indicator(other)
+            ops = torch.matmul(spike_indicator(a), mask) if ba else torch.matmul(mask, spike_indicator(b))
             rec.input_type = _merge_type(rec.input_type, "spikes")
-            rec.spikes_in += float(spikes.to(torch.float64).sum())
+            rec.spikes_in += float(spike_indicator(spikes).sum())
             rec.synops += float(ops.sum())
         else:
             rec.input_type = _merge_type(rec.input_type, "real")

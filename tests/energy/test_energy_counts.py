@@ -1,0 +1,204 @@
+"""Exact synop / MAC counts against hand-computed values and an independent brute-force enumeration."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+import neuromorph.energy as ne
+from neuromorph.energy.counters import conv_fanout, pool_fanout
+
+
+def _spikes(shape, p=0.3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(shape, generator=g) < p).float()
+
+
+def test_linear_synops_hand_computed():
+    lin = torch.nn.Linear(3, 2, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[0.5, 0.0, -1.0], [2.0, 0.0, 0.0]]))
+    # fan-out per input (nonzero weights per column): [2, 0, 1]
+    x = torch.zeros(2, 1, 3)  # [T, B, in]
+    x[0, 0] = torch.tensor([1.0, 1.0, 0.0])  # 2 + 0
+    x[1, 0] = torch.tensor([1.0, 1.0, 1.0])  # 2 + 0 + 1
+    layer = ne.measure(lin, x, hardware="cmos45nm").layers[0]
+    assert layer.synops == 5
+    assert layer.synops_per_step == [2, 3]
+    assert layer.spikes_in == 5
+    assert layer.spikes_per_step == [2, 3]
+    assert layer.macs == 0
+    assert layer.ann_macs_per_sample == 3  # three nonzero synapses
+    assert layer.rate == pytest.approx(5 / 6)
+
+
+def test_linear_real_input_costs_dense_macs():
+    lin = torch.nn.Linear(4, 3)
+    x = torch.rand(5, 2, 4) + 0.1  # analog: an encoding layer
+    layer = ne.measure(lin, x).layers[0]
+    assert layer.input_type == "real"
+    assert layer.synops == 0
+    assert layer.macs == 5 * 2 * 4 * 3
+
+
+def test_conv2d_stride2_padding1_fanout_hand_computed():
+    # 4x4 input, 3x3 kernel, stride 2, padding 1 -> 2x2 output. Windows cover rows {-1,0,1} and {1,2,3}:
+    # row (and column) fan-out is [1, 2, 1, 1]; the 2-D fan-out is the outer product, times C_out.
+    conv = torch.nn.Conv2d(1, 3, 3, stride=2, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(0.5)
+    row = torch.tensor([1.0, 2.0, 1.0, 1.0], dtype=torch.float64)
+    expected = 3 * torch.outer(row, row)
+    fan = conv_fanout(lambda x, w: conv._conv_forward(x, w, None), conv.weight, (1, 4, 4))
+    assert torch.equal(fan[0], expected)
+
+    x = torch.zeros(1, 1, 1, 4, 4)  # [T, B, C, H, W] flattened below to [N, C, H, W] for torch's Conv2d
+    x[0, 0, 0, 0, 0] = 1  # corner: fan-out 3
+    x[0, 0, 0, 1, 1] = 1  # centre of four windows: 12
+    x[0, 0, 0, 3, 3] = 1  # far corner: 3
+    layer = ne.measure(conv, x[0]).layers[0]
+    assert layer.synops == 18
+
+
+def test_conv2d_zero_weights_are_not_synapses():
+    conv = torch.nn.Conv2d(1, 2, 3, stride=2, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        conv.weight[1] = 0.0  # the second output channel has no synapses at all
+        conv.weight[0, 0, 0, 0] = 0.0  # and the first loses its top-left tap
+    x = torch.zeros(1, 1, 4, 4)
+    x[0, 0, 1, 1] = 1  # in 4 windows at taps (1,1),(1,-1)... only window (0,0) uses tap (2,2); see below
+    # position (1,1) is tap (2,2) of output (0,0), tap (2,0) of (0,1), tap (0,2) of (1,0), tap (0,0) of (1,1):
+    # the zeroed tap (0,0) removes one of the four -> 3 synops
+    assert ne.measure(conv, x).layers[0].synops == 3
+
+
+def _brute_force_conv_synops(x, weight, stride, padding, dilation, groups):
+    """Enumerate every (output position, input channel, tap) that reads a spike through a nonzero weight."""
+    n, c_in, h, w = x.shape
+    c_out, c_in_g, kh, kw = weight.shape
+    oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    per_group_out = c_out // groups
+    total = 0
+    for b, co, i, j in itertools.product(range(n), range(c_out), range(oh), range(ow)):
+        g = co // per_group_out
+        for ci, a, bb in itertools.product(range(c_in_g), range(kh), range(kw)):
+            r = i * stride[0] - padding[0] + a * dilation[0]
+            c = j * stride[1] - padding[1] + bb * dilation[1]
+            if 0 <= r < h and 0 <= c < w and weight[co, ci, a, bb] != 0:
+                total += int(x[b, g * c_in_g + ci, r, c])
+    return total
+
+
+@pytest.mark.parametrize(
+    "stride,padding,dilation,groups",
+    [((2, 2), (1, 1), (1, 1), 1), ((2, 1), (0, 2), (1, 2), 2), ((3, 3), (2, 1), (2, 1), 4)],
+)
+def test_conv2d_matches_brute_force_enumeration(stride, padding, dilation, groups):
+    torch.manual_seed(1)
+    conv = torch.nn.Conv2d(4, 4, (3, 2), stride=stride, padding=padding, dilation=dilation, groups=groups, bias=False)
+    with torch.no_grad():
+        conv.weight[conv.weight.abs() < 0.1] = 0.0  # prune some synapses
+    x = _spikes((2, 4, 7, 6), p=0.4)
+    expected = _brute_force_conv_synops(x, conv.weight, stride, padding, dilation, groups)
+    assert ne.measure(conv, x.unsqueeze(0)[0]).layers[0].synops == expected
+
+
+def test_time_major_conv_splits_steps_when_flattened():
+    conv = torch.nn.Conv1d(2, 3, 3, stride=2, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    x = _spikes((4, 2, 2, 9), p=0.5)  # [T, B, C, L]
+    with ne.EnergyMonitor(conv, time_steps=4, batch_size=2) as mon:
+        conv(x.flatten(0, 1))
+    layer = mon.layers[0]
+    per_step = [
+        ne.measure(conv, x[t]).layers[0].synops for t in range(4)
+    ]
+    assert layer.synops_per_step == per_step
+    assert layer.synops == sum(per_step)
+
+
+def test_pooling_window_fanout():
+    # max-pool 2x2 stride 2 on 4x4: every position is in exactly one window
+    fan = pool_fanout(torch.nn.MaxPool2d(2), (3, 4, 4))
+    assert torch.equal(fan, torch.ones(3, 4, 4, dtype=torch.float64))
+    # avg-pool 3 stride 2 padding 1 on length 5: windows {-1,0,1}, {1,2,3}, {3,4,5}
+    fan1 = pool_fanout(torch.nn.AvgPool1d(3, stride=2, padding=1), (1, 5))
+    assert fan1[0].tolist() == [1, 2, 1, 2, 1]
+    # ceil_mode adds a last window that starts inside the input: length 5, k=2, s=2 -> windows {0,1},{2,3},{4}
+    fan2 = pool_fanout(torch.nn.MaxPool1d(2, stride=2, ceil_mode=True), (1, 5))
+    assert fan2[0].tolist() == [1, 1, 1, 1, 1]
+    fan3 = pool_fanout(torch.nn.MaxPool1d(2, stride=2), (1, 5))
+    assert fan3[0].tolist() == [1, 1, 1, 1, 0]
+
+
+def test_pooling_over_spikes_counts_accumulates():
+    pool = torch.nn.AvgPool1d(3, stride=2, padding=1)
+    x = torch.zeros(1, 1, 5)
+    x[0, 0, 1] = 1  # in 2 windows
+    x[0, 0, 4] = 1  # in 1 window
+    layer = ne.measure(pool, x.unsqueeze(0)[0]).layers[0]
+    assert layer.role == "pool" and layer.acs == 3 and layer.synops == 0
+
+
+def test_delayed_linear_hand_computed():
+    from neuromorph.nn.delays import DelayedLinear
+
+    layer = DelayedLinear(3, 2, max_delay=4)  # K = 5, output has T + 2 steps
+    assert layer.kernel_size == 5
+    layer.set_delays(torch.tensor([[0.0, 1.0, 4.0], [3.0, 2.0, 0.0]]))
+    layer.round_delays()
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, 0.0, 2.0], [1.0, 1.0, 1.0]]))
+    x = torch.zeros(4, 1, 3)  # T = 4 -> 6 output steps
+    x[3, 0, 0] = 1  # j=0 (d=0) lands at 3; j=1 (d=3) would land at 6, past the output: 1 synop
+    x[0, 0, 2] = 1  # j=0 (d=4) at 4, j=1 (d=0) at 0: 2 synops
+    x[2, 0, 2] = 1  # j=0 (d=4) would land at 6: lost; j=1 at 2: 1 synop
+    x[1, 0, 1] = 1  # w[0,1] = 0: only j=1 (d=2) at 3: 1 synop
+    rec = ne.measure(layer, x).layers[0]
+    assert rec.synops == 5
+    assert rec.synops_per_step == [2, 1, 1, 1]
+    # the count equals the deliveries the layer actually makes (weights 1 where nonzero)
+    with torch.no_grad():
+        layer.weight.copy_((layer.weight != 0).float())
+    delivered = 0
+    for t, b, i in x.nonzero().tolist():
+        single = torch.zeros_like(x)
+        single[t, b, i] = 1
+        delivered += int((layer(single).abs() > 0.5).sum())
+    assert delivered == 5
+
+
+def test_functional_product_of_two_spike_tensors_is_macs():
+    class QK(torch.nn.Module):
+        def forward(self, q, k=None):
+            return q @ q.transpose(-1, -2)
+
+    q = _spikes((3, 2, 4, 5), p=0.5)  # [T, B, tokens, dim]
+    rec = ne.measure(QK(), q).layers[0]
+    assert rec.kind == "matmul" and rec.role == "functional"
+    assert rec.macs == 3 * 2 * 4 * 4 * 5  # every output element: dim multiply-accumulates
+    assert rec.synops == 0
+
+
+def test_functional_linear_in_container_forward_is_counted():
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor([[1.0, 1.0, 1.0], [1.0, 2.0, 1.0]]))
+            self.lin = torch.nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.lin(torch.nn.functional.linear(x, self.w))
+
+    x = torch.zeros(1, 1, 3)
+    x[0, 0, :2] = 1
+    report = ne.measure(Block(), x)
+    names = [r.name for r in report.layers]
+    assert names == ["Block/linear#0", "lin"]
+    assert report.layers[0].synops == 4
+    assert report.layers[1].macs == 4  # the F.linear output [2, 3] is real-valued
