@@ -76,57 +76,130 @@ def _phi_grad(u, k):
     return k / (2.0 * math.tanh(0.5 * k)) / (c * c)
 
 
-def _chunks(m: int) -> int:
-    threads = numba.get_num_threads()
-    return max(256, -(-m // (4 * threads)))
-
-
-@numba.njit(parallel=True, cache=_CACHE)
+# Single-threaded on purpose: the inner loop over all neurons from 0 vectorises (an element costs well under
+# a nanosecond), while threads cost more in start-up and in contention with torch's own threads than
+# they save at the sizes of a training step.
+@numba.njit(cache=_CACHE)
 def _forward_cpu(x, beta, thr, alpha, rho, adapt, consts, cuba, alif, fire, reset, decay_input, mpr,
-                 thr_reset, want_mem, save_i, chunk, out, hseq, mem, iseq, aseq, vT, iT, aT):
+                 thr_reset, want_mem, save_i, out, hseq, mem, iseq, aseq, vT, iT, aT):
     T, M = x.shape
     v_reset, v_rest, ramount, k = consts[0], consts[1], consts[2], consts[3]
     one = consts[4]
     zero = consts[5]
-    nch = (M + chunk - 1) // chunk
-    for ch in numba.prange(nch):
-        lo = ch * chunk
-        hi = min(M, lo + chunk)
-        for t in range(T):
-            for m in range(lo, hi):
-                y = x[t, m]
-                if cuba:
-                    ii = alpha[m] * iT[m] + y
-                    iT[m] = ii
-                    if save_i:
-                        iseq[t, m] = ii
-                    y = ii
-                b = beta[m]
-                c = (one - b) if decay_input else one
-                h = b * vT[m] + (one - b) * v_rest + c * y
-                if not fire:
-                    vT[m] = h
-                    out[t, m] = h
-                    continue
-                hseq[t, m] = h
-                th = thr[m]
-                if alif:
-                    aseq[t, m] = aT[m]
-                    th = th + aT[m]
-                u = _phi(h, k) if mpr else h
-                s = one if u - th > 0 else zero
-                if reset == 1:
-                    vv = h - s * (th if thr_reset else ramount)
-                elif reset == 2:
-                    vv = h * (one - s) + v_reset * s
+    for t in range(T):
+        for m in range(M):
+            y = x[t, m]
+            if cuba:
+                ii = alpha[m] * iT[m] + y
+                iT[m] = ii
+                if save_i:
+                    iseq[t, m] = ii
+                y = ii
+            b = beta[m]
+            c = (one - b) if decay_input else one
+            h = b * vT[m] + (one - b) * v_rest + c * y
+            if not fire:
+                vT[m] = h
+                out[t, m] = h
+                continue
+            hseq[t, m] = h
+            th = thr[m]
+            if alif:
+                aseq[t, m] = aT[m]
+                th = th + aT[m]
+            u = _phi(h, k) if mpr else h
+            s = one if u - th > 0 else zero
+            if reset == 1:
+                vv = h - s * (th if thr_reset else ramount)
+            elif reset == 2:
+                vv = h * (one - s) + v_reset * s
+            else:
+                vv = h
+            vT[m] = vv
+            if want_mem:
+                mem[t, m] = vv
+            if alif:
+                aT[m] = rho[m] * aT[m] + adapt[m] * s
+            out[t, m] = s
+
+
+@numba.njit(cache=_CACHE)
+def _forward_cpu_lif(x, beta, thr, consts, reset, decay_input, thr_reset, want_mem, out, hseq, mem, vT):
+    """IF/LIF without synaptic current, adaptation or MPR: the common case, kept branch-light so it
+    vectorises; same arithmetic, op for op, as the general kernel."""
+    T, M = x.shape
+    v_reset, v_rest, ramount = consts[0], consts[1], consts[2]
+    one = consts[4]
+    zero = consts[5]
+    for t in range(T):
+        for m in range(M):
+            b = beta[m]
+            c = (one - b) if decay_input else one
+            h = b * vT[m] + (one - b) * v_rest + c * x[t, m]
+            hseq[t, m] = h
+            th = thr[m]
+            s = one if h - th > 0 else zero
+            if reset == 1:
+                vv = h - s * (th if thr_reset else ramount)
+            elif reset == 2:
+                vv = h * (one - s) + v_reset * s
+            else:
+                vv = h
+            vT[m] = vv
+            out[t, m] = s
+        if want_mem:
+            mem[t] = vT
+
+
+@numba.njit(cache=_CACHE)
+def _backward_cpu_lif(gout, gmem, hseq, x, beta, thr, v0, consts, sid, salpha, reset, decay_input, thr_reset,
+                      detach, have_gmem, need_beta, gx, gbeta, gthr, dv):
+    T, M = gout.shape
+    v_reset, v_rest, ramount = consts[0], consts[1], consts[2]
+    one = consts[4]
+    zero = consts[5]
+    for t in range(T - 1, -1, -1):
+        for m in range(M):
+            b = beta[m]
+            dvm = dv[m] + gmem[t, m] if have_gmem else dv[m]
+            h = hseq[t, m]
+            th = thr[m]
+            s = one if h - th > 0 else zero
+            ds = gout[t, m]
+            dth = zero
+            if reset == 1:
+                dh = dvm
+                if not detach:
+                    ds -= (th if thr_reset else ramount) * dvm
+                if thr_reset:
+                    dth -= s * dvm
+            elif reset == 2:
+                dh = dvm * (one - s)
+                if not detach:
+                    ds += (v_reset - h) * dvm
+            else:
+                dh = dvm
+            g = _surrogate(sid, salpha, h - th)
+            dh += g * ds
+            gthr[m] += dth - g * ds
+            if need_beta:
+                if t == 0:
+                    vprev = v0[m]
                 else:
-                    vv = h
-                vT[m] = vv
-                if want_mem:
-                    mem[t, m] = vv
-                if alif:
-                    aT[m] = rho[m] * aT[m] + adapt[m] * s
-                out[t, m] = s
+                    hp = hseq[t - 1, m]
+                    sp = one if hp - th > 0 else zero
+                    if reset == 1:
+                        vprev = hp - sp * (th if thr_reset else ramount)
+                    elif reset == 2:
+                        vprev = hp * (one - sp) + v_reset * sp
+                    else:
+                        vprev = hp
+                dterm = vprev - v_rest
+                if decay_input:
+                    dterm -= x[t, m]
+                gbeta[m] += dh * dterm
+            dv[m] = b * dh
+            gx[t, m] = ((one - b) if decay_input else one) * dh
 
 
 @numba.njit(inline="always", cache=_CACHE)
@@ -140,89 +213,85 @@ def _v_after_reset(h, th, k, mpr, reset, thr_reset, ramount, v_reset, one, zero)
     return h
 
 
-@numba.njit(parallel=True, cache=_CACHE)
+@numba.njit(cache=_CACHE)
 def _backward_cpu(gout, gmem, hseq, iseq, aseq, x, beta, thr, alpha, rho, adapt, v0, i0, consts, sid, salpha,
                   cuba, alif, fire, reset, decay_input, mpr, thr_reset, detach, have_gmem, need_beta, need_alpha,
-                  chunk, gx, gbeta, gthr, galpha, grho, gadapt, dv, di, da):
+                  gx, gbeta, gthr, galpha, grho, gadapt, dv, di, da):
     T, M = gout.shape
     v_reset, v_rest, ramount, k = consts[0], consts[1], consts[2], consts[3]
     one = consts[4]
     zero = consts[5]
-    nch = (M + chunk - 1) // chunk
-    for ch in numba.prange(nch):
-        lo = ch * chunk
-        hi = min(M, lo + chunk)
-        for t in range(T - 1, -1, -1):
-            for m in range(lo, hi):
-                b = beta[m]
-                dvm = dv[m]
-                if have_gmem:
-                    dvm += gmem[t, m]
-                h = hseq[t, m]
-                if not fire:
-                    dh = dvm + gout[t, m]
+    for t in range(T - 1, -1, -1):
+        for m in range(M):
+            b = beta[m]
+            dvm = dv[m]
+            if have_gmem:
+                dvm += gmem[t, m]
+            h = hseq[t, m]
+            if not fire:
+                dh = dvm + gout[t, m]
+            else:
+                th = thr[m]
+                aprev = zero
+                if alif:
+                    aprev = aseq[t, m]
+                    th = th + aprev
+                u = _phi(h, k) if mpr else h
+                s = one if u - th > 0 else zero
+                ds = gout[t, m]
+                if alif:
+                    ds += adapt[m] * da[m]
+                dth = zero
+                if reset == 1:
+                    dh = dvm
+                    if not detach:
+                        ds -= (th if thr_reset else ramount) * dvm
+                    if thr_reset:
+                        dth -= s * dvm
+                elif reset == 2:
+                    dh = dvm * (one - s)
+                    if not detach:
+                        ds += (v_reset - h) * dvm
                 else:
-                    th = thr[m]
-                    aprev = zero
-                    if alif:
-                        aprev = aseq[t, m]
-                        th = th + aprev
-                    u = _phi(h, k) if mpr else h
-                    s = one if u - th > 0 else zero
-                    ds = gout[t, m]
-                    if alif:
-                        ds += adapt[m] * da[m]
-                    dth = zero
-                    if reset == 1:
-                        dh = dvm
-                        if not detach:
-                            ds -= (th if thr_reset else ramount) * dvm
-                        if thr_reset:
-                            dth -= s * dvm
-                    elif reset == 2:
-                        dh = dvm * (one - s)
-                        if not detach:
-                            ds += (v_reset - h) * dvm
-                    else:
-                        dh = dvm
-                    if mpr:
-                        if u >= 0 and u <= 1:
-                            dh += _phi_grad(h, k) * ds
-                            dth -= ds
-                    else:
-                        g = _surrogate(sid, salpha, h - th)
-                        dh += g * ds
-                        dth -= g * ds
-                    gthr[m] += dth
-                    if alif:
-                        grho[m] += da[m] * aprev
-                        gadapt[m] += da[m] * s
-                        da[m] = rho[m] * da[m] + dth
-                if need_beta:
-                    if t == 0:
-                        vprev = v0[m]
-                    elif not fire:
-                        vprev = hseq[t - 1, m]
-                    else:
-                        thp = thr[m]
-                        if alif:
-                            thp = thp + aseq[t - 1, m]
-                        vprev = _v_after_reset(hseq[t - 1, m], thp, k, mpr, reset, thr_reset, ramount, v_reset,
-                                               one, zero)
-                    dterm = vprev - v_rest
-                    if decay_input:
-                        dterm -= iseq[t, m] if cuba else x[t, m]
-                    gbeta[m] += dh * dterm
-                dv[m] = b * dh
-                dy = ((one - b) if decay_input else one) * dh
-                if cuba:
-                    dii = dy + di[m]
-                    if need_alpha:
-                        galpha[m] += dii * (i0[m] if t == 0 else iseq[t - 1, m])
-                    di[m] = alpha[m] * dii
-                    gx[t, m] = dii
+                    dh = dvm
+                if mpr:
+                    if u >= 0 and u <= 1:
+                        dh += _phi_grad(h, k) * ds
+                        dth -= ds
                 else:
-                    gx[t, m] = dy
+                    g = _surrogate(sid, salpha, h - th)
+                    dh += g * ds
+                    dth -= g * ds
+                gthr[m] += dth
+                if alif:
+                    grho[m] += da[m] * aprev
+                    gadapt[m] += da[m] * s
+                    da[m] = rho[m] * da[m] + dth
+            if need_beta:
+                if t == 0:
+                    vprev = v0[m]
+                elif not fire:
+                    vprev = hseq[t - 1, m]
+                else:
+                    thp = thr[m]
+                    if alif:
+                        thp = thp + aseq[t - 1, m]
+                    vprev = _v_after_reset(hseq[t - 1, m], thp, k, mpr, reset, thr_reset, ramount, v_reset,
+                                           one, zero)
+                dterm = vprev - v_rest
+                if decay_input:
+                    dterm -= iseq[t, m] if cuba else x[t, m]
+                gbeta[m] += dh * dterm
+            dv[m] = b * dh
+            dy = ((one - b) if decay_input else one) * dh
+            if cuba:
+                dii = dy + di[m]
+                if need_alpha:
+                    galpha[m] += dii * (i0[m] if t == 0 else iseq[t - 1, m])
+                di[m] = alpha[m] * dii
+                gx[t, m] = dii
+            else:
+                gx[t, m] = dy
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -351,6 +420,10 @@ def _backward_torch(gout, gmem, hseq, iseq, aseq, x, p, st0, cfg, need_beta, nee
 # ----------------------------------------------------------------------------------------------------------
 # autograd Function
 # ----------------------------------------------------------------------------------------------------------
+def _is_plain(cfg: DynamicsConfig) -> bool:
+    return cfg.fire and not (cfg.cuba or cfg.alif or cfg.mpr)
+
+
 def _flat_param(p: Optional[torch.Tensor], shape, ref: torch.Tensor) -> torch.Tensor:
     """A parameter broadcast to the state shape and flattened to [M] (contiguous)."""
     if p is None:
@@ -382,10 +455,15 @@ class _Fused(torch.autograd.Function):
             vT, iT, aT = v0f.clone(), i0f.clone(), a0f.clone()
             consts = np.array([cfg.v_reset, cfg.v_rest, cfg.reset_amount or 0.0, cfg.mpr_k, 1.0, 0.0],
                               dtype=xf.numpy().dtype)
-            _forward_cpu(xf.numpy(), *(q.numpy() for q in P), consts, cfg.cuba, cfg.alif, cfg.fire,
-                         RESET_IDS[cfg.reset], cfg.decay_input, cfg.mpr, cfg.reset_amount is None, want_mem,
-                         save_i, _chunks(M), out.numpy(), hseq.numpy(), mem.numpy(), iseq.numpy(), aseq.numpy(),
-                         vT.numpy(), iT.numpy(), aT.numpy())
+            if _is_plain(cfg):
+                _forward_cpu_lif(xf.numpy(), P[0].numpy(), P[1].numpy(), consts, RESET_IDS[cfg.reset],
+                                 cfg.decay_input, cfg.reset_amount is None, want_mem, out.numpy(), hseq.numpy(),
+                                 mem.numpy(), vT.numpy())
+            else:
+                _forward_cpu(xf.numpy(), *(q.numpy() for q in P), consts, cfg.cuba, cfg.alif, cfg.fire,
+                             RESET_IDS[cfg.reset], cfg.decay_input, cfg.mpr, cfg.reset_amount is None, want_mem,
+                             save_i, out.numpy(), hseq.numpy(), mem.numpy(), iseq.numpy(), aseq.numpy(),
+                             vT.numpy(), iT.numpy(), aT.numpy())
             if not (want_mem and cfg.fire):
                 mem = None
         else:
@@ -423,14 +501,21 @@ class _Fused(torch.autograd.Function):
             dummy = like.new_zeros(1, 1)
             consts = np.array([cfg.v_reset, cfg.v_rest, cfg.reset_amount or 0.0, cfg.mpr_k, 1.0, 0.0],
                               dtype=gout.numpy().dtype)
-            _backward_cpu(gout.numpy(), (gmem_f if have_gmem else dummy).numpy(), hseq.numpy(),
-                          (iseq if iseq is not None else dummy).numpy(), (aseq if aseq is not None else dummy).numpy(),
-                          (xf if xf is not None else dummy).numpy(), beta.numpy(), thr.numpy(), alpha.numpy(),
-                          rho.numpy(), adapt.numpy(), v0f.numpy(), i0f.numpy(), consts, cfg.surrogate.id,
-                          cfg.surrogate.alpha, cfg.cuba, cfg.alif, cfg.fire, RESET_IDS[cfg.reset], cfg.decay_input,
-                          cfg.mpr, cfg.reset_amount is None, cfg.detach_reset, have_gmem, ctx.need_beta,
-                          ctx.need_alpha, _chunks(M), gx.numpy(), *(g.numpy() for g in grads), dv.numpy(),
-                          di.numpy(), da.numpy())
+            if _is_plain(cfg):
+                _backward_cpu_lif(gout.numpy(), (gmem_f if have_gmem else dummy).numpy(), hseq.numpy(),
+                                  (xf if xf is not None else dummy).numpy(), beta.numpy(), thr.numpy(), v0f.numpy(),
+                                  consts, cfg.surrogate.id, cfg.surrogate.alpha, RESET_IDS[cfg.reset],
+                                  cfg.decay_input, cfg.reset_amount is None, cfg.detach_reset, have_gmem,
+                                  ctx.need_beta, gx.numpy(), grads[0].numpy(), grads[1].numpy(), dv.numpy())
+            else:
+                _backward_cpu(gout.numpy(), (gmem_f if have_gmem else dummy).numpy(), hseq.numpy(),
+                              (iseq if iseq is not None else dummy).numpy(), (aseq if aseq is not None else dummy).numpy(),
+                              (xf if xf is not None else dummy).numpy(), beta.numpy(), thr.numpy(), alpha.numpy(),
+                              rho.numpy(), adapt.numpy(), v0f.numpy(), i0f.numpy(), consts, cfg.surrogate.id,
+                              cfg.surrogate.alpha, cfg.cuba, cfg.alif, cfg.fire, RESET_IDS[cfg.reset], cfg.decay_input,
+                              cfg.mpr, cfg.reset_amount is None, cfg.detach_reset, have_gmem, ctx.need_beta,
+                              ctx.need_alpha, gx.numpy(), *(g.numpy() for g in grads), dv.numpy(),
+                              di.numpy(), da.numpy())
             gbeta, gthr, galpha, grho, gadapt = grads
         else:
             p = DynamicsParams(beta, thr, alpha, rho, adapt)
