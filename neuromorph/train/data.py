@@ -166,3 +166,22 @@ def shard(index: torch.Tensor, rank: int, world: int) -> torch.Tensor:
         raise ConfigError(f"global batch of {index.numel()} does not split evenly over {world} processes")
     per = index.numel() // world
     return index[rank * per : (rank + 1) * per]
+
+
+def load_split(recipe: Recipe, split: str, n_steps: int | None = None) -> Split:
+    """One split of the recipe's data: ``train``, ``val`` (held out of train as in training) or ``test``.
+
+    ``n_steps`` pads/crops time to the length the model was trained with (checkpoint info).
+    """
+    from neuromorph.errors import check_choice
+
+    check_choice("split", split, ("train", "val", "test"))
+    if split == "test":
+        _, test_ds, _ = _open_splits(recipe)
+        return materialize(test_ds, recipe.test_limit, recipe.max_steps or n_steps)
+    bundle = load_data(recipe)
+    if split == "val":
+        if bundle.val is None:
+            raise ConfigError(f"recipe {recipe.name!r} holds out no validation data (val_fraction=0)")
+        return bundle.val
+    return bundle.train

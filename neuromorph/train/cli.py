@@ -1,0 +1,250 @@
+"""``neuromorph train | eval | plot``: thin argparse wiring over neuromorph.train (heavy imports are lazy)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers) -> None:
+    """Add the ``train``, ``eval`` and ``plot`` subcommands."""
+    from neuromorph.train.recipes import RECIPES  # light: dataclasses only
+
+    names = ", ".join(sorted(RECIPES))
+    p = subparsers.add_parser(
+        "train", help="train a named recipe", description=f"Train a recipe ({names}); writes OUT/best.pt, OUT/last.pt, "
+        "OUT/metrics.jsonl, OUT/summary.json. Works under torchrun (DistributedDataParallel).")
+    p.add_argument("recipe", nargs="?", help=f"recipe name: {names} (or recipe= in --config)")
+    p.add_argument("--config", help="TOML file with recipe options (top-level keys, [model_kwargs] table)")
+    p.add_argument("--data-root", help="data folder (not needed for digits-dvs)")
+    p.add_argument("--out", help="output folder (default runs/RECIPE)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, help="global batch size (split over torchrun processes)")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--backend", help="neuron kernel backend passed to the model (auto, reference, fused, triton)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other recipe option (TOML value syntax), e.g. --set train_limit=200 --set model_kwargs.tau=3.0")
+    p.add_argument("--resume", action="store_true", help="continue OUT/last.pt (bitwise identical on CPU)")
+    p.add_argument("--overwrite", action="store_true", help="start again even if OUT already holds a run")
+    p.add_argument("--plots", metavar="DIR", help="also write the run's PNG plots into DIR")
+    p.add_argument("--no-report", action="store_true", help="skip the energy report and the NIR/Lava export after training")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
+    p.set_defaults(func=_cmd_train)
+
+    e = subparsers.add_parser("eval", help="evaluate a checkpoint", description="Accuracy, loss, per-class accuracy and "
+                              "firing rate per layer of a checkpoint (it knows its recipe and data set).")
+    e.add_argument("checkpoint")
+    e.add_argument("--data-root", "--data", dest="data_root", help="data folder (default: the one used in training)")
+    e.add_argument("--split", default="test", help="test (default), val or train")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--batch-size", type=int)
+    e.add_argument("--plots", metavar="DIR", help="also write confusion/firing-rate/raster PNGs into DIR")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=_cmd_eval)
+
+    q = subparsers.add_parser("plot", help="plot a run folder or checkpoint", description="Loss/accuracy curves, confusion "
+                              "matrix, firing rate per layer and a spike raster as PNG files.")
+    q.add_argument("run", help="run folder (OUT of neuromorph train) or a checkpoint file")
+    q.add_argument("--out", help="folder for the PNGs (default RUN/plots)")
+    q.add_argument("--data-root", help="data folder (default: the one used in training)")
+    q.add_argument("--sample", type=int, default=0, help="test sample for the spike raster")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_cmd_plot)
+
+
+def _parse_sets(items: list[str]) -> dict[str, Any]:
+    import tomllib
+
+    from neuromorph.errors import ConfigError
+
+    changes: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw  # bare words are strings
+        if key.startswith("model_kwargs."):
+            changes.setdefault("model_kwargs", {})[key.split(".", 1)[1]] = value
+        else:
+            changes[key.strip()] = value
+    return changes
+
+
+def _fail(args, exc: Exception) -> int:
+    if getattr(args, "json", False):
+        print(json.dumps({"error": str(exc), "type": type(exc).__name__}))
+    print(f"neuromorph {args.command}: error: {exc}", file=sys.stderr)
+    return 2
+
+
+def _cmd_train(args) -> int:
+    from neuromorph.errors import NeuromorphError
+
+    try:
+        return _train(args)
+    except NeuromorphError as exc:
+        return _fail(args, exc)
+
+
+def _train(args) -> int:
+    from neuromorph.train.loop import fit
+    from neuromorph.train.recipes import resolve_recipe
+
+    sets = _parse_sets(args.set)
+    config_kwargs = sets.pop("model_kwargs", None)
+    overrides = dict(data_root=args.data_root, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                     backend=args.backend, device=args.device, **sets)
+    recipe = resolve_recipe(args.recipe, args.config, **overrides)
+    if config_kwargs:
+        recipe = recipe.replace(model_kwargs={**recipe.model_kwargs, **config_kwargs})
+    out = Path(args.out or f"runs/{recipe.name}")
+    summary = fit(recipe, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    import os
+
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    if summary["status"] == "completed" and is_main:
+        if not args.no_report:
+            summary["report"] = _report(out)
+        if args.plots:
+            from neuromorph.train.evaluation import make_plots
+
+            summary["plots"] = [str(p) for p in make_plots(out, args.plots, data_root=recipe.data_root)]
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True), encoding="utf-8")
+    if is_main:
+        _print_summary(summary, args.json)
+    return 130 if summary["status"] == "interrupted" else 0
+
+
+def _report(out: Path) -> dict[str, Any]:
+    """Energy report and NIR / Lava export of best.pt, when those parts of neuromorph are installed.
+
+    Each step is independent: one that is not available or fails is recorded with its reason and the
+    others still run (the training result itself is already saved).
+    """
+    from neuromorph.train import checkpoint as ck
+
+    report: dict[str, Any] = {}
+    model, info = ck.load_model(out / "best.pt")
+    import torch
+
+    n_steps = int(info.get("data", {}).get("n_steps", 10))
+    sample = torch.zeros((n_steps, 1, *info.get("input_shape", [])))
+    steps = {"energy": lambda: _energy(out, model, info), "nir": lambda: _nir(out, model, sample),
+             "lava": lambda: _lava(out, model, sample)}
+    for name, step in steps.items():
+        try:
+            report[name] = step()
+        except (ImportError, AttributeError, NotImplementedError) as exc:
+            report[name] = {"status": "not available", "reason": f"{type(exc).__name__}: {exc}"}
+        except Exception as exc:  # noqa: BLE001 - the report is best effort; the reason is recorded
+            report[name] = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+    return report
+
+
+def _energy(out: Path, model, info) -> dict[str, Any]:
+    from neuromorph.energy import measure  # type: ignore[attr-defined]
+    from neuromorph.train.data import load_split
+    from neuromorph.train.evaluation import checkpoint_recipe
+
+    recipe = checkpoint_recipe(info, out / "best.pt")
+    data = load_split(recipe, "test", info.get("data", {}).get("n_steps"))
+    import torch
+
+    x, _ = data.batch(torch.arange(min(64, len(data))))
+    report = measure(model, x, hardware="loihi")
+    as_dict = report.to_dict() if hasattr(report, "to_dict") else dict(report)
+    (out / "energy.json").write_text(json.dumps(as_dict, indent=2, default=str), encoding="utf-8")
+    return {"status": "ok", "file": str(out / "energy.json"), "text": str(report.table()) if hasattr(report, "table") else None}
+
+
+def _nir(out: Path, model, sample) -> dict[str, Any]:
+    import nir
+
+    from neuromorph.export import to_nir  # type: ignore[attr-defined]
+
+    graph = to_nir(model, sample)
+    path = out / "model.nir"
+    nir.write(str(path), graph)
+    return {"status": "ok", "file": str(path), "nodes": len(graph.nodes)}
+
+
+def _lava(out: Path, model, sample) -> dict[str, Any]:
+    from neuromorph.export import to_lava  # type: ignore[attr-defined]
+
+    path = out / "model.net.h5"
+    to_lava(model, path, sample)
+    return {"status": "ok", "file": str(path)}
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({k: v for k, v in summary.items() if k != "confusion"}, sort_keys=True))
+        return
+    lines = [f"recipe {summary['recipe']}: {summary['status']} ({summary['epochs_completed']}/{summary['epochs']} epochs, "
+             f"{summary['wall_time_s']:.0f} s)"]
+    if summary["status"] == "completed":
+        if summary.get("best_val_accuracy") is not None:
+            lines.append(f"  best epoch {summary['best_epoch']} (validation accuracy {summary['best_val_accuracy']:.4f})")
+        lines.append(f"  test accuracy {summary['test_accuracy']:.4f}  loss {summary['test_loss']:.4f}  ({summary['n_test']} samples)")
+        if summary.get("mean_firing_rate") is not None:
+            rates = ", ".join(f"{k} {v:.3f}" for k, v in summary["firing_rate"].items() if v is not None)
+            lines.append(f"  firing rate (spikes/neuron/step): mean {summary['mean_firing_rate']:.3f}; {rates}")
+        for name, item in summary.get("report", {}).items():
+            lines.append(f"  {name}: {item.get('status')} {item.get('file') or item.get('reason', '')}")
+            if item.get("text"):
+                lines.append(item["text"])
+        lines.append(f"  checkpoints: {summary['best_checkpoint']}, {summary['last_checkpoint']}")
+    else:
+        lines.append(f"  stopped; resume with: --resume (checkpoint {summary['last_checkpoint']})")
+    print("\n".join(lines))
+
+
+def _cmd_eval(args) -> int:
+    from neuromorph.errors import NeuromorphError
+
+    try:
+        from neuromorph.train.evaluation import evaluate_checkpoint, make_plots
+
+        result = evaluate_checkpoint(args.checkpoint, data_root=args.data_root, split=args.split, device=args.device,
+                                     batch_size=args.batch_size)
+        if args.plots:
+            result["plots"] = [str(p) for p in make_plots(args.checkpoint, args.plots, data_root=args.data_root)]
+    except NeuromorphError as exc:
+        return _fail(args, exc)
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        print(f"{result['checkpoint']} on {result['dataset']}/{result['split']} ({result['n']} samples): "
+              f"accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f}")
+        classes = result.get("classes") or [str(i) for i in range(len(result["per_class"]))]
+        print("  per class: " + ", ".join(f"{c} {a:.3f}" if a is not None else f"{c} -" for c, a in zip(classes, result["per_class"])))
+        for name, rate in result["firing_rate"].items():
+            print(f"  firing rate {name}: {rate:.4f}")
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from neuromorph.errors import NeuromorphError
+
+    try:
+        from neuromorph.train.evaluation import make_plots
+
+        run = Path(args.run)
+        out = Path(args.out) if args.out else (run / "plots" if run.is_dir() else run.parent / "plots")
+        written = make_plots(run, out, data_root=args.data_root, sample=args.sample)
+    except NeuromorphError as exc:
+        return _fail(args, exc)
+    if args.json:
+        print(json.dumps({"plots": [str(p) for p in written]}))
+    else:
+        print("\n".join(str(p) for p in written))
+    return 0

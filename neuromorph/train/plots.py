@@ -1,0 +1,128 @@
+"""PNG plots of a run: loss/accuracy curves, confusion matrix, firing rate per layer, spike raster.
+
+matplotlib (the ``plot`` extra) is imported lazily, with the non-interactive Agg backend.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from neuromorph.errors import ConfigError
+
+
+def _plt():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ConfigError("plots need matplotlib: pip install 'neuromorph[plot]'") from exc
+    return plt
+
+
+def plot_curves(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Training/validation loss and accuracy per epoch from metrics.jsonl records."""
+    plt = _plt()
+    epochs = [r for r in records if "train_loss" in r]
+    if not epochs:
+        raise ConfigError("no epoch records to plot (metrics.jsonl is empty)")
+    x = [r["epoch"] for r in epochs]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax1.plot(x, [r["train_loss"] for r in epochs], "o-", label="train")
+    ax2.plot(x, [r["train_accuracy"] for r in epochs], "o-", label="train")
+    if any("val_loss" in r for r in epochs):
+        ax1.plot(x, [r.get("val_loss") for r in epochs], "s-", label="validation")
+        ax2.plot(x, [r.get("val_accuracy") for r in epochs], "s-", label="validation")
+    final = [r for r in records if r.get("event") == "final"]
+    if final:
+        ax2.axhline(final[-1]["test_accuracy"], color="k", ls="--", lw=1, label=f"test (best.pt) {final[-1]['test_accuracy']:.3f}")
+    ax1.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
+    for ax in (ax1, ax2):
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_confusion(confusion: Sequence[Sequence[int]], path: str | Path, classes: Sequence[str] | None = None) -> Path:
+    """Confusion matrix (rows: true class, columns: predicted), counts annotated."""
+    plt = _plt()
+    cm = torch.as_tensor(confusion)
+    n = cm.shape[0]
+    classes = list(classes) if classes else [str(i) for i in range(n)]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * n, 0.8 + 0.45 * n))
+    ax.imshow(cm.numpy(), cmap="Blues")
+    for i in range(n):
+        for j in range(n):
+            if cm[i, j]:
+                ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=7,
+                        color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set(xticks=range(n), yticks=range(n), xticklabels=classes, yticklabels=classes, xlabel="predicted", ylabel="true",
+           title=f"confusion (accuracy {float(cm.diag().sum() / cm.sum().clamp(min=1)):.3f})")
+    return _save(fig, path)
+
+
+def plot_firing_rates(rates: dict[str, float | None], path: str | Path) -> Path:
+    """Mean firing rate (spikes per neuron per step) of each spiking layer."""
+    plt = _plt()
+    names = [k for k, v in rates.items() if v is not None]
+    if not names:
+        raise ConfigError("the model has no spiking layers to plot firing rates for")
+    fig, ax = plt.subplots(figsize=(1.5 + 0.7 * len(names), 3.2))
+    ax.bar(range(len(names)), [rates[k] for k in names])
+    ax.set(xticks=range(len(names)), ylabel="spikes / neuron / step", title="firing rate per layer")
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    return _save(fig, path)
+
+
+def plot_raster(spikes: dict[str, torch.Tensor], path: str | Path, max_neurons: int = 256) -> Path:
+    """Spike raster of one sample: one panel per layer, x = time step, y = neuron (first ``max_neurons``)."""
+    plt = _plt()
+    if not spikes:
+        raise ConfigError("no spiking layers recorded for the raster")
+    fig, axes = plt.subplots(len(spikes), 1, figsize=(7, 1.8 * len(spikes)), squeeze=False)
+    for ax, (name, s) in zip(axes[:, 0], spikes.items()):
+        s = s.reshape(s.shape[0], -1)[:, :max_neurons]
+        t, n = torch.nonzero(s > 0, as_tuple=True)
+        ax.scatter(t.numpy(), n.numpy(), s=2, marker="|", color="k")
+        ax.set(xlim=(-0.5, s.shape[0] - 0.5), ylim=(-0.5, s.shape[1] - 0.5), ylabel="neuron",
+               title=f"{name}: {int(s.sum())} spikes, rate {float(s.mean()):.3f}")
+        ax.title.set_fontsize(8)
+    axes[-1, 0].set_xlabel("time step")
+    return _save(fig, path)
+
+
+def record_spikes(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Spikes ``[T, ...]`` of every spiking layer for the single sample ``x`` (``[T, 1, ...]``)."""
+    from neuromorph.train.metrics import spiking_layers
+
+    recorded: dict[str, torch.Tensor] = {}
+    handles = []
+    for name, module in spiking_layers(model):
+        def hook(mod, inp, out, name=name):
+            out = out[0] if isinstance(out, tuple) else out
+            recorded[name] = out.detach()[:, 0].cpu()
+
+        handles.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return recorded
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
