@@ -7,8 +7,8 @@
 - σ shrunk at the end of every epoch (``SigmaSchedule.for_training(K, epochs)``);
 - every evaluation with rounded integer delays, real-valued positions restored afterwards.
 
-The SHD model module may provide its own ``build_optimizers(model, epochs, ...)``; it is used when
-present, so that the recipe and the model cannot drift apart.
+The optimisers and the σ schedule come from ``neuromorph.models.shd`` (``build_optimizers``,
+``sigma_schedule``), so that the recipe and the model cannot drift apart.
 """
 
 from __future__ import annotations
@@ -22,45 +22,17 @@ from neuromorph.train.loop import Hooks
 from neuromorph.train.recipes import Recipe
 
 
-def split_parameters(model: torch.nn.Module) -> tuple[list, list, list]:
-    """(weights, batch-norm/bias parameters, delay positions) of ``model``."""
-    from neuromorph.nn import DelayedLinear
-
-    positions, weights, other = [], [], []
-    position_ids = set()
-    for module in model.modules():
-        if isinstance(module, DelayedLinear):
-            positions.append(module.positions)
-            position_ids.add(id(module.positions))
-    for module in model.modules():
-        for name, p in module.named_parameters(recurse=False):
-            if id(p) in position_ids or not p.requires_grad:
-                continue
-            is_norm = isinstance(module, (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm))
-            (other if is_norm or name == "bias" else weights).append(p)
-    return weights, other, positions
-
-
 class DelayHooks(Hooks):
     def __init__(self) -> None:
         self.schedule = None
 
     def build_optimizers(self, model: torch.nn.Module, recipe: Recipe, steps_per_epoch: int):
-        from neuromorph.nn.delays import SigmaSchedule, delayed_layers
+        from neuromorph.models.shd import build_optimizers, sigma_schedule
 
-        layers = delayed_layers(model)
-        if not layers:
-            raise TypeError(f"recipe {recipe.name!r} uses the delay optimisers but the model has no DelayedLinear layer")
-        self.schedule = SigmaSchedule.for_training(layers[0].kernel_size, recipe.epochs)
-        weights, other, positions = split_parameters(model)
-        opt_w = torch.optim.Adam(
-            [{"params": weights, "weight_decay": recipe.weight_decay}, {"params": other, "weight_decay": 0.0}], lr=recipe.lr
-        )
-        opt_p = torch.optim.Adam(positions, lr=recipe.lr * 100, weight_decay=0.0)
-        # OneCycle max 5e-3 = 5x the base lr 1e-3; stepped once per epoch as in SNN-delays
-        sched_w = torch.optim.lr_scheduler.OneCycleLR(opt_w, max_lr=5 * recipe.lr, total_steps=recipe.epochs)
-        sched_p = torch.optim.lr_scheduler.CosineAnnealingLR(opt_p, T_max=recipe.epochs)
-        return [opt_w, opt_p], [(sched_w, "epoch"), (sched_p, "epoch")]
+        self.schedule = sigma_schedule(model, recipe.epochs)
+        # max_lr 5e-3 = 5x the base lr and positions at 100x the base lr, as in best_config_SHD.py
+        return build_optimizers(model, recipe.epochs, lr=recipe.lr, max_lr=5 * recipe.lr,
+                                weight_decay=recipe.weight_decay, lr_positions=100 * recipe.lr)
 
     def after_step(self, model: torch.nn.Module) -> None:
         from neuromorph.nn.delays import clamp_positions
