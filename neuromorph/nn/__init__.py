@@ -1,4 +1,10 @@
-"""neuromorph.nn"""
+"""Layers users compose: spiking neurons, time-distributed stateless layers and the seed methods."""
+
+from neuromorph.kernels.config import NeuronState  # noqa: F401
+from neuromorph.nn.layers import (  # noqa: F401
+    AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Conv3d, Dropout, Flatten, Linear,
+    MaxPool1d, MaxPool2d, TimeDistributed, merge_time)
+from neuromorph.nn.neurons import ALIF, IF, LI, LIF, CubaLIF, NeuronSpec, SpikingNeuron  # noqa: F401
 from neuromorph.nn.delays import DelayedLinear, SigmaSchedule, clamp_after_step, clamp_positions, round_delays, rounded_delays  # noqa: F401
 from neuromorph.nn.mpbn import MPBN, MPBNLIF, fold_mpbn  # noqa: F401
 from neuromorph.nn.hoyer import HoyerSpike, hoyer_extremum, hoyer_regularizer, hoyer_square  # noqa: F401

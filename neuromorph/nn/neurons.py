@@ -1,0 +1,284 @@
+"""Spiking neuron layers: thin modules that hold parameters and call the multi-step backends.
+
+Every neuron takes a time-major ``[T, B, *features]`` sequence and returns the spikes of every step.
+Neurons keep no state between calls (no ``reset_net`` to forget); ``streaming=True`` turns on online
+inference, where ``forward(x, state)`` returns ``(spikes, state)`` and the state is passed back in.
+Time constants are in steps, or in seconds when ``dt`` is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+from neuromorph import kernels
+from neuromorph.errors import ConfigError, ShapeError, check_choice
+from neuromorph.functional.neuron import check_sequence, check_threshold, tau_to_decay
+from neuromorph.functional.surrogate import Surrogate, get_surrogate
+from neuromorph.kernels.config import RESET_MODES, DynamicsConfig, DynamicsParams, NeuronState
+
+Number = Union[float, Sequence[float], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class NeuronSpec:
+    """The hardware/exchange view of a neuron: everything an exporter or an energy model needs.
+
+    Time constants are in steps (multiply by ``dt`` for seconds, when known). Unused fields are None.
+    """
+
+    kind: str  # "IF", "LIF", "ALIF", "CubaLIF", "LI"
+    threshold: Optional[torch.Tensor]
+    tau: Optional[torch.Tensor] = None  # membrane
+    tau_syn: Optional[torch.Tensor] = None
+    tau_adapt: Optional[torch.Tensor] = None
+    adapt_increment: Optional[torch.Tensor] = None
+    reset: str = "none"
+    v_reset: float = 0.0
+    reset_amount: Optional[float] = None
+    decay_input: bool = False
+    detach_reset: bool = False
+    mpr: bool = False
+    surrogate: Optional[Surrogate] = None
+    dt: Optional[float] = None
+
+
+def _as_tensor(value: Number) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone().to(torch.get_default_dtype()) if not value.is_floating_point() else value.detach().clone()
+    return torch.as_tensor(value, dtype=torch.get_default_dtype())
+
+
+class SpikingNeuron(nn.Module):
+    """Base of all neuron layers: parameters, validation, backend dispatch, streaming."""
+
+    kind = "neuron"
+    _fires = True
+
+    def __init__(self, *, threshold: Number = 1.0, reset: str = "soft", v_reset: float = 0.0,
+                 surrogate: Union[str, Surrogate] = "atan", alpha: Optional[float] = None, detach_reset: bool = False,
+                 learn_threshold: bool = False, shape: Optional[Sequence[int]] = None, mpr: bool = False,
+                 reset_amount: Optional[float] = None, backend: str = "auto", streaming: bool = False,
+                 check_finite: bool = False, dt: Optional[float] = None):
+        super().__init__()
+        check_choice("reset", reset, RESET_MODES)
+        check_choice("backend", backend, kernels.BACKENDS)
+        if dt is not None and not dt > 0:
+            raise ConfigError(f"dt must be positive (seconds per step), got {dt!r}")
+        self.reset = reset
+        self.v_reset = float(v_reset)
+        self.surrogate = get_surrogate(surrogate, alpha)
+        self.detach_reset = bool(detach_reset)
+        self.mpr = bool(mpr)
+        self.reset_amount = None if reset_amount is None else float(reset_amount)
+        self.backend = backend
+        self.streaming = bool(streaming)
+        self.check_finite = bool(check_finite)
+        self.dt = dt
+        self.shape = tuple(shape) if shape is not None else None
+        if self._fires:
+            self._register("threshold", check_threshold(self._expand(_as_tensor(threshold))), learn_threshold)
+
+    # -- parameters ---------------------------------------------------------------------------------------
+    def _expand(self, value: torch.Tensor) -> torch.Tensor:
+        if self.shape is None:
+            return value
+        try:
+            return torch.broadcast_to(value, self.shape).clone()
+        except RuntimeError:
+            raise ConfigError(f"{type(self).__name__}: parameter of shape {tuple(value.shape)} does not broadcast to "
+                              f"shape={self.shape}") from None
+
+    def _register(self, name: str, value: torch.Tensor, learn: bool) -> None:
+        if learn:
+            self.register_parameter(name, nn.Parameter(value))
+        else:
+            self.register_buffer(name, value)
+
+    def _time_constant(self, name: str, value: Number, learn: bool) -> None:
+        tau = _as_tensor(value)
+        if self.dt is not None:
+            tau = tau / self.dt
+        tau_to_decay(tau, name)  # validates
+        self._register(name, self._expand(tau), learn)
+
+    # -- dynamics ------------------------------------------------------------------------------------------
+    def dynamics(self) -> tuple[DynamicsConfig, DynamicsParams]:
+        """The backend-level description of this neuron."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, state: Optional[NeuronState] = None):
+        check_sequence(x, type(self).__name__ + " input", self.check_finite)
+        if self.shape is not None and tuple(x.shape[2:]) != self.shape:
+            raise ShapeError(f"{type(self).__name__}: expected features of shape {self.shape} after [T, B], "
+                             f"got input of shape {tuple(x.shape)}")
+        if state is not None and not self.streaming:
+            raise ConfigError(f"{type(self).__name__}: a state was passed but streaming=False; construct the layer "
+                              f"with streaming=True for online inference")
+        cfg, params = self.dynamics()
+        out, _, final = kernels.run(x, params, cfg, state, False, self.backend)
+        return (out, final) if self.streaming else out
+
+    def spec(self) -> NeuronSpec:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        parts = [f"reset={self.reset!r}", f"surrogate={self.surrogate.name}({self.surrogate.alpha:g})"]
+        if self.detach_reset:
+            parts.append("detach_reset=True")
+        if self.mpr:
+            parts.append("mpr=True")
+        if self.backend != "auto":
+            parts.append(f"backend={self.backend!r}")
+        if self.streaming:
+            parts.append("streaming=True")
+        return ", ".join(parts)
+
+    def _cfg(self, **kw) -> DynamicsConfig:
+        return DynamicsConfig(reset=self.reset, v_reset=self.v_reset, detach_reset=self.detach_reset,
+                              surrogate=self.surrogate, mpr=self.mpr, reset_amount=self.reset_amount, **kw)
+
+    def _spec(self, kind: str, **kw) -> NeuronSpec:
+        return NeuronSpec(kind=kind, threshold=self.threshold.detach(), reset=self.reset, v_reset=self.v_reset,
+                          reset_amount=self.reset_amount, detach_reset=self.detach_reset, mpr=self.mpr,
+                          surrogate=self.surrogate, dt=self.dt, **kw)
+
+
+class IF(SpikingNeuron):
+    """Integrate-and-fire: h_t = v_{t−1} + x_t; s_t = H(h_t − θ); reset soft/hard/none.
+
+    With ``threshold=0.5, reset="soft", reset_amount=1.0, mpr=True`` it is the neuron of Guo et al.
+    (ECCV 2022, METHODS.md §1): the MPR φ feeds the threshold test and the reset subtracts the spike
+    amplitude 1.
+    """
+
+    kind = "IF"
+
+    def dynamics(self):
+        one = torch.ones((), dtype=self.threshold.dtype, device=self.threshold.device)
+        return self._cfg(decay_input=False), DynamicsParams(one, self.threshold)
+
+    def spec(self) -> NeuronSpec:
+        return self._spec("IF")
+
+
+class LIF(SpikingNeuron):
+    """Leaky integrate-and-fire (SpikingJelly's Euler form, time in steps):
+
+    h_t = β v_{t−1} + c x_t with β = 1 − 1/τ, c = 1/τ if ``decay_input`` else 1; s_t = H(h_t − θ);
+    soft reset v_t = h_t − s_t θ, hard v_t = h_t(1 − s_t) + v_reset s_t, none v_t = h_t.
+    ``tau`` and ``threshold`` may be scalars or per-neuron (``shape``) and learnable.
+    """
+
+    kind = "LIF"
+
+    def __init__(self, tau: Number = 2.0, threshold: Number = 1.0, reset: str = "soft", v_reset: float = 0.0,
+                 decay_input: bool = True, detach_reset: bool = False, surrogate: Union[str, Surrogate] = "atan",
+                 alpha: Optional[float] = None, learn_tau: bool = False, learn_threshold: bool = False,
+                 shape: Optional[Sequence[int]] = None, mpr: bool = False, reset_amount: Optional[float] = None,
+                 backend: str = "auto", streaming: bool = False, check_finite: bool = False,
+                 dt: Optional[float] = None):
+        super().__init__(threshold=threshold, reset=reset, v_reset=v_reset, surrogate=surrogate, alpha=alpha,
+                         detach_reset=detach_reset, learn_threshold=learn_threshold, shape=shape, mpr=mpr,
+                         reset_amount=reset_amount, backend=backend, streaming=streaming,
+                         check_finite=check_finite, dt=dt)
+        self.decay_input = bool(decay_input)
+        self._time_constant("tau", tau, learn_tau)
+
+    def dynamics(self):
+        return self._cfg(decay_input=self.decay_input), DynamicsParams(1 - 1 / self.tau, self.threshold)
+
+    def spec(self) -> NeuronSpec:
+        return self._spec("LIF", tau=self.tau.detach(), decay_input=self.decay_input)
+
+
+class ALIF(SpikingNeuron):
+    """Adaptive LIF: the threshold rises by ``adapt_increment`` per spike and decays back with ``tau_adapt``:
+    θ_t = θ + a_{t−1}, a_t = (1 − 1/τ_a) a_{t−1} + b s_t (Bellec et al., NeurIPS 2018)."""
+
+    kind = "ALIF"
+
+    def __init__(self, tau: Number = 2.0, tau_adapt: Number = 20.0, adapt_increment: Number = 0.1,
+                 threshold: Number = 1.0, reset: str = "soft", v_reset: float = 0.0, decay_input: bool = True,
+                 detach_reset: bool = False, surrogate: Union[str, Surrogate] = "atan", alpha: Optional[float] = None,
+                 learn_tau: bool = False, learn_threshold: bool = False, learn_adaptation: bool = False,
+                 shape: Optional[Sequence[int]] = None, backend: str = "auto", streaming: bool = False,
+                 check_finite: bool = False, dt: Optional[float] = None):
+        super().__init__(threshold=threshold, reset=reset, v_reset=v_reset, surrogate=surrogate, alpha=alpha,
+                         detach_reset=detach_reset, learn_threshold=learn_threshold, shape=shape, backend=backend,
+                         streaming=streaming, check_finite=check_finite, dt=dt)
+        self.decay_input = bool(decay_input)
+        self._time_constant("tau", tau, learn_tau)
+        self._time_constant("tau_adapt", tau_adapt, learn_adaptation)
+        inc = self._expand(_as_tensor(adapt_increment))
+        if not torch.isfinite(inc).all() or (inc < 0).any():
+            raise ConfigError(f"adapt_increment must be >= 0 and finite, got {inc}")
+        self._register("adapt_increment", inc, learn_adaptation)
+
+    def dynamics(self):
+        return (self._cfg(decay_input=self.decay_input, alif=True),
+                DynamicsParams(1 - 1 / self.tau, self.threshold, None, 1 - 1 / self.tau_adapt, self.adapt_increment))
+
+    def spec(self) -> NeuronSpec:
+        return self._spec("ALIF", tau=self.tau.detach(), tau_adapt=self.tau_adapt.detach(),
+                          adapt_increment=self.adapt_increment.detach(), decay_input=self.decay_input)
+
+
+class CubaLIF(SpikingNeuron):
+    """Current-based LIF, the Loihi neuron: i_t = (1 − 1/τ_syn) i_{t−1} + x_t,
+    h_t = (1 − 1/τ_mem) v_{t−1} + i_t, s_t = H(h_t − θ), hard reset to ``v_reset`` by default."""
+
+    kind = "CubaLIF"
+
+    def __init__(self, tau_mem: Number = 2.0, tau_syn: Number = 2.0, threshold: Number = 1.0, reset: str = "hard",
+                 v_reset: float = 0.0, decay_input: bool = False, detach_reset: bool = False,
+                 surrogate: Union[str, Surrogate] = "atan", alpha: Optional[float] = None, learn_tau: bool = False,
+                 learn_threshold: bool = False, shape: Optional[Sequence[int]] = None, backend: str = "auto",
+                 streaming: bool = False, check_finite: bool = False, dt: Optional[float] = None):
+        super().__init__(threshold=threshold, reset=reset, v_reset=v_reset, surrogate=surrogate, alpha=alpha,
+                         detach_reset=detach_reset, learn_threshold=learn_threshold, shape=shape, backend=backend,
+                         streaming=streaming, check_finite=check_finite, dt=dt)
+        self.decay_input = bool(decay_input)
+        self._time_constant("tau_mem", tau_mem, learn_tau)
+        self._time_constant("tau_syn", tau_syn, learn_tau)
+
+    @property
+    def tau(self) -> torch.Tensor:
+        return self.tau_mem
+
+    def dynamics(self):
+        return (self._cfg(decay_input=self.decay_input, cuba=True),
+                DynamicsParams(1 - 1 / self.tau_mem, self.threshold, 1 - 1 / self.tau_syn))
+
+    def spec(self) -> NeuronSpec:
+        return self._spec("CubaLIF", tau=self.tau_mem.detach(), tau_syn=self.tau_syn.detach(),
+                          decay_input=self.decay_input)
+
+
+class LI(SpikingNeuron):
+    """Leaky integrator, the non-spiking readout: v_t = β v_{t−1} + c x_t; returns the membrane ``[T, B, ...]``."""
+
+    kind = "LI"
+    _fires = False
+
+    def __init__(self, tau: Number = 2.0, decay_input: bool = True, learn_tau: bool = False,
+                 shape: Optional[Sequence[int]] = None, backend: str = "auto", streaming: bool = False,
+                 check_finite: bool = False, dt: Optional[float] = None):
+        super().__init__(reset="none", shape=shape, backend=backend, streaming=streaming, check_finite=check_finite,
+                         dt=dt)
+        self.decay_input = bool(decay_input)
+        self._time_constant("tau", tau, learn_tau)
+
+    def dynamics(self):
+        one = torch.ones((), dtype=self.tau.dtype, device=self.tau.device)
+        return (DynamicsConfig(reset="none", decay_input=self.decay_input, fire=False),
+                DynamicsParams(1 - 1 / self.tau, one))
+
+    def spec(self) -> NeuronSpec:
+        return NeuronSpec(kind="LI", threshold=None, tau=self.tau.detach(), decay_input=self.decay_input, dt=self.dt)
+
+    def extra_repr(self) -> str:
+        return f"decay_input={self.decay_input}"
