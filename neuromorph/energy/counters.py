@@ -152,8 +152,16 @@ def pool_fanout(pool: torch.nn.Module, feature_shape: tuple[int, ...]) -> torch.
     stride = _tuple(pool.stride if pool.stride is not None else pool.kernel_size)
     padding = _tuple(pool.padding)
     dilation = _tuple(getattr(pool, "dilation", 1))
+    ceil_mode = bool(getattr(pool, "ceil_mode", False))
+    probe = torch.zeros((1, 1, *feature_shape[1:]))
     with torch.no_grad():
-        out_shape = pool(torch.zeros((1, 1, *feature_shape[1:]))).shape[2:]
+        # the functional form (not pool.forward, which wrappers may reshape) gives the output size
+        if isinstance(pool, (torch.nn.MaxPool1d, torch.nn.MaxPool2d, torch.nn.MaxPool3d)):
+            fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[nd]
+            out_shape = fn(probe, kernel, stride, padding, dilation, ceil_mode=ceil_mode).shape[2:]
+        else:
+            fn = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[nd]
+            out_shape = fn(probe, kernel, stride, padding, ceil_mode=ceil_mode).shape[2:]
     spatial = feature_shape[1:]
     # right padding large enough for the windows ceil_mode adds; the crop below drops any extra
     pad = []
