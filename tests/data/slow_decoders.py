@@ -76,5 +76,5 @@ def aedat31_polarity_packets(data, header_end):
                 d, ts = struct.unpack_from("<Ii", data, pos + k * esize)
                 if d & 1:
                     out.append(((d >> 17) & 0x7FFF, (d >> 2) & 0x7FFF, (tsovf << 31) | ts, (d >> 1) & 1))
-        pos += num * esize
+        pos += cap * esize  # the packet holds eventCapacity slots (AEDAT 3.1 documentation)
     return out

@@ -1,5 +1,6 @@
 """Readers for event files: one module per format family, all returning numpy structured arrays."""
 
+from neuromorph.data.readers.aedat import iter_aedat31, read_aedat2, read_aedat31, read_aedat_addresses
 from neuromorph.data.readers.aedat4 import iter_aedat4, read_aedat4
 from neuromorph.data.readers.atis import iter_atis_bin, read_atis_bin, read_dvs128_bin, read_nmnist
 from neuromorph.data.readers.eventstream import iter_es, read_es

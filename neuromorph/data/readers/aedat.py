@@ -1,0 +1,223 @@
+"""jAER / cAER AEDAT files: versions 1.0 and 2.0 (big-endian address-event words) and 3.1 (packets).
+
+Sources: iniVation's "AEDAT file formats" documentation (docs.inivation.com, sections AEDAT 1.0,
+2.0 and 3.1), jAER's chip classes for the address layouts, and libcaer's ``polarity.h``.
+
+* **AEDAT 1.0 / 2.0**: optional header lines starting with ``#`` (the first one ``#!AER-DAT1.0`` /
+  ``#!AER-DAT2.0``), then big-endian records ``address, timestamp``: 2 + 4 bytes (1.0) or 4 + 4 bytes
+  (2.0), timestamps in ticks of 1 µs (jAER). Headerless files (e.g. the FPGA cochlea recordings of
+  pyNAVIS) need ``address_bytes`` given explicitly.
+  :func:`read_aedat_addresses` returns the raw words as ``AUDIO_EVENT_DTYPE`` (``unit`` = address), the
+  natural form for cochlea (NAS) data; :func:`read_aedat2` decodes vision addresses per chip:
+  ``dvs128``: p = bit 0, x = bits 7..1, y = bits 14..8, bit 15 = external (trigger) event;
+  ``davis240`` / ``davis346``: bit 31 = 1 marks APS/IMU samples (not DVS events), bit 10 = external
+  event, y = bits 30..22, x = bits 21..12, p = bit 11, both axes flipped as jAER does
+  (x = W-1-x, y = H-1-y; same as Tonic's ``read_davis_346``).
+* **AEDAT 3.1**: ``#!AER-DAT3.1`` header ending with ``#!END-HEADER``, then packets. Each packet has a
+  28-byte little-endian header (int16 eventType, int16 eventSource, int32 eventSize, int32
+  eventTSOffset, int32 eventTSOverflow, int32 eventCapacity, int32 eventNumber, int32 eventValid) and
+  eventCapacity × eventSize bytes of events. Polarity events (type 1, 8 bytes): uint32 data (bit 0
+  valid mark, bit 1 polarity, bits 16..2 y, bits 31..17 x), int32 timestamp; the full timestamp is
+  ``eventTSOverflow << 31 | timestamp`` µs. Events whose valid mark is 0 were deleted by a filter
+  upstream and are skipped, as libcaer's iterators do. Other packet types (special, frame, IMU, ...)
+  carry no polarity events.
+
+Non-pixel records that these readers skip (external events, APS/IMU samples) are counted and reported
+with a ``UserWarning``, so nothing vanishes unannounced.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from neuromorph.data.events import AUDIO_EVENT_DTYPE, EVENT_DTYPE
+from neuromorph.data.readers._common import PathLike, check_bounds, check_sensor_size
+from neuromorph.errors import DataFormatError, check_choice
+
+_MAX_HEADER_BYTES = 1 << 20
+CHIPS = {"dvs128": (128, 128), "davis240": (240, 180), "davis346": (346, 260)}
+# sensor of an AEDAT 3.1 "#Source N: NAME" line
+_SOURCE_SENSORS = (("DVS128", (128, 128)), ("DAVIS346", (346, 260)), ("DAVIS240", (240, 180)),
+                   ("DVXPLORER", (640, 480)), ("DAVIS640", (640, 480)))
+PACKET_HEADER = struct.Struct("<hhiiiiii")
+POLARITY_EVENT = 1
+
+
+def parse_aedat_header(path: PathLike) -> tuple[dict, int]:
+    """Parse the ``#`` header of an AEDAT 1.0/2.0/3.1 file: (fields, byte offset of the data).
+
+    ``fields["version"]`` is "1.0", "2.0", "3.1" or None (no ``#!AER-DAT`` line: a headerless jAER
+    stream); ``fields["lines"]`` holds the header lines; 3.1 files add ``sources`` ({id: name}).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataFormatError("no such event file", path=path)
+    with open(p, "rb") as f:
+        head = f.read(_MAX_HEADER_BYTES)
+    fields: dict = {"version": None, "lines": [], "sources": {}}
+    pos = 0
+    while pos < len(head) and head[pos : pos + 1] == b"#":
+        end = head.find(b"\n", pos)
+        if end < 0:
+            raise DataFormatError("AEDAT header line not terminated by a newline", path=path, offset=pos)
+        line = head[pos:end].decode("latin-1").rstrip("\r")
+        pos = end + 1
+        fields["lines"].append(line)
+        if line.startswith("#!AER-DAT"):
+            fields["version"] = line[len("#!AER-DAT"):].strip()
+        m = re.match(r"#Source (\d+): *(.+)", line)
+        if m:
+            fields["sources"][int(m.group(1))] = m.group(2).strip()
+        if m := re.match(r"#Format: *(.+)", line):
+            fields["format"] = m.group(1).strip()
+        if line == "#!END-HEADER":
+            break
+    if fields["version"] not in (None, "1.0", "2.0", "3.0", "3.1"):
+        raise DataFormatError(f"AEDAT version {fields['version']!r} is not supported by this reader "
+                              "(1.0, 2.0, 3.1 here; 4.0 via read_aedat4)", path=path, offset=0)
+    return fields, pos
+
+
+def read_aedat_addresses(path: PathLike, address_bytes: int | None = None, timestamp_tick_us: float = 1.0) -> np.ndarray:
+    """Raw address-events of an AEDAT 1.0/2.0 (or headerless jAER) file as AUDIO_EVENT_DTYPE.
+
+    ``unit`` = the address word, ``t`` = floor(timestamp × ``timestamp_tick_us``) µs (jAER: 1 µs; some
+    FPGA cochlea recordings use 0.2 µs ticks). ``address_bytes`` (2 or 4) defaults to the header's
+    version (1.0: 2, 2.0: 4) and must be given for headerless files.
+    """
+    fields, off = parse_aedat_header(path)
+    if address_bytes is None:
+        address_bytes = {"1.0": 2, "2.0": 4}.get(fields["version"])
+        if address_bytes is None:
+            raise DataFormatError(
+                "AEDAT file has no '#!AER-DAT1.0/2.0' header line: pass address_bytes=2 or 4", path=path, offset=0
+            )
+    check_choice("address_bytes", address_bytes, (2, 4))
+    if fields["version"] not in (None, "1.0", "2.0"):
+        raise DataFormatError(f"AEDAT {fields['version']} holds packets, not address words: use read_aedat31", path=path, offset=0)
+    if not timestamp_tick_us > 0:
+        raise DataFormatError(f"timestamp_tick_us must be > 0, got {timestamp_tick_us}", path=path)
+    rec = address_bytes + 4
+    size = Path(path).stat().st_size
+    if (size - off) % rec:
+        whole = size - (size - off) % rec
+        raise DataFormatError(f"AEDAT data length {size - off} is not a whole number of {rec}-byte records "
+                              "(truncated file or wrong address_bytes?)", path=path, offset=whole)
+    raw = np.fromfile(path, dtype=np.dtype([("a", ">u2" if address_bytes == 2 else ">u4"), ("t", ">u4")]), offset=off)
+    out = np.empty(len(raw), dtype=AUDIO_EVENT_DTYPE)
+    if timestamp_tick_us == 1.0:
+        out["t"] = raw["t"]
+    else:
+        out["t"] = np.floor(raw["t"].astype(np.float64) * timestamp_tick_us)
+    out["unit"] = raw["a"].astype(np.int64).astype(np.int32)  # 4-byte addresses keep their bit pattern
+    return out
+
+
+def read_aedat2(path: PathLike, chip: str = "dvs128") -> np.ndarray:
+    """Read the DVS events of an AEDAT 2.0 (jAER) file into an EVENT_DTYPE array.
+
+    ``chip`` ("dvs128", "davis240", "davis346") selects the address layout (module docstring). External
+    events and APS/IMU samples are not pixel events: they are skipped with a ``UserWarning`` counting them.
+    """
+    check_choice("chip", chip, tuple(CHIPS))
+    fields, off = parse_aedat_header(path)
+    if fields["version"] not in ("2.0",):
+        raise DataFormatError(f"not an AEDAT 2.0 file (version {fields['version']!r})", path=path, offset=0)
+    size = Path(path).stat().st_size
+    if (size - off) % 8:
+        raise DataFormatError(f"AEDAT 2.0 data length {size - off} is not a whole number of 8-byte records "
+                              "(truncated file?)", path=path, offset=size - (size - off) % 8)
+    raw = np.fromfile(path, dtype=np.dtype([("a", ">u4"), ("t", ">u4")]), offset=off)
+    a = raw["a"].astype(np.int64)
+    w, h = CHIPS[chip]
+    if chip == "dvs128":
+        keep = (a >> 15) & 1 == 0
+        x, y, p = (a >> 1) & 0x7F, (a >> 8) & 0x7F, a & 1
+    else:
+        keep = ((a >> 31) & 1 == 0) & ((a >> 10) & 1 == 0)
+        x = (w - 1) - ((a >> 12) & 0x3FF)
+        y = (h - 1) - ((a >> 22) & 0x1FF)
+        p = (a >> 11) & 1
+    idx = np.flatnonzero(keep)
+    if len(idx) < len(a):
+        warnings.warn(f"{path}: skipped {len(a) - len(idx)} non-DVS records (external events, APS/IMU samples)",
+                      UserWarning, stacklevel=2)
+    out = np.empty(len(idx), dtype=EVENT_DTYPE)
+    out["x"], out["y"], out["p"], out["t"] = x[idx], y[idx], p[idx], raw["t"][idx]
+    check_bounds(out, (w, h), path, offsets=lambda i: off + 8 * int(idx[i]))
+    return out
+
+
+def _sensor_from_sources(fields: dict):
+    for name in fields["sources"].values():
+        for key, size in _SOURCE_SENSORS:
+            if key in name.upper():
+                return size
+    return None
+
+
+def iter_aedat31(path: PathLike, sensor_size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+    """Stream the polarity events of an AEDAT 3.1 file, one EVENT_DTYPE array per polarity packet.
+
+    The sensor comes from ``sensor_size`` or the header's ``#Source`` line (DVS128, DAVIS240/346, ...);
+    events outside it raise DataFormatError with the packet's byte offset.
+    """
+    fields, pos = parse_aedat_header(path)
+    if fields["version"] not in ("3.0", "3.1"):
+        raise DataFormatError(f"not an AEDAT 3.x file (version {fields['version']!r})", path=path, offset=0)
+    if fields.get("format", "RAW").upper() != "RAW":
+        raise DataFormatError(f"AEDAT 3.1 '#Format: {fields['format']}' (compressed) is not supported; only RAW",
+                              path=path, offset=0)
+    sensor = check_sensor_size(sensor_size if sensor_size is not None else _sensor_from_sources(fields), path)
+    size = Path(path).stat().st_size
+    with open(path, "rb") as f:
+        f.seek(pos)
+        while pos < size:
+            head = f.read(PACKET_HEADER.size)
+            if len(head) < PACKET_HEADER.size:
+                raise DataFormatError("AEDAT 3.1 file ends inside a packet header (truncated)", path=path, offset=pos)
+            etype, _src, esize, tsoff, tsovf, cap, num, _valid = PACKET_HEADER.unpack(head)
+            if esize <= 0 or cap < 0 or num < 0 or num > cap or tsoff < 0 or tsoff + 4 > esize or tsovf < 0:
+                raise DataFormatError(
+                    f"AEDAT 3.1 packet header is inconsistent (type {etype}, size {esize}, ts offset {tsoff}, "
+                    f"capacity {cap}, number {num}, overflow {tsovf})", path=path, offset=pos)
+            nbytes = cap * esize
+            if pos + PACKET_HEADER.size + nbytes > size:
+                raise DataFormatError(f"AEDAT 3.1 packet of {nbytes} bytes runs past the end of the file (truncated)",
+                                      path=path, offset=pos)
+            if etype != POLARITY_EVENT:
+                f.seek(nbytes, 1)
+                pos += PACKET_HEADER.size + nbytes
+                continue
+            if esize != 8 or tsoff != 4:
+                raise DataFormatError(f"AEDAT 3.1 polarity packet with event size {esize} / ts offset {tsoff} "
+                                      "(expected 8 / 4)", path=path, offset=pos)
+            raw = np.frombuffer(f.read(nbytes), dtype=np.dtype([("d", "<u4"), ("t", "<i4")]), count=num)
+            d = raw["d"]
+            valid = np.flatnonzero(d & 1)
+            out = np.empty(len(valid), dtype=EVENT_DTYPE)
+            dv = d[valid]
+            out["x"] = (dv >> 17) & 0x7FFF
+            out["y"] = (dv >> 2) & 0x7FFF
+            out["p"] = (dv >> 1) & 1
+            out["t"] = (np.int64(tsovf) << 31) | raw["t"][valid].astype(np.int64)
+            if (raw["t"][valid] < 0).any():
+                raise DataFormatError("AEDAT 3.1 polarity event with a negative 31-bit timestamp", path=path, offset=pos)
+            if sensor is not None:
+                base = pos + PACKET_HEADER.size
+                check_bounds(out, sensor, path, offsets=lambda i: base + 8 * int(valid[i]))
+            pos += PACKET_HEADER.size + nbytes
+            if len(out):
+                yield out
+
+
+def read_aedat31(path: PathLike, sensor_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Read every polarity event of an AEDAT 3.1 file into one EVENT_DTYPE array (see :func:`iter_aedat31`)."""
+    parts = list(iter_aedat31(path, sensor_size))
+    return np.concatenate(parts) if parts else np.empty(0, dtype=EVENT_DTYPE)
