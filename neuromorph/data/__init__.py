@@ -9,3 +9,4 @@ from neuromorph.data.transforms import (
     Compose, ToFrame, ToSpikeCounts, Denoise, RefractoryPeriod, Downsample, CenterCrop, Crop, RandomFlipLR,
     RandomFlipUD, RandomFlipPolarity, RandomRotation, TimeJitter, DropEvent, TimeSkew, cache_key,
 )
+from neuromorph.data.datasets import NMNIST, SHD, SSC, DVSGesture

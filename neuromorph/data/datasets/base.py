@@ -1,0 +1,186 @@
+"""Base class of the downloadable event data sets: manifest, local layout, download, disk cache.
+
+Each data set declares its metadata in a manifest ``datasets/<name>.toml`` (shipped in the wheel as
+``neuromorph.datasets``): sensor size, classes, homepage, the expected folder layout and, per split,
+the official files with URL and checksum (``sha256`` and/or ``md5``). A data set object
+
+- finds the split under ``root`` in the documented layout and needs no network when it is there;
+- otherwise, with ``download=True``, fetches the archives (checksum, resume, atomic rename; see
+  ``download.py``), unpacks them into ``root`` and checks the layout again;
+- otherwise raises ``DatasetError`` listing the URLs and the exact layout to place the files in.
+
+With ``cache=True`` every transformed sample is stored under ``<root>/.cache/<name>-<split>/<key>/``
+where ``key = cache_key(transform)`` (a hash of the transform's class names and parameters), so a
+different transform never reuses another's samples. Each entry records the sha256 of its payload;
+an entry that is missing, truncated or altered is recomputed and rewritten (atomically).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+from neuromorph.data.datasets.download import download, extract
+from neuromorph.data.transforms import cache_key
+from neuromorph.errors import ConfigError, DatasetError, check_choice
+
+
+def manifests_dir() -> Path:
+    """The folder of dataset manifests: the installed ``neuromorph.datasets`` package, else the repository's
+    top-level ``datasets/`` (a source checkout run from the repository root shadows the editable mapping)."""
+    try:
+        from neuromorph.resources import datasets_dir
+
+        d = datasets_dir()
+        if d.is_dir():
+            return d
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parents[3] / "datasets"
+
+
+def load_manifest(name: str) -> dict:
+    """Parse ``<name>.toml`` from ``manifests_dir()``."""
+    path = manifests_dir() / f"{name}.toml"
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise DatasetError(f"no dataset manifest {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise DatasetError(f"dataset manifest {path} is not valid TOML: {exc}") from exc
+
+
+class EventDataset:
+    """A split of a manifest-declared data set: ``ds[i] -> (sample, label)``.
+
+    Subclasses set ``name`` and implement ``_find(root) -> Path | None`` (the split's data inside
+    ``root``, or None), ``_index(location)`` (fills ``self._items`` and ``self.targets``) and
+    ``_read(i)`` (the raw events of item i).
+    """
+
+    name: str = ""
+
+    def __init__(self, root, split: str = "train", transform=None, download: bool = False, cache: bool = False):
+        self.manifest = load_manifest(self.name)
+        check_choice("split", split, tuple(self.manifest["splits"]))
+        if transform is not None and not callable(transform):
+            raise ConfigError(f"transform must be callable, got {transform!r}")
+        if root is None:
+            raise ConfigError(f"{type(self).__name__} needs root: the folder holding the data set\n{self._help()}")
+        self.root = Path(root)
+        self.split = split
+        self.transform = transform
+        self.sensor_size = tuple(self.manifest["sensor_size"])
+        self.classes = list(self.manifest["classes"])
+        location = self._find(self.root)
+        if location is None and download:
+            self.download()
+            location = self._find(self.root)
+        if location is None:
+            raise DatasetError(f"{self.manifest['title']} {split!r} split not found under {self.root}.\n{self._help()}")
+        self.location = location
+        self._index(location)
+        self._cache_dir = None
+        if cache:
+            if transform is not None and getattr(transform, "random", True):
+                raise ConfigError("cache=True needs a deterministic transform (random augmentation must not be cached)")
+            key = cache_key(transform) if transform is not None else "raw"
+            self._cache_dir = self.root / ".cache" / f"{self.name}-{split}" / key
+
+    # -- what the user sees -------------------------------------------------------------------------
+
+    def _help(self) -> str:
+        spec = self.manifest["splits"][self.split] if hasattr(self, "split") else None
+        lines = [f"Expected layout:{self.manifest['layout']}"]
+        splits = [spec] if spec is not None else list(self.manifest["splits"].values())
+        lines.append("Official files (download them, or pass download=True with network access):")
+        for s in splits:
+            for f in s["files"]:
+                lines.append(f"  {f['url']}  ->  {f['filename']}")
+        return "\n".join(lines)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, i: int):
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for {type(self).__name__}({self.split!r}) of {len(self)} samples")
+        i = i % len(self)
+        label = int(self.targets[i])
+        if self._cache_dir is not None:
+            return self._cached(i), label
+        events = self._read(i)
+        return (self.transform(events) if self.transform is not None else events), label
+
+    # -- download ---------------------------------------------------------------------------------
+
+    def download(self, opener=None) -> None:
+        """Fetch and unpack this split's official files into ``root`` (checksums verified)."""
+        kwargs = {} if opener is None else {"opener": opener}
+        for f in self.manifest["splits"][self.split]["files"]:
+            archive = download(f["url"], self.root / f["filename"], f.get("sha256") or None, f.get("md5") or None, **kwargs)
+            extract(archive, self.root)
+
+    # -- disk cache -------------------------------------------------------------------------------
+
+    def _cached(self, i: int):
+        path = self._cache_dir / f"{i}.npy"
+        sample = _load_entry(path)
+        if sample is None:
+            events = self._read(i)
+            sample = self.transform(events) if self.transform is not None else events
+            _save_entry(path, np.asarray(sample))
+        return sample
+
+    # -- subclass hooks ---------------------------------------------------------------------------
+
+    def _find(self, root: Path) -> Path | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _index(self, location: Path) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _read(self, i: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+# cache entry: 32-byte sha256 of the .npy payload, then the payload (np.save format, no pickles)
+
+
+def _save_entry(path: Path, array: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    payload = buf.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(hashlib.sha256(payload).digest())
+            fh.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _load_entry(path: Path) -> np.ndarray | None:
+    """The cached array, or None when missing or damaged (its checksum then fails, and it is rebuilt)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    digest, payload = data[:32], data[32:]
+    if len(data) < 32 or hashlib.sha256(payload).digest() != digest:
+        return None
+    try:
+        return np.load(io.BytesIO(payload), allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        return None
