@@ -77,3 +77,24 @@ def test_no_silent_fresh_start(tmp_path, uninterrupted):
     (out / "last.pt").write_bytes(b"\x00" * 100)
     with pytest.raises(CheckpointError, match="last.pt"):
         fit(toy_recipe(), out, data=toy_bundle(), progress=False, resume=True)
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, uninterrupted):
+    import os
+    import signal
+
+    def press_ctrl_c(epoch, step):
+        if (epoch, step) == (2, 1):
+            os.kill(os.getpid(), signal.SIGINT)  # the real signal: handled by the loop, not KeyboardInterrupt
+        return False
+
+    out = tmp_path / "run"
+    part = fit(toy_recipe(), out, data=toy_bundle(), progress=False, on_step=press_ctrl_c)
+    assert part["status"] == "interrupted" and part["epochs_completed"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    state = ck.load_checkpoint(out / "last.pt")["train_state"]
+    # the flag is read before on_step runs, so the loop stops after the next step (2, 2) and resumes at 3
+    assert (state["epoch"], state["step"]) == (2, 3)
+    fit(toy_recipe(), out, data=toy_bundle(), progress=False, resume=True)
+    a = ck.load_checkpoint(uninterrupted[0] / "last.pt")["state_dict"]
+    _assert_same_state(a, ck.load_checkpoint(out / "last.pt")["state_dict"])
