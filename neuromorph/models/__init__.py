@@ -1,1 +1,2 @@
 """neuromorph.models"""
+from neuromorph.models.transformer import MaskedSpikingTransformer  # noqa: F401
