@@ -1,0 +1,196 @@
+"""Hardware constraint checks of an exported network against a profile (``hardware/<name>.toml``,
+tables ``[constraints]`` and ``[neuron]``; every limit there carries its source).
+
+Checks per layer: fan-in (presynaptic neurons per neuron), fan-out, weight mantissa bits, threshold
+mantissa bits, decays on the 12-bit scale, axonal delay range, supported neuron model; per chip: cores
+needed, where a layer takes ``max(ceil(neurons / neurons_per_core), ceil(synapses / synapses_per_core))``
+cores (synapses counted as stored, i.e. a convolution's shared kernel expanded per output neuron; an
+upper bound).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neuromorph.errors import ConfigError, ExportError
+from neuromorph.export.netx import NetxLayer, NetxNetwork
+
+
+@dataclass
+class Profile:
+    """The export-relevant part of a hardware profile: limit name -> value, and their sources."""
+
+    name: str
+    limits: dict[str, Any]
+    sources: dict[str, str]
+    neuron: dict[str, Any]
+
+
+def load_profile(name: str) -> Profile:
+    """Read ``[constraints]``/``[neuron]`` of the profile ``name`` (``"loihi"``, ``"loihi2"``) or of a
+    ``.toml`` path. Raises ``ConfigError`` naming the file or the missing table."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    from neuromorph.resources import hardware_dir
+
+    path = Path(name) if str(name).endswith(".toml") else None
+    if path is None:
+        candidates = {p.stem: p for p in hardware_dir().glob("*.toml")}
+        repo = Path(__file__).resolve().parents[2] / "hardware"
+        if repo.is_dir():
+            candidates.update({p.stem: p for p in repo.glob("*.toml") if p.stem not in candidates})
+        if name not in candidates:
+            raise ConfigError(f"hardware profile {name!r} is unknown; choose one of {', '.join(sorted(candidates))}")
+        path = candidates[name]
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"hardware profile {str(path)!r} cannot be read: {exc}") from None
+    cons = data.get("constraints")
+    if not isinstance(cons, dict) or not cons:
+        raise ConfigError(f"hardware profile {str(path)!r} has no [constraints] table (needed for export checks)")
+    limits, sources = {}, {}
+    for key, entry in cons.items():
+        if not isinstance(entry, dict) or "value" not in entry:
+            raise ConfigError(f"hardware profile {str(path)!r}: constraints.{key} needs 'value' and 'source'")
+        limits[key] = entry["value"]
+        sources[key] = str(entry.get("source", ""))
+    return Profile(name=Path(path).stem, limits=limits, sources=sources, neuron=dict(data.get("neuron", {})))
+
+
+@dataclass
+class CheckReport:
+    """Pass/fail rows: ``layer``, ``check``, ``value``, ``limit``, ``ok``, ``fix`` (what to change)."""
+
+    profile: str
+    rows: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r["ok"] for r in self.rows)
+
+    def add(self, layer: str, check: str, value: Any, limit: Any, ok: bool, fix: str = "") -> None:
+        self.rows.append({"layer": layer, "check": check, "value": value, "limit": limit, "ok": bool(ok), "fix": "" if ok else fix})
+
+    def violations(self) -> list[dict]:
+        return [r for r in self.rows if not r["ok"]]
+
+    def as_dict(self) -> dict:
+        return {"profile": self.profile, "ok": self.ok, "rows": self.rows}
+
+    def table(self) -> str:
+        """Plain-text pass/fail table, one row per check."""
+        head = ("layer", "check", "value", "limit", "result", "what to change")
+        lines = [head] + [
+            (str(r["layer"]), r["check"], str(r["value"]), str(r["limit"]), "pass" if r["ok"] else "FAIL", r["fix"]) for r in self.rows
+        ]
+        widths = [max(len(l[i]) for l in lines) for i in range(5)]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(l[:5], widths)) + ("  " + l[5] if l[5] else "") for l in lines)
+
+
+def _fan(layer: NetxLayer) -> tuple[int, int, int]:
+    """(fan-in per neuron, fan-out per presynaptic neuron, stored synapses)."""
+    n_out = int(np.prod(layer.shape))
+    if layer.kind == "dense":
+        nz = layer.weight != 0
+        fan_in = int(nz.sum(1).max()) if nz.size else 0
+        fan_out = int(nz.sum(0).max()) if nz.size else 0
+        return fan_in, fan_out, int(nz.sum())
+    o, i_g, kh, kw = layer.weight.shape
+    fan_in = i_g * kh * kw
+    sh, sw = layer.stride
+    # each input pixel reaches at most ceil(k/s) positions per axis in every output channel of its group
+    fan_out = (o // layer.groups) * math.ceil(kh / sh) * math.ceil(kw / sw)
+    return fan_in, fan_out, n_out * fan_in
+
+
+def check_network(net: NetxNetwork, profile: str | Profile) -> CheckReport:
+    """Check a quantized network (``NetxNetwork``) against ``profile``; see the module docstring."""
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    L = prof.limits
+    rep = CheckReport(profile=prof.name)
+    cores = 0
+    for layer in net.layers:
+        name = layer.name
+        fan_in, fan_out, syn = _fan(layer)
+        n = int(np.prod(layer.shape))
+        if "max_fan_in" in L:
+            rep.add(name, "fan_in", fan_in, L["max_fan_in"], fan_in <= L["max_fan_in"],
+                    f"reduce the inputs per neuron to <= {L['max_fan_in']} (smaller layer, pooling, or a sparse/grouped layer)")
+        if "max_fan_out" in L:
+            rep.add(name, "fan_out", fan_out, L["max_fan_out"], fan_out <= L["max_fan_out"],
+                    f"reduce the targets per neuron to <= {L['max_fan_out']} (narrower next layer)")
+        if "weight_bits" in L:
+            lim = 1 << (int(L["weight_bits"]) - 1)
+            w = layer.weight
+            ok = w.size == 0 or (w.min() >= -lim and w.max() <= lim - 1)
+            rep.add(name, "weight_bits", f"{int(w.min())}..{int(w.max())}", f"{-lim}..{lim - 1}", ok,
+                    "re-quantize the weights to the 8-bit mantissa")
+        if "threshold_mantissa_bits" in L:
+            lim = (1 << int(L["threshold_mantissa_bits"])) - 1
+            rep.add(name, "threshold_mantissa", layer.v_th_mant, lim, 0 <= layer.v_th_mant <= lim,
+                    "lower the weight scale (fewer fractional bits) so the threshold mantissa fits")
+        if "decay_bits" in L:
+            lim = 1 << int(L["decay_bits"])
+            ok = 0 <= layer.i_decay <= lim and 0 <= layer.v_decay <= lim
+            rep.add(name, "decays", f"iDecay={layer.i_decay}, vDecay={layer.v_decay}", f"0..{lim}", ok, "use time constants tau >= 1 step")
+        if "max_delay" in L and layer.delay is not None:
+            dmin, dmax = int(layer.delay.min()), int(layer.delay.max())
+            rep.add(name, "delay", f"{dmin}..{dmax}", f"0..{L['max_delay']}", dmin >= 0 and dmax <= L["max_delay"],
+                    f"limit delays to {L['max_delay']} steps (smaller max_delay, or a larger dt per step)")
+        npc, spc = L.get("neurons_per_core"), L.get("synapses_per_core")
+        need = 1
+        if npc:
+            need = max(need, math.ceil(n / npc))
+        if spc:
+            need = max(need, math.ceil(syn / spc))
+        cores += need
+        rep.add(name, "cores", need, L.get("cores_per_chip", "-"), True)
+    if "cores_per_chip" in L:
+        rep.add("(chip)", "cores_total", cores, L["cores_per_chip"], cores <= L["cores_per_chip"],
+                f"the model needs {cores} cores: shrink layers, or split the model across chips")
+    return rep
+
+
+def check_model(model, sample, profile: str | Profile, dt: float | None = None) -> CheckReport:
+    """Export ``model`` for Loihi in memory and check it against ``profile``. Layers that cannot be
+    mapped at all (soft reset, MaxPool, ALIF, ...) become failing rows naming the layer instead of
+    stopping the check; nothing is written."""
+    from neuromorph.export.lava import graph_to_layers
+    from neuromorph.export.loihi import quantize_layer
+    from neuromorph.export.nir import DEFAULT_DT, to_nir
+
+    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    rep = CheckReport(profile=prof.name)
+    try:
+        graph = to_nir(model, sample, strict=True, dt=dt or DEFAULT_DT)
+        input_shape, flayers = graph_to_layers(graph)
+    except ExportError as exc:
+        rep.add(_layer_of(str(exc)), "mapping", "unsupported", "-", False, str(exc))
+        return rep
+    qlayers = []
+    for fl in flayers:
+        try:
+            qlayers.append(quantize_layer(fl))
+        except ExportError as exc:
+            rep.add(fl.name, "mapping", "unsupported", "-", False, str(exc))
+    if qlayers:
+        sub = check_network(NetxNetwork(input_shape=tuple(input_shape), layers=qlayers), prof)
+        rep.rows.extend(sub.rows)
+    return rep
+
+
+def _layer_of(msg: str) -> str:
+    import re
+
+    m = re.search(r"layer '([^']+)'|node '([^']+)'", msg)
+    return (m.group(1) or m.group(2)) if m else "(model)"

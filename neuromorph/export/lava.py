@@ -1,0 +1,251 @@
+"""NIR graph -> lava-dl netx HDF5 for Loihi (``to_lava``).
+
+The model is first exported with :func:`neuromorph.export.nir.to_nir` (the one graph walker); this module
+reads that graph, groups it into synapse + neuron layers (:class:`~neuromorph.export.loihi.FloatLayer`),
+quantizes them to Loihi integers (:func:`~neuromorph.export.loihi.quantize_layer`) and writes the netx
+file (:func:`~neuromorph.export.netx.write_netx`).
+
+Loihi has no stateless pooling stage between neurons, and lava-dl 0.6's netx reader refuses ``pool``
+layers (``hdf5.py``: ``NotImplementedError``). A sum/average pooling that feeds a synapse is therefore
+folded into that synapse, exactly (both are linear): before a convolution of kernel K, stride s, padding p
+and a pooling of window = stride = k, the composite is one convolution with kernel k*K (each tap repeated
+k x k times and scaled by 1/k^2 for averaging), stride k*s, padding k*p; before a dense layer the pooling
+matrix is multiplied into the weight matrix.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from neuromorph.errors import ExportError, HardwareConstraintError
+from neuromorph.export.loihi import FloatLayer, quantize_layer
+from neuromorph.export.netx import NetxNetwork, write_netx
+from neuromorph.export.nir import DEFAULT_DT, _META, _neuron_module, to_nir
+
+
+def _pairs(v: Any) -> tuple[int, int]:
+    a = np.asarray(v).reshape(-1).astype(int)
+    return (int(a[0]), int(a[0])) if a.size == 1 else (int(a[0]), int(a[1]))
+
+
+def graph_to_layers(graph) -> tuple[tuple[int, ...], list[FloatLayer]]:
+    """Group a NIR graph into synapse + neuron layers in real units (see the module docstring).
+
+    Raises ``ExportError`` naming the node for structures Loihi netx cannot hold (branches other than
+    the delay pattern of ``to_nir``, two synapses without a neuron between them, pooling after a synapse).
+    """
+    import nir
+
+    dt = float((graph.metadata or {}).get("dt", DEFAULT_DT))
+    succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    preds: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    for a, b in graph.edges:
+        succ[a].append(b)
+        preds[b].append(a)
+    inputs = [n for n, v in graph.nodes.items() if isinstance(v, nir.Input)]
+    if len(inputs) != 1:
+        raise ExportError(f"to_lava: the NIR graph needs exactly one Input node, found {len(inputs)}")
+    node_name = inputs[0]
+    in_type = graph.nodes[node_name].output_type
+    shape = tuple(int(s) for s in np.asarray(next(iter(in_type.values()))).reshape(-1))
+    input_shape = shape
+    layers: list[FloatLayer] = []
+    # pending linear stage since the last neuron
+    pend: dict[str, Any] = {"pools": [], "flatten": False, "syn": None, "name": None, "in_shape": shape}
+
+    def flush(neuron_node: str | None, out_shape: tuple[int, ...]) -> None:
+        syn = pend["syn"]
+        if syn is None:
+            what = neuron_node or "Output"
+            raise ExportError(f"to_lava: node {what!r} has no synapse (Linear/Conv) before it; Loihi layers are synapse + neuron")
+        layer = syn
+        layer.shape = tuple(out_shape)
+        if neuron_node is None:
+            layer.neuron = "none"
+        else:
+            nm = _neuron_module(neuron_node, graph.nodes[neuron_node], (graph.nodes[neuron_node].metadata or {}).get(_META, {}), dt)
+            if nm.v_rest != 0.0:
+                raise HardwareConstraintError(f"layer {neuron_node!r}: a resting potential v_leak={nm.v_rest} has no Loihi mapping")
+            if nm.gain is not None:
+                g = nm.gain.numpy().astype(np.float64).reshape(layer.weight.shape[0], -1)[:, 0]
+                layer.weight = layer.weight * g.reshape((-1,) + (1,) * (layer.weight.ndim - 1))
+                if layer.bias is not None:
+                    layer.bias = layer.bias * g
+            layer.neuron = nm.kind
+            layer.threshold = nm.threshold.numpy().astype(np.float64)
+            layer.tau_mem = None if nm.tau is None else _uniform(nm.tau.numpy(), "tau", neuron_node)
+            layer.tau_syn = None if nm.tau_syn is None else _uniform(nm.tau_syn.numpy(), "tau_syn", neuron_node)
+            layer.decay_input = nm.decay_input
+            layer.reset = nm.reset
+            layer.v_reset = nm.v_reset
+            layer.name = f"{layer.name}->{neuron_node}"
+        layers.append(layer)
+        pend.update(pools=[], flatten=False, syn=None, name=None, in_shape=tuple(out_shape))
+
+    cur_shape = shape
+    while True:
+        nxt = succ[node_name]
+        if not nxt:
+            raise ExportError(f"to_lava: node {node_name!r} has no successor and is not the Output")
+        if len(nxt) > 1:
+            node_name, cur_shape = _delay_branches(graph, node_name, nxt, succ, preds, pend, cur_shape, dt)
+            continue
+        name = nxt[0]
+        node = graph.nodes[name]
+        if len(preds[name]) > 1:
+            raise ExportError(f"to_lava: node {name!r} sums several inputs; netx layers are a chain")
+        if isinstance(node, nir.Output):
+            if pend["syn"] is not None:
+                flush(None, cur_shape)
+            elif pend["pools"] or pend["flatten"]:
+                raise ExportError("to_lava: the network ends in pooling/flatten after its last neuron; nothing to map them to")
+            break
+        if isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
+            if pend["syn"] is not None:
+                raise ExportError(f"to_lava: pooling node {name!r} follows a synapse; Loihi pools spikes, so pool after the neuron")
+            k, s, p = _pairs(node.kernel_size), _pairs(node.stride), _pairs(node.padding)
+            if k != s or p != (0, 0):
+                raise ExportError(f"to_lava: pooling node {name!r} needs stride == kernel and no padding to fold into the next synapse")
+            scale = 1.0 / (k[0] * k[1]) if isinstance(node, nir.AvgPool2d) else 1.0
+            pend["pools"].append((k, scale, cur_shape))
+            cur_shape = (cur_shape[0], cur_shape[1] // k[0], cur_shape[2] // k[1])
+        elif isinstance(node, nir.Flatten):
+            pend["flatten"] = True
+            cur_shape = (int(np.prod(cur_shape)),)
+        elif isinstance(node, (nir.Affine, nir.Linear, nir.Conv2d)):
+            if pend["syn"] is not None:
+                raise ExportError(f"to_lava: node {name!r} follows another synapse without a neuron between them")
+            pend["syn"] = _synapse(name, node, pend, cur_shape)
+            cur_shape = tuple(int(v) for v in np.asarray(node.output_type["output"]).reshape(-1)) if isinstance(node, nir.Conv2d) else (
+                int(np.asarray(node.weight).shape[0]),
+            )
+        elif isinstance(node, (nir.LIF, nir.IF, nir.CubaLIF, nir.LI)):
+            flush(name, cur_shape)
+        elif isinstance(node, nir.Conv1d):
+            raise ExportError(f"to_lava: Conv1d node {name!r} has no netx layer (dense and 2-D conv only)")
+        else:
+            raise ExportError(f"to_lava: node {name!r} ({type(node).__name__}) has no Loihi netx mapping")
+        node_name = name
+    if not layers:
+        raise ExportError("to_lava: the graph has no synapse + neuron layer")
+    return input_shape, layers
+
+
+def _uniform(a: np.ndarray, what: str, name: str) -> float:
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
+    if not np.allclose(a, a[0], rtol=0, atol=0):
+        raise HardwareConstraintError(f"layer {name!r}: per-neuron {what} differs across neurons; Loihi netx stores one per layer")
+    return float(a[0])
+
+
+def _synapse(name: str, node, pend: dict, cur_shape: tuple[int, ...]) -> FloatLayer:
+    import nir
+
+    pools = pend["pools"]
+    if isinstance(node, nir.Conv2d):
+        W = np.asarray(node.weight, dtype=np.float64)
+        stride, padding, dilation = _pairs(node.stride), _pairs(node.padding), _pairs(node.dilation)
+        for k, scale, _ in reversed(pools):
+            if dilation != (1, 1):
+                raise ExportError(f"to_lava: cannot fold pooling into dilated convolution {name!r}")
+            W = np.repeat(np.repeat(W, k[0], axis=2), k[1], axis=3) * scale
+            stride = (stride[0] * k[0], stride[1] * k[1])
+            padding = (padding[0] * k[0], padding[1] * k[1])
+        b = np.asarray(node.bias, dtype=np.float64)
+        return FloatLayer(
+            kind="conv", weight=W, shape=(), neuron="none", bias=None if not np.any(b) else b, stride=stride, padding=padding,
+            dilation=dilation, groups=int(node.groups), flatten_before=False, name=name, in_shape=pools[0][2] if pools else cur_shape,
+        )
+    W = np.asarray(node.weight, dtype=np.float64)
+    b = np.asarray(node.bias, dtype=np.float64) if isinstance(node, nir.Affine) and node.bias is not None else None
+    if pools:
+        # pooling matrix P: pooled = P @ unpooled (flattened CHW); dense weight W @ P
+        in_shape = pools[0][2]
+        n = int(np.prod(in_shape))
+        eye = torch.eye(n, dtype=torch.float64).reshape(n, *in_shape)
+        y = eye
+        for k, scale, _ in pools:
+            y = torch.nn.functional.avg_pool2d(y, k, k, divisor_override=1) * scale
+        P = y.reshape(n, -1).T.numpy()
+        W = W @ P
+        return FloatLayer(kind="dense", weight=W, shape=(), neuron="none", bias=b, flatten_before=True, name=name, in_shape=in_shape)
+    return FloatLayer(kind="dense", weight=W, shape=(), neuron="none", bias=b, flatten_before=pend["flatten"] and len(pend["in_shape"]) > 1,
+                      name=name, in_shape=pend["in_shape"])
+
+
+def _delay_branches(graph, src, nxt, succ, preds, pend, cur_shape, dt):
+    """Recognise to_nir's delay pattern src -> Delay(d) -> Linear(W_d) -> X and merge it into one dense
+    layer with per-synapse delays."""
+    import nir
+
+    if pend["syn"] is not None or pend["pools"]:
+        raise ExportError(f"to_lava: node {src!r} fans out; only to_nir's synaptic-delay branches can be mapped")
+    W = None
+    D = None
+    bias = None
+    target = None
+    for dn in nxt:
+        dnode = graph.nodes[dn]
+        if not isinstance(dnode, nir.Delay) or len(succ[dn]) != 1:
+            raise ExportError(f"to_lava: node {src!r} fans out to {dn!r}; netx layers are a chain")
+        wn = succ[dn][0]
+        wnode = graph.nodes[wn]
+        if not isinstance(wnode, (nir.Linear, nir.Affine)) or len(succ[wn]) != 1:
+            raise ExportError(f"to_lava: delay node {dn!r} must feed one Linear/Affine node")
+        meta = (dnode.metadata or {}).get(_META, {})
+        steps = np.asarray(meta.get("delay_steps", np.rint(np.asarray(dnode.delay) / dt)), dtype=np.int64).reshape(-1)
+        if np.unique(steps).size != 1:
+            raise ExportError(f"to_lava: delay node {dn!r} has different delays per input; expected one delay per branch")
+        d = int(steps[0])
+        Wd = np.asarray(wnode.weight, dtype=np.float64)
+        if W is None:
+            W = np.zeros_like(Wd)
+            D = np.zeros(Wd.shape, dtype=np.int64)
+        overlap = (W != 0) & (Wd != 0)
+        if overlap.any():
+            raise HardwareConstraintError(f"layer {src!r}: a synapse has two delays; Loihi has one delay per synapse")
+        W = W + Wd
+        D = np.where(Wd != 0, d, D)
+        if isinstance(wnode, nir.Affine) and wnode.bias is not None and np.any(wnode.bias):
+            bias = (0.0 if bias is None else bias) + np.asarray(wnode.bias, dtype=np.float64)
+        t = succ[wn][0]
+        if target not in (None, t):
+            raise ExportError(f"to_lava: delay branches of {src!r} end in different nodes {target!r} and {t!r}")
+        target = t
+    if set(preds[target]) != {succ[dn][0] for dn in nxt}:
+        raise ExportError(f"to_lava: node {target!r} receives inputs besides the delay branches of {src!r}")
+    layer = FloatLayer(kind="dense", weight=W, shape=(), neuron="none", bias=bias, delay=D, flatten_before=pend["flatten"] and len(pend["in_shape"]) > 1,
+                       name=nxt[0].rsplit("_delay", 1)[0], in_shape=cur_shape)
+    pend["syn"] = layer
+    # continue the walk at the last branch's Linear node, as if it were target's only predecessor
+    last_w = succ[nxt[-1]][0]
+    preds[target] = [last_w]
+    return last_w, (W.shape[0],)
+
+
+def to_lava(model: torch.nn.Module, path: str | os.PathLike, sample: torch.Tensor, dt: float = DEFAULT_DT, check: str | None = None) -> Path:
+    """Export ``model`` (eval mode) to a lava-dl netx HDF5 file at ``path`` for Loihi.
+
+    Steps: ``to_nir(model, sample, strict=True)`` -> :func:`graph_to_layers` -> Loihi fixed point
+    (:func:`~neuromorph.export.loihi.quantize_layer`: 8-bit weight mantissa with a shared power-of-two
+    exponent per layer, decays on the 4096 scale, threshold mantissa, integer delays 0..62) ->
+    :func:`~neuromorph.export.netx.write_netx` (temp file + rename: nothing partial is left behind).
+    ``check`` names a hardware profile (``"loihi"``, ``"loihi2"``): any violation raises
+    ``HardwareConstraintError`` listing the offending layers, and no file is written.
+    """
+    graph = to_nir(model, sample, strict=True, dt=dt)
+    input_shape, flayers = graph_to_layers(graph)
+    qlayers = [quantize_layer(fl) for fl in flayers]
+    net = NetxNetwork(input_shape=tuple(input_shape), layers=qlayers)
+    if check is not None:
+        from neuromorph.export.constraints import check_network
+
+        report = check_network(net, check)
+        if not report.ok:
+            raise HardwareConstraintError(f"to_lava: the model violates {check} constraints:\n" + report.table())
+    return write_netx(net, path)

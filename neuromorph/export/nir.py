@@ -1,0 +1,818 @@
+"""neuromorph <-> NIR (Neuromorphic Intermediate Representation, ``nir`` package, Pedersen et al.,
+Nature Communications 2024).
+
+``to_nir`` runs the model once on a sample and records, with forward hooks, which layer feeds which
+(data flow by tensor identity): the one graph walker of the package. Whatever the graph cannot hold is an
+error naming the layer, never a silent change. ``from_nir`` builds a module that runs any NIR graph of the
+supported primitives with neuromorph's dynamics.
+
+Neuron mapping (time in steps of ``dt``; NIR writes continuous time in seconds)::
+
+    neuromorph LIF:  h_t = beta v_{t-1} + c x_t,  beta = 1 - 1/tau,  c = 1/tau (decay_input) or 1
+    NIR LIF:         tau dv/dt = (v_leak - v) + R I    Euler step dt:  v_t = (1 - dt/tau_s) v + (dt/tau_s) R I
+      => tau_s = tau * dt,  R = 1 (decay_input) or tau,  v_leak = 0, v_threshold = theta, v_reset = v_reset
+    IF:       NIR dv/dt = R I  => v_t = v + dt R I  => R = 1/dt
+    CubaLIF:  i_t = (1 - 1/tau_syn) i + x_t ; v_t = beta v + c i_t
+              NIR tau_syn dI/dt = -I + w_in S  => w_in = tau_syn (steps) so that the input gain is 1;
+              R as for LIF
+    LI:       as LIF without firing
+    Delay:    integer synaptic delays d_ji of ``DelayedLinear`` become, per distinct delay d, a branch
+              ``Delay(d*dt) -> Linear(W * [D == d])`` whose outputs add up at the next node
+    BatchNorm (eval) is folded into the Linear/Conv before it; MPBN is folded into thresholds first.
+
+NIR resets to ``v_reset`` (hard reset). A soft-reset (or no-reset) neuron therefore raises
+``ExportError``; with ``strict=False`` it is exported with a warning that spells out the difference, and
+the reset mode is kept in the node's metadata (``neuromorph.reset``), which ``from_nir`` honours and other
+tools ignore. Every node also carries the exact step-domain parameters in its metadata so that
+neuromorph -> NIR -> neuromorph reproduces the spikes exactly.
+
+Peers: snnTorch's ``import_from_nir`` assumes dt = 1e-4 s (hence the default ``dt``); Norse's
+``from_nir`` takes ``dt`` and expects R = 1 (``decay_input=True``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from neuromorph.errors import ConfigError, ExportError, ShapeError
+
+DEFAULT_DT = 1e-4  # seconds per step; the value snnTorch's NIR importer hard-codes
+_META = "neuromorph"
+
+
+# --------------------------------------------------------------------------------------------------
+# neurons: what the exporter reads from a neuron module
+
+
+@dataclass
+class NeuronDesc:
+    """Step-domain description of one neuron layer (all arrays broadcast to the feature shape)."""
+
+    kind: str  # IF, LIF, CubaLIF, LI
+    tau: np.ndarray | None  # membrane time constant in steps (None for IF)
+    tau_syn: np.ndarray | None
+    threshold: np.ndarray
+    reset: str
+    v_reset: float
+    decay_input: bool
+    v_rest: float = 0.0
+
+
+def _np(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().double().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _broadcast(value: Any, shape: tuple[int, ...], what: str, layer: str) -> np.ndarray:
+    """Broadcast a scalar, per-channel ``[C]`` or per-neuron parameter to the feature ``shape``."""
+    v = _np(value)
+    if v.shape == tuple(shape):
+        return v.copy()
+    if v.size == 1:
+        return np.full(shape, float(v.reshape(-1)[0]))
+    if v.ndim == 1 and len(shape) > 1 and v.shape[0] == shape[0]:
+        return np.broadcast_to(v.reshape((-1,) + (1,) * (len(shape) - 1)), shape).copy()
+    try:
+        return np.broadcast_to(v, shape).copy()
+    except ValueError:
+        raise ExportError(f"layer {layer!r}: {what} of shape {list(v.shape)} does not fit the layer's features {list(shape)}") from None
+
+
+def _is_mpbn(m: torch.nn.Module) -> bool:
+    return type(m).__name__ == "MPBNLIF"
+
+
+def _is_neuron(m: torch.nn.Module) -> bool:
+    if isinstance(m, NIRNeuron) or _is_mpbn(m):
+        return True
+    try:
+        from neuromorph.nn import SpikingNeuron  # the core's base class (may not exist in old trees)
+
+        if isinstance(m, SpikingNeuron):
+            return True
+    except ImportError:
+        pass
+    return callable(getattr(m, "spec", None)) and hasattr(m, "threshold")
+
+
+def spiking_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The neuron modules of ``model`` that emit spikes (not leaky integrators), in registration order."""
+    out = []
+    for m in model.modules():
+        if _is_neuron(m):
+            kind = _raw_kind(m)
+            if kind != "LI":
+                out.append(m)
+    return out
+
+
+def _raw_kind(m: torch.nn.Module) -> str:
+    if isinstance(m, NIRNeuron):
+        return m.kind
+    if _is_mpbn(m):
+        return "LIF"
+    spec = getattr(m, "spec", None)
+    if callable(spec):
+        return str(spec().kind)
+    return type(m).__name__
+
+
+def neuron_desc(m: torch.nn.Module, name: str, shape: tuple[int, ...]) -> NeuronDesc:
+    """Read a neuron module (``spec()`` of the core's neurons, folded ``MPBNLIF``, or ``NIRNeuron``)."""
+    if isinstance(m, NIRNeuron):
+        return NeuronDesc(
+            kind=m.kind,
+            tau=None if m.tau is None else _broadcast(m.tau, shape, "tau", name),
+            tau_syn=None if m.tau_syn is None else _broadcast(m.tau_syn, shape, "tau_syn", name),
+            threshold=_broadcast(m.threshold, shape, "threshold", name),
+            reset=m.reset,
+            v_reset=float(m.v_reset),
+            decay_input=bool(m.decay_input),
+            v_rest=float(m.v_rest),
+        )
+    if _is_mpbn(m):
+        if m.mpbn is not None:
+            raise ExportError(f"layer {name!r}: MPBN is not folded (fold_mpbn failed to run)")
+        if m.fire_sign is not None and bool((m.fire_sign < 0).any()):
+            raise ExportError(
+                f"layer {name!r}: folded MPBN has gamma < 0 (the neuron fires below its threshold); "
+                "no NIR or Loihi neuron can do that. Constrain gamma > 0 and retrain"
+            )
+        return NeuronDesc(
+            kind="LIF",
+            tau=_broadcast(m.tau, shape, "tau", name),
+            tau_syn=None,
+            threshold=_broadcast(m.threshold, shape, "threshold", name),
+            reset=m.reset,
+            v_reset=float(m.v_reset),
+            decay_input=bool(m.decay_input),
+        )
+    spec = m.spec()
+    kind = str(spec.kind)
+    if kind not in ("IF", "LIF", "CubaLIF", "LI"):
+        raise ExportError(f"layer {name!r}: neuron kind {kind!r} has no NIR mapping (IF, LIF, CubaLIF, LI are supported)")
+    if getattr(spec, "mpr", False):
+        # MPR is monotone with phi(1/2) = 1/2: it never changes which neurons fire (METHODS.md section 1)
+        pass
+    tau = getattr(spec, "tau", None)
+    tau_syn = getattr(spec, "tau_syn", None)
+    thr = getattr(spec, "threshold", 1.0) if kind != "LI" else 1.0
+    v_rest = getattr(spec, "v_rest", 0.0)
+    return NeuronDesc(
+        kind=kind,
+        tau=None if kind == "IF" or tau is None else _broadcast(tau, shape, "tau", name),
+        tau_syn=None if kind != "CubaLIF" or tau_syn is None else _broadcast(tau_syn, shape, "tau_syn", name),
+        threshold=_broadcast(thr, shape, "threshold", name),
+        reset=str(getattr(spec, "reset", "hard")) if kind != "LI" else "none",
+        v_reset=float(_np(getattr(spec, "v_reset", 0.0)).reshape(-1)[0]),
+        decay_input=bool(getattr(spec, "decay_input", True)),
+        v_rest=float(_np(v_rest if v_rest is not None else 0.0).reshape(-1)[0]),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# tracing
+
+
+@dataclass
+class _Rec:
+    name: str
+    module: torch.nn.Module
+    inp: torch.Tensor
+    out: torch.Tensor
+
+
+def _unit_kind(m: torch.nn.Module) -> str | None:
+    """What the walker treats as one layer (its children are not visited)."""
+    if _is_neuron(m):
+        return "neuron"
+    if type(m).__name__ == "DelayedLinear":
+        return "delayed"
+    nn = torch.nn
+    for cls, kind in (
+        (nn.Linear, "linear"),
+        (nn.Conv1d, "conv1d"),
+        (nn.Conv2d, "conv2d"),
+        (nn.BatchNorm1d, "bn"),
+        (nn.BatchNorm2d, "bn"),
+        (nn.AvgPool2d, "avgpool"),
+        (nn.MaxPool2d, "maxpool"),
+        (nn.Flatten, "flatten"),
+        (nn.Dropout, "identity"),
+        (nn.Identity, "identity"),
+    ):
+        if isinstance(m, cls):
+            return kind
+    if type(m).__name__ == "TimeFlatten" or type(m).__name__ == "DelayNode":
+        return "nir_helper"
+    return None
+
+
+def _trace(model: torch.nn.Module, sample: torch.Tensor) -> tuple[list[_Rec], Any]:
+    units: dict[str, torch.nn.Module] = {}
+    unknown: dict[str, torch.nn.Module] = {}
+    skip_prefixes: list[str] = []
+    for name, m in model.named_modules():
+        if any(name.startswith(p) for p in skip_prefixes):
+            continue
+        if _unit_kind(m) is not None:
+            units[name] = m
+            skip_prefixes.append(name + "." if name else "")
+        elif not any(True for _ in m.children()) and m is not model:
+            unknown[name] = m
+    if _unit_kind(model) is not None:
+        units = {"": model}
+        unknown = {}
+    recs: list[_Rec] = []
+    calls: dict[str, int] = {}
+
+    def hook_for(name):
+        def hook(mod, args, out):
+            calls[name] = calls.get(name, 0) + 1
+            x = args[0] if args else None
+            y = out[0] if isinstance(out, tuple) else out
+            recs.append(_Rec(name or type(mod).__name__, mod, x, y))
+
+        return hook
+
+    def refuse(name):
+        def hook(mod, args, out):
+            raise ExportError(f"layer {name!r} ({type(mod).__name__}) has no NIR mapping; target NIR supports Linear, Conv1d/2d, "
+                              "BatchNorm (folded), AvgPool2d, Flatten, Dropout, DelayedLinear and IF/LIF/CubaLIF/LI neurons")
+
+        return hook
+
+    handles = [m.register_forward_hook(hook_for(n)) for n, m in units.items()]
+    handles += [m.register_forward_hook(refuse(n)) for n, m in unknown.items()]
+    try:
+        with torch.no_grad():
+            out = model(sample)
+    finally:
+        for h in handles:
+            h.remove()
+    twice = [n for n, c in calls.items() if c > 1]
+    if twice:
+        raise ExportError(f"layer {twice[0]!r} runs {calls[twice[0]]} times per forward pass; NIR needs each layer once (no weight sharing)")
+    return recs, out
+
+
+# --------------------------------------------------------------------------------------------------
+# to_nir
+
+
+def _clean(name: str) -> str:
+    # node names become torch module names in peers' importers: no dots
+    return name.replace(".", "_") or "layer"
+
+
+def _feat(t: torch.Tensor) -> tuple[int, ...]:
+    return tuple(int(s) for s in t.shape[2:])
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def to_nir(model: torch.nn.Module, sample: torch.Tensor, strict: bool = True, dt: float = DEFAULT_DT):
+    """Export ``model`` (eval mode) to a ``nir.NIRGraph`` by running it once on ``sample`` ``[T, B, ...]``.
+
+    ``dt`` (seconds per step) turns step-domain time constants into NIR's seconds; it is stored in the
+    graph's metadata. MPBN is folded (``neuromorph.nn.fold_mpbn``) and BatchNorm merged into the
+    preceding Linear/Conv on a copy of the model, never on ``model`` itself.
+    ``strict=False`` exports soft-reset / no-reset neurons with a warning instead of an error.
+    Mapping and sources: see the module docstring. Raises ``ExportError`` naming the layer for anything
+    NIR cannot hold (MaxPool, ALIF, non-module operations between layers, training mode, ...).
+    """
+    import nir
+
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(f"to_nir: model must be a torch.nn.Module, got {type(model).__name__}")
+    if any(m.training for m in model.modules()):
+        raise ExportError(f"to_nir: {type(model).__name__} is in training mode; call model.eval() before export")
+    if not isinstance(sample, torch.Tensor) or sample.dim() < 3:
+        raise ShapeError(f"to_nir: sample must be a tensor [T, B, *features], got {getattr(sample, 'shape', type(sample))}")
+    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+        raise ConfigError(f"to_nir: dt={dt!r} must be a positive number of seconds")
+    model = copy.deepcopy(model)
+    if any(_is_mpbn(m) and m.mpbn is not None for m in model.modules()):
+        from neuromorph.nn import fold_mpbn
+
+        fold_mpbn(model)
+    for name, m in model.named_modules():
+        if type(m).__name__ == "DelayedLinear" and not _delays_are_integer(m):
+            if strict:
+                raise ExportError(
+                    f"layer {name!r}: DelayedLinear has real-valued delays; call round_delays() (its accuracy is evaluated with "
+                    "rounded delays) before export, or pass strict=False to round them here"
+                )
+            warnings.warn(f"to_nir: rounding the delays of layer {name!r} (DelayedLinear.round_delays()) on the exported copy", stacklevel=2)
+            m.round_delays()
+    recs, model_out = _trace(model, sample)
+    if not recs:
+        raise ExportError(f"to_nir: {type(model).__name__} has no exportable layers")
+
+    nodes: dict[str, Any] = {"input": nir.Input({"input": np.array(_feat(sample))})}
+    edges: list[tuple[str, str]] = []
+    producer: dict[int, str] = {id(sample): "input"}
+    keep = [sample]
+    # composite records before expansion: name -> dict(kind, W, b, ...)
+    pending: dict[str, dict] = {}
+
+    def src_of(r: _Rec) -> str:
+        if r.inp is None or id(r.inp) not in producer:
+            raise ExportError(
+                f"layer {r.name!r}: its input is computed outside a module (an operation in forward such as reshape, sum, "
+                "cat or a residual add); NIR export needs the model to be a chain of layers"
+            )
+        return producer[id(r.inp)]
+
+    for r in recs:
+        kind = _unit_kind(r.module)
+        src = src_of(r)
+        keep.append(r.out)
+        if r.out is r.inp or kind == "identity":
+            if r.out is not r.inp and not torch.equal(r.out, r.inp):
+                raise ExportError(f"layer {r.name!r}: Dropout/Identity changed its input in eval mode")
+            producer[id(r.out)] = src
+            continue
+        if r.out.dim() < 3 or r.out.shape[1] != sample.shape[1]:
+            raise ExportError(f"layer {r.name!r}: output shape {list(r.out.shape)} is not time-major [T, B, ...]; use neuromorph.nn layers")
+        name = _clean(r.name)
+        m = r.module
+        in_f, out_f = _feat(r.inp), _feat(r.out)
+        if kind == "linear":
+            if len(in_f) != 1:
+                raise ExportError(f"layer {r.name!r}: Linear on a {len(in_f)}-D feature map {list(in_f)}; insert a Flatten first")
+            pending[name] = {"kind": "affine", "W": _np(m.weight), "b": None if m.bias is None else _np(m.bias)}
+        elif kind in ("conv1d", "conv2d"):
+            if m.padding_mode != "zeros":
+                raise ExportError(f"layer {r.name!r}: padding_mode={m.padding_mode!r} has no NIR mapping (zeros only)")
+            if isinstance(m.padding, str):
+                raise ExportError(f"layer {r.name!r}: padding={m.padding!r}; give explicit integers for NIR export")
+            pending[name] = {
+                "kind": kind,
+                "W": _np(m.weight),
+                "b": None if m.bias is None else _np(m.bias),
+                "stride": m.stride,
+                "padding": m.padding,
+                "dilation": m.dilation,
+                "groups": m.groups,
+                "in_shape": in_f,
+            }
+        elif kind == "delayed":
+            pending[name] = {
+                "kind": "delayed",
+                "W": _np(m.weight),
+                "b": None if m.bias is None else _np(m.bias),
+                "D": m.integer_delays().cpu().numpy().astype(np.int64),
+                "extend": int(m.output_extension),
+            }
+        elif kind == "bn":
+            if m.running_mean is None:
+                raise ExportError(f"layer {r.name!r}: BatchNorm without running statistics cannot be folded for export")
+            prev = pending.get(src)
+            consumers = [e for e in edges if e[0] == src]
+            if prev is None or prev.get("bn_folded") or consumers:
+                raise ExportError(f"layer {r.name!r}: BatchNorm must directly follow a Linear/Conv/DelayedLinear to be folded into it")
+            scale = _np(m.weight if m.affine else torch.ones_like(m.running_var)) / np.sqrt(_np(m.running_var) + m.eps)
+            shift = (_np(m.bias) if m.affine else 0.0) - _np(m.running_mean) * scale
+            W = prev["W"]
+            prev["W"] = W * scale.reshape((-1,) + (1,) * (W.ndim - 1))
+            prev["b"] = (0.0 if prev["b"] is None else prev["b"]) * scale + shift
+            prev["bn_folded"] = True
+            producer[id(r.out)] = src
+            continue
+        elif kind == "avgpool":
+            if m.ceil_mode or m.divisor_override is not None or (not m.count_include_pad and _pair(m.padding) != (0, 0)):
+                raise ExportError(f"layer {r.name!r}: AvgPool2d with ceil_mode/divisor_override/count_include_pad=False has no NIR mapping")
+            k = _pair(m.kernel_size)
+            s = _pair(m.stride if m.stride is not None else m.kernel_size)
+            nodes[name] = nir.AvgPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array(_pair(m.padding)))
+        elif kind == "maxpool":
+            raise ExportError(f"layer {r.name!r}: MaxPool2d has no NIR mapping (NIR has sum and average pooling); use AvgPool2d")
+        elif kind == "flatten":
+            if out_f != (int(np.prod(in_f)),):
+                raise ExportError(f"layer {r.name!r}: Flatten must flatten all feature dims [T, B, ...] -> [T, B, N], got {list(out_f)}")
+            nodes[name] = nir.Flatten(input_type={"input": np.array(in_f)}, start_dim=0, end_dim=-1)
+        elif kind == "neuron":
+            nodes[name] = _neuron_node(neuron_desc(m, r.name, out_f), r.name, dt, strict)
+        elif kind == "nir_helper":
+            nodes[name] = m.to_nir_node(dt, in_f)
+        else:  # pragma: no cover - _unit_kind and this table agree
+            raise ExportError(f"layer {r.name!r}: no NIR mapping")
+        if name not in pending:
+            edges.append((src, name))
+        else:
+            pending[name]["src"] = src
+        producer[id(r.out)] = name
+
+    out_t = model_out[0] if isinstance(model_out, tuple) else model_out
+    last = producer.get(id(out_t)) if isinstance(out_t, torch.Tensor) else None
+    if last is None:
+        last = producer[id(recs[-1].out)] if id(recs[-1].out) in producer else _clean(recs[-1].name)
+        warnings.warn(
+            f"to_nir: {type(model).__name__}'s output is computed after its last layer {recs[-1].name!r} (e.g. a sum or softmax over "
+            "time); the NIR graph ends at that layer and leaves the post-processing out",
+            stacklevel=2,
+        )
+        out_t = recs[-1].out
+    nodes["output"] = nir.Output({"output": np.array(_feat(out_t))})
+    edges.append((last, "output"))
+    # expand composites into NIR nodes, now that BatchNorm is folded in
+    for name, p in pending.items():
+        src = p["src"]
+        if p["kind"] == "affine":
+            nodes[name] = nir.Affine(weight=p["W"], bias=p["b"]) if p["b"] is not None else nir.Linear(weight=p["W"])
+            edges.append((src, name))
+        elif p["kind"] == "conv2d":
+            b = p["b"] if p["b"] is not None else np.zeros(p["W"].shape[0])
+            nodes[name] = nir.Conv2d(
+                input_shape=tuple(p["in_shape"][1:]), weight=p["W"], stride=_pair(p["stride"]), padding=_pair(p["padding"]),
+                dilation=_pair(p["dilation"]), groups=int(p["groups"]), bias=b,
+            )
+            edges.append((src, name))
+        elif p["kind"] == "conv1d":
+            b = p["b"] if p["b"] is not None else np.zeros(p["W"].shape[0])
+            nodes[name] = nir.Conv1d(
+                input_shape=int(p["in_shape"][1]), weight=p["W"], stride=int(p["stride"][0]), padding=int(p["padding"][0]),
+                dilation=int(p["dilation"][0]), groups=int(p["groups"]), bias=b,
+            )
+            edges.append((src, name))
+        else:  # delayed: one Delay -> Linear branch per distinct delay value
+            W, D = p["W"], p["D"]
+            consumers = [e[1] for e in edges if e[0] == name]
+            edges[:] = [e for e in edges if e[0] != name]
+            first = True
+            for d in np.unique(D):
+                dn, wn = f"{name}_delay{d}", f"{name}_w{d}"
+                nodes[dn] = nir.Delay(
+                    delay=np.full(W.shape[1], float(d) * dt), metadata={_META: {"delay_steps": int(d), "extend_steps": p["extend"]}}
+                )
+                Wd = np.where(D == d, W, 0.0)
+                if first and p["b"] is not None:
+                    nodes[wn] = nir.Affine(weight=Wd, bias=np.asarray(p["b"], dtype=np.float64))
+                else:
+                    nodes[wn] = nir.Linear(weight=Wd)
+                first = False
+                edges.append((src, dn))
+                edges.append((dn, wn))
+                edges.extend((wn, c) for c in consumers)
+
+    del keep
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": float(dt), "source": "neuromorph"})
+
+
+def _delays_are_integer(m) -> bool:
+    if m.form != "max" or bool((m.sigma != 0).any()):
+        return False
+    p = m.positions.detach()
+    return bool(torch.equal(p, p.round()))
+
+
+def _neuron_node(d: NeuronDesc, layer: str, dt: float, strict: bool):
+    import nir
+
+    meta = {"kind": d.kind, "reset": d.reset, "decay_input": d.decay_input}
+    if d.tau is not None:
+        meta["tau_steps"] = d.tau
+    if d.tau_syn is not None:
+        meta["tau_syn_steps"] = d.tau_syn
+    if d.kind != "LI" and d.reset != "hard":
+        what = {
+            "soft": "soft reset (v -= threshold after a spike; the residual above threshold is kept)",
+            "none": "no reset (v keeps integrating after a spike)",
+        }.get(d.reset, d.reset)
+        msg = (
+            f"layer {layer!r}: NIR neurons reset v to v_reset after a spike, this neuron uses {what}. "
+            "Other NIR tools will run it with a hard reset and give different spikes"
+        )
+        if strict:
+            raise ExportError(msg + "; retrain with reset='hard' or export with strict=False")
+        warnings.warn("to_nir(strict=False): " + msg + " (neuromorph's from_nir restores it from the node metadata)", stacklevel=3)
+    shape = d.threshold.shape
+    ones = np.ones(shape)
+    v_reset = np.full(shape, d.v_reset)
+    v_leak = np.full(shape, d.v_rest)
+    if d.kind == "IF":
+        return nir.IF(r=ones / dt, v_threshold=d.threshold, v_reset=v_reset, metadata={_META: meta})
+    tau_s = d.tau * dt
+    r = ones if d.decay_input else d.tau.copy()
+    if d.kind == "LIF":
+        return nir.LIF(tau=tau_s, r=r, v_leak=v_leak, v_threshold=d.threshold, v_reset=v_reset, metadata={_META: meta})
+    if d.kind == "LI":
+        return nir.LI(tau=tau_s, r=r, v_leak=v_leak, metadata={_META: meta})
+    if d.kind == "CubaLIF":
+        if d.tau_syn is None:
+            raise ExportError(f"layer {layer!r}: CubaLIF without tau_syn")
+        return nir.CubaLIF(
+            tau_syn=d.tau_syn * dt, tau_mem=tau_s, r=r, v_leak=v_leak, v_threshold=d.threshold, v_reset=v_reset,
+            w_in=d.tau_syn.copy(), metadata={_META: meta},
+        )
+    raise ExportError(f"layer {layer!r}: neuron kind {d.kind!r} has no NIR mapping")
+
+
+# --------------------------------------------------------------------------------------------------
+# from_nir: modules that run NIR primitives on [T, B, ...]
+
+
+class NIRNeuron(torch.nn.Module):
+    """A neuron layer built from a NIR node; runs neuromorph's dynamics kernels (``neuromorph.kernels``).
+
+    ``kind`` IF/LIF/CubaLIF/LI; ``tau``, ``tau_syn``, ``threshold`` in steps / potential units,
+    broadcast to the feature shape; ``gain`` multiplies the input when NIR's R (or w_in) does not
+    reduce to neuromorph's two input conventions.
+    """
+
+    def __init__(self, kind, tau, tau_syn, threshold, reset, v_reset, decay_input, v_rest=0.0, gain=None):
+        super().__init__()
+        self.kind = kind
+        self.register_buffer("tau", None if tau is None else torch.as_tensor(tau, dtype=torch.float32))
+        self.register_buffer("tau_syn", None if tau_syn is None else torch.as_tensor(tau_syn, dtype=torch.float32))
+        self.register_buffer("threshold", torch.as_tensor(threshold, dtype=torch.float32))
+        self.register_buffer("gain", None if gain is None else torch.as_tensor(gain, dtype=torch.float32))
+        self.reset = reset
+        self.v_reset = float(v_reset)
+        self.decay_input = bool(decay_input)
+        self.v_rest = float(v_rest)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from neuromorph.kernels import DynamicsConfig, DynamicsParams, run
+
+        dtype = x.dtype
+        if self.gain is not None:
+            x = x * self.gain.to(dtype)
+        beta = torch.ones((), dtype=dtype) if self.tau is None else (1.0 - 1.0 / self.tau).to(dtype)
+        alpha = None if self.tau_syn is None else (1.0 - 1.0 / self.tau_syn).to(dtype)
+        cfg = DynamicsConfig(
+            reset=self.reset if self.kind != "LI" else "none",
+            v_reset=self.v_reset,
+            v_rest=self.v_rest,
+            decay_input=self.decay_input if self.kind != "IF" else False,
+            cuba=self.kind == "CubaLIF",
+            fire=self.kind != "LI",
+        )
+        out, _, _ = run(x, DynamicsParams(beta=beta, threshold=self.threshold.to(dtype), alpha=alpha), cfg, backend="reference")
+        return out
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind}, reset={self.reset!r}, decay_input={self.decay_input}"
+
+
+class DelayNode(torch.nn.Module):
+    """y[t, :, i] = x[t - d_i, :, i] (zero before the start); the input is first extended by
+    ``extend`` zero steps (the extra steps DelayedLinear gives delayed spikes to arrive)."""
+
+    def __init__(self, delay_steps: np.ndarray, extend: int = 0, dt: float = DEFAULT_DT):
+        super().__init__()
+        self.register_buffer("delay_steps", torch.tensor(np.array(delay_steps), dtype=torch.int64))
+        self.extend = int(extend)
+        self.dt = float(dt)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.extend:
+            x = torch.cat([x, x.new_zeros((self.extend,) + x.shape[1:])], 0)
+        d = self.delay_steps.reshape(-1)
+        flat = x.reshape(x.shape[0], x.shape[1], -1)
+        out = torch.zeros_like(flat)
+        T = x.shape[0]
+        for dv in torch.unique(d).tolist():
+            idx = (d == dv).nonzero().flatten()
+            if dv < T:
+                out[dv:, :, idx] = flat[: T - dv, :, idx]
+        return out.reshape(x.shape)
+
+    def to_nir_node(self, dt: float, in_shape):
+        import nir
+
+        ds = self.delay_steps.cpu().numpy()
+        return nir.Delay(delay=np.broadcast_to(ds * dt, in_shape).astype(np.float64).copy(),
+                         metadata={_META: {"delay_steps": ds, "extend_steps": self.extend}})
+
+
+class TimeFlatten(torch.nn.Flatten):
+    """Flatten the feature dims of ``[T, B, ...]`` (NIR ``Flatten`` with start_dim/end_dim over features)."""
+
+    def __init__(self, start_dim: int = 0, end_dim: int = -1):
+        super().__init__(start_dim=start_dim + 2 if start_dim >= 0 else start_dim, end_dim=end_dim + 2 if end_dim >= 0 else end_dim)
+
+
+class TimeConv2d(torch.nn.Conv2d):
+    """``torch.nn.Conv2d`` applied per step to ``[T, B, C, H, W]``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _td(super().forward, x) if x.dim() == 5 else super().forward(x)
+
+
+class TimeConv1d(torch.nn.Conv1d):
+    """``torch.nn.Conv1d`` applied per step to ``[T, B, C, L]``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _td(super().forward, x) if x.dim() == 4 else super().forward(x)
+
+
+class TimeAvgPool2d(torch.nn.AvgPool2d):
+    """``torch.nn.AvgPool2d`` per step on ``[T, B, C, H, W]`` (``divisor_override=1``: NIR SumPool2d)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _td(super().forward, x) if x.dim() == 5 else super().forward(x)
+
+
+def _td(fn, x: torch.Tensor) -> torch.Tensor:
+    T, B = x.shape[:2]
+    y = fn(x.reshape(T * B, *x.shape[2:]))
+    return y.reshape(T, B, *y.shape[1:])
+
+
+class NIRGraphModule(torch.nn.Module):
+    """Runs a NIR graph on ``[T, B, ...]``: each node's input is the sum of its predecessors' outputs
+    (shorter sequences are zero-extended to the longest); returns the ``Output`` node's input."""
+
+    def __init__(self, modules: dict[str, torch.nn.Module], order: list[str], preds: dict[str, list[str]], dt: float):
+        super().__init__()
+        self.nodes = torch.nn.ModuleDict(modules)
+        self.order = order
+        self.preds = preds
+        self.dt = dt
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        vals: dict[str, torch.Tensor] = {}
+        result = None
+        for name in self.order:
+            ins = [vals[p] for p in self.preds[name]]
+            if not ins:
+                h = x
+            else:
+                T = max(t.shape[0] for t in ins)
+                h = None
+                for t in ins:
+                    if t.shape[0] < T:
+                        t = torch.cat([t, t.new_zeros((T - t.shape[0],) + t.shape[1:])], 0)
+                    h = t if h is None else h + t
+            mod = self.nodes[name] if name in self.nodes else None
+            vals[name] = mod(h) if mod is not None else h
+            result = vals[name]
+        return result
+
+
+def _scalar_if_uniform(a: np.ndarray, what: str, node: str) -> float:
+    a = np.asarray(a, dtype=np.float64)
+    if a.size and not np.all(a == a.reshape(-1)[0]):
+        raise ExportError(f"NIR node {node!r}: per-neuron {what} is not supported by neuromorph's neurons")
+    return float(a.reshape(-1)[0]) if a.size else 0.0
+
+
+def _node_module(name: str, node, dt: float) -> torch.nn.Module | None:
+    import nir
+
+    meta = (node.metadata or {}).get(_META, {}) if hasattr(node, "metadata") else {}
+    if isinstance(node, (nir.Input, nir.Output)):
+        return None
+    if isinstance(node, (nir.Affine, nir.Linear)):
+        W = np.asarray(node.weight, dtype=np.float64)
+        bias = isinstance(node, nir.Affine) and node.bias is not None
+        m = torch.nn.Linear(W.shape[1], W.shape[0], bias=bias)
+        with torch.no_grad():
+            m.weight.copy_(torch.from_numpy(W))
+            if bias:
+                m.bias.copy_(torch.as_tensor(np.asarray(node.bias, dtype=np.float64)))
+        return m
+    if isinstance(node, nir.Conv2d):
+        W = np.asarray(node.weight, dtype=np.float64)
+        if isinstance(node.padding, str):
+            raise ExportError(f"NIR node {name!r}: padding={node.padding!r} is not supported; give integers")
+        m = TimeConv2d(W.shape[1] * node.groups, W.shape[0], W.shape[2:], stride=_pair(node.stride), padding=_pair(node.padding),
+                       dilation=_pair(node.dilation), groups=int(node.groups), bias=True)
+        with torch.no_grad():
+            m.weight.copy_(torch.from_numpy(W))
+            m.bias.copy_(torch.as_tensor(np.asarray(node.bias, dtype=np.float64)))
+        return m
+    if isinstance(node, nir.Conv1d):
+        W = np.asarray(node.weight, dtype=np.float64)
+        if isinstance(node.padding, str):
+            raise ExportError(f"NIR node {name!r}: padding={node.padding!r} is not supported; give integers")
+        m = TimeConv1d(W.shape[1] * node.groups, W.shape[0], W.shape[2], stride=int(np.asarray(node.stride).reshape(-1)[0]),
+                       padding=int(np.asarray(node.padding).reshape(-1)[0]), dilation=int(np.asarray(node.dilation).reshape(-1)[0]),
+                       groups=int(node.groups), bias=True)
+        with torch.no_grad():
+            m.weight.copy_(torch.from_numpy(W))
+            m.bias.copy_(torch.as_tensor(np.asarray(node.bias, dtype=np.float64)))
+        return m
+    if isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
+        k = tuple(int(v) for v in np.asarray(node.kernel_size).reshape(-1))
+        s = tuple(int(v) for v in np.asarray(node.stride).reshape(-1))
+        p = tuple(int(v) for v in np.asarray(node.padding).reshape(-1))
+        k, s, p = (k * 2)[:2], (s * 2)[:2], (p * 2)[:2]
+        return TimeAvgPool2d(k, s, p, divisor_override=1 if isinstance(node, nir.SumPool2d) else None)
+    if isinstance(node, nir.Flatten):
+        return TimeFlatten(int(node.start_dim), int(node.end_dim))
+    if isinstance(node, nir.Delay):
+        steps = meta.get("delay_steps")
+        if steps is None:
+            steps = np.rint(np.asarray(node.delay, dtype=np.float64) / dt)
+            if not np.allclose(steps * dt, node.delay, rtol=1e-6, atol=1e-12):
+                raise ExportError(f"NIR node {name!r}: delays {node.delay} are not whole multiples of dt={dt}")
+        steps = np.broadcast_to(np.asarray(steps, dtype=np.int64), np.asarray(node.delay).shape)
+        return DelayNode(steps, int(meta.get("extend_steps", 0)), dt)
+    if isinstance(node, (nir.LIF, nir.IF, nir.CubaLIF, nir.LI)):
+        return _neuron_module(name, node, meta, dt)
+    raise ExportError(f"NIR node {name!r} of type {type(node).__name__} has no neuromorph mapping")
+
+
+def _neuron_module(name: str, node, meta: dict, dt: float) -> NIRNeuron:
+    import nir
+
+    kind = {nir.LIF: "LIF", nir.IF: "IF", nir.CubaLIF: "CubaLIF", nir.LI: "LI"}[type(node)]
+    thr = np.asarray(getattr(node, "v_threshold", 1.0), dtype=np.float64)
+    v_reset_arr = getattr(node, "v_reset", None)
+    v_reset = 0.0 if v_reset_arr is None else _scalar_if_uniform(v_reset_arr, "v_reset", name)
+    v_rest = _scalar_if_uniform(getattr(node, "v_leak", 0.0), "v_leak", name) if kind != "IF" else 0.0
+    reset = str(meta.get("reset", "hard" if kind != "LI" else "none"))
+    if kind == "IF":
+        gain = np.asarray(node.r, dtype=np.float64) * dt
+        gain = None if np.allclose(gain, 1.0, rtol=1e-9, atol=0) else gain
+        return NIRNeuron("IF", None, None, thr, reset, v_reset, False, 0.0, gain)
+    tau_n = np.asarray(node.tau_mem if kind == "CubaLIF" else node.tau, dtype=np.float64)
+    tau = np.asarray(meta["tau_steps"], dtype=np.float64) if "tau_steps" in meta else tau_n / dt
+    r = np.asarray(node.r, dtype=np.float64)
+    gain = None
+    if "decay_input" in meta:
+        decay_input = bool(meta["decay_input"])
+    elif np.allclose(r, 1.0, rtol=1e-9, atol=0):
+        decay_input = True
+    else:
+        decay_input = False
+        g = r / tau
+        gain = None if np.allclose(g, 1.0, rtol=1e-6, atol=0) else g
+    tau_syn = None
+    if kind == "CubaLIF":
+        tau_syn = np.asarray(meta["tau_syn_steps"], dtype=np.float64) if "tau_syn_steps" in meta else np.asarray(node.tau_syn) / dt
+        w_gain = np.asarray(node.w_in, dtype=np.float64) / tau_syn
+        if not np.allclose(w_gain, 1.0, rtol=1e-6, atol=0):
+            gain = w_gain if gain is None else gain * w_gain
+    if np.any(tau < 1.0):
+        raise ExportError(f"NIR node {name!r}: tau = {tau.min():g} steps < 1 (dt={dt}); pass a smaller dt to from_nir")
+    return NIRNeuron(kind, tau, tau_syn, thr if kind != "LI" else np.ones_like(tau), reset, v_reset, decay_input, v_rest, gain)
+
+
+def from_nir(graph, dt: float | None = None) -> NIRGraphModule:
+    """Build a module that runs ``graph`` (a ``nir.NIRGraph`` or a path to a NIR file) on ``[T, B, ...]``.
+
+    ``dt`` (seconds per step) defaults to the graph's ``metadata["dt"]`` (written by :func:`to_nir`);
+    a graph without it needs ``dt``. Nodes: Input, Output, Affine, Linear, Conv1d, Conv2d, SumPool2d,
+    AvgPool2d, Flatten, Delay, IF, LIF, CubaLIF, LI; anything else raises ``ExportError`` naming it.
+    """
+    import nir
+
+    if isinstance(graph, (str, bytes)) or hasattr(graph, "__fspath__"):
+        graph = nir.read(graph)
+    if not isinstance(graph, nir.NIRGraph):
+        raise ConfigError(f"from_nir: expected a nir.NIRGraph or a file path, got {type(graph).__name__}")
+    if dt is None:
+        dt = (graph.metadata or {}).get("dt")
+        if dt is None:
+            raise ConfigError("from_nir: the graph has no metadata['dt']; pass dt (seconds per step)")
+    dt = float(dt)
+    preds: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    for a, b in graph.edges:
+        if a not in graph.nodes or b not in graph.nodes:
+            raise ExportError(f"NIR edge ({a!r}, {b!r}) names a node that is not in the graph")
+        preds[b].append(a)
+        succ[a].append(b)
+    inputs = [n for n, v in graph.nodes.items() if isinstance(v, nir.Input)]
+    outputs = [n for n, v in graph.nodes.items() if isinstance(v, nir.Output)]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ExportError(f"from_nir: graph must have one Input and one Output node, found {len(inputs)} and {len(outputs)}")
+    for n, v in graph.nodes.items():
+        if isinstance(v, nir.NIRGraph):
+            raise ExportError(f"NIR node {n!r} is a subgraph (e.g. a recurrent layer); not supported")
+    # Kahn's algorithm; a cycle means recurrence, which this executor does not run
+    indeg = {n: len(p) for n, p in preds.items()}
+    order, ready = [], [n for n in graph.nodes if indeg[n] == 0]
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for s in succ[n]:
+            indeg[s] -= 1
+            if indeg[s] == 0:
+                ready.append(s)
+    if len(order) != len(graph.nodes):
+        raise ExportError("from_nir: the graph has a cycle (recurrent connection); not supported")
+    if order[0] != inputs[0]:
+        order.remove(inputs[0])
+        order.insert(0, inputs[0])
+    order = [n for n in order if n == inputs[0] or preds[n]]  # drop nodes unreachable from the input
+    mods = {}
+    for n in order:
+        m = _node_module(n, graph.nodes[n], dt)
+        if m is not None:
+            mods[n] = m
+    return NIRGraphModule(mods, order, preds, dt).eval()
