@@ -28,11 +28,12 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from neuromorph.errors import ConfigError, ShapeError, check_choice
-from neuromorph.functional.surrogate import get_surrogate
+from neuromorph.errors import ConfigError, ExportError, ShapeError, check_choice
+from neuromorph.functional.neuron import check_sequence
 from neuromorph.kernels import reference
 from neuromorph.kernels import run as run_dynamics
-from neuromorph.kernels.config import DynamicsConfig, DynamicsParams
+from neuromorph.kernels.config import DynamicsParams, NeuronState
+from neuromorph.nn.neurons import LIF, NeuronSpec
 
 __all__ = ["MPBN", "MPBNLIF", "fold_mpbn"]
 
@@ -111,20 +112,21 @@ class MPBN(torch.nn.Module):
         return folded, sign
 
 
-class MPBNLIF(torch.nn.Module):
+class MPBNLIF(LIF):
     """LIF neuron with membrane-potential batch norm between charge and fire (MPBN, METHODS.md §2).
 
-    Input ``[T, B, *features]`` (float), output spikes of the same shape, stateless across calls.
-    Defaults are the official code's: λ = 0.25 (``tau=4/3``, ``decay_input=False``), θ = 0.5, hard
-    reset to 0 on the raw potential, surrogate ``"mpr"`` with k = 3 (the tanh bump on [0, 1] of ũ).
+    A :class:`neuromorph.nn.LIF` (so monitors and exporters see a spiking neuron): input
+    ``[T, B, *features]`` (float), output spikes of the same shape, stateless across calls (or
+    ``streaming=True``). Defaults are the official code's: λ = 0.25 (``tau=4/3``, ``decay_input=False``),
+    θ = 0.5, hard reset to 0 on the raw potential, surrogate ``"mpr"`` with k = 3 (the tanh bump of
+    ũ on [0, 1]).
 
-    ``features``/``mode`` are those of :class:`MPBN`. After :func:`fold_mpbn` the module has
-    ``mpbn = None``, a per-channel/per-neuron ``threshold`` θ̃ and a ``fire_sign`` buffer (−1 where
-    γ < 0), and emits exactly the spikes of the unfolded module in eval mode.
-
-    The neuron runs on the reference backend (its ``pre_fire`` hook applies MPBN while the reset keeps
-    acting on the raw potential); a folded neuron with all signs positive is a plain per-channel
-    threshold LIF and uses ``backend``.
+    ``features``/``mode``/``eps``/``momentum`` are those of :class:`MPBN`. After :func:`fold_mpbn`
+    the module has ``mpbn = None``, a per-channel ``[C]`` or per-neuron threshold θ̃ and a
+    ``fire_sign`` buffer (−1 where γ < 0), and emits exactly the spikes of the unfolded module in
+    eval mode. While MPBN is present the neuron runs on the reference backend (its ``pre_fire`` hook
+    applies MPBN while the reset keeps acting on the raw potential); a folded neuron with all signs
+    positive is a plain per-channel-threshold LIF and uses ``backend``.
     """
 
     def __init__(
@@ -141,22 +143,16 @@ class MPBNLIF(torch.nn.Module):
         alpha: float | None = None,
         eps: float = 1e-5,
         momentum: float = 0.1,
+        learn_tau: bool = False,
         backend: str = "auto",
+        streaming: bool = False,
+        check_finite: bool = False,
     ) -> None:
-        super().__init__()
-        if not float(tau) >= 1.0:
-            raise ConfigError(f"MPBNLIF: tau={tau!r} must be >= 1 (time steps; decay 1 - 1/tau in [0, 1))")
-        check_choice("MPBNLIF reset", reset, ("soft", "hard", "none"))
+        super().__init__(tau=tau, threshold=threshold, reset=reset, v_reset=v_reset, decay_input=decay_input,
+                         detach_reset=detach_reset, surrogate=surrogate, alpha=alpha, learn_tau=learn_tau,
+                         backend=backend, streaming=streaming, check_finite=check_finite)
         self.mpbn: MPBN | None = MPBN(features, mode=mode, eps=eps, momentum=momentum)
-        self.register_buffer("tau", torch.tensor(float(tau)))
-        self.register_buffer("threshold", torch.tensor(float(threshold)))
         self.register_buffer("fire_sign", None)
-        self.reset = reset
-        self.v_reset = float(v_reset)
-        self.decay_input = bool(decay_input)
-        self.detach_reset = bool(detach_reset)
-        self.surrogate = get_surrogate(surrogate, alpha)
-        self.backend = backend
         self.features = self.mpbn.shape
         self.mode = mode
 
@@ -164,39 +160,48 @@ class MPBNLIF(torch.nn.Module):
     def folded(self) -> bool:
         return self.mpbn is None
 
-    def _config(self) -> DynamicsConfig:
-        return DynamicsConfig(
-            reset=self.reset, v_reset=self.v_reset, decay_input=self.decay_input,
-            detach_reset=self.detach_reset, surrogate=self.surrogate,
-        )
+    def _per_channel(self, p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        # a folded channel-wise [C] tensor must broadcast over [B, C, *spatial]
+        if self.mode == "channel" and p.dim() == 1 and p.numel() > 1:
+            return p.view((-1,) + (1,) * (x.dim() - 3))
+        return p
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() < 3:
-            raise ShapeError(f"MPBNLIF: input must be [T, B, *features], got shape {tuple(x.shape)}")
-        beta = (1.0 - 1.0 / self.tau).to(x.dtype)
-        threshold = self.threshold.to(x.dtype)
-        if self.mode == "channel" and threshold.dim() == 1:  # folded [C] -> [C, 1, ..., 1]
-            threshold = threshold.view((-1,) + (1,) * (x.dim() - 3))
-        cfg = self._config()
+    def forward(self, x: torch.Tensor, state: NeuronState | None = None):
+        check_sequence(x, "MPBNLIF input", self.check_finite)
+        if state is not None and not self.streaming:
+            raise ConfigError("MPBNLIF: a state was passed but streaming=False")
+        cfg, params = self.dynamics()
+        beta = params.beta.to(x.dtype)
+        threshold = self._per_channel(self.threshold, x).to(x.dtype)
+        sign = None if self.fire_sign is None else self._per_channel(self.fire_sign, x).to(x.dtype)
         if self.mpbn is not None:
-            params = DynamicsParams(beta=beta, threshold=threshold)
-            spikes, _, _ = reference.run(x, params, cfg, pre_fire=lambda h, t: self.mpbn(h))
-            return spikes
-        sign = self.fire_sign
-        if sign is not None and self.mode == "channel":
-            sign = sign.view((-1,) + (1,) * (x.dim() - 3))
-        if sign is None or bool((sign > 0).all()):
-            spikes, _, _ = run_dynamics(x, DynamicsParams(beta=beta, threshold=threshold), cfg, backend=self.backend)
-            return spikes
-        # s·u > s·θ̃: multiply the tested potential by the sign, keep the reset on the raw u
-        sign = sign.to(x.dtype)
-        params = DynamicsParams(beta=beta, threshold=sign * threshold)
-        spikes, _, _ = reference.run(x, params, cfg, pre_fire=lambda h, t: sign * h)
-        return spikes
+            mpbn = self.mpbn
+            out, _, final = reference.run(x, DynamicsParams(beta, threshold), cfg, state, pre_fire=lambda h, t: mpbn(h))
+        elif sign is None or bool((sign > 0).all()):
+            out, _, final = run_dynamics(x, DynamicsParams(beta, threshold), cfg, state, backend=self.backend)
+        else:
+            # s·u > s·θ̃: multiply the tested potential by the sign, keep the reset on the raw u
+            out, _, final = reference.run(x, DynamicsParams(beta, sign * threshold), cfg, state,
+                                          pre_fire=lambda h, t: sign * h)
+        return (out, final) if self.streaming else out
+
+    def spec(self) -> NeuronSpec:
+        """The plain LIF this neuron equals once folded (per-channel ``[C]`` or per-neuron θ̃).
+
+        Raises ``ExportError`` before :func:`fold_mpbn`, or when a channel has γ < 0 (a LIF cannot
+        fire below its threshold).
+        """
+        if self.mpbn is not None:
+            raise ExportError("MPBNLIF: call neuromorph.nn.fold_mpbn(model) (in eval mode) before export; "
+                              "MPBN itself has no hardware equivalent, its folded threshold has")
+        if self.fire_sign is not None and bool((self.fire_sign < 0).any()):
+            raise ExportError("MPBNLIF: folded with gamma < 0 on some channels (fires below threshold); "
+                              "refold with allow_negative_gamma=False to find them")
+        return super().spec()
 
     def extra_repr(self) -> str:
         state = "folded" if self.folded else f"mpbn={self.mode}"
-        return f"features={self.features}, tau={float(self.tau):.4g}, reset={self.reset!r}, {state}"
+        return f"features={self.features}, tau={float(self.tau.detach()):.4g}, {super().extra_repr()}, {state}"
 
 
 def fold_mpbn(model: torch.nn.Module, allow_negative_gamma: bool = True) -> torch.nn.Module:
@@ -232,7 +237,7 @@ def fold_mpbn(model: torch.nn.Module, allow_negative_gamma: bool = True) -> torc
             bad = (m.mpbn.weight.detach() < 0).nonzero().flatten().tolist()
             raise ConfigError(f"fold_mpbn: layer {label!r} has gamma < 0 at {bad[:10]}; the folded neuron would fire below its threshold")
         dtype = m.tau.dtype
-        m.threshold = threshold.to(dtype)
+        m.threshold = threshold.to(dtype)  # a buffer (MPBNLIF has no learnable θ: MPBN's β plays that role)
         m.fire_sign = sign.to(dtype)
         m.mpbn = None
     if not found:

@@ -225,3 +225,38 @@ def test_bad_shapes_and_config():
         MPBN((3, 4))
     with pytest.raises(ConfigError, match="tau"):
         MPBNLIF(3, tau=0.5)
+
+
+def test_is_a_spiking_neuron_and_exports_only_when_folded():
+    from neuromorph.errors import ExportError
+    from neuromorph.nn import LIF, SpikingNeuron
+
+    torch.manual_seed(8)
+    n = MPBNLIF(4)
+    assert isinstance(n, SpikingNeuron) and isinstance(n, LIF)
+    with pytest.raises(ExportError, match="fold_mpbn"):
+        n.spec()
+    x = torch.randn(3, 8, 4)
+    _train_some(n, x)
+    fold_mpbn(n)
+    spec = n.spec()
+    assert spec.kind == "LIF" and spec.reset == "hard" and spec.threshold.shape == (4,)
+    assert torch.allclose(1 - 1 / spec.tau, torch.tensor(0.25))
+    with torch.no_grad():
+        n2 = MPBNLIF(2).eval()
+        n2.mpbn.weight[0] = -1.0
+        n2.mpbn.num_batches_tracked.fill_(1)
+    with pytest.raises(ExportError, match="gamma < 0"):
+        fold_mpbn(n2).spec()
+
+
+def test_streaming_in_two_halves_equals_one_call():
+    torch.manual_seed(9)
+    n = MPBNLIF(3, streaming=True).double()
+    _randomise(n)
+    n.eval()
+    x = torch.randn(6, 4, 3, 2, 2, dtype=torch.float64)
+    full, _ = n(x)
+    a, state = n(x[:3])
+    b, _ = n(x[3:], state)
+    assert torch.equal(torch.cat([a, b]), full)
