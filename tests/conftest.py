@@ -13,3 +13,7 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"real test data not found at {SHARED_DATA}; set NEUROMORPH_TEST_DATA")
     return SHARED_DATA
+
+# The Triton kernels are checked on the CPU through Triton's interpreter; it must be chosen before triton
+# is first imported.
+os.environ.setdefault("TRITON_INTERPRET", "1")
