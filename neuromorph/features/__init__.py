@@ -2,3 +2,4 @@
 
 from neuromorph.features.feast import FEATURE_EVENT_DTYPE, FeastLayer, FeastNetwork, FeastTrace, feature_histogram
 from neuromorph.features.readout import LinearReadout
+from neuromorph.features.hdsnn import HDSNN, bin_events, evidence_from_events, motion_clips
