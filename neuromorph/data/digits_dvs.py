@@ -110,13 +110,15 @@ def _render(canvas: np.ndarray, dx: float, dy: float) -> np.ndarray:
             + fy * ((1 - fx) * view(iy + 1, ix) + fx * view(iy + 1, ix + 1)))
 
 
-def generate() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Build the whole set: ``(events, offsets, labels)``; sample i is ``events[offsets[i]:offsets[i+1]]``."""
+def generate(indices=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Build the set (or only the samples ``indices``): ``(events, offsets, labels)``; sample i is
+    ``events[offsets[i]:offsets[i+1]]``. Sample j depends only on digit j, so subsets equal the full set's."""
     from sklearn.datasets import load_digits
 
     data = load_digits()
-    images = data.images.astype(np.float64) / 16.0
-    labels = data.target.astype(np.int64)
+    ids = np.arange(len(data.target)) if indices is None else np.asarray(indices, dtype=np.int64)
+    images = data.images[ids].astype(np.float64) / 16.0
+    labels = data.target[ids].astype(np.int64)
     digits = _upsample(images)
     path = _offsets_path()
     times = np.arange(len(path), dtype=np.int64) * _FRAME_US
@@ -128,7 +130,7 @@ def generate() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         for k, (dx, dy) in enumerate(path):
             video[:, k] = _render(canvas, float(dx), float(dy))
         for j in range(len(canvas)):
-            chunks.append(DVSEmulator(seed=start + j, **_EMULATOR)(video[j], times))
+            chunks.append(DVSEmulator(seed=int(ids[start + j]), **_EMULATOR)(video[j], times))
     offsets = np.zeros(len(chunks) + 1, np.int64)
     offsets[1:] = np.cumsum([len(c) for c in chunks])
     return np.concatenate(chunks), offsets, labels
