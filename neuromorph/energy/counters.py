@@ -9,8 +9,9 @@ Conventions (METHODS.md §10, "equivalent fan-out form"):
   ``Σ conv(x, 1[w ≠ 0])`` with respect to ``x`` (a transposed convolution of a ones tensor with the
   weight mask), never by averaging.
 - A layer whose input is not binary (values other than 0 and 1: an encoding layer fed analog values, a
-  product of two spike tensors, a membrane shortcut) costs **dense MACs**: every synapse works at every
-  step, ``macs = T·B·Σ_i fanout_i``.
+  membrane shortcut) costs **dense MACs**: every synapse works at every step, ``macs = T·B·Σ_i fanout_i``.
+- A product of two spike tensors (``Q·Kᵀ`` in spiking attention) costs one MAC per coincident pair of
+  nonzero operands, ``Σ 1[a ≠ 0]·1[b ≠ 0]``, which masking of either operand lowers.
 - Pooling over spikes costs one accumulate (``ac``) per spike per pooling window that contains it;
   pooling over real values costs ``ac`` for every (window, position) pair.
 - A spiking neuron costs one **neuron update** per neuron per time step and per sample, whether it

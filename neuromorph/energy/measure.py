@@ -49,6 +49,7 @@ def measure(
     ann_hardware: str | HardwareProfile | None = "cmos45nm",
     max_batches: int | None = None,
     skip_zeros: bool = False,
+    allow_missing: bool = False,
 ) -> EnergyReport:
     """Count spikes, synops, MACs and neuron updates per layer of ``model`` on ``inputs`` and cost them.
 
@@ -63,6 +64,8 @@ def measure(
         max_batches: stop after this many batches of an iterable.
         skip_zeros: charge layers fed real values MACs only for nonzero inputs (delta / event-driven
             hardware, METHODS.md §9); default dense MACs at every position and step.
+        allow_missing: instead of raising for a profile that lacks an energy the model needs, leave
+            those layers out of that profile's total and list them in ``report.missing``.
 
     Returns an :class:`EnergyReport` (``table()``, ``to_json()``, ``plot(path)``). Raises ``ConfigError``
     for an unknown profile (listing the known ones), a profile missing an energy the model needs (naming
@@ -91,4 +94,4 @@ def measure(
     for rec in monitor.layers:
         rec.samples = samples
         rec.steps = time_steps
-    return EnergyReport.build(monitor.layers, samples, time_steps, profiles, ann_profile)
+    return EnergyReport.build(monitor.layers, samples, time_steps, profiles, ann_profile, allow_missing=allow_missing)

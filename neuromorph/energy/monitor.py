@@ -484,9 +484,13 @@ class EnergyMonitor:
         slots = (self.time_steps or 1) * (self.batch_size or 1)
         rec.ann_macs_per_sample = dense / slots
         if ba and bb:
-            # a product of two spike tensors: METHODS.md §10 counts it as dense MACs
+            # a product of two spike tensors (Q·Kᵀ): METHODS.md §10 counts it as MACs (the product of two
+            # graded amplitudes is a multiplication). Only coincident nonzero pairs do work in an
+            # event-driven implementation, so that is what is counted (masking Q or K lowers it); the
+            # dense count is the ANN equivalent.
             rec.input_type = _merge_type(rec.input_type, "spikes x spikes")
-            rec.macs += dense
+            rec.spikes_in += float(spike_indicator(a).sum() + spike_indicator(b).sum())
+            rec.macs += float(torch.matmul(spike_indicator(a), spike_indicator(b)).sum())
         elif ba or bb:
             spikes, other = (a, b) if ba else (b, a)
             mask = spike_indicator(other)

@@ -46,7 +46,8 @@ class EnergyReport:
 
     ``layers``: counts per layer (totals over every sample measured); ``samples``: samples measured;
     ``time_steps``: T; ``energy_pj[label][i]``: energy per inference of layer i on that profile;
-    ``ann_energy_pj``: energy per inference of the ANN equivalent on ``ann_profile``.
+    ``ann_energy_pj``: energy per inference of the ANN equivalent on ``ann_profile``; ``None`` entries
+    in ``energy_pj`` are layers a profile could not price (see ``missing``).
     """
 
     layers: list[LayerCounts]
@@ -54,15 +55,31 @@ class EnergyReport:
     time_steps: int
     profiles: list[HardwareProfile]
     ann_profile: HardwareProfile | None
-    energy_pj: dict[str, list[float]] = field(default_factory=dict)
+    energy_pj: dict[str, list[float | None]] = field(default_factory=dict)
     ann_energy_pj: float | None = None
+
+    #: ``missing[label]``: messages naming the unknown energies a profile lacked (``allow_missing``)
+    missing: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, layers: list[LayerCounts], samples: int, time_steps: int,
-              profiles: list[HardwareProfile], ann_profile: HardwareProfile | None) -> "EnergyReport":
+              profiles: list[HardwareProfile], ann_profile: HardwareProfile | None,
+              allow_missing: bool = False) -> "EnergyReport":
+        """Cost ``layers`` on every profile. A profile lacking an energy the model needs raises
+        ``ConfigError`` naming it, or with ``allow_missing`` leaves that layer's energy out (``None``)
+        and records the reason in ``missing``."""
         report = cls(layers, samples, time_steps, profiles, ann_profile)
         for p in profiles:
-            report.energy_pj[p.label] = [layer_energy_pj(rec, p, samples) for rec in layers]
+            values = []
+            for rec in layers:
+                try:
+                    values.append(layer_energy_pj(rec, p, samples))
+                except ConfigError as exc:
+                    if not allow_missing:
+                        raise
+                    values.append(None)
+                    report.missing.setdefault(p.label, []).append(str(exc))
+            report.energy_pj[p.label] = values
         if ann_profile is not None:
             ann_macs = sum(rec.ann_macs_per_sample for rec in layers)
             report.ann_energy_pj = ann_macs * ann_profile.energy_pj("mac", needed_by="the ANN-equivalent estimate") if ann_macs else 0.0
@@ -86,7 +103,7 @@ class EnergyReport:
         label = label or next(iter(self.energy_pj))
         if label not in self.energy_pj:
             raise ConfigError(f"no energy for profile {label!r} in this report; have: {', '.join(self.energy_pj)}")
-        return float(sum(self.energy_pj[label]))
+        return float(sum(v for v in self.energy_pj[label] if v is not None))
 
     def ratio(self, label: str | None = None) -> float | None:
         """SNN energy / ANN-equivalent energy (None without an ANN estimate or with zero ANN MACs)."""
@@ -114,6 +131,7 @@ class EnergyReport:
                 "macs_per_inference": self.totals()["ann_macs"],
             },
             "snn_ann_ratio": {label: self.ratio(label) for label in self.energy_pj},
+            "missing": dict(self.missing),
             "hardware": {
                 p.label: {
                     "path": p.path, "description": p.description,
@@ -152,6 +170,8 @@ class EnergyReport:
         lines.append("  ".join("-" * w for w in widths))
         lines += ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)) for row in rows]
         lines.append(f"per inference: {self.samples} sample(s) measured, T = {self.time_steps}")
+        for label, reasons in self.missing.items():
+            lines.append(f"[{label}] partial total: {len(reasons)} layer(s) left out (n/a): " + reasons[0].split(";")[0])
         if self.ann_profile is not None:
             lines.append(f"ANN equivalent ({self.ann_profile.label}): {_fmt(t['ann_macs'])} MACs, {_fmt(self.ann_energy_pj)} pJ")
             for l in labels:
@@ -172,11 +192,11 @@ class EnergyReport:
         width = 0.8 / max(len(labels), 1)
         for k, label in enumerate(labels):
             xs = [i + (k - (len(labels) - 1) / 2) * width for i in range(len(names))]
-            ax.bar(xs, self.energy_pj[label], width=width, label=f"{label} (total {_fmt(self.total_energy_pj(label))} pJ)")
+            ax.bar(xs, [v or 0.0 for v in self.energy_pj[label]], width=width, label=f"{label} (total {_fmt(self.total_energy_pj(label))} pJ)")
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=45, ha="right")
         ax.set_ylabel("energy per inference (pJ)")
-        if any(v > 0 for vals in self.energy_pj.values() for v in vals):
+        if any(v for vals in self.energy_pj.values() for v in vals):
             ax.set_yscale("log")
         ax.set_title("Energy per layer")
         ax.legend(fontsize=8)

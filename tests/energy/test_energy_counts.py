@@ -181,7 +181,13 @@ def test_functional_product_of_two_spike_tensors_is_macs():
     q = _spikes((3, 2, 4, 5), p=0.5)  # [T, B, tokens, dim]
     rec = ne.measure(QK(), q).layers[0]
     assert rec.kind == "matmul" and rec.role == "functional"
-    assert rec.macs == 3 * 2 * 4 * 4 * 5  # every output element: dim multiply-accumulates
+    # one MAC per pair of coincident spikes: sum over (t, b, i, j) of sum_d q[i, d] q[j, d]
+    coincident = sum(
+        int(q[t, b, i, d]) * int(q[t, b, j, d])
+        for t in range(3) for b in range(2) for i in range(4) for j in range(4) for d in range(5)
+    )
+    assert rec.macs == coincident
+    assert rec.ann_macs_per_sample == 4 * 4 * 5  # dense, one step of one sample: every output element, dim MACs
     assert rec.synops == 0
 
 

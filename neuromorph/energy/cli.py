@@ -1,0 +1,104 @@
+"""``neuromorph energy CKPT``: per-layer spikes, synops, MACs and energy of a trained checkpoint.
+
+The checkpoint knows its recipe and data set (``neuromorph.train.checkpoint.load_model``); the command
+runs the model on the first ``--limit`` samples of a split and prints the per-layer table, or with
+``--json`` one JSON object (the :meth:`EnergyReport.to_dict` layout). Heavy imports are lazy.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "energy",
+        help="spikes, synaptic operations and energy per layer of a checkpoint",
+        description="Count spikes, synaptic operations (exact fan-out), dense MACs and neuron updates per layer "
+        "and price them on hardware profiles (hardware/*.toml). Energies are per inference (one sample, all T steps).",
+    )
+    p.add_argument("checkpoint", nargs="?", help="a checkpoint written by neuromorph train (best.pt / last.pt)")
+    p.add_argument("--data-root", "--data", dest="data_root", help="data folder (default: the one used in training)")
+    p.add_argument("--inputs", help="instead of the recipe's data: a .pt file holding one tensor [T, B, ...]")
+    p.add_argument("--split", default="test", help="test (default), val or train")
+    p.add_argument("--limit", type=int, default=64, help="number of samples to measure (default 64)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--hardware", default="loihi,cmos45nm",
+                   help="comma-separated profile names or .toml paths (default loihi,cmos45nm; 'cmos45nm:int8' picks a precision)")
+    p.add_argument("--ann-hardware", default="cmos45nm", help="profile pricing the ANN-equivalent MACs ('none' to skip)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="leave out layers a profile cannot price (e.g. MACs on Loihi) instead of failing")
+    p.add_argument("--skip-zeros", action="store_true", help="charge real-valued inputs only where nonzero (delta inference)")
+    p.add_argument("--plot", metavar="PNG", help="write a bar chart of energy per layer")
+    p.add_argument("--out", metavar="JSON", help="also write the report as JSON to this file")
+    p.add_argument("--list-hardware", action="store_true", help="list the known hardware profiles and exit")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=_cmd_energy)
+
+
+def _inputs(args) -> tuple[Any, Any]:
+    import torch
+
+    from neuromorph.errors import ConfigError, ShapeError
+    from neuromorph.train import checkpoint as ck
+
+    model, info = ck.load_model(args.checkpoint)
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit={args.limit} must be at least 1")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size={args.batch_size} must be at least 1")
+    if args.inputs:
+        x = torch.load(args.inputs, map_location="cpu", weights_only=True)  # never unpickles code
+        if not isinstance(x, torch.Tensor) or x.dim() < 2:
+            raise ShapeError(f"--inputs {args.inputs!r}: expected one tensor [T, B, ...], got {type(x).__name__}")
+        x = x[:, : args.limit].to(torch.float32)
+        return model, [x[:, i : i + args.batch_size] for i in range(0, x.shape[1], args.batch_size)]
+    from neuromorph.train.data import load_split
+    from neuromorph.train.evaluation import checkpoint_recipe
+
+    recipe = checkpoint_recipe(info, args.checkpoint, data_root=args.data_root)
+    data = load_split(recipe, args.split, info.get("data", {}).get("n_steps"))
+    n = min(args.limit, len(data))
+    batches = (data.batch(torch.arange(i, min(i + args.batch_size, n))) for i in range(0, n, args.batch_size))
+    return model, batches
+
+
+def _cmd_energy(args) -> int:
+    from neuromorph.errors import ConfigError, NeuromorphError
+
+    try:
+        from neuromorph.energy import list_profiles, measure
+
+        if args.list_hardware:
+            names = list_profiles()
+            print(json.dumps({"hardware": names}) if args.json else "\n".join(names))
+            return 0
+        if not args.checkpoint:
+            raise ConfigError("neuromorph energy: give a checkpoint (or --list-hardware)")
+        model, batches = _inputs(args)
+        ann = None if str(args.ann_hardware).lower() == "none" else args.ann_hardware
+        report = measure(model, batches, hardware=args.hardware, ann_hardware=ann,
+                         skip_zeros=args.skip_zeros, allow_missing=args.allow_missing)
+        result = report.to_dict()
+        result["checkpoint"] = str(args.checkpoint)
+        if args.out:
+            report.to_json(args.out)
+            result["json_file"] = str(args.out)
+        if args.plot:
+            result["plot_file"] = str(report.plot(args.plot))
+    except (NeuromorphError, OSError) as exc:
+        if args.json:
+            print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+        else:
+            print(f"neuromorph energy: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(report.table())
+        for key in ("json_file", "plot_file"):
+            if key in result:
+                print(f"wrote {result[key]}")
+    return 0
