@@ -159,9 +159,9 @@ def neuron_desc(m: torch.nn.Module, name: str, shape: tuple[int, ...]) -> Neuron
     kind = str(spec.kind)
     if kind not in ("IF", "LIF", "CubaLIF", "LI"):
         raise ExportError(f"layer {name!r}: neuron kind {kind!r} has no NIR mapping (IF, LIF, CubaLIF, LI are supported)")
-    if getattr(spec, "mpr", False):
-        # MPR is monotone with phi(1/2) = 1/2: it never changes which neurons fire (METHODS.md section 1)
-        pass
+    if getattr(spec, "mpr", False) and spec.threshold is not None and bool((spec.threshold != 0.5).any()):
+        # MPR is monotone with phi(1/2) = 1/2, so it leaves the spikes unchanged only at threshold 1/2
+        raise ExportError(f"layer {name!r}: MPR with a threshold other than 0.5 moves the firing point; no NIR mapping")
     tau = getattr(spec, "tau", None)
     tau_syn = getattr(spec, "tau_syn", None)
     thr = getattr(spec, "threshold", 1.0) if kind != "LI" else 1.0

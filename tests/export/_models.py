@@ -1,0 +1,66 @@
+"""Small reference-style models and real inputs shared by the export tests."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import neuromorph.nn as nnm
+
+
+def nmnist_net(seed: int = 0, reset: str = "hard") -> torch.nn.Module:
+    """An N-MNIST conv net: conv -> BN -> LIF -> pool -> conv -> LIF -> pool -> flatten -> linear -> LIF."""
+    torch.manual_seed(seed)
+    m = torch.nn.Sequential(
+        nnm.Conv2d(2, 8, 3, padding=1, bias=False),
+        nnm.BatchNorm2d(8),
+        nnm.LIF(tau=2.0, threshold=0.5, reset=reset),
+        nnm.AvgPool2d(2),
+        nnm.Conv2d(8, 8, 3, padding=1, bias=False),
+        nnm.LIF(tau=3.0, threshold=0.3, reset=reset),
+        nnm.AvgPool2d(2),
+        nnm.Flatten(),
+        nnm.Linear(8 * 8 * 8, 10, bias=False),
+        nnm.LIF(tau=2.0, threshold=0.2, reset=reset),
+    )
+    with torch.no_grad():
+        bn = m[1]
+        bn.running_mean.uniform_(-0.1, 0.1)
+        bn.running_var.uniform_(0.5, 1.5)
+        bn.weight.uniform_(0.8, 1.5)
+        bn.bias.uniform_(-0.05, 0.05)
+        m[0].weight.mul_(2.0)
+        m[4].weight.mul_(3.0)
+        m[8].weight.mul_(3.0)
+    return m.eval()
+
+
+def nmnist_frames(shared_data: Path, n: int = 4, steps: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real N-MNIST test samples as spike counts [steps, n, 2, 34, 34] and their labels."""
+    from neuromorph.data.functional import to_frame
+    from neuromorph.data.readers.atis import read_nmnist
+
+    files = sorted((shared_data / "nmnist" / "Test").glob("*/*.bin"))[: n * 10 : 10][:n]
+    frames, labels = [], []
+    for f in files:
+        ev = read_nmnist(f)
+        frames.append(to_frame(ev, (34, 34, 2), n_time_bins=steps).astype(np.float32))
+        labels.append(int(f.parent.name))
+    return torch.from_numpy(np.stack(frames, 1)), torch.tensor(labels)
+
+
+def shd_delay_net(seed: int = 0) -> torch.nn.Module:
+    """The SHD delay network (models.shd) at a small size, with rounded delays and BatchNorm statistics."""
+    from neuromorph.models.shd import SHDDelayNet
+
+    torch.manual_seed(seed)
+    m = SHDDelayNet(n_inputs=20, n_classes=4, hidden=16, n_hidden_layers=2, max_delay=7, delay_method="direct")
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm1d):
+                mod.running_mean.uniform_(-0.1, 0.1)
+                mod.running_var.uniform_(0.5, 1.5)
+            if type(mod).__name__ == "DelayedLinear":
+                mod.weight.mul_(2.0)
+                mod.round_delays()
+    return m.eval()
