@@ -9,7 +9,8 @@ the official files with URL and checksum (``sha256`` and/or ``md5``). A data set
   ``download.py``), unpacks them into ``root`` and checks the layout again;
 - otherwise raises ``DatasetError`` listing the URLs and the exact layout to place the files in.
 
-With ``cache=True`` every transformed sample is stored under ``<root>/.cache/<name>-<split>/<key>/``
+With ``cache=True`` (or ``cache=<folder>``, for a read-only ``root``) every transformed sample is stored
+under ``<root>/.cache/<name>-<split>/<key>/`` (``<folder>/<name>-<split>/<key>/``)
 where ``key = cache_key(transform)`` (a hash of the transform's class names and parameters), so a
 different transform never reuses another's samples. Each entry records the sha256 of its payload;
 an entry that is missing, truncated or altered is recomputed and rewritten (atomically).
@@ -67,7 +68,7 @@ class EventDataset:
 
     name: str = ""
 
-    def __init__(self, root, split: str = "train", transform=None, download: bool = False, cache: bool = False):
+    def __init__(self, root, split: str = "train", transform=None, download: bool = False, cache: bool | str | os.PathLike = False):
         self.manifest = load_manifest(self.name)
         check_choice("split", split, tuple(self.manifest["splits"]))
         if transform is not None and not callable(transform):
@@ -92,7 +93,8 @@ class EventDataset:
             if transform is not None and getattr(transform, "random", True):
                 raise ConfigError("cache=True needs a deterministic transform (random augmentation must not be cached)")
             key = cache_key(transform) if transform is not None else "raw"
-            self._cache_dir = self.root / ".cache" / f"{self.name}-{split}" / key
+            base = self.root / ".cache" if cache is True else Path(cache)
+            self._cache_dir = base / f"{self.name}-{split}" / key
 
     # -- what the user sees -------------------------------------------------------------------------
 

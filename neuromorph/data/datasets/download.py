@@ -47,16 +47,17 @@ def download(
     dest: str | os.PathLike,
     sha256: str | None = None,
     md5: str | None = None,
-    opener: Callable = urllib.request.urlopen,
+    opener: Callable | None = None,
     timeout: float = 60.0,
 ) -> Path:
     """Fetch ``url`` to ``dest`` (resuming ``dest.part``), verify it, then rename it into place.
 
-    ``opener(request, timeout=...)`` returns a file-like response (``urllib.request.urlopen`` by default;
-    tests pass their own). An existing ``dest`` that verifies is kept; one that does not is fetched again.
+    ``opener(request, timeout=...)`` returns a file-like response (``urllib.request.urlopen`` when None,
+    looked up at call time; tests pass their own). An existing ``dest`` that verifies is kept; one that does not is fetched again.
     A checksum mismatch deletes the partial file and raises ``DatasetError``.
     """
     dest = Path(dest)
+    opener = opener or urllib.request.urlopen
     if dest.exists():
         try:
             verify(dest, sha256, md5)
