@@ -216,15 +216,16 @@ class SimulationResult:
     names: list[str]
     num_input_steps: int
 
-    def aligned(self, layer: int) -> np.ndarray:
-        """Layer ``layer``'s spikes shifted back onto the model's time axis: ``[T_in, B, *shape]``."""
+    def aligned(self, layer: int, steps: int | None = None) -> np.ndarray:
+        """Layer ``layer``'s spikes shifted back onto the model's time axis: ``[steps, B, *shape]``
+        (default ``steps``: the input length; delayed layers run longer, see ``DelayedLinear``)."""
         lag = layer + 1
-        return self.spikes[layer][lag : lag + self.num_input_steps]
+        return self.spikes[layer][lag : lag + (steps or self.num_input_steps)]
 
-    def aligned_voltage(self) -> np.ndarray:
+    def aligned_voltage(self, steps: int | None = None) -> np.ndarray:
         """The last layer's voltage on the model's time axis, in threshold units."""
         lag = len(self.spikes)
-        return self.voltage[lag : lag + self.num_input_steps] / self.v_scale
+        return self.voltage[lag : lag + (steps or self.num_input_steps)] / self.v_scale
 
 
 def _decay(x: np.ndarray, d: int) -> np.ndarray:
@@ -441,7 +442,6 @@ def fidelity_report(model: torch.nn.Module, path: str | os.PathLike, inputs: tor
 
     if model.training:
         raise ExportError("model is in training mode; call model.eval() before a fidelity report")
-    sim = simulate(path, inputs)
     outs: list[torch.Tensor] = []
     hooks = [m.register_forward_hook(lambda _m, _i, o: outs.append(o[0] if isinstance(o, tuple) else o)) for m in spiking_modules(model)]
     try:
@@ -450,9 +450,13 @@ def fidelity_report(model: torch.nn.Module, path: str | os.PathLike, inputs: tor
     finally:
         for h in hooks:
             h.remove()
+    y = y[0] if isinstance(y, tuple) else y
+    t_model = max([int(o.shape[0]) for o in outs] + [int(y.shape[0])])
+    n_layers = len(read_netx(path).layers)
+    sim = simulate(path, inputs, num_steps=t_model + n_layers + 1)
     rows = []
     for li, name in enumerate(sim.names):
-        q = sim.aligned(li)
+        q = sim.aligned(li, int(outs[li].shape[0]) if li < len(outs) else None)
         row = {"layer": name, "spiking": bool(q.any()) or li < len(sim.names) - 1}
         if li < len(outs) and tuple(outs[li].shape) == q.shape:
             f = outs[li].numpy() > 0
@@ -464,12 +468,11 @@ def fidelity_report(model: torch.nn.Module, path: str | os.PathLike, inputs: tor
         rows.append(row)
     rep = FidelityReport(layers=rows)
     if labels is not None:
-        y = y[0] if isinstance(y, tuple) else y
         pf = (y.sum(0) if y.ndim >= 3 else y).argmax(-1)
-        last = sim.aligned(len(sim.names) - 1)
+        last = sim.aligned(len(sim.names) - 1, int(y.shape[0]))
         score = last.reshape(last.shape[0], last.shape[1], -1).sum(0)
         if score.max() == 0:
-            vv = sim.aligned_voltage()
+            vv = sim.aligned_voltage(int(y.shape[0]))
             score = vv.reshape(vv.shape[0], vv.shape[1], -1).sum(0)
         pq = torch.from_numpy(np.asarray(score)).argmax(-1)
         rep.accuracy_float = float((pf == labels).float().mean())
