@@ -67,14 +67,24 @@ def _spatial_field(events: np.ndarray) -> str:
 def _bin_time(x, y, p, t, t0, window, n_bins, frames, single_polarity):
     """frames[(t - t0) // window, p, y, x] += 1 for events with 0 <= (t - t0) // window < n_bins.
 
-    Returns -1 if fine, else the index of the first event outside the frame's sensor.
+    Returns -1 if fine, else the index of the first event outside the frame's sensor. Sorted time is
+    the fast path (the current window's edges are tracked, no division per event); an event out of
+    order falls back to one division, so unsorted input is still binned correctly.
     """
     n_p, h, w = frames.shape[1], frames.shape[2], frames.shape[3]
+    flat = frames.reshape(-1)
+    plane = h * w
+    b = 0
+    lo = t0
+    hi = t0 + window
     for i in range(t.shape[0]):
-        dt = t[i] - t0
-        if dt < 0:
-            continue
-        b = int(dt // window)
+        ti = t[i]
+        if ti < lo or ti >= hi:
+            if ti < t0:
+                continue
+            b = int((ti - t0) // window)
+            lo = t0 + b * window
+            hi = lo + window
         if b >= n_bins:
             continue
         xi = int(x[i])
@@ -82,7 +92,7 @@ def _bin_time(x, y, p, t, t0, window, n_bins, frames, single_polarity):
         pi = 0 if single_polarity else int(p[i])
         if xi < 0 or xi >= w or yi < 0 or yi >= h or pi < 0 or pi >= n_p:
             return i
-        frames[b, pi, yi, xi] += 1
+        flat[(b * n_p + pi) * plane + yi * w + xi] += 1
     return -1
 
 
