@@ -111,18 +111,22 @@ def _bin_count(x, y, p, start, count, n_bins, frames, single_polarity):
     return -1
 
 
+#: frames larger than this many counters (1 GiB of int16) are refused instead of exhausting memory
+_MAX_FRAME_ELEMENTS = 1 << 29
+
+
 def _time_slicing(t: np.ndarray, time_window=None, n_time_bins=None, include_incomplete=False, start_time=None, end_time=None):
     """(t0, window, n_bins) of Tonic's SliceByTime / SliceByTimeBins (overlap 0)."""
     if len(t) == 0:
         return 0, 1, (n_time_bins or 1)
     if n_time_bins is not None:
-        t0 = t[0]
+        t0 = t[0].item()
         # Tonic: time_window = (t[-1] - t[0]) // bin_count; the last event is only counted when that
         # division is exact (events after t0 + n * window fall outside every bin).
-        window = (t[-1] - t[0]) // n_time_bins
+        window = (t[-1].item() - t0) // n_time_bins
         return t0, window, n_time_bins
-    t0 = t[0] if start_time is None else start_time
-    t1 = t[-1] if end_time is None else end_time
+    t0 = t[0].item() if start_time is None else start_time
+    t1 = t[-1].item() if end_time is None else end_time
     duration = t1 - t0
     if include_incomplete:
         n = int(np.ceil((duration - time_window) / time_window) + 1)
@@ -183,6 +187,8 @@ def to_frame(
         raise ShapeError("sensor_size has 1 polarity but the events contain several polarity values")
     t = events["t"]
     n_ev = len(events)
+    if n_ev and int(t.max()) - int(t.min()) >= 2**62:
+        raise ShapeError(f"event times span {int(t.max()) - int(t.min())} µs: not a recording (damaged 't' field?)")
 
     if event_count is not None:
         count = _positive("event_count", event_count, integer=True)
@@ -211,6 +217,11 @@ def to_frame(
             window_arg, t0_arg = (int(window), int(t0)) if integral else (float(window), float(t0))
             run = lambda fr: _bin_time(x, y, p, t, t0_arg, window_arg, n_bins, fr, single)  # noqa: E731
 
+    if n_bins * n_p * h * w > _MAX_FRAME_ELEMENTS:
+        raise ShapeError(
+            f"{n_bins} frames of {n_p}x{h}x{w} would need {n_bins * n_p * h * w:,} counters; "
+            "choose a larger time_window/event_count or fewer n_time_bins"
+        )
     out_dtype = np.dtype(dtype)
     if np.issubdtype(out_dtype, np.integer) and biggest > np.iinfo(out_dtype).max:
         out_dtype = np.dtype(np.int32)
@@ -256,9 +267,13 @@ def to_spike_counts(
         bad = int(np.flatnonzero((units < 0) | (units >= n_units))[0])
         raise ShapeError(f"event {bad} has {uf}={int(units[bad])}, outside 0..{n_units - 1} (n_units)")
     t = events["t"].astype(np.int64, copy=False)
+    if len(t) and (t.min() < t[0] or int(t[-1]) - int(t[0]) > 2**62):
+        raise ShapeError("event times must be sorted (non-decreasing) and span less than 2**62 µs")
     if len(t):
         rel = t - t[0]
-        n = max(1, int(math.ceil(int(rel[-1]) / dt_us)))
+        n = max(1, -(-int(rel[-1]) // dt_us))
+        if n * (n_units // group) > _MAX_FRAME_ELEMENTS:
+            raise ShapeError(f"{n} bins of {dt_us} µs for {n_units // group} channels is too large; check the 't' field")
         k = np.minimum(rel // dt_us, n - 1)
     else:
         n, k = 1, np.zeros(0, np.int64)
