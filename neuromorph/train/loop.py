@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-import math
 import signal
 import threading
 import time
@@ -69,6 +68,9 @@ class Hooks:
             raise ConfigError(f"schedule={recipe.schedule!r} needs the model's own hooks (recipe {recipe.name!r})")
         return [opt], scheds
 
+    def prepare(self, model: torch.nn.Module) -> None:
+        """Called once on the freshly built model, before the optimisers are built (e.g. freeze delays)."""
+
     def after_step(self, model: torch.nn.Module) -> None:
         """Called after every optimiser step (e.g. clamp delay positions)."""
 
@@ -108,13 +110,14 @@ def _fill_kwargs(builder: Callable[..., Any], recipe: Recipe, data: DataBundle) 
         params = inspect.signature(builder).parameters
     except (TypeError, ValueError):
         return kwargs
-    derived = {
-        "n_classes": data.n_classes, "num_classes": data.n_classes, "n_outputs": data.n_classes,
-        "in_channels": data.input_shape[0], "input_channels": data.input_shape[0],
-        "n_inputs": int(math.prod(data.input_shape)), "in_features": int(math.prod(data.input_shape)),
-        "input_size": int(math.prod(data.input_shape)),
-        "backend": recipe.backend,
-    }
+    shape = data.input_shape
+    derived: dict[str, Any] = {"n_classes": data.n_classes, "num_classes": data.n_classes, "backend": recipe.backend}
+    if len(shape) == 1:  # feature vectors per step (audio channels)
+        derived.update({"n_inputs": shape[0], "in_features": shape[0], "input_size": shape[0]})
+    elif len(shape) == 3:  # frames [C, H, W]
+        derived.update({"in_channels": shape[0]})
+        if shape[1] == shape[2]:
+            derived["input_size"] = shape[1]
     for name, value in derived.items():
         if name in params and name not in kwargs:
             if name == "backend" and value == "auto":
@@ -265,13 +268,15 @@ def fit(
     overwrite: bool = False,
     progress: bool = True,
     on_step: Callable[[int, int], bool] | None = None,
+    hooks: Hooks | None = None,
 ) -> dict[str, Any]:
     """Train ``recipe``, writing ``OUT/{last,best}.pt``, ``metrics.jsonl`` and ``summary.json``.
 
     ``resume=True`` continues from ``OUT/last.pt`` (the recipe stored there wins; a missing or corrupt
     file raises ``CheckpointError``, never starts afresh). ``on_step(epoch, step)`` is called after
     every optimiser step; returning True stops the run like Ctrl-C does (save ``last.pt``, return a
-    summary with ``"status": "interrupted"``). Under torchrun the process group is joined here.
+    summary with ``"status": "interrupted"``). ``hooks`` replaces the recipe's method hooks (ablations).
+    Under torchrun the process group is joined here.
     """
     out = Path(out)
     last_path, best_path = out / "last.pt", out / "best.pt"
@@ -295,7 +300,8 @@ def fit(
     data = data if data is not None else load_data(recipe)
     model, builder, kwargs = build_model(recipe, data)
     model.to(device)
-    hooks = hooks_for(recipe)
+    hooks = hooks if hooks is not None else hooks_for(recipe)
+    hooks.prepare(model)
     n_batches = len(epoch_batches(len(data.train), recipe.batch_size, recipe.seed, 0))
     optimizers, schedulers = hooks.build_optimizers(model, recipe, n_batches)
     pos = _Position()

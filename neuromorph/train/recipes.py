@@ -99,7 +99,7 @@ def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(Recipe)]
 
 
-_FRAME_MODEL = "neuromorph.models:NMNISTConvSNN"
+_FRAME_MODEL = "neuromorph.models.nmnist:NMNISTConvSNN"
 _SHD_MODEL = "neuromorph.models.shd:SHDDelayNet"
 
 # The named recipes. SHD/SSC follow METHODS.md §3(c) (Hammouamri et al. 2024, best_config_{SHD,SSC}.py):
