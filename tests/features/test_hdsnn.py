@@ -115,7 +115,16 @@ def test_bin_events_and_spike_threshold():
     assert int((e > th).sum()) == 1000
 
 
-def test_learns_motion_direction_from_synthetic_events():
+@pytest.fixture
+def one_thread():
+    # a tiny conv3d: one thread avoids oversubscribing the shared CPU (and is as fast)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_learns_motion_direction_from_synthetic_events(one_thread):
     torch.manual_seed(0)
     a, y = motion_clips(48, size=12, n_steps=14, n_directions=4, threshold=0.5, seed=0)
     at, yt = motion_clips(24, size=12, n_steps=14, n_directions=4, threshold=0.5, seed=1)
