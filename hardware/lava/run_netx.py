@@ -1,7 +1,8 @@
 """Run a netx HDF5 network in Lava's CPU simulator (fixed-point, bit-accurate models) and save the
 spikes of every layer. Runs inside the separate Lava venv (see build_venv.sh), never in neuromorph's.
 
-Usage: python run_netx.py NET.h5 INPUT.npy OUT.npz
+Usage: python run_netx.py NET.h5 INPUT.npy OUT.npz [NET.h5 INPUT.npy OUT.npz ...]
+  (several networks in one process: importing Lava takes most of the time)
   INPUT.npy: integer spikes [T, *input_shape] in PyTorch order (C, H, W) or (N,).
   OUT.npz:   layer<i>: integer spikes [T, *shape] (PyTorch order) of netx block i, as Lava produced them.
 """
@@ -22,7 +23,6 @@ def _stub_object_detection() -> None:
 
 
 def main(net_path: str, input_path: str, out_path: str) -> None:
-    _stub_object_detection()
     from lava.lib.dl import netx
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -51,6 +51,9 @@ def main(net_path: str, input_path: str, out_path: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
+    args = sys.argv[1:]
+    if not args or len(args) % 3:
         sys.exit(__doc__)
-    main(*sys.argv[1:])
+    _stub_object_detection()
+    for k in range(0, len(args), 3):
+        main(*args[k : k + 3])

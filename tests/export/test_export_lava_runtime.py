@@ -32,16 +32,33 @@ def lava_python() -> Path:
     return venv / "bin" / "python"
 
 
-def _run_lava(lava_python: Path, net: Path, x: np.ndarray, tmp_path: Path) -> list[np.ndarray]:
-    inp, out = tmp_path / "in.npy", tmp_path / "out.npz"
-    np.save(inp, x)
-    proc = subprocess.run([str(lava_python), str(LAVA_DIR / "run_netx.py"), str(net), str(inp), str(out)], capture_output=True, text=True, timeout=600)
+def _run_lava(lava_python: Path, jobs: list[tuple[Path, np.ndarray]], tmp_path: Path) -> list[list[np.ndarray]]:
+    """Run several netx files in one Lava process (its import dominates the time)."""
+    args = []
+    for k, (net, x) in enumerate(jobs):
+        inp, out = tmp_path / f"in{k}.npy", tmp_path / f"out{k}.npz"
+        np.save(inp, x)
+        args += [str(net), str(inp), str(out)]
+    proc = subprocess.run([str(lava_python), str(LAVA_DIR / "run_netx.py"), *args], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    z = np.load(out)
-    return [z[f"layer{i}"] for i in range(len(z.files))]
+    result = []
+    for k in range(len(jobs)):
+        z = np.load(tmp_path / f"out{k}.npz")
+        result.append([z[f"layer{i}"] for i in range(len(z.files))])
+    return result
 
 
-def test_lava_matches_simulator_dense_delay_conv(lava_python, tmp_path):
+def test_lava_matches_simulator_exactly(lava_python, shared_data, tmp_path):
+    """Lava's fixed-point spikes equal our simulator's, layer by layer, for (1) a hand-built net with
+    conv (padding, stride, bias, CUBA current decay), flatten, dense with delays; (2) the N-MNIST conv net
+    exported by to_lava on real N-MNIST input (graded spike counts, pooling folded into synapses); (3) the
+    SHD delay net (per-synapse delays, BatchNorm folded into a bias, LI readout)."""
+    import torch
+
+    from neuromorph.export.lava import to_lava
+
+    from ._models import nmnist_frames, nmnist_net, shd_delay_net
+
     rng = np.random.default_rng(1)
     conv = NetxLayer(kind="conv", weight=rng.integers(-40, 90, (3, 2, 3, 3)), shape=(3, 5, 5), i_decay=4096, v_decay=800, v_th_mant=180, padding=(1, 1))
     conv2 = NetxLayer(
@@ -53,13 +70,24 @@ def test_lava_matches_simulator_dense_delay_conv(lava_python, tmp_path):
         delay=rng.integers(0, 5, (4, 8)), flatten_before=True,
     )
     out = NetxLayer(kind="dense", weight=rng.integers(-60, 127, (2, 4)), shape=(2,), i_decay=4096, v_decay=0, v_th_mant=64)
-    net = tmp_path / "net.h5"
-    write_netx(NetxNetwork(input_shape=(2, 5, 5), layers=[conv, conv2, dense, out]), net)
-    x = (rng.random((40, 2, 5, 5)) < 0.3).astype(np.int64)
-    lava = _run_lava(lava_python, net, x, tmp_path)
-    ours = simulate(net, x, num_steps=40)
-    assert len(lava) == 4
-    for i, (a, b) in enumerate(zip(lava, ours.spikes)):
-        assert a.shape == b[:, 0].shape, i
-        np.testing.assert_array_equal(a, b[:, 0], err_msg=f"layer {i}")
-    assert all(s.sum() > 0 for s in ours.spikes), "test network must spike in every layer to be meaningful"
+    hand = write_netx(NetxNetwork(input_shape=(2, 5, 5), layers=[conv, conv2, dense, out]), tmp_path / "hand.h5")
+    x_hand = (rng.random((40, 2, 5, 5)) < 0.3).astype(np.int64)
+
+    x, _ = nmnist_frames(shared_data, n=1, steps=20)
+    nmnist = to_lava(nmnist_net(), tmp_path / "nmnist.h5", x)
+    x_nmnist = x[:, 0].numpy().astype(np.int64)
+
+    torch.manual_seed(2)
+    xs = (torch.rand(40, 1, 20) < 0.3).float()
+    shd = to_lava(shd_delay_net(), tmp_path / "shd.h5", xs)
+    x_shd = xs[:, 0].numpy().astype(np.int64)
+
+    jobs = [(hand, x_hand), (nmnist, x_nmnist), (shd, x_shd)]
+    lava = _run_lava(lava_python, jobs, tmp_path)
+    for (net, xin), got in zip(jobs, lava):
+        ours = simulate(net, xin, num_steps=xin.shape[0])
+        assert len(got) == len(ours.spikes)
+        assert sum(int(s.sum()) for s in ours.spikes[:-1]) > 20, f"{net.name}: test input must make the network spike"
+        for i, (a, b) in enumerate(zip(got, ours.spikes)):
+            assert a.shape == b[:, 0].shape, (net.name, i)
+            np.testing.assert_array_equal(a, b[:, 0], err_msg=f"{net.name} layer {i}")
