@@ -8,7 +8,7 @@ from neuromorph.data.readers import (
 )
 from neuromorph.data.collate import collate_time_major, pad_time_major
 from neuromorph.data.digits_dvs import DigitsDVS
-from neuromorph.data.emulator import DVSEmulator, emulate
+from neuromorph.data.emulator import DVSEmulator, emulate, emulate_video, read_video
 from neuromorph.data.transforms import (
     Compose, ToFrame, ToSpikeCounts, Denoise, RefractoryPeriod, Downsample, CenterCrop, Crop, RandomFlipLR,
     RandomFlipUD, RandomFlipPolarity, RandomRotation, TimeJitter, DropEvent, TimeSkew, cache_key,

@@ -13,18 +13,21 @@ the emulators ESIM (Rebecq et al., CoRL 2018) and v2e (Hu, Liu, Delbruck, CVPRW 
 - shot noise: each pixel also fires spontaneous events as a Poisson process of rate
   ``shot_noise_rate_hz`` with a random polarity (v2e's shot-noise model, without its intensity dependence).
 
-Given the same frames, timestamps and seed the output is identical on every run.
+Given the same frames, timestamps and seed the output is identical on every run. ``read_video`` and
+``emulate_video`` take the frames from an animated GIF/TIFF or a folder of images (Pillow).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numba
 import numpy as np
 
 from neuromorph.data.events import EVENT_DTYPE
-from neuromorph.errors import ConfigError, NonFiniteError, ShapeError
+from neuromorph.errors import ConfigError, DataFormatError, NonFiniteError, ShapeError
 
 
 @numba.njit(cache=True, nogil=True)
@@ -169,3 +172,54 @@ class DVSEmulator:
 def emulate(frames, timestamps_us, **params) -> np.ndarray:
     """``DVSEmulator(**params)(frames, timestamps_us)``: frames ``[N, H, W]`` -> ``EVENT_DTYPE`` events."""
     return DVSEmulator(**params)(frames, timestamps_us)
+
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".gif")
+
+
+def read_video(path: str | os.PathLike, fps: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Frames ``[N, H, W]`` (grey, float in [0, 1]) and their times (µs) from a video for the emulator.
+
+    ``path`` is an animated GIF / multi-page TIFF (frame times from the file's per-frame durations,
+    unless ``fps`` is given) or a folder of still images taken in file-name order (``fps`` required).
+    Grey conversion is Pillow's ``convert("L")`` (ITU-R 601-2 luma). Needs Pillow.
+    """
+    try:
+        from PIL import Image, ImageSequence, UnidentifiedImageError
+    except ImportError as exc:  # pragma: no cover - Pillow comes with matplotlib
+        raise ConfigError("read_video needs Pillow (pip install pillow)") from exc
+    path = Path(path)
+    durations = []
+    try:
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+            if not files:
+                raise DataFormatError(f"no image files ({', '.join(_IMAGE_SUFFIXES)}) in the folder", path=path)
+            if fps is None:
+                raise ConfigError(f"fps is required for a folder of images ({path})")
+            frames = [np.asarray(Image.open(f).convert("L")) for f in files]
+        else:
+            with Image.open(path) as im:
+                frames = []
+                for frame in ImageSequence.Iterator(im):
+                    frames.append(np.asarray(frame.convert("L")))
+                    durations.append(frame.info.get("duration"))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataFormatError(f"not a readable image or video: {exc}", path=path) from None
+    if len({f.shape for f in frames}) != 1:
+        raise DataFormatError("frames have different sizes", path=path)
+    if fps is not None:
+        if not fps > 0:
+            raise ConfigError(f"fps must be > 0, got {fps!r}")
+        times = np.rint(np.arange(len(frames)) * (1e6 / fps)).astype(np.int64)
+    else:
+        if any(d is None or d <= 0 for d in durations):
+            raise ConfigError(f"{path} does not give every frame a duration; pass fps")
+        times = np.concatenate([[0], np.cumsum(np.asarray(durations[:-1], dtype=np.int64) * 1000)])
+    return np.stack(frames).astype(np.float64) / 255.0, times
+
+
+def emulate_video(path: str | os.PathLike, fps: float | None = None, **params) -> np.ndarray:
+    """``emulate(*read_video(path, fps), **params)``: a video file or image folder -> DVS events."""
+    frames, times = read_video(path, fps)
+    return emulate(frames, times, **params)

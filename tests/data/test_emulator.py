@@ -96,3 +96,29 @@ def test_bad_input():
         DVSEmulator(threshold_on=0.0)
     with pytest.raises(ConfigError, match="refractory_us"):
         DVSEmulator(refractory_us=-1)
+
+
+def test_video_files_and_image_folders(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    from neuromorph.data.emulator import emulate_video, read_video
+    from neuromorph.errors import DataFormatError
+
+    frames = np.zeros((6, 8, 12), np.uint8)
+    for k in range(6):
+        frames[k, 2:6, 2 + k : 5 + k] = 255
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(tmp_path / "bar.gif", save_all=True, append_images=images[1:], duration=40, loop=0)
+    got, times = read_video(tmp_path / "bar.gif")
+    np.testing.assert_array_equal(np.rint(got * 255), frames)
+    np.testing.assert_array_equal(times, np.arange(6) * 40_000)
+    np.testing.assert_array_equal(emulate_video(tmp_path / "bar.gif", seed=2), emulate(frames, times, seed=2))
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k, im in enumerate(images):
+        im.save(folder / f"{k:03d}.png")
+    np.testing.assert_array_equal(emulate_video(folder, fps=25, seed=2), emulate(frames, times, seed=2))
+    with pytest.raises(ConfigError, match="fps"):
+        read_video(folder)
+    (tmp_path / "junk.gif").write_bytes(b"GIF89a-not-really")
+    with pytest.raises(DataFormatError, match="junk.gif"):
+        read_video(tmp_path / "junk.gif")
