@@ -816,3 +816,25 @@ def from_nir(graph, dt: float | None = None) -> NIRGraphModule:
         if m is not None:
             mods[n] = m
     return NIRGraphModule(mods, order, preds, dt).eval()
+
+
+def write_nir(graph, path) -> "os.PathLike":
+    """``nir.write`` to a temp file in the same folder, then rename: no partial file on failure."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import nir
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        nir.write(tmp, graph)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
