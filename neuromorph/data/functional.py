@@ -292,6 +292,14 @@ def to_spike_counts(
 # filters
 
 
+def _pixel_grid(x: np.ndarray, y: np.ndarray) -> tuple[int, int]:
+    """(W, H) spanned by the events, as Tonic infers it; refuses grids no sensor has (damaged coordinates)."""
+    w, h = int(x.max()) + 1, int(y.max()) + 1
+    if w * h > _MAX_FRAME_ELEMENTS // 8:
+        raise ShapeError(f"events span a {w}x{h} pixel grid; no event sensor is that large (damaged x/y?)")
+    return w, h
+
+
 @numba.njit(cache=True, nogil=True)
 def _denoise_keep(x, y, t, w, h, filter_time):
     last = np.full((w, h), np.iinfo(np.int64).min // 2, dtype=np.int64)
@@ -325,7 +333,7 @@ def denoise(events: np.ndarray, filter_time: int = 10_000) -> np.ndarray:
     x, y = events["x"], events["y"]
     if x.min() < 0 or y.min() < 0:
         raise ShapeError("events have negative x or y coordinates")
-    w, h = int(x.max()) + 1, int(y.max()) + 1
+    w, h = _pixel_grid(x, y)
     return events[_denoise_keep(x, y, events["t"], w, h, int(filter_time))]
 
 
@@ -358,7 +366,7 @@ def refractory_period(events: np.ndarray, refractory_period: int) -> np.ndarray:
     x, y = events["x"], events["y"]
     if x.min() < 0 or y.min() < 0:
         raise ShapeError("events have negative x or y coordinates")
-    w, h = int(x.max()) + 1, int(y.max()) + 1
+    w, h = _pixel_grid(x, y)
     return events[_refractory_keep(x, y, events["t"], w, h, int(refractory_period))]
 
 

@@ -87,3 +87,11 @@ def test_garbage_events_raise_only_our_errors(raw, mode):
             F.to_spike_counts(audio, 700, 10_000, 5)
     except NeuromorphError:
         pass
+
+
+def test_filters_refuse_absurd_coordinates():
+    ev = np.zeros(2, DT)
+    ev["x"], ev["y"] = [0, 32_000], [0, 32_000]
+    for fn in (F.denoise, F.refractory_period):
+        with pytest.raises(NeuromorphError, match="pixel grid"):
+            fn(ev, 100)
