@@ -1,2 +1,3 @@
 """neuromorph.models"""
 from neuromorph.models.transformer import MaskedSpikingTransformer  # noqa: F401
+from neuromorph.models.nmnist import NMNISTConvSNN  # noqa: F401

@@ -1,0 +1,73 @@
+"""The N-MNIST convolutional SNN on real N-MNIST recordings."""
+
+import pytest
+import torch
+
+from neuromorph.errors import ConfigError, ShapeError
+from neuromorph.models import NMNISTConvSNN
+from neuromorph.nn import LIF
+
+
+def _real_frames(shared_data, per_class=3, n_bins=10):
+    from neuromorph.data import ToFrame, read_nmnist
+
+    to_frame = ToFrame((34, 34, 2), n_time_bins=n_bins)
+    xs, ys = [], []
+    for label in range(10):
+        files = sorted((shared_data / "nmnist" / "Train" / str(label)).glob("*.bin"))[:per_class]
+        for f in files:
+            xs.append(torch.as_tensor(to_frame(read_nmnist(f)), dtype=torch.float32))  # [T, 2, 34, 34]
+            ys.append(label)
+    return torch.stack(xs, 1), torch.tensor(ys)  # [T, B, 2, 34, 34]
+
+
+def test_shapes_parameters_and_neurons():
+    m = NMNISTConvSNN()
+    out = m(torch.rand(4, 3, 2, 34, 34))
+    assert out.shape == (4, 3, 10)
+    n_params = sum(p.numel() for p in m.parameters())
+    assert n_params < 100_000  # trains in minutes on two CPU cores
+    lifs = [x for x in m.modules() if isinstance(x, LIF)]
+    assert len(lifs) == 2 and all(x.tau.item() == 2.0 for x in lifs)
+    assert all(x.tau.item() == 3.0 for x in NMNISTConvSNN(tau=3.0).modules() if isinstance(x, LIF))
+
+
+def test_integer_frames_are_accepted():
+    m = NMNISTConvSNN().eval()
+    x = torch.randint(0, 4, (3, 2, 2, 34, 34), dtype=torch.uint8)
+    assert torch.equal(m(x), m(x.float()))
+
+
+def test_learns_on_real_nmnist(shared_data):
+    torch.manual_seed(0)
+    x, y = _real_frames(shared_data, per_class=2, n_bins=4)
+    assert x.shape == (4, 20, 2, 34, 34) and x.sum() > 0
+    m = NMNISTConvSNN(dropout=0.0)
+    opt = torch.optim.Adam(m.parameters(), lr=5e-3)
+    losses = []
+    for _ in range(8):
+        loss = torch.nn.functional.cross_entropy(m(x).mean(0), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    # fitting 20 real samples: the loss must fall well below chance level (ln 10 = 2.30)
+    assert losses[-1] < 0.5 * losses[0] and losses[-1] < 1.0
+    with torch.no_grad():  # (train-mode BN: 10 steps are too few for converged running statistics)
+        assert (m(x).mean(0).argmax(1) == y).float().mean() >= 0.8
+    # hidden layers emit binary spikes at a moderate rate
+    spikes = []
+    hooks = [mod.register_forward_hook(lambda mod, i, o: spikes.append(o)) for mod in m.modules() if isinstance(mod, LIF)]
+    with torch.no_grad():
+        m(x)
+    for h in hooks:
+        h.remove()
+    for s in spikes:
+        assert ((s == 0) | (s == 1)).all() and 0.001 < s.mean() < 0.5
+
+
+def test_bad_input_and_config():
+    with pytest.raises(ShapeError, match=r"NMNISTConvSNN.*\[T, B, 2, 34, 34\]"):
+        NMNISTConvSNN()(torch.rand(3, 2, 34, 34))
+    with pytest.raises(ConfigError, match="channels"):
+        NMNISTConvSNN(channels=())
