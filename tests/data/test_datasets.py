@@ -237,3 +237,34 @@ def test_dvsgesture_layout_and_conversion(tmp_path):
     np.save(folder / "10.npy", np.array([[128.0, 0, 0, 1.0]]))
     with pytest.raises(DataFormatError, match="10.npy"):
         ds[1]
+
+
+def _aedat31(path, events):
+    """A minimal AEDAT 3.1 file (cAER RAW format) with one polarity packet: events = [(x, y, t, p)]."""
+    import struct
+
+    header = b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DVS128\r\n#!END-HEADER\r\n"
+    body = b"".join(struct.pack("<Ii", (x << 17) | (y << 2) | (p << 1) | 1, t) for x, y, t, p in events)
+    n = len(events)
+    path.write_bytes(header + struct.pack("<hhiiiiii", 1, 1, 8, 4, 0, n, n, n) + body)
+
+
+def test_dvsgesture_official_ibm_layout(tmp_path):
+    root = tmp_path / "DvsGesture"
+    root.mkdir()
+    events = [(1, 2, 100, 1), (3, 4, 150, 0), (127, 5, 200, 1), (6, 7, 260, 0), (8, 9, 400, 1)]
+    _aedat31(root / "user02_led.aedat", events)
+    (root / "user02_led_labels.csv").write_text("class,startTime_usec,endTime_usec\n3,100,201\n11,250,400\n")
+    (root / "trials_to_test.txt").write_text("user02_led.aedat\n")
+    ds = DVSGesture(tmp_path, "test")
+    assert len(ds) == 2 and list(ds.targets) == [2, 10] and ds.users == [2, 2] and ds.lighting == ["led", "led"]
+    ev, label = ds[0]
+    assert label == 2 and ev[["x", "y", "t", "p"]].tolist() == [(1, 2, 100, 1), (3, 4, 150, 0), (127, 5, 200, 1)]
+    ev, label = ds[1]
+    assert label == 10 and ev.tolist() == [(6, 7, 260, 0)]  # end time is exclusive
+    (root / "user02_led_labels.csv").write_text("class,startTime_usec,endTime_usec\n12,100,201\n")
+    with pytest.raises(DataFormatError, match="labels.csv"):
+        DVSGesture(tmp_path, "test")
+    (root / "trials_to_test.txt").write_text("user03_led.aedat\n")
+    with pytest.raises(DataFormatError, match="user03_led"):
+        DVSGesture(tmp_path, "test")
