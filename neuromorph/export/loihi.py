@@ -120,8 +120,8 @@ def quantize_layer(fl: FloatLayer, weight_bits: int = 8) -> NetxLayer:
         raise ExportError(f"layer {name!r}: weights are not finite")
     bias = None if fl.bias is None else np.asarray(fl.bias, dtype=np.float64).reshape(-1)
     c = 1.0
-    if fl.neuron in ("LIF", "LI") and fl.decay_input:
-        c = 1.0 / float(fl.tau_mem)
+    if fl.neuron in ("LIF", "LI", "CubaLIF") and fl.decay_input:
+        c = 1.0 / float(fl.tau_mem)  # h = beta v + (1/tau) x: the input scale goes into the weights
     # per-output-neuron threshold, folded into the weights (exact for a reset to 0)
     theta = np.asarray(fl.threshold if spiking else 1.0, dtype=np.float64)
     if fl.kind == "conv" and theta.size > 1:

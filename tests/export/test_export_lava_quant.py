@@ -88,6 +88,31 @@ def test_shd_delay_net_exports_delays(tmp_path):
     assert all(r["match_rate"] >= 0.97 for r in rep.layers[:2]), rep.layers
 
 
+@pytest.mark.parametrize("decay_input", [False, True])
+def test_cuba_if_li_network_simulation_matches(tmp_path, decay_input):
+    torch.manual_seed(5)
+    m = torch.nn.Sequential(
+        nnm.Linear(12, 10, bias=False), nnm.CubaLIF(tau_mem=4.0, tau_syn=2.0, threshold=0.6, reset="hard", decay_input=decay_input),
+        nnm.Linear(10, 8, bias=False), nnm.IF(threshold=0.8, reset="hard"),
+        nnm.Linear(8, 3, bias=False), nnm.LI(tau=3.0, decay_input=decay_input),
+    ).eval()
+    with torch.no_grad():
+        m[0].weight.mul_(2.0 if not decay_input else 6.0)
+    x = (torch.rand(40, 6, 12) < 0.4).float()
+    path = to_lava(m, tmp_path / "cuba.h5", x)
+    net = read_netx(path)
+    assert net.layers[0].i_decay == 2048 and net.layers[0].v_decay == 1024  # 4096/tau_syn, 4096/tau_mem
+    assert net.layers[1].v_decay == 0 and not net.layers[2].spiking
+    rep = fidelity_report(m, path, x)
+    assert rep.layers[0]["spikes_float"] > 50 and rep.layers[1]["spikes_float"] > 20
+    assert all(r["match_rate"] >= 0.97 for r in rep.layers[:2]), rep.layers
+    with torch.no_grad():
+        y = m(x).numpy()
+    v = simulate(path, x).aligned_voltage()
+    # the LI read-out in Loihi integers, back in real units, follows the float membrane
+    assert np.corrcoef(y.ravel(), v.ravel())[0, 1] > 0.95
+
+
 def test_quantization_aware_weights_are_the_exported_weights():
     torch.manual_seed(0)
     m = torch.nn.Sequential(nnm.Linear(10, 6, bias=False), nnm.LIF(tau=2.0, threshold=1.0, reset="hard", decay_input=False)).eval()
