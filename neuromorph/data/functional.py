@@ -182,7 +182,7 @@ def to_frame(
     if not single and "p" not in events.dtype.names:
         raise ShapeError(f"sensor_size has {n_p} polarities but the events have no 'p' field")
     p = _polarity(events) if "p" in events.dtype.names else np.zeros(len(events), np.int8)
-    if single and "p" in events.dtype.names and len(events) and np.unique(p).size > 1:
+    if single and "p" in events.dtype.names and len(events) and p.min() != p.max():
         # Tonic raises here too: silently merging two polarities into one channel hides a mistake
         raise ShapeError("sensor_size has 1 polarity but the events contain several polarity values")
     t = events["t"]
