@@ -99,6 +99,9 @@ def test_bad_frame_input_raises_own_errors():
     ev["p"] = 2
     with pytest.raises(ShapeError, match="outside sensor_size"):
         F.to_frame(ev, (34, 34, 2), time_window=10)
+    two = np.array([(0, 0, 0, 0), (1, 0, 1, 1)], dtype=ev.dtype)
+    with pytest.raises(ShapeError, match="1 polarity"):
+        F.to_frame(two, (34, 34, 1), time_window=10)
     with pytest.raises(ConfigError, match="exactly one"):
         ToFrame((34, 34, 2), time_window=10, n_time_bins=3)
     with pytest.raises(ConfigError, match="time_window"):
