@@ -1,0 +1,217 @@
+"""Training-step speed and peak memory of the SHD-shaped network, neuromorph beside the peer libraries.
+
+Network: 700 inputs -> Linear+LIF 256 -> Linear+LIF 256 -> Linear+leaky integrator 20, time-major
+[T, B, 700] input, cross-entropy on the time-averaged readout, Adam. One full training step (forward,
+backward, optimiser) is timed; the median of ``--steps`` steps after ``--warmup`` steps is reported.
+The "relu floor" is the same network with ReLU in place of the neurons and no readout dynamics: the
+cost of the matrix products alone.
+
+Each library runs in its own subprocess. Peak memory is the working memory of a training step: the
+highest resident set sampled during the first full-size step, minus the resident set just before it
+(library, model, input, compiled kernels, gradients and optimiser state already in place from two steps
+on a tiny input, so only what the step itself allocates counts).
+
+    python benchmarks/speed.py                  # T=100 and T=500, all libraries
+    python benchmarks/speed.py --T 100 --json   # one JSON object on stdout
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+LIBRARIES = ["neuromorph-fused", "neuromorph-reference", "snntorch", "spikingjelly", "norse", "relu-floor"]
+PEERS = ["snntorch", "spikingjelly", "norse"]
+TAU, THRESHOLD, IN, HID, OUT = 2.0, 1.0, 700, 256, 20
+
+
+def build(lib: str):
+    """Return (model, step_fn(x) -> logits [B, OUT]) for one library."""
+    import torch
+    from torch import nn
+
+    if lib.startswith("neuromorph"):
+        import neuromorph as nm
+
+        backend = lib.split("-", 1)[1]
+        net = nn.Sequential(nm.nn.Linear(IN, HID), nm.nn.LIF(tau=TAU, threshold=THRESHOLD, backend=backend),
+                            nm.nn.Linear(HID, HID), nm.nn.LIF(tau=TAU, threshold=THRESHOLD, backend=backend),
+                            nm.nn.Linear(HID, OUT), nm.nn.LI(tau=TAU, backend=backend))
+        return net, lambda x: net(x).mean(0)
+    if lib == "relu-floor":
+        net = nn.Sequential(nn.Linear(IN, HID), nn.ReLU(), nn.Linear(HID, HID), nn.ReLU(), nn.Linear(HID, OUT))
+        return net, lambda x: net(x).mean(0)
+    if lib == "snntorch":
+        import snntorch as snn
+
+        beta = 1 - 1 / TAU
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc1, self.fc2, self.fc3 = nn.Linear(IN, HID), nn.Linear(HID, HID), nn.Linear(HID, OUT)
+                self.lif1 = snn.Leaky(beta=beta, threshold=THRESHOLD)
+                self.lif2 = snn.Leaky(beta=beta, threshold=THRESHOLD)
+                self.li = snn.Leaky(beta=beta, reset_mechanism="none")
+
+            def forward(self, x):
+                m1, m2, m3 = self.lif1.init_leaky(), self.lif2.init_leaky(), self.li.init_leaky()
+                c1 = self.fc1(x)  # the input layer on all steps at once, as in the other libraries
+                out = []
+                for t in range(x.shape[0]):
+                    s1, m1 = self.lif1(c1[t], m1)
+                    s2, m2 = self.lif2(self.fc2(s1), m2)
+                    _, m3 = self.li(self.fc3(s2), m3)
+                    out.append(m3)
+                return torch.stack(out)
+
+        net = Net()
+        return net, lambda x: net(x).mean(0)
+    if lib == "spikingjelly":
+        from spikingjelly.activation_based import functional, layer, neuron
+
+        net = nn.Sequential(layer.Linear(IN, HID, step_mode="m"), neuron.LIFNode(tau=TAU, step_mode="m"),
+                            layer.Linear(HID, HID, step_mode="m"), neuron.LIFNode(tau=TAU, step_mode="m"),
+                            layer.Linear(HID, OUT, step_mode="m"),
+                            neuron.LIFNode(tau=TAU, v_threshold=float("inf"), step_mode="m", store_v_seq=True))
+
+        def step(x):
+            functional.reset_net(net)
+            net(x)
+            return net[-1].v_seq.mean(0)
+
+        return net, step
+    if lib == "norse":
+        import norse.torch as norse
+
+        p = norse.LIFParameters(tau_mem_inv=torch.tensor(1 / TAU), tau_syn_inv=torch.tensor(1 / TAU))
+        lip = norse.LIParameters(tau_mem_inv=torch.tensor(1 / TAU), tau_syn_inv=torch.tensor(1 / TAU))
+        net = norse.SequentialState(nn.Linear(IN, HID), norse.LIF(p, dt=1.0), nn.Linear(HID, HID),
+                                    norse.LIF(p, dt=1.0), nn.Linear(HID, OUT), norse.LI(lip, dt=1.0))
+        return net, lambda x: net(x)[0].mean(0)
+    raise ValueError(f"unknown library {lib!r}; choose from {LIBRARIES}")
+
+
+def measure(lib: str, T: int, batch: int, steps: int, warmup: int, threads: int) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net, forward = build(lib)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = (torch.rand(T, batch, IN) < 0.05).float()
+    y = torch.randint(0, OUT, (batch,))
+
+    def step(x=x, y=y):
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(forward(x), y)
+        loss.backward()
+        opt.step()
+
+    # compile kernels and create optimiser state on a tiny input, so that the first full-size step's memory
+    # is only what a step needs (freed memory stays resident, so later steps would hide their peak)
+    for _ in range(2):
+        step(x[:2, :2].clone(), y[:2].clone())
+    base, peak = _rss_mb(), _peak_rss_during(step)
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return {"library": lib, "T": T, "batch": batch, "median_ms": 1e3 * statistics.median(times),
+            "min_ms": 1e3 * min(times), "peak_step_mb": peak - base}
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_rss_during(fn) -> float:
+    """Highest resident set seen (sampled every 0.5 ms) while ``fn`` runs once."""
+    import threading
+
+    peak, done = [_rss_mb()], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(5e-4)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    fn()
+    done.set()
+    th.join()
+    return max(peak[0], _rss_mb())
+
+
+def run_isolated(lib: str, args) -> dict:
+    cmd = [sys.executable, __file__, "--_one", lib, "--T", str(args.T[0]), "--batch", str(args.batch),
+           "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    if out.returncode != 0:
+        return {"library": lib, "T": args.T[0], "error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--T", type=int, nargs="+", default=[100, 500])
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--libraries", nargs="+", default=LIBRARIES)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--_one", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args._one:
+        print(json.dumps(measure(args._one, args.T[0], args.batch, args.steps, args.warmup, args.threads)))
+        return 0
+    results = []
+    for T in args.T:
+        rows = [run_isolated(lib, argparse.Namespace(**{**vars(args), "T": [T]})) for lib in args.libraries]
+        ok = {r["library"]: r for r in rows if "error" not in r}
+        peers = [ok[p] for p in PEERS if p in ok]
+        fastest = min(peers, key=lambda r: r["median_ms"]) if peers else None
+        leanest = min(peers, key=lambda r: r["peak_step_mb"]) if peers else None
+        floor = ok.get("relu-floor")
+        for r in rows:
+            if "error" in r:
+                continue
+            if fastest:
+                r["speedup_vs_fastest_peer"] = fastest["median_ms"] / r["median_ms"]
+                r["fastest_peer"] = fastest["library"]
+                r["peak_vs_leanest_peer"] = r["peak_step_mb"] / leanest["peak_step_mb"]
+            if floor:
+                r["ratio_to_relu_floor"] = r["median_ms"] / floor["median_ms"]
+        results.extend(rows)
+        if not args.json:
+            print(f"T={T} batch={args.batch} threads={args.threads} (median of {args.steps} steps)")
+            for r in rows:
+                if "error" in r:
+                    print(f"  {r['library']:22s} ERROR {r['error']}")
+                    continue
+                extra = ""
+                if "speedup_vs_fastest_peer" in r:
+                    extra += f"  x{r['speedup_vs_fastest_peer']:.2f} vs fastest peer ({r['fastest_peer']})"
+                if "ratio_to_relu_floor" in r:
+                    extra += f"  {r['ratio_to_relu_floor']:.2f}x relu floor"
+                print(f"  {r['library']:22s} {r['median_ms']:8.1f} ms  step peak {r['peak_step_mb']:6.1f} MB{extra}")
+    if args.json:
+        print(json.dumps({"machine": platform.machine(), "python": platform.python_version(),
+                          "cpus": os.cpu_count(), "results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
