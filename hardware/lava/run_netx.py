@@ -4,10 +4,12 @@ spikes of every layer. Runs inside the separate Lava venv (see build_venv.sh), n
 Usage: python run_netx.py NET.h5 INPUT.npy OUT.npz [NET.h5 INPUT.npy OUT.npz ...]
   (several networks in one process: importing Lava takes most of the time)
   INPUT.npy: integer spikes [T, *input_shape] in PyTorch order (C, H, W) or (N,).
-  OUT.npz:   layer<i>: integer spikes [T, *shape] (PyTorch order) of netx block i, as Lava produced them.
+  OUT.npz:   layer<i>: integer spikes [T, *shape] (PyTorch order) of netx block i, as Lava produced them;
+             seconds_build, seconds_run: wall time to build the Lava network and to run it (import excluded).
 """
 
 import sys
+import time
 import types
 
 import numpy as np
@@ -28,6 +30,7 @@ def main(net_path: str, input_path: str, out_path: str) -> None:
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc import io
 
+    t0 = time.perf_counter()
     x = np.load(input_path)
     T = x.shape[0]
     graded = int(x.max()) > 1
@@ -41,12 +44,15 @@ def main(net_path: str, input_path: str, out_path: str) -> None:
         sink = io.sink.RingBuffer(shape=layer.out.shape, buffer=T)
         layer.out.connect(sink.a_in)
         sinks.append(sink)
+    t1 = time.perf_counter()
     net.run(condition=RunSteps(num_steps=T), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
     out = {}
     for i, sink in enumerate(sinks):
         d = sink.data.get()  # (*lava_shape, T)
         out[f"layer{i}"] = d.transpose((d.ndim - 1,) + tuple(range(d.ndim - 2, -1, -1))).astype(np.int64)
     net.stop()
+    out["seconds_build"] = np.float64(t1 - t0)
+    out["seconds_run"] = np.float64(time.perf_counter() - t1)
     np.savez(out_path, **out)
 
 
