@@ -18,6 +18,7 @@ are accepted, so a checkpoint from an untrusted source cannot make the loader ru
 
 from __future__ import annotations
 
+import copy
 import importlib
 import io
 import os
@@ -127,7 +128,9 @@ def save_checkpoint(
         "version": VERSION,
         "neuromorph_version": __version__,
         "model": {"builder": name, "kwargs": dict(kwargs or {})},
-        "state_dict": {k: v.detach().clone() for k, v in unwrap(model).state_dict().items()},
+        # tensors cloned; non-tensor entries (a module's ``_extra_state``, e.g. a delay layer's kernel
+        # form) must themselves be plain data for the weights-only loader
+        "state_dict": {k: v.detach().clone() if torch.is_tensor(v) else copy.deepcopy(v) for k, v in unwrap(model).state_dict().items()},
         "info": dict(info or {}),
     }
     if train_state is not None:

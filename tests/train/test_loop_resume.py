@@ -20,7 +20,7 @@ def _strip(records):
 def _assert_same_state(a: dict, b: dict):
     assert a.keys() == b.keys()
     for k in a:
-        assert torch.equal(a[k], b[k]), k
+        assert torch.equal(a[k], b[k]) if torch.is_tensor(a[k]) else a[k] == b[k], k
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +98,25 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, uninterrupted):
     fit(toy_recipe(), out, data=toy_bundle(), progress=False, resume=True)
     a = ck.load_checkpoint(uninterrupted[0] / "last.pt")["state_dict"]
     _assert_same_state(a, ck.load_checkpoint(out / "last.pt")["state_dict"])
+
+
+def test_delay_recipe_resumes_bitwise_with_sigma_schedule_and_two_optimisers(tmp_path):
+    """The SHD/DCLS recipe adds two optimisers, per-epoch schedules, σ shrinking and rounded evaluation:
+    an interrupted + resumed run must still equal the uninterrupted one exactly."""
+    recipe = toy_recipe(model="neuromorph.models.shd:SHDDelayNet", optimizer="shd-delays", schedule="shd-delays",
+                        readout="summed-softmax", lr=1e-3, weight_decay=1e-5, epochs=4, batch_size=32,
+                        model_kwargs={"hidden": 8, "n_hidden_layers": 1, "max_delay": 5, "dropout": 0.2})
+    data = toy_bundle(n_train=64, steps=6)
+    full = fit(recipe, tmp_path / "full", data=data, progress=False)
+    fit(recipe, tmp_path / "part", data=data, progress=False, on_step=lambda e, s: (e, s) == (1, 0))
+    fit(recipe, tmp_path / "part", data=data, progress=False, resume=True)
+    a = ck.load_checkpoint(tmp_path / "full" / "last.pt")
+    b = ck.load_checkpoint(tmp_path / "part" / "last.pt")
+    _assert_same_state(a["state_dict"], b["state_dict"])
+    sigmas = {k: v for k, v in a["state_dict"].items() if k.endswith("sigma")}
+    # σ_init = ⌊K/2⌋ = 2 shrinks to 0.23 at final_epoch = ⌊4/4⌋ = 1 (METHODS §3(b))
+    assert sigmas and all(torch.allclose(v, torch.full_like(v, 0.23)) for v in sigmas.values())
+    # real-valued positions are kept in training (evaluation rounds them only temporarily)
+    pos = [v for k, v in a["state_dict"].items() if k.endswith("positions")]
+    assert any((p != p.round()).any() for p in pos)
+    assert full["status"] == "completed" and 0.0 <= full["test_accuracy"] <= 1.0
