@@ -23,10 +23,16 @@ and ⌊(K-1)/2⌋ on the right, then a valid cross-correlation).
 Choices (documented where they differ from the reference code):
 - Tensors are time-major ``[T, B, in] -> [T + ⌊(K-1)/2⌋, B, out]`` (the reference permutes to
   ``[B, C, T]`` and pads by hand around ``Dcls1d``).
-- The convolution over time is computed by FFT by default: per frequency one ``[B, in] x [in, out]``
-  complex product instead of K real products per time step, about K/4 times fewer operations. It
-  equals the direct ``conv1d`` to float rounding (relative 1e-6 in float32); ``method="direct"`` runs
-  ``torch.nn.functional.conv1d`` exactly as ``Dcls1d`` does.
+- The convolution over time is computed in the frequency domain by default (``method="spectral"``):
+  a real DFT over time written as matrix products (time-major input is already the ``[T, B·in]``
+  matrix the DFT multiplies), one complex ``[B, in] x [in, out]`` product per frequency (3 real
+  products, Gauss's trick) and an inverse DFT restricted to the output steps. This is exact circular
+  convolution of length N = T + K - 1, which has no wrap-around in the kept outputs, and takes about
+  K/4 times fewer operations than the direct convolution, all of them BLAS products (also in the
+  backward pass; ``torch.fft`` was slower here because its backward through the zero-padded kernel
+  transform builds full-length spectra). It equals ``conv1d`` to float rounding (relative ~1e-6 in
+  float32). ``method="direct"`` runs ``torch.nn.functional.conv1d`` exactly as ``Dcls1d`` does;
+  ``"auto"`` picks the one with fewer operations for the input's T, B and the layer's sizes.
 - σ is a (non-trained) buffer of shape ``[out, in]``, as in SNN-delays where ``SIG`` has
   ``requires_grad=False`` and one value for the whole layer; :class:`SigmaSchedule` shrinks it.
 - In the "max" form the taps are normalised without DCLS's 1e-7 (their sum is >= 1 anyway), so a
@@ -38,6 +44,7 @@ Choices (documented where they differ from the reference code):
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -60,11 +67,9 @@ __all__ = [
 ]
 
 FORMS = ("gauss", "max")
-METHODS = ("auto", "fft", "direct")
+METHODS = ("auto", "spectral", "direct")
 SIGMA_OFFSET = 0.27  # σ_eff = |σ| + 0.27 (DCLS library since 2023-06; METHODS.md §3(b))
 NORM_EPS = 1e-7  # added to the tap sum before normalising (DCLS)
-# Below this kernel length the direct conv1d does fewer operations than the FFT path.
-_FFT_MIN_KERNEL = 5
 
 
 def delay_kernel_size(max_delay: float, dt: float = 1.0) -> int:
@@ -83,19 +88,6 @@ def delay_kernel_size(max_delay: float, dt: float = 1.0) -> int:
     return steps if steps % 2 == 1 else steps + 1
 
 
-def _fft_length(n: int) -> int:
-    """Smallest length >= n whose prime factors are 2, 3 and 5 (fast for every FFT library)."""
-    m = n
-    while True:
-        r = m
-        for p in (2, 3, 5):
-            while r % p == 0:
-                r //= p
-        if r == 1:
-            return m
-        m += 1
-
-
 class DelayedLinear(torch.nn.Module):
     """Fully connected layer with one learnable weight and one learnable delay per synapse (DCLS).
 
@@ -110,8 +102,8 @@ class DelayedLinear(torch.nn.Module):
             relu(|σ| + 1 - |n - c|); with σ = 0 and integer positions, one tap per synapse).
         sigma: initial σ (default ⌊K/2⌋, the SNN-delays start value); a scalar or an ``[out, in]`` tensor.
         bias: add a learnable bias per output (SNN-delays uses none).
-        method: "fft", "direct" (``conv1d``, the computation ``Dcls1d`` does) or "auto" (FFT for K >= 5
-            and float32/float64 inputs).
+        method: "spectral" (DFT as matrix products), "direct" (``conv1d``, the computation ``Dcls1d``
+            does) or "auto" (whichever needs fewer operations; "direct" for half-precision inputs).
 
     Shapes: input ``[T, B, in_features]`` (time-major), output ``[T + ⌊(K-1)/2⌋, B, out_features]``.
 
@@ -273,9 +265,16 @@ class DelayedLinear(torch.nn.Module):
     def _resolve_method(self, x: Tensor) -> str:
         if self.method != "auto":
             return self.method
-        if self.kernel_size >= _FFT_MIN_KERNEL and x.dtype in (torch.float32, torch.float64):
-            return "fft"
-        return "direct"
+        if x.dtype not in (torch.float32, torch.float64):
+            return "direct"
+        steps, batch = x.shape[0], x.shape[1]
+        n_in, n_out, k = self.in_features, self.out_features, self.kernel_size
+        out_steps = steps + self.output_extension
+        direct = out_steps * k * n_in * n_out
+        freqs = (steps + k - 1) // 2 + 1
+        # forward DFT of x, 3 products per frequency, inverse DFT (per batch element, in multiply-adds)
+        spectral = 2 * freqs * steps * n_in + 3 * freqs * n_in * n_out + 2 * freqs * out_steps * n_out
+        return "spectral" if spectral < direct else "direct"
 
     def forward(self, x: Tensor) -> Tensor:
         """``[T, B, in] -> [T + ⌊(K-1)/2⌋, B, out]``: y_j[t] = Σ_i Σ_n k_ji[n] s_i[t + n - (K-1)] (+ b_j)."""
@@ -289,8 +288,8 @@ class DelayedLinear(torch.nn.Module):
         kernel = self.kernel().to(x.dtype)
         steps = x.shape[0]
         out_steps = steps + self.output_extension
-        if self._resolve_method(x) == "fft":
-            y = _delay_conv_fft(x, kernel, out_steps)
+        if self._resolve_method(x) == "spectral":
+            y = _delay_conv_spectral(x, kernel, out_steps)
         else:
             xb = F.pad(x.permute(1, 2, 0), (self.kernel_size - 1, self.output_extension))
             y = F.conv1d(xb, kernel).permute(2, 0, 1).contiguous()
@@ -306,20 +305,54 @@ class DelayedLinear(torch.nn.Module):
         return s + ("" if self.bias is not None else ", bias=False")
 
 
-def _delay_conv_fft(x: Tensor, kernel: Tensor, out_steps: int) -> Tensor:
-    """y[t] = Σ_d x[t - d] @ W_d for t < out_steps (W_d = kernel[:, :, K-1-d].T), by FFT over time.
+@functools.lru_cache(maxsize=64)
+def _dft_matrices(steps: int, k: int, out_steps: int, dtype: torch.dtype, device: torch.device):
+    """Real DFT matrices of length N = steps + k - 1 (F = N//2 + 1 frequencies).
 
-    A circular convolution of length N ≥ T + K - 1 has no wrap-around in the first ``out_steps`` outputs
-    (the wrapped terms would need x at indices ≥ N - (K-1) ≥ T, which are zero).
+    Forward: X_f = Σ_t x_t e^{-2πi f t / N} as ``[cos; -sin]`` rows ``[2F, L]`` for L = steps and L = k.
+    Inverse (irfft restricted to t < out_steps): y_t = (1/N) Σ_f c_f (Re Y_f cos(2π f t/N) - Im Y_f
+    sin(2π f t/N)), c_0 = 1, c_{N/2} = 1 for even N, else 2. Angles from (f·t mod N) in float64.
     """
-    steps = x.shape[0]
-    k = kernel.shape[-1]
-    n = _fft_length(steps + k - 1)
-    taps = kernel.flip(-1).permute(2, 1, 0)  # [K, in, out], indexed by delay d
-    xf = torch.fft.rfft(x, n=n, dim=0)  # [F, B, in]
-    wf = torch.fft.rfft(taps, n=n, dim=0)  # [F, in, out]
-    yf = torch.matmul(xf, wf)  # [F, B, out]
-    return torch.fft.irfft(yf, n=n, dim=0)[:out_steps]
+    n = steps + k - 1
+    freqs = n // 2 + 1
+    f = torch.arange(freqs, dtype=torch.int64)
+
+    def forward(length: int) -> Tensor:
+        ang = (2 * math.pi / n) * (torch.outer(f, torch.arange(length)) % n).to(torch.float64)
+        return torch.cat([torch.cos(ang), -torch.sin(ang)]).to(dtype=dtype, device=device)
+
+    c = torch.full((freqs,), 2.0, dtype=torch.float64)
+    c[0] = 1.0
+    if n % 2 == 0:
+        c[-1] = 1.0
+    ang = (2 * math.pi / n) * (torch.outer(torch.arange(out_steps), f) % n).to(torch.float64)
+    inv_re = (torch.cos(ang) * c / n).to(dtype=dtype, device=device)
+    inv_im = (-torch.sin(ang) * c / n).to(dtype=dtype, device=device)
+    return forward(steps), forward(k), inv_re, inv_im
+
+
+def _delay_conv_spectral(x: Tensor, kernel: Tensor, out_steps: int) -> Tensor:
+    """y[t] = Σ_d x[t - d] @ W_d for t < out_steps (W_d = kernel[:, :, K-1-d].T), in the frequency domain.
+
+    Circular convolution of length N = T + K - 1 has no wrap-around in the first ``out_steps`` (< N)
+    outputs: a wrapped term would need x at an index ≥ N - (K-1) = T, where x is zero.
+    """
+    steps, batch, n_in = x.shape
+    n_out, _, k = kernel.shape
+    fx, fw, inv_re, inv_im = _dft_matrices(steps, k, out_steps, x.dtype, x.device)
+    freqs = inv_re.shape[1]
+    taps = kernel.flip(-1).permute(2, 1, 0).reshape(k, n_in * n_out)  # [K, in·out], row d = delay d
+    xs = (fx @ x.reshape(steps, batch * n_in)).view(2, freqs, batch, n_in)  # Re, Im of X_f: [F, B, in]
+    ws = (fw @ taps).view(2, freqs, n_in, n_out)  # Re, Im of W_f: [F, in, out]
+    a, b, c, d = xs[0], xs[1], ws[0], ws[1]
+    # (a + ib)(c + id) with 3 real products: k1 = (a+b)c, k2 = a(d-c), k3 = b(c+d); Re = k1-k3, Im = k1+k2
+    # (bmm/mm keep their inputs for backward, not their outputs, so the in-place updates below are
+    # safe under autograd and spare three [F, B, out] / [T', B, out] temporaries)
+    k1 = torch.bmm(a + b, c)
+    im = torch.bmm(a, d - c).add_(k1)
+    re = k1.sub_(torch.bmm(b, c + d))
+    y = (inv_re @ re.view(freqs, batch * n_out)).addmm_(inv_im, im.view(freqs, batch * n_out))
+    return y.view(out_steps, batch, n_out)
 
 
 # ---------------------------------------------------------------------- model-level helpers

@@ -20,10 +20,10 @@ from neuromorph.nn.delays import (
     rounded_delays,
 )
 
-METHODS = ["fft", "direct"]
+METHODS = ["spectral", "direct"]
 
 
-def _layer(i, o, k, *, form="gauss", method="fft", seed=0, spread=0.5, sigma=None, dtype=torch.float64):
+def _layer(i, o, k, *, form="gauss", method="spectral", seed=0, spread=0.5, sigma=None, dtype=torch.float64):
     torch.manual_seed(seed)
     m = DelayedLinear(i, o, k, form=form, method=method, dtype=dtype)
     half = m.half_width
@@ -200,15 +200,32 @@ def test_equal_to_dcls_dcls1d(form, method):
     torch.testing.assert_close(grads[2], grads_ref[2].view(o, i), rtol=1e-4, atol=1e-4)
 
 
-def test_fft_equals_direct_at_shd_like_shape():
+def test_spectral_equals_direct_at_shd_like_shape():
     torch.manual_seed(5)
-    a = _layer(140, 64, 25, method="fft", seed=5, dtype=torch.float32)
+    a = _layer(140, 64, 25, method="spectral", seed=5, dtype=torch.float32)
     b = DelayedLinear(140, 64, 25, method="direct")
     b.load_state_dict(a.state_dict())
-    x = (torch.rand(50, 8, 140) < 0.1).float()
+    x = (torch.rand(50, 8, 140) < 0.1).float() * 2
     ya, yb = a(x), b(x)
     assert ya.shape == (62, 8, 64)
     torch.testing.assert_close(ya, yb, rtol=1e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("steps,k", [(1, 25), (2, 3), (37, 25), (10, 1), (50, 4), (8, 31)])
+def test_spectral_equals_direct_for_odd_and_even_lengths(steps, k):
+    """N = T + K - 1 is odd or even (Nyquist bin), T may be shorter than K."""
+    a = _layer(5, 4, k, method="spectral", seed=steps + k, sigma=1.5)
+    b = DelayedLinear(5, 4, k, method="direct", dtype=torch.float64)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(steps, 3, 5, dtype=torch.float64)
+    torch.testing.assert_close(a(x), b(x), rtol=1e-10, atol=1e-10)
+
+
+def test_auto_method_choice():
+    m = DelayedLinear(140, 256, 25)
+    assert m._resolve_method(torch.zeros(100, 2, 140)) == "spectral"
+    assert m._resolve_method(torch.zeros(100, 2, 140, dtype=torch.bfloat16)) == "direct"
+    assert DelayedLinear(140, 256, 1)._resolve_method(torch.zeros(100, 2, 140)) == "direct"
 
 
 # ---------------------------------------------------------------- gradients vs finite differences
