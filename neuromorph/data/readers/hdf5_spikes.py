@@ -41,6 +41,58 @@ def _guard(path: PathLike):
         raise DataFormatError(f"HDF5 file is damaged or not in the SHD/SSC layout: {exc}", path=path) from None
 
 
+# (path, size, mtime) of files whose global heaps passed _check_global_heaps
+_HEAPS_CHECKED: set = set()
+
+
+def _check_global_heaps(path: PathLike) -> None:
+    """Walk every global heap collection ("GCOL") of the file and check its objects fit inside it.
+
+    Why: variable-length data (``spikes/times``, ``spikes/units``) lives in HDF5 global heap
+    collections, and libhdf5 can spin forever on a collection whose object sizes were damaged (found
+    by our fuzz tests). Layout (HDF5 File Format Specification, "Global Heap"): "GCOL", version 1,
+    3 reserved bytes, collection size (size-of-lengths bytes, from the superblock); then objects of
+    index (2), reference count (2), reserved (4), size (size-of-lengths), data padded to 8 bytes; index 0
+    is the free space that ends the collection.
+    """
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key in _HEAPS_CHECKED:
+        return
+    data = p.read_bytes()
+    version = data[8] if len(data) > 8 else -1
+    if version in (0, 1) and len(data) > 14:
+        size_len = data[14]
+    elif version in (2, 3) and len(data) > 10:
+        size_len = data[10]
+    else:
+        raise DataFormatError(f"HDF5 superblock version {version} is not supported", path=path, offset=8)
+    if size_len not in (2, 4, 8):
+        raise DataFormatError(f"HDF5 superblock gives size-of-lengths {size_len}", path=path, offset=8)
+    head = 8 + size_len  # "GCOL" + version + reserved + collection size
+    obj_head = 8 + size_len
+    pos = data.find(b"GCOL\x01")
+    while pos >= 0:
+        csize = int.from_bytes(data[pos + 8 : pos + 8 + size_len], "little")
+        if csize < head or pos + csize > len(data):
+            raise DataFormatError(f"HDF5 global heap collection of {csize} bytes does not fit the file", path=path, offset=pos)
+        q = head
+        while q < csize:  # the same walk as libhdf5's H5HG__cache_heap_deserialize
+            if q + obj_head > csize:
+                break  # too small for an object header: trailing free space
+            idx = int.from_bytes(data[pos + q : pos + q + 2], "little")
+            osize = int.from_bytes(data[pos + q + 8 : pos + q + 8 + size_len], "little")
+            # object: header + data padded to 8 bytes; free space (index 0): its size includes the header
+            need = obj_head + ((osize + 7) & ~7) if idx else osize
+            if need < obj_head or q + need > csize:
+                raise DataFormatError(f"HDF5 global heap object {idx} of {osize} bytes does not fit its collection",
+                                      path=path, offset=pos + q)
+            q += need
+        pos = data.find(b"GCOL\x01", pos + 4)
+    _HEAPS_CHECKED.add(key)
+
+
 def _open(path: PathLike):
     with _guard(path):
         return _open_unguarded(path)
@@ -55,6 +107,7 @@ def _open_unguarded(path: PathLike):
     with open(p, "rb") as f:
         if f.read(8) != HDF5_MAGIC:
             raise DataFormatError("not an HDF5 file (bad signature)", path=path, offset=0)
+    _check_global_heaps(p)
     try:
         h5 = h5py.File(p, "r")
     except Exception as exc:  # h5py raises OSError subclasses with HDF5's own message on damage
