@@ -287,7 +287,7 @@ def fit(model: HDSNN, inputs: torch.Tensor, labels: torch.Tensor, epochs: int = 
 
 
 def motion_clips(n_clips: int, size: int = 24, n_steps: int = 32, n_directions: int = 8,
-                 speeds: tuple[float, ...] = (1.0,), threshold: float = 0.15, seed: int = 0
+                 speeds: tuple[float, ...] = (1.0,), threshold: float = 1.0, seed: int = 0
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Synthetic motion stimuli in the manner of the paper (§ Stimuli, METHODS.md §7c), scaled down.
 
