@@ -107,7 +107,13 @@ def _train(args) -> int:
     if config_kwargs:
         recipe = recipe.replace(model_kwargs={**recipe.model_kwargs, **config_kwargs})
     out = Path(args.out or f"runs/{recipe.name}")
-    summary = fit(recipe, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    from neuromorph.train import distributed as dd
+
+    try:
+        summary = fit(recipe, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    finally:
+        if dd.dist.is_initialized():  # joined under torchrun: leave the process group cleanly
+            dd.dist.destroy_process_group()
     import os
 
     is_main = int(os.environ.get("RANK", "0")) == 0
