@@ -420,15 +420,33 @@ def read_dat(path: PathLike, sensor_size: tuple[int, int] | None = None) -> np.n
         raise DataFormatError(
             f"dat: data length {size - off} is not a whole number of 8-byte events (truncated file?)", path=path, offset=whole
         )
-    raw = np.fromfile(path, dtype=np.dtype([("t", "<u4"), ("d", "<u4")]), offset=off)
-    out = np.empty(len(raw), dtype=EVENT_DTYPE)
-    d = raw["d"]
-    out["x"] = d & 0x3FFF
-    out["y"] = (d >> 14) & 0x3FFF
-    out["p"] = (d >> 28) & 1
-    out["t"] = raw["t"]
-    if sensor is not None:
-        from neuromorph.data.readers._common import check_bounds
-
-        check_bounds(out, sensor, path, offsets=lambda i: off + DAT_EVENT_BYTES * i)
+    words = np.fromfile(path, dtype="<u4", offset=off)
+    out = np.empty(len(words) // 2, dtype=EVENT_DTYPE)
+    w, h = sensor if sensor is not None else (0, 0)
+    bad = _decode_dat(words, out["x"], out["y"], out["t"], out["p"], w, h)
+    if bad >= 0:
+        raise DataFormatError(
+            f"dat: event {bad} at x={int(out['x'][bad])}, y={int(out['y'][bad])} lies outside the declared "
+            f"sensor {w}x{h}",
+            path=path,
+            offset=off + DAT_EVENT_BYTES * bad,
+        )
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _decode_dat(words, x, y, t, p, width, height):
+    """Decode (timestamp, data) uint32 pairs; returns the index of the first event outside the sensor or -1."""
+    for i in range(words.shape[0] // 2):
+        d = np.int64(words[2 * i + 1])
+        xi = d & 0x3FFF
+        yi = (d >> 14) & 0x3FFF
+        if width > 0 and (xi >= width or yi >= height):
+            x[i] = xi
+            y[i] = yi
+            return i
+        x[i] = xi
+        y[i] = yi
+        p[i] = (d >> 28) & 1
+        t[i] = words[2 * i]
+    return -1
