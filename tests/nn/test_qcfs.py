@@ -74,8 +74,8 @@ def test_converted_mlp_equals_ann_on_first_layer_and_converges():
     # ... and as T grows the rates converge to the unquantised clip(x, 0, λ) network, error ~ 1/T
     clip_ann = torch.nn.Sequential(ann[0], torch.nn.Hardtanh(0, 1.5), ann[2], torch.nn.Hardtanh(0, 1.0), ann[4])
     ref_clip = clip_ann(x).detach()
-    err = [(snn(x, T=T).mean(0) - ref_clip).abs().mean().item() for T in (32, 1024)]
-    assert err[1] < err[0] / 10 and err[1] < 1e-3
+    err = [(snn(x, T=T).mean(0) - ref_clip).abs().mean().item() for T in (16, 256)]
+    assert err[1] < err[0] / 5 and err[1] < 2e-3
 
 
 def test_converted_snn_stateless_across_calls_and_sequence_input():
