@@ -25,7 +25,7 @@ def register(subparsers) -> None:
     p.add_argument("--to", required=True, choices=("nir", "lava"), help="target format")
     p.add_argument("--out", metavar="FILE", help="output file (default: next to the checkpoint, .nir or .net.h5)")
     p.add_argument("--check", metavar="PROFILE", help="hardware profile to check against (loihi, loihi2, or a .toml file)")
-    p.add_argument("--dt", type=float, default=None, help="seconds per time step for NIR time constants (default 1e-4)")
+    p.add_argument("--dt", type=float, default=None, help="seconds per time step for NIR time constants (default: the neurons' dt, else 1e-4)")
     p.add_argument("--steps", type=int, default=None, help="time steps of the tracing sample (default: the recipe's)")
     p.add_argument("--non-strict", action="store_true",
                    help="NIR only: export soft-reset neurons with a warning instead of an error")
@@ -39,7 +39,6 @@ def _run(args) -> tuple[dict[str, Any], int]:
     import torch
 
     from neuromorph.errors import ConfigError
-    from neuromorph.export.nir import DEFAULT_DT
     from neuromorph.train import checkpoint as ck
 
     model, info = ck.load_model(args.checkpoint)
@@ -50,7 +49,7 @@ def _run(args) -> tuple[dict[str, Any], int]:
     if steps < 1:
         raise ConfigError(f"--steps={steps} must be >= 1")
     sample = torch.zeros((steps, 1, *shape))
-    dt = args.dt if args.dt is not None else DEFAULT_DT
+    dt = args.dt  # None: the neurons' own dt, else 1e-4 s
     ckpt = Path(args.checkpoint)
     out = Path(args.out) if args.out else ckpt.with_suffix(".nir" if args.to == "nir" else ".net.h5")
     result: dict[str, Any] = {"checkpoint": str(ckpt), "to": args.to, "out": str(out), "written": False, "check": None}

@@ -167,12 +167,12 @@ def check_model(model, sample, profile: str | Profile, dt: float | None = None) 
     stopping the check; nothing is written."""
     from neuromorph.export.lava import graph_to_layers
     from neuromorph.export.loihi import quantize_layer
-    from neuromorph.export.nir import DEFAULT_DT, to_nir
+    from neuromorph.export.nir import to_nir
 
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     rep = CheckReport(profile=prof.name)
     try:
-        graph = to_nir(model, sample, strict=True, dt=dt or DEFAULT_DT)
+        graph = to_nir(model, sample, strict=True, dt=dt)
         input_shape, flayers = graph_to_layers(graph)
     except ExportError as exc:
         rep.add(_layer_of(str(exc)), "mapping", "unsupported", "-", False, str(exc))

@@ -228,7 +228,7 @@ def _delay_branches(graph, src, nxt, succ, preds, pend, cur_shape, dt):
     return last_w, (W.shape[0],)
 
 
-def to_lava(model: torch.nn.Module, path: str | os.PathLike, sample: torch.Tensor, dt: float = DEFAULT_DT, check: str | None = None) -> Path:
+def to_lava(model: torch.nn.Module, path: str | os.PathLike, sample: torch.Tensor, dt: float | None = None, check: str | None = None) -> Path:
     """Export ``model`` (eval mode) to a lava-dl netx HDF5 file at ``path`` for Loihi.
 
     Steps: ``to_nir(model, sample, strict=True)`` -> :func:`graph_to_layers` -> Loihi fixed point

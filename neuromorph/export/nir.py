@@ -63,6 +63,7 @@ class NeuronDesc:
     v_reset: float
     decay_input: bool
     v_rest: float = 0.0
+    reset_amount: float | None = None
 
 
 def _np(x: Any) -> np.ndarray:
@@ -175,6 +176,7 @@ def neuron_desc(m: torch.nn.Module, name: str, shape: tuple[int, ...]) -> Neuron
         v_reset=float(_np(getattr(spec, "v_reset", 0.0)).reshape(-1)[0]),
         decay_input=bool(getattr(spec, "decay_input", True)),
         v_rest=float(_np(v_rest if v_rest is not None else 0.0).reshape(-1)[0]),
+        reset_amount=getattr(spec, "reset_amount", None),
     )
 
 
@@ -281,11 +283,12 @@ def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-def to_nir(model: torch.nn.Module, sample: torch.Tensor, strict: bool = True, dt: float = DEFAULT_DT):
+def to_nir(model: torch.nn.Module, sample: torch.Tensor, strict: bool = True, dt: float | None = None):
     """Export ``model`` (eval mode) to a ``nir.NIRGraph`` by running it once on ``sample`` ``[T, B, ...]``.
 
     ``dt`` (seconds per step) turns step-domain time constants into NIR's seconds; it is stored in the
-    graph's metadata. MPBN is folded (``neuromorph.nn.fold_mpbn``) and BatchNorm merged into the
+    graph's metadata. Default: the ``dt`` the model's neurons were built with when they all agree, else
+    1e-4 s (the value snnTorch's importer assumes). MPBN is folded (``neuromorph.nn.fold_mpbn``) and BatchNorm merged into the
     preceding Linear/Conv on a copy of the model, never on ``model`` itself.
     ``strict=False`` exports soft-reset / no-reset neurons with a warning instead of an error.
     Mapping and sources: see the module docstring. Raises ``ExportError`` naming the layer for anything
@@ -299,6 +302,9 @@ def to_nir(model: torch.nn.Module, sample: torch.Tensor, strict: bool = True, dt
         raise ExportError(f"to_nir: {type(model).__name__} is in training mode; call model.eval() before export")
     if not isinstance(sample, torch.Tensor) or sample.dim() < 3:
         raise ShapeError(f"to_nir: sample must be a tensor [T, B, *features], got {getattr(sample, 'shape', type(sample))}")
+    if dt is None:
+        dts = {float(m.dt) for m in model.modules() if _is_neuron(m) and getattr(m, "dt", None) is not None}
+        dt = dts.pop() if len(dts) == 1 else DEFAULT_DT
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise ConfigError(f"to_nir: dt={dt!r} must be a positive number of seconds")
     model = copy.deepcopy(model)
@@ -481,6 +487,8 @@ def _neuron_node(d: NeuronDesc, layer: str, dt: float, strict: bool):
     import nir
 
     meta = {"kind": d.kind, "reset": d.reset, "decay_input": d.decay_input}
+    if d.reset_amount is not None:
+        meta["reset_amount"] = float(d.reset_amount)
     if d.tau is not None:
         meta["tau_steps"] = d.tau
     if d.tau_syn is not None:
@@ -722,7 +730,7 @@ def _node_module(name: str, node, dt: float) -> torch.nn.Module | None:
         steps = np.broadcast_to(np.asarray(steps, dtype=np.int64), np.asarray(node.delay).shape)
         return DelayNode(steps, int(meta.get("extend_steps", 0)), dt)
     if isinstance(node, (nir.LIF, nir.IF, nir.CubaLIF, nir.LI)):
-        return _neuron_module(name, node, meta, dt)
+        return _core_neuron(_neuron_module(name, node, meta, dt), meta)
     raise ExportError(f"NIR node {name!r} of type {type(node).__name__} has no neuromorph mapping")
 
 
@@ -760,6 +768,39 @@ def _neuron_module(name: str, node, meta: dict, dt: float) -> NIRNeuron:
     if np.any(tau < 1.0):
         raise ExportError(f"NIR node {name!r}: tau = {tau.min():g} steps < 1 (dt={dt}); pass a smaller dt to from_nir")
     return NIRNeuron(kind, tau, tau_syn, thr if kind != "LI" else np.ones_like(tau), reset, v_reset, decay_input, v_rest, gain)
+
+
+def _core_neuron(m: NIRNeuron, meta: dict) -> torch.nn.Module:
+    """The same neuron as a ``neuromorph.nn`` layer (trainable, seen by energy monitors), when it has one:
+    no resting potential and no extra input gain; otherwise the ``NIRNeuron`` itself."""
+    if m.v_rest != 0.0 or m.gain is not None:
+        return m
+    import neuromorph.nn as nnm
+
+    def arg(t: torch.Tensor | None):
+        if t is None:
+            return None
+        flat = t.reshape(-1)
+        return float(flat[0]) if bool((flat == flat[0]).all()) else t.clone()
+
+    tensors = [t for t in (m.tau, m.tau_syn, m.threshold if m.kind != "LI" else None) if t is not None]
+    per_neuron = [t for t in tensors if not isinstance(arg(t), float)]
+    shape = tuple(per_neuron[0].shape) if per_neuron else None
+    common = {"shape": shape}
+    fire = {"threshold": arg(m.threshold), "reset": m.reset, "v_reset": m.v_reset, **common}
+    if meta.get("reset_amount") is not None:
+        fire["reset_amount"] = float(meta["reset_amount"])
+    try:
+        if m.kind == "LIF":
+            return nnm.LIF(tau=arg(m.tau), decay_input=m.decay_input, **fire)
+        if m.kind == "IF":
+            return nnm.IF(**fire)
+        if m.kind == "CubaLIF":
+            return nnm.CubaLIF(tau_mem=arg(m.tau), tau_syn=arg(m.tau_syn), decay_input=m.decay_input, **fire)
+        return nnm.LI(tau=arg(m.tau), decay_input=m.decay_input, **common)
+    except ConfigError:
+        # parameters the core layers refuse (e.g. a folded MPBN threshold <= 0) still run as NIRNeuron
+        return m
 
 
 def from_nir(graph, dt: float | None = None) -> NIRGraphModule:

@@ -42,6 +42,7 @@ def test_nmnist_conv_net_round_trip_through_file(shared_data, tmp_path):
     path = tmp_path / "nmnist.nir"
     nir.write(path, g)
     back = from_nir(nir.read(path))
+    assert sum(isinstance(mod, nnm.LIF) for mod in back.modules()) == 3  # core layers: trainable, seen by monitors
     ref_s, ref_y = _spikes(m, x)
     got_s, got_y = _spikes(back, x)
     assert len(got_s) == 3 and sum(float(s.sum()) for s in ref_s) > 100
@@ -85,6 +86,14 @@ def test_soft_reset_never_silent():
     # our own import restores the soft reset from the metadata: identical spikes
     with torch.no_grad():
         assert torch.equal(from_nir(g)(x), m(x))
+
+
+def test_dt_defaults_to_the_neurons_dt():
+    m = torch.nn.Sequential(nnm.Linear(3, 2), nnm.LIF(tau=0.02, dt=0.01, reset="hard")).eval()  # tau 20 ms = 2 steps
+    g = to_nir(m, torch.ones(4, 1, 3))
+    assert g.metadata["dt"] == 0.01
+    np.testing.assert_allclose(g.nodes["1"].tau, 0.02)
+    assert to_nir(m, torch.ones(4, 1, 3), dt=1e-3).metadata["dt"] == 1e-3
 
 
 def test_mpbn_is_folded_on_a_copy():
