@@ -92,7 +92,16 @@ class LayerCounts:
             "synops": self.synops, "macs": self.macs, "acs": self.acs, "neuron_updates": self.neuron_updates,
             "ann_macs_per_sample": self.ann_macs_per_sample,
             "spikes_per_step": list(self.spikes_per_step), "synops_per_step": list(self.synops_per_step),
+            "rate_per_step": self.rate_per_step(),
         }
+
+    def rate_per_step(self) -> list[float] | None:
+        """Firing rate at each time step: spikes per neuron per sample seen at that step (needs a
+        recorded time axis; assumes every call had the same number of steps)."""
+        if not self.spikes_per_step or not self.neurons or not self.slots:
+            return None
+        per_step_samples = self.slots / len(self.spikes_per_step)
+        return [s / (self.neurons * per_step_samples) for s in self.spikes_per_step]
 
 
 def is_binary(x: torch.Tensor) -> bool:

@@ -54,6 +54,7 @@ def test_neuron_updates_spikes_and_rates(step_if_rule):
     assert by["1"].spikes_out == h.sum().item()
     assert by["1"].spikes_per_step == h.sum(dim=(1, 2)).tolist()
     assert by["1"].rate == pytest.approx(h.mean().item())
+    assert by["1"].rate_per_step() == pytest.approx(h.mean(dim=(1, 2)).tolist())
     assert by["3"].synops == h.sum().item() * 4  # every hidden spike reaches 4 outputs
     totals = report.totals()
     assert totals["neuron_updates"] == 5 * (8 + 4)  # per inference
