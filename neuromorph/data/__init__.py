@@ -2,7 +2,7 @@
 
 from neuromorph.data.events import AUDIO_EVENT_DTYPE, EVENT_DTYPE, make_events, require_fields
 from neuromorph.data.readers import (
-    FORMATS, detect_format, iter_aedat31, iter_aedat4, iter_atis_bin, iter_es, iter_evt2, iter_evt3, iter_shd,
+    FORMATS, detect_format, iter_aedat31, iter_aedat4, iter_atis_bin, iter_dat, iter_es, iter_evt2, iter_evt3, iter_shd,
     read, read_aedat2, read_aedat31, read_aedat4, read_aedat_addresses, read_atis_bin, read_dat, read_dvs128_bin,
     read_es, read_evt2, read_evt3, read_nmnist, read_shd, read_shd_sample, read_ssc, shd_info, summarize,
 )

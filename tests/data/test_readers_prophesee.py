@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from neuromorph.data.readers.prophesee import (
     iter_evt2,
+    iter_dat,
     iter_evt3,
     parse_raw_header,
     read_dat,
@@ -168,10 +169,15 @@ def test_dat_roundtrip_and_damage(tmp_path):
     evs = [(0, 0, 5, 1), (639, 479, 6, 0), (17, 300, 2**32 - 1, 1)]
     ev = read_dat(_dat(tmp_path, evs))
     assert ev.tolist() == evs
+    chunks = list(iter_dat(_dat(tmp_path, evs), chunk_events=2))
+    assert [len(c) for c in chunks] == [2, 1] and np.concatenate(chunks).tolist() == evs
     f = _dat(tmp_path, evs + [(640, 1, 9, 0)])
     with pytest.raises(DataFormatError, match="640x480") as e:
         read_dat(f)
     hdr = len(b"% Data file containing CD events.\n% Version 2\n% Width 640\n% Height 480\n") + 2
+    assert e.value.offset == hdr + 3 * 8
+    with pytest.raises(DataFormatError) as e:
+        list(iter_dat(f, chunk_events=2))
     assert e.value.offset == hdr + 3 * 8
     f.write_bytes(f.read_bytes()[:-3])
     with pytest.raises(DataFormatError, match="whole number"):

@@ -175,12 +175,8 @@ def _decompress(data: bytes, method: str, path, offset: int) -> bytes:
     return out
 
 
-def iter_aedat4(path: PathLike, stream_id: int | None = None) -> Iterator[np.ndarray]:
-    """Stream the polarity events of an AEDAT 4.0 file, one array (EVENT_DTYPE) per packet.
-
-    ``stream_id``: which "EVTS" stream (default: the lowest id, as Tonic's ``read_aedat4``). Events
-    outside the stream's declared sizeX × sizeY raise DataFormatError with the packet's file offset.
-    """
+def _iter_packets(path: PathLike, stream_id: int | None) -> Iterator[np.ndarray]:
+    """Yield each event packet's elements as a checked view (dtype ``_EVENT_STRUCT``) of its buffer."""
     fields, pos = parse_aedat4_header(path)
     streams = fields["streams"]
     event_ids = sorted(i for i, s in streams.items() if s.get("type") == "EVTS")
@@ -191,7 +187,8 @@ def iter_aedat4(path: PathLike, stream_id: int | None = None) -> Iterator[np.nda
     elif stream_id not in event_ids:
         raise DataFormatError(f"AEDAT4 stream {stream_id} is not an event stream; event streams: {event_ids}", path=path)
     info = streams[stream_id]
-    w, h = info.get("sizeX"), info.get("sizeY")
+    # no declared size: only the int16 range applies
+    w, h = info.get("sizeX", 1 << 15), info.get("sizeY", 1 << 15)
     size = Path(path).stat().st_size
     end = fields["data_table_position"]
     end = size if end is None or end < 0 else end
@@ -218,18 +215,32 @@ def iter_aedat4(path: PathLike, stream_id: int | None = None) -> Iterator[np.nda
             fb = _FlatBuffer(memoryview(raw)[4:], path, None, f"AEDAT4 event packet at byte offset {pos}")
             start, count = fb.vector(fb.root(b"EVTS"), 0, _EVENT_STRUCT.itemsize)
             el = np.frombuffer(raw, dtype=_EVENT_STRUCT, count=count, offset=4 + start)
-            out = np.empty(count, dtype=EVENT_DTYPE)
-            out["t"], out["x"], out["y"], out["p"] = el["t"], el["x"], el["y"], el["p"]
-            if count and ((el["p"] > 1).any() or (w is not None and h is not None and (
-                    (el["x"] < 0).any() or (el["x"] >= w).any() or (el["y"] < 0).any() or (el["y"] >= h).any()))):
-                bad = int(np.argmax((el["p"] > 1) | (el["x"] < 0) | (el["x"] >= (w or 1 << 15))
-                                    | (el["y"] < 0) | (el["y"] >= (h or 1 << 15))))
-                raise DataFormatError(
-                    f"AEDAT4 event {bad} of the packet (x={int(el['x'][bad])}, y={int(el['y'][bad])}, "
-                    f"polarity byte {int(el['p'][bad])}) lies outside the declared sensor {w}x{h}",
-                    path=path, offset=pos)
+            if count:
+                x, y = el["x"], el["y"]
+                bad = (el["p"] > 1) | (x < 0) | (x >= w) | (y < 0) | (y >= h)
+                if bad.any():
+                    i = int(np.argmax(bad))
+                    raise DataFormatError(
+                        f"AEDAT4 event {i} of the packet (x={int(x[i])}, y={int(y[i])}, polarity byte "
+                        f"{int(el['p'][i])}) lies outside the declared sensor {w}x{h}", path=path, offset=pos)
+                yield el
             pos += 8 + n
-            yield out
+
+
+def _to_events(el: np.ndarray) -> np.ndarray:
+    out = np.empty(len(el), dtype=EVENT_DTYPE)
+    out["t"], out["x"], out["y"], out["p"] = el["t"], el["x"], el["y"], el["p"]
+    return out
+
+
+def iter_aedat4(path: PathLike, stream_id: int | None = None) -> Iterator[np.ndarray]:
+    """Stream the polarity events of an AEDAT 4.0 file, one array (EVENT_DTYPE) per packet.
+
+    ``stream_id``: which "EVTS" stream (default: the lowest id, as Tonic's ``read_aedat4``). Events
+    outside the stream's declared sizeX × sizeY raise DataFormatError with the packet's file offset.
+    """
+    for el in _iter_packets(path, stream_id):
+        yield _to_events(el)
 
 
 def read_aedat4(path: PathLike, stream_id: int | None = None) -> np.ndarray:
@@ -237,5 +248,12 @@ def read_aedat4(path: PathLike, stream_id: int | None = None) -> np.ndarray:
 
     See :func:`iter_aedat4`; the result equals ``aedat.Decoder`` (used by Tonic's ``read_aedat4``).
     """
-    parts = list(iter_aedat4(path, stream_id))
-    return np.concatenate(parts) if parts else np.empty(0, dtype=EVENT_DTYPE)
+    parts = list(_iter_packets(path, stream_id))
+    # fill one output array packet by packet: no intermediate concatenation of the 16-byte structs
+    out = np.empty(sum(len(el) for el in parts), dtype=EVENT_DTYPE)
+    i = 0
+    for el in parts:
+        j = i + len(el)
+        out["t"][i:j], out["x"][i:j], out["y"][i:j], out["p"][i:j] = el["t"], el["x"], el["y"], el["p"]
+        i = j
+    return out

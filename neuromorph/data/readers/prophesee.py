@@ -420,7 +420,31 @@ def read_dat(path: PathLike, sensor_size: tuple[int, int] | None = None) -> np.n
         raise DataFormatError(
             f"dat: data length {size - off} is not a whole number of 8-byte events (truncated file?)", path=path, offset=whole
         )
-    words = np.fromfile(path, dtype="<u4", offset=off)
+    return _decode_dat_words(np.fromfile(path, dtype="<u4", offset=off), sensor, path, off)
+
+
+def iter_dat(path: PathLike, sensor_size: tuple[int, int] | None = None,
+             chunk_events: int = DEFAULT_CHUNK_EVENTS) -> Iterator[np.ndarray]:
+    """Stream a Prophesee ``.dat`` file in chunks of at most ``chunk_events`` events (bounded memory)."""
+    fields, off = parse_dat_header(path)
+    sensor = check_sensor_size(sensor_size if sensor_size is not None else fields.get("sensor_size"), path)
+    size = Path(path).stat().st_size
+    if (size - off) % DAT_EVENT_BYTES:
+        whole = size - (size - off) % DAT_EVENT_BYTES
+        raise DataFormatError(
+            f"dat: data length {size - off} is not a whole number of 8-byte events (truncated file?)", path=path, offset=whole
+        )
+    n_chunk = max(1, min(int(chunk_events), (size - off) // DAT_EVENT_BYTES or 1))
+    pos = off
+    while pos < size:
+        words = np.fromfile(path, dtype="<u4", count=2 * n_chunk, offset=pos)
+        if len(words) == 0:
+            break
+        yield _decode_dat_words(words, sensor, path, pos)
+        pos += 4 * len(words)
+
+
+def _decode_dat_words(words: np.ndarray, sensor, path, base: int) -> np.ndarray:
     out = np.empty(len(words) // 2, dtype=EVENT_DTYPE)
     w, h = sensor if sensor is not None else (0, 0)
     bad = _decode_dat(words, out["x"], out["y"], out["t"], out["p"], w, h)
@@ -429,7 +453,7 @@ def read_dat(path: PathLike, sensor_size: tuple[int, int] | None = None) -> np.n
             f"dat: event {bad} at x={int(out['x'][bad])}, y={int(out['y'][bad])} lies outside the declared "
             f"sensor {w}x{h}",
             path=path,
-            offset=off + DAT_EVENT_BYTES * bad,
+            offset=base + DAT_EVENT_BYTES * bad,
         )
     return out
 
