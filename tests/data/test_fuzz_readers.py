@@ -188,3 +188,36 @@ def test_shd_damage_never_crashes_or_hangs(tmp_path, mutation, region):
     assert len(samples) == len(labels) == 3
     for s in samples:
         assert s["unit"].min() >= 0 and s["unit"].max() < 700
+
+
+STREAMING = {  # name: (whole-file reader, chunked reader with tiny chunks)
+    "nmnist": (atis.read_nmnist, lambda p: atis.iter_atis_bin(p, (34, 34), chunk_events=7)),
+    "evt2": (prophesee.read_evt2, lambda p: prophesee.iter_evt2(p, chunk_events=7)),
+    "evt3": (prophesee.read_evt3, lambda p: prophesee.iter_evt3(p, chunk_events=7)),
+    "dat": (prophesee.read_dat, lambda p: prophesee.iter_dat(p, chunk_events=7)),
+    "es": (eventstream.read_es, lambda p: eventstream.iter_es(p, chunk_events=7)),
+    "aedat31": (aedat.read_aedat31, aedat.iter_aedat31),
+    "aedat4": (aedat4.read_aedat4, aedat4.iter_aedat4),
+}
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("name", sorted(STREAMING))
+@FUZZ
+@given(mutation=MUTATION)
+def test_streaming_equals_whole_file_on_damaged_input(tmp_path, seeds, name, mutation):
+    """Chunked readers see the same file the same way: equal events, or the same error at the same offset."""
+    whole, chunked = STREAMING[name]
+    f = tmp_path / f"s_{name}"
+    f.write_bytes(_mutate(seeds[name], mutation))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            ref = whole(f)
+        except DataFormatError as exc:
+            with pytest.raises(DataFormatError) as got:
+                list(chunked(f))
+            assert got.value.offset == exc.offset
+            return
+        parts = list(chunked(f))
+    np.testing.assert_array_equal(np.concatenate(parts) if parts else ref[:0], ref)
