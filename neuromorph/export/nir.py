@@ -190,6 +190,7 @@ class _Rec:
     module: torch.nn.Module
     inp: torch.Tensor
     out: torch.Tensor
+    passthrough: bool = False  # an unmapped layer that left its input unchanged on the sample
 
 
 def _unit_kind(m: torch.nn.Module) -> str | None:
@@ -247,6 +248,12 @@ def _trace(model: torch.nn.Module, sample: torch.Tensor) -> tuple[list[_Rec], An
 
     def refuse(name):
         def hook(mod, args, out):
+            x = args[0] if args else None
+            y = out[0] if isinstance(out, tuple) else out
+            if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and (y is x or (y.shape == x.shape and torch.equal(y, x))):
+                # a layer that is the identity at inference (e.g. a spike mask in eval mode): pass through
+                recs.append(_Rec(name or type(mod).__name__, mod, x, y, passthrough=True))
+                return None
             raise ExportError(f"layer {name!r} ({type(mod).__name__}) has no NIR mapping; target NIR supports Linear, Conv1d/2d, "
                               "BatchNorm (folded), AvgPool2d, Flatten, Dropout, DelayedLinear and IF/LIF/CubaLIF/LI neurons")
 
@@ -344,7 +351,7 @@ def to_nir(model: torch.nn.Module, sample: torch.Tensor, strict: bool = True, dt
         kind = _unit_kind(r.module)
         src = src_of(r)
         keep.append(r.out)
-        if r.out is r.inp or kind == "identity":
+        if r.out is r.inp or kind == "identity" or r.passthrough:
             if r.out is not r.inp and not torch.equal(r.out, r.inp):
                 raise ExportError(f"layer {r.name!r}: Dropout/Identity changed its input in eval mode")
             producer[id(r.out)] = src

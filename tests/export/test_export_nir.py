@@ -155,6 +155,16 @@ def test_bad_models_raise_naming_the_layer():
         to_nir(alif, x)
     with pytest.raises(ExportError, match=r"layer 'lif'.*outside a module"):
         to_nir(_Residual().eval(), x)
+    def chain(mid):
+        m = torch.nn.Sequential(nnm.Linear(4, 3), nnm.LIF(tau=1.5, reset="hard"), mid, nnm.Linear(3, 2), nnm.LIF(reset="hard")).eval()
+        with torch.no_grad():
+            m[0].weight.fill_(1.0)
+        return m
+
+    g = to_nir(chain(torch.nn.ReLU()), x)  # ReLU leaves 0/1 spikes unchanged: exported as a pass-through
+    assert ("1", "3") in g.edges and "2" not in g.nodes
+    with pytest.raises(ExportError, match=r"layer '2' \(SpikeMask\) has no NIR mapping"):
+        to_nir(chain(nnm.SpikeMask(0.5, seed=0)), x)  # masks spikes at inference: no NIR equivalent
     unknown = torch.nn.Sequential(nnm.Linear(4, 3), torch.nn.GELU(), nnm.LIF(reset="hard")).eval()
     with pytest.raises(ExportError, match=r"layer '1' \(GELU\) has no NIR mapping"):
         to_nir(unknown, x)
