@@ -7,7 +7,8 @@ Energy of layer l on profile h, per inference (one sample, all T steps), METHODS
 (``E_spike`` only where the profile defines a spike-routing cost; ``spikes_l`` are the spikes a neuron
 layer emits). With ``synop = AC`` and neuron updates left out this is the standard
 ``E = E_MAC·FLOPs_first + E_AC·Σ SOPs`` estimate of the Spikformer line of work. The ANN equivalent is
-the same network run once on real values: ``E_ANN = E_MAC · Σ_l ann_macs_l`` on ``ann_hardware``.
+the same network run once on real values: ``E_ANN = E_MAC · Σ_l ann_macs_l``, priced with the same
+profile's MAC where it has one, else on ``ann_hardware`` (Loihi has no MAC: compared with 45 nm fp32).
 """
 
 from __future__ import annotations
@@ -105,11 +106,25 @@ class EnergyReport:
             raise ConfigError(f"no energy for profile {label!r} in this report; have: {', '.join(self.energy_pj)}")
         return float(sum(v for v in self.energy_pj[label] if v is not None))
 
+    def ann_energy_for(self, label: str | None = None) -> tuple[float | None, str | None]:
+        """ANN-equivalent energy per inference to compare profile ``label`` with, and the profile used:
+        the same profile's MAC where it has one (e.g. cmos45nm:int8 against an int8 ANN), else
+        ``ann_profile`` (e.g. Loihi, which has no MAC, against the fp32 45 nm ANN)."""
+        label = label or next(iter(self.energy_pj))
+        profile = next((p for p in self.profiles if p.label == label), None)
+        ann_macs = self.totals()["ann_macs"]
+        if profile is not None and profile.has("mac"):
+            return ann_macs * profile.energy_pj("mac"), profile.label
+        if self.ann_profile is None:
+            return None, None
+        return self.ann_energy_pj, self.ann_profile.label
+
     def ratio(self, label: str | None = None) -> float | None:
-        """SNN energy / ANN-equivalent energy (None without an ANN estimate or with zero ANN MACs)."""
-        if not self.ann_energy_pj:
+        """SNN energy / ANN-equivalent energy (see :meth:`ann_energy_for`); None without an ANN estimate."""
+        ann, _ = self.ann_energy_for(label)
+        if not ann:
             return None
-        return self.total_energy_pj(label) / self.ann_energy_pj
+        return self.total_energy_pj(label) / ann
 
     # -- output
     def to_dict(self) -> dict[str, Any]:
@@ -126,9 +141,12 @@ class EnergyReport:
             "layers": per_layer,
             "totals_per_inference": self.totals(),
             "energy_pj_per_inference": {label: self.total_energy_pj(label) for label in self.energy_pj},
-            "ann": None if self.ann_profile is None else {
-                "hardware": self.ann_profile.label, "energy_pj_per_inference": self.ann_energy_pj,
+            "ann": {
                 "macs_per_inference": self.totals()["ann_macs"],
+                "hardware": None if self.ann_profile is None else self.ann_profile.label,
+                "energy_pj_per_inference": self.ann_energy_pj,
+                "compared_with": {label: dict(zip(("energy_pj_per_inference", "hardware"), self.ann_energy_for(label)))
+                                  for label in self.energy_pj},
             },
             "snn_ann_ratio": {label: self.ratio(label) for label in self.energy_pj},
             "missing": dict(self.missing),
@@ -172,11 +190,12 @@ class EnergyReport:
         lines.append(f"per inference: {self.samples} sample(s) measured, T = {self.time_steps}")
         for label, reasons in self.missing.items():
             lines.append(f"[{label}] partial total: {len(reasons)} layer(s) left out (n/a): " + reasons[0].split(";")[0])
-        if self.ann_profile is not None:
-            lines.append(f"ANN equivalent ({self.ann_profile.label}): {_fmt(t['ann_macs'])} MACs, {_fmt(self.ann_energy_pj)} pJ")
-            for l in labels:
-                r = self.ratio(l)
-                lines.append(f"SNN/ANN energy ratio [{l}]: {'n/a' if r is None else f'{r:.4g}'}")
+        lines.append(f"ANN equivalent: {_fmt(t['ann_macs'])} MACs per inference")
+        for l in labels:
+            ann, on = self.ann_energy_for(l)
+            r = self.ratio(l)
+            lines.append(f"SNN/ANN energy ratio [{l}]: {'n/a' if r is None else f'{r:.4g}'}"
+                         + (f" (ANN {_fmt(ann)} pJ on {on})" if on else ""))
         return "\n".join(lines)
 
     def plot(self, path: str | os.PathLike) -> Path:

@@ -211,6 +211,12 @@ def test_report_outputs(tmp_path, step_if_rule):
     assert set(data["energy_pj_per_inference"]) == {"cmos45nm:fp32", "cmos45nm:int8"}
     assert data["layers"][0]["name"] == "0" and "energy_pj" in data["layers"][0]
     assert data["snn_ann_ratio"]["cmos45nm:fp32"] == pytest.approx(report.ratio("cmos45nm:fp32"))
+    # each profile is compared with the ANN on its own MAC (int8 with int8), Loihi (no MAC) with 45 nm fp32
+    ann_macs = report.totals()["ann_macs"]
+    assert report.ratio("cmos45nm:int8") == pytest.approx(report.total_energy_pj("cmos45nm:int8") / (ann_macs * 0.23))
+    assert data["ann"]["compared_with"]["cmos45nm:int8"]["hardware"] == "cmos45nm:int8"
+    silent = ne.measure(net, torch.zeros(2, 1, 6), hardware="loihi")
+    assert silent.ann_energy_for("loihi") == (pytest.approx(silent.totals()["ann_macs"] * 4.6), "cmos45nm:fp32")
     table = report.table()
     assert "total" in table and "SNN/ANN" in table and "cmos45nm:int8" in table
     png = report.plot(tmp_path / "e.png")
