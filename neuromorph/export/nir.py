@@ -250,8 +250,9 @@ def _trace(model: torch.nn.Module, sample: torch.Tensor) -> tuple[list[_Rec], An
         def hook(mod, args, out):
             x = args[0] if args else None
             y = out[0] if isinstance(out, tuple) else out
-            if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and (y is x or (y.shape == x.shape and torch.equal(y, x))):
-                # a layer that is the identity at inference (e.g. a spike mask in eval mode): pass through
+            if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and (y is x or isinstance(mod, torch.nn.ReLU)):
+                # the same tensor back (e.g. a spike mask with p = 0), or a ReLU, which is the identity on
+                # spikes (checked below: only directly after a spiking neuron)
                 recs.append(_Rec(name or type(mod).__name__, mod, x, y, passthrough=True))
                 return None
             raise ExportError(f"layer {name!r} ({type(mod).__name__}) has no NIR mapping; target NIR supports Linear, Conv1d/2d, "
@@ -351,6 +352,8 @@ def to_nir(model: torch.nn.Module, sample: torch.Tensor, strict: bool = True, dt
         kind = _unit_kind(r.module)
         src = src_of(r)
         keep.append(r.out)
+        if r.passthrough and isinstance(r.module, torch.nn.ReLU) and not isinstance(nodes.get(src), (nir.LIF, nir.IF, nir.CubaLIF)):
+            raise ExportError(f"layer {r.name!r} (ReLU) has no NIR mapping unless it follows a spiking neuron (where it is the identity)")
         if r.out is r.inp or kind == "identity" or r.passthrough:
             if r.out is not r.inp and not torch.equal(r.out, r.inp):
                 raise ExportError(f"layer {r.name!r}: Dropout/Identity changed its input in eval mode")

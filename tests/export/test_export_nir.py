@@ -164,7 +164,9 @@ def test_bad_models_raise_naming_the_layer():
     g = to_nir(chain(torch.nn.ReLU()), x)  # ReLU leaves 0/1 spikes unchanged: exported as a pass-through
     assert ("1", "3") in g.edges and "2" not in g.nodes
     with pytest.raises(ExportError, match=r"layer '2' \(SpikeMask\) has no NIR mapping"):
-        to_nir(chain(nnm.SpikeMask(0.5, seed=0)), x)  # masks spikes at inference: no NIR equivalent
+        to_nir(chain(nnm.SpikeMask(0.5, seed=0)), torch.zeros(4, 2, 4))  # refused even where the sample hides it
+    with pytest.raises(ExportError, match=r"layer '0' \(ReLU\).*spiking neuron"):
+        to_nir(torch.nn.Sequential(torch.nn.ReLU(), nnm.Linear(4, 2), nnm.LIF(reset="hard")).eval(), x)
     unknown = torch.nn.Sequential(nnm.Linear(4, 3), torch.nn.GELU(), nnm.LIF(reset="hard")).eval()
     with pytest.raises(ExportError, match=r"layer '1' \(GELU\) has no NIR mapping"):
         to_nir(unknown, x)
