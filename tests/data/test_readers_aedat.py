@@ -1,7 +1,6 @@
 """AEDAT 1.0/2.0/3.1 readers: real cochlea recordings, synthetic files vs Tonic / a slow decoder, damage."""
 
 import struct
-import warnings
 
 import numpy as np
 import pytest

@@ -13,7 +13,6 @@ from typing import Union
 
 import numpy as np
 
-from neuromorph.data.events import EVENT_DTYPE
 from neuromorph.errors import DataFormatError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -69,11 +68,3 @@ def check_bounds(events: np.ndarray, sensor_size, path: PathLike, offsets=None, 
             path=path,
             offset=off,
         )
-
-
-def empty_events() -> np.ndarray:
-    return np.empty(0, dtype=EVENT_DTYPE)
-
-
-def sensor_meta(sensor_size) -> dict:
-    return {} if sensor_size is None else {"sensor_size": tuple(int(v) for v in sensor_size)}

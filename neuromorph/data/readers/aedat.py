@@ -210,8 +210,7 @@ def iter_aedat31(path: PathLike, sensor_size: tuple[int, int] | None = None) -> 
             if (raw["t"][valid] < 0).any():
                 raise DataFormatError("AEDAT 3.1 polarity event with a negative 31-bit timestamp", path=path, offset=pos)
             if sensor is not None:
-                base = pos + PACKET_HEADER.size
-                check_bounds(out, sensor, path, offsets=lambda i: base + 8 * int(valid[i]))
+                check_bounds(out, sensor, path, offsets=pos + PACKET_HEADER.size + 8 * valid)
             pos += PACKET_HEADER.size + nbytes
             if len(out):
                 yield out
