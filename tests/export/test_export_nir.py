@@ -232,3 +232,21 @@ def test_norse_imports_our_file_with_identical_spikes(tmp_path):
     got = torch.stack(outs)
     assert float(ref.sum()) > 5
     assert torch.equal(got, ref)
+
+
+def test_conv1d_round_trip_and_no_lava_mapping(tmp_path):
+    torch.manual_seed(6)
+    m = torch.nn.Sequential(nnm.Conv1d(2, 4, 3, padding=1, stride=2), nnm.LIF(tau=2.0, threshold=0.2, reset="hard"),
+                            nnm.Flatten(), nnm.Linear(4 * 5, 3), nnm.LIF(tau=2.0, threshold=0.2, reset="hard")).eval()
+    x = (torch.rand(15, 2, 2, 10) < 0.5).float()
+    g = to_nir(m, x)
+    assert isinstance(g.nodes["0"], nir.Conv1d)
+    ref_s, ref_y = _spikes(m, x)
+    got_s, got_y = _spikes(from_nir(g), x)
+    assert float(ref_s[0].sum()) > 0
+    for a, b in zip(ref_s, got_s):
+        assert torch.equal(a, b)
+    from neuromorph.export.lava import to_lava
+
+    with pytest.raises(ExportError, match=r"Conv1d node '0'.*netx"):
+        to_lava(m, tmp_path / "c1.h5", x)
