@@ -42,7 +42,7 @@ def test_learns_on_real_nmnist(shared_data):
     torch.manual_seed(0)
     x, y = _real_frames(shared_data, per_class=2, n_bins=4)
     assert x.shape == (4, 20, 2, 34, 34) and x.sum() > 0
-    m = NMNISTConvSNN(dropout=0.0)
+    m = NMNISTConvSNN(dropout=0.0, train_shift=0)
     opt = torch.optim.Adam(m.parameters(), lr=5e-3)
     losses = []
     for _ in range(8):
@@ -66,8 +66,32 @@ def test_learns_on_real_nmnist(shared_data):
         assert ((s == 0) | (s == 1)).all() and 0.001 < s.mean() < 0.5
 
 
+def test_train_shift_moves_each_sample_rigidly_and_only_in_training():
+    from neuromorph.models.nmnist import random_shift
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(3, 16, 2, 34, 34)
+    x[:, :, :, 10:20, 12:22] = torch.rand(3, 16, 2, 10, 10, generator=g) + 0.1
+    y = random_shift(x, 3, generator=g)
+    assert torch.allclose(y.sum(), x.sum())  # the content stays inside the frame: only moved
+    moved = 0
+    for b in range(16):
+        nz = y[0, b, 0].nonzero()
+        dy, dx = (nz.min(0).values - torch.tensor([10, 12])).tolist()
+        assert -3 <= dy <= 3 and -3 <= dx <= 3
+        # the same translation at every time step and channel
+        assert torch.equal(y[:, b, :, 10 + dy:20 + dy, 12 + dx:22 + dx], x[:, b, :, 10:20, 12:22])
+        moved += (dy, dx) != (0, 0)
+    assert moved >= 8
+    m = NMNISTConvSNN().eval()
+    frames = torch.rand(3, 2, 2, 34, 34)
+    assert torch.equal(m(frames), m(frames))  # no augmentation at evaluation
+
+
 def test_bad_input_and_config():
     with pytest.raises(ShapeError, match=r"NMNISTConvSNN.*\[T, B, 2, 34, 34\]"):
         NMNISTConvSNN()(torch.rand(3, 2, 34, 34))
     with pytest.raises(ConfigError, match="channels"):
         NMNISTConvSNN(channels=())
+    with pytest.raises(ConfigError, match="train_shift"):
+        NMNISTConvSNN(train_shift=-1)
