@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -38,9 +36,7 @@ from neuromorph.export.netx import (
     DECAY_UNITY,
     MAX_DELAY,
     MAX_VTH_MANT,
-    WEIGHT_RANGE,
     NetxLayer,
-    NetxNetwork,
     read_netx,
 )
 
@@ -299,8 +295,7 @@ def simulate(path: str | os.PathLike, events, num_steps: int | None = None) -> S
     s = np.zeros((steps,) + x.shape[1:], dtype=np.int64)
     s[: min(T, steps)] = x[:steps]
     spikes, v = [], None
-    in_shape = net.input_shape
-    for li, layer in enumerate(net.layers):
+    for layer in net.layers:
         if layer.flatten_before:
             s = s.reshape(s.shape[0], s.shape[1], -1)
         expected = layer.weight.shape[1] * (layer.groups if layer.kind == "conv" else 1)
@@ -325,8 +320,6 @@ def simulate(path: str | os.PathLike, events, num_steps: int | None = None) -> S
             out[t] = spk
         spikes.append(out)
         s = out
-        in_shape = layer.shape
-    del in_shape
     last = net.layers[-1]
     return SimulationResult(
         spikes=spikes,
@@ -352,7 +345,7 @@ class _FakeQuantWeight(torch.nn.Module):
     """Straight-through fake quantization of a weight tensor to an 8-bit mantissa with a shared
     power-of-two exponent (the same rule as :func:`quantize_layer`); the gradient passes unchanged."""
 
-    def __init__(self, bits: int = 8, per_output_scale: torch.Tensor | None = None):
+    def __init__(self, bits: int = 8):
         super().__init__()
         self.bits = bits
 
