@@ -346,7 +346,7 @@ def fit(
             monitor.counts.update(acc["rate_counts"])
             train_model.train()
             bar = ProgressBar(len(batches), f"[{recipe.name} {epoch + 1}/{recipe.epochs}]", enabled=progress and info.is_main)
-            bar.done = pos.step
+            bar.done = bar.start_done = pos.step
             interrupted = False
             stop_at_epoch_end = False
             for step in range(pos.step, len(batches)):

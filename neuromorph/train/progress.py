@@ -21,6 +21,7 @@ class ProgressBar:
         self.start = time.perf_counter()
         self.last_draw = 0.0
         self.done = 0
+        self.start_done = 0  # steps already done before this bar started (a resumed epoch)
         self.fields: dict[str, float | None] = {}
 
     def update(self, done: int, **fields: float | None) -> None:
@@ -41,7 +42,8 @@ class ProgressBar:
     def _line(self) -> str:
         filled = int(self.width * self.done / max(self.total, 1))
         elapsed = time.perf_counter() - self.start
-        rate = elapsed / self.done if self.done else 0.0
+        ran = self.done - self.start_done
+        rate = elapsed / ran if ran > 0 else 0.0
         parts = [f"{k} {v:.4g}" for k, v in self.fields.items() if v is not None]
         return (
             f"{self.desc} |{'#' * filled}{'.' * (self.width - filled)}| {self.done}/{self.total} "
