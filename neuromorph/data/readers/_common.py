@@ -68,3 +68,24 @@ def check_bounds(events: np.ndarray, sensor_size, path: PathLike, offsets=None, 
             path=path,
             offset=off,
         )
+
+
+def read_header_block(path: PathLike, marker: bytes, extra: int = 0, max_bytes: int = 1 << 20) -> bytes:
+    """The leading lines of ``path`` that start with ``marker`` (at most ``max_bytes``), then ``extra`` bytes.
+
+    Reads line by line so that parsing a text header costs its own size, not a fixed large buffer
+    (the streaming readers promise bounded memory).
+    """
+    out = bytearray()
+    with open(path, "rb") as f:
+        while len(out) < max_bytes:
+            start = f.tell()
+            if f.read(1) != marker:
+                f.seek(start)
+                break
+            line = f.readline(max_bytes - len(out))
+            out += marker + line
+            if not line.endswith(b"\n"):
+                break
+        out += f.read(extra)
+    return bytes(out)

@@ -37,10 +37,9 @@ from typing import Iterator
 import numpy as np
 
 from neuromorph.data.events import AUDIO_EVENT_DTYPE, EVENT_DTYPE
-from neuromorph.data.readers._common import PathLike, check_bounds, check_sensor_size
+from neuromorph.data.readers._common import PathLike, check_bounds, check_sensor_size, read_header_block
 from neuromorph.errors import DataFormatError, check_choice
 
-_MAX_HEADER_BYTES = 1 << 20
 CHIPS = {"dvs128": (128, 128), "davis240": (240, 180), "davis346": (346, 260)}
 # sensor of an AEDAT 3.1 "#Source N: NAME" line
 _SOURCE_SENSORS = (("DVS128", (128, 128)), ("DAVIS346", (346, 260)), ("DAVIS240", (240, 180)),
@@ -58,8 +57,7 @@ def parse_aedat_header(path: PathLike) -> tuple[dict, int]:
     p = Path(path)
     if not p.is_file():
         raise DataFormatError("no such event file", path=path)
-    with open(p, "rb") as f:
-        head = f.read(_MAX_HEADER_BYTES)
+    head = read_header_block(p, b"#")
     fields: dict = {"version": None, "lines": [], "sources": {}}
     pos = 0
     while pos < len(head) and head[pos : pos + 1] == b"#":

@@ -38,10 +38,10 @@ from neuromorph.data.readers._common import (
     DEFAULT_CHUNK_EVENTS,
     PathLike,
     check_sensor_size,
+    read_header_block,
 )
 from neuromorph.errors import DataFormatError
 
-_MAX_HEADER_BYTES = 1 << 20
 
 # Sensor geometry by HAL plugin name, for headers that carry no geometry line (older firmware).
 _PLUGIN_SENSORS = (
@@ -68,8 +68,7 @@ def parse_raw_header(path: PathLike) -> tuple[dict, int]:
     p = Path(path)
     if not p.is_file():
         raise DataFormatError("no such event file", path=path)
-    with open(p, "rb") as f:
-        head = f.read(_MAX_HEADER_BYTES)
+    head = read_header_block(p, b"%")
     fields: dict = {}
     pos = 0
     while pos < len(head) and head[pos : pos + 1] == b"%":
@@ -378,8 +377,7 @@ def parse_dat_header(path: PathLike) -> tuple[dict, int]:
     p = Path(path)
     if not p.is_file():
         raise DataFormatError("no such event file", path=path)
-    with open(p, "rb") as f:
-        head = f.read(_MAX_HEADER_BYTES)
+    head = read_header_block(p, b"%", extra=2)  # + event type and size bytes
     fields: dict = {}
     pos = 0
     while pos < len(head) and head[pos : pos + 1] == b"%":
