@@ -52,6 +52,7 @@ from typing import Any, Iterator
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from neuromorph.errors import ConfigError, NonFiniteError, ShapeError, check_choice
 
@@ -247,19 +248,22 @@ class DelayedLinear(torch.nn.Module):
     def kernel(self) -> Tensor:
         """The convolution kernel ``k`` of shape [out, in, K] in ``Dcls1d``/``conv1d`` order (tap n is
         delay K-1-n); differentiable w.r.t. ``weight`` and ``positions``. Taps of a synapse sum to w_ji."""
+        return self.taps().permute(2, 1, 0).flip(-1)
+
+    def taps(self) -> Tensor:
+        """The same kernel indexed by delay: ``taps[d, i, j] = k_ji[K-1-d]`` (shape [K, in, out]), the
+        weight with which x_i[t - d] reaches y_j[t]; the layout the time convolution multiplies with."""
         k = self.kernel_size
-        n = torch.arange(k, device=self.positions.device, dtype=self.positions.dtype)
-        offset = n - (self.positions + self.half_width).unsqueeze(-1)  # [out, in, K]: n - c_ji
+        centre = (self.positions + self.half_width).t().contiguous()  # c_ij, [in, out]
+        sigma = self.sigma.abs().t().contiguous()
+        weight = self.weight.t().contiguous()
         if self.form == "gauss":
-            sig = (self.sigma.abs() + SIGMA_OFFSET).unsqueeze(-1)
-            g = torch.exp(-0.5 * (offset / sig) ** 2)
-            g = g / (g.sum(-1, keepdim=True) + NORM_EPS)
-        else:
-            # The triangular taps of a centre inside [0, K-1] sum to >= 1, so no epsilon is needed;
-            # leaving DCLS's 1e-7 out makes a rounded synapse exactly one tap of weight w (not w/(1+1e-7)).
-            g = torch.relu(self.sigma.abs().unsqueeze(-1) + 1.0 - offset.abs())
-            g = g / g.sum(-1, keepdim=True)
-        return self.weight.unsqueeze(-1) * g
+            return _GaussTaps.apply(weight, centre, sigma + SIGMA_OFFSET, k)
+        # tap index n = K-1-d; the triangular taps of a centre inside [0, K-1] sum to >= 1, so no epsilon
+        # is needed; leaving DCLS's 1e-7 out makes a rounded synapse exactly one tap of weight w
+        n = torch.arange(k - 1, -1, -1, device=centre.device, dtype=centre.dtype).view(k, 1, 1)
+        g = torch.relu(sigma + 1.0 - (n - centre).abs())
+        return weight * (g / g.sum(0))
 
     # ------------------------------------------------------------------ forward
     def _resolve_method(self, x: Tensor) -> str:
@@ -285,14 +289,14 @@ class DelayedLinear(torch.nn.Module):
             )
         if not x.is_floating_point():
             raise ShapeError(f"{self._label()}: input must be a floating-point tensor, got {x.dtype}")
-        kernel = self.kernel().to(x.dtype)
+        taps = self.taps().to(x.dtype)
         steps = x.shape[0]
         out_steps = steps + self.output_extension
         if self._resolve_method(x) == "spectral":
-            y = _delay_conv_spectral(x, kernel, out_steps)
+            y = _delay_conv_spectral(x, taps, out_steps)
         else:
             xb = F.pad(x.permute(1, 2, 0), (self.kernel_size - 1, self.output_extension))
-            y = F.conv1d(xb, kernel).permute(2, 0, 1).contiguous()
+            y = F.conv1d(xb, taps.permute(2, 1, 0).flip(-1)).permute(2, 0, 1).contiguous()
         if self.bias is not None:
             y = y + self.bias.to(x.dtype)
         return y
@@ -331,17 +335,50 @@ def _dft_matrices(steps: int, k: int, out_steps: int, dtype: torch.dtype, device
     return forward(steps), forward(k), inv_re, inv_im
 
 
-def _delay_conv_spectral(x: Tensor, kernel: Tensor, out_steps: int) -> Tensor:
-    """y[t] = Σ_d x[t - d] @ W_d for t < out_steps (W_d = kernel[:, :, K-1-d].T), in the frequency domain.
+class _GaussTaps(torch.autograd.Function):
+    """Gaussian DCLS taps in delay order with a hand-written backward (4 passes over [K, in, out]
+    instead of the ~15 autograd would make; the kernel is rebuilt at every forward).
+
+    u_n = (n - c)/s with n = K-1-d, g = exp(-u²/2), q = g/(Σ_n g + 1e-7), taps = w q. Gradients:
+    ∂L/∂w = Σ_n G_n q_n;  ∂L/∂c = (w/s) (Σ_n G_n q_n u_n - ū Σ_n G_n q_n) with ū = Σ_n q_n u_n
+    (from ∂q_n/∂c = (q_n/s)(u_n - ū), exact also with the epsilon). s = |σ| + 0.27 gets no gradient:
+    σ is a schedule, not a parameter.
+    """
+
+    @staticmethod
+    def forward(ctx, weight: Tensor, centre: Tensor, sig: Tensor, k: int) -> Tensor:
+        n = torch.arange(k - 1, -1, -1, device=centre.device, dtype=centre.dtype).view(k, 1, 1)
+        u = (n - centre).div_(sig)  # [K, in, out]
+        q = u.square().mul_(-0.5).exp_()
+        q.div_(q.sum(0).add_(NORM_EPS))
+        ctx.save_for_backward(weight, sig, u, q)
+        return q * weight
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor):
+        weight, sig, u, q = ctx.saved_tensors
+        gq = grad * q
+        sum_gq = gq.sum(0)
+        g_weight = sum_gq if ctx.needs_input_grad[0] else None
+        g_centre = None
+        if ctx.needs_input_grad[1]:
+            u_bar = (q * u).sum(0)
+            g_centre = weight / sig * (gq.mul_(u).sum(0) - u_bar * sum_gq)
+        return g_weight, g_centre, None, None
+
+
+def _delay_conv_spectral(x: Tensor, taps: Tensor, out_steps: int) -> Tensor:
+    """y[t] = Σ_d x[t - d] @ taps[d] for t < out_steps (taps [K, in, out]), in the frequency domain.
 
     Circular convolution of length N = T + K - 1 has no wrap-around in the first ``out_steps`` (< N)
     outputs: a wrapped term would need x at an index ≥ N - (K-1) = T, where x is zero.
     """
     steps, batch, n_in = x.shape
-    n_out, _, k = kernel.shape
+    k, _, n_out = taps.shape
     fx, fw, inv_re, inv_im = _dft_matrices(steps, k, out_steps, x.dtype, x.device)
     freqs = inv_re.shape[1]
-    taps = kernel.flip(-1).permute(2, 1, 0).reshape(k, n_in * n_out)  # [K, in·out], row d = delay d
+    taps = taps.reshape(k, n_in * n_out)  # row d = delay d
     xs = (fx @ x.reshape(steps, batch * n_in)).view(2, freqs, batch, n_in)  # Re, Im of X_f: [F, B, in]
     ws = (fw @ taps).view(2, freqs, n_in, n_out)  # Re, Im of W_f: [F, in, out]
     a, b, c, d = xs[0], xs[1], ws[0], ws[1]
