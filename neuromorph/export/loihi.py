@@ -445,12 +445,13 @@ def fidelity_report(model: torch.nn.Module, path: str | os.PathLike, inputs: tor
             h.remove()
     y = y[0] if isinstance(y, tuple) else y
     t_model = max([int(o.shape[0]) for o in outs] + [int(y.shape[0])])
-    n_layers = len(read_netx(path).layers)
+    net_layers = read_netx(path).layers
+    n_layers = len(net_layers)
     sim = simulate(path, inputs, num_steps=t_model + n_layers + 1)
     rows = []
     for li, name in enumerate(sim.names):
         q = sim.aligned(li, int(outs[li].shape[0]) if li < len(outs) else None)
-        row = {"layer": name, "spiking": bool(q.any()) or li < len(sim.names) - 1}
+        row = {"layer": name, "spiking": bool(net_layers[li].spiking)}
         if li < len(outs) and tuple(outs[li].shape) == q.shape:
             f = outs[li].numpy() > 0
             row["match_rate"] = float((f == (q > 0)).mean())
