@@ -17,6 +17,7 @@ float16 ``times * 1e6`` overflows to inf (tonic issue #321).
 from __future__ import annotations
 
 import contextlib
+import mmap
 from pathlib import Path
 from typing import Iterator
 
@@ -45,22 +46,7 @@ def _guard(path: PathLike):
 _HEAPS_CHECKED: set = set()
 
 
-def _check_global_heaps(path: PathLike) -> None:
-    """Walk every global heap collection ("GCOL") of the file and check its objects fit inside it.
-
-    Why: variable-length data (``spikes/times``, ``spikes/units``) lives in HDF5 global heap
-    collections, and libhdf5 can spin forever on a collection whose object sizes were damaged (found
-    by our fuzz tests). Layout (HDF5 File Format Specification, "Global Heap"): "GCOL", version 1,
-    3 reserved bytes, collection size (size-of-lengths bytes, from the superblock); then objects of
-    index (2), reference count (2), reserved (4), size (size-of-lengths), data padded to 8 bytes; index 0
-    is the free space that ends the collection.
-    """
-    p = Path(path)
-    st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key in _HEAPS_CHECKED:
-        return
-    data = p.read_bytes()
+def _walk_global_heaps(data, path: PathLike) -> None:
     version = data[8] if len(data) > 8 else -1
     if version in (0, 1) and len(data) > 14:
         size_len = data[14]
@@ -90,6 +76,26 @@ def _check_global_heaps(path: PathLike) -> None:
                                       path=path, offset=pos + q)
             q += need
         pos = data.find(b"GCOL\x01", pos + 4)
+
+
+def _check_global_heaps(path: PathLike) -> None:
+    """Walk every global heap collection ("GCOL") of the file and check its objects fit inside it.
+
+    Why: variable-length data (``spikes/times``, ``spikes/units``) lives in HDF5 global heap
+    collections, and libhdf5 can spin forever on a collection whose object sizes were damaged (found
+    by our fuzz tests). Layout (HDF5 File Format Specification, "Global Heap"): "GCOL", version 1,
+    3 reserved bytes, collection size (size-of-lengths bytes, from the superblock); then objects of
+    index (2), reference count (2), reserved (4), size (size-of-lengths), data padded to 8 bytes; index 0
+    is the free space that ends the collection.
+    """
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key in _HEAPS_CHECKED:
+        return
+    with open(p, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        # mmap: SSC/SHD files reach gigabytes; the scan must not copy them into memory
+        _walk_global_heaps(data, path)
     _HEAPS_CHECKED.add(key)
 
 
