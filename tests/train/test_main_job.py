@@ -41,6 +41,11 @@ def test_train_eval_plot_report(run, capsys):
     for name in ("curves.png", "confusion.png", "firing_rates.png", "raster_sample0.png"):
         assert (out / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
+    assert main(["plot", str(out / "run"), "--sample", "3", "--json"]) == 0
+    written = json.loads(capsys.readouterr().out)["plots"]
+    assert sorted(p.split("/")[-1] for p in written) == ["confusion.png", "curves.png", "firing_rates.png", "raster_sample3.png"]
+    assert all(p.startswith(str(out / "run" / "plots")) for p in written)
+
     report = summary["report"]
     assert report["energy"]["status"] == "ok", report["energy"]
     energy = json.loads((out / "run" / "energy.json").read_text())
