@@ -102,6 +102,12 @@ class HDSNN(torch.nn.Module):
         """Logits B + b_c, [B, C, T, X, Y]; σ of it is Pr(c | t, x, y)."""
         return self.evidence(a) + self.bias.view(1, -1, 1, 1, 1)
 
+    def spikes(self, a: torch.Tensor, threshold: float) -> torch.Tensor:
+        """Output spikes [B, C, T, X, Y]: neuron (c, x, y) fires at t when B + b_c > ``threshold``
+        (choose it with :func:`spike_threshold` for a target rate, as the paper does)."""
+        with torch.no_grad():
+            return (self(a) > threshold).to(self.kernel.dtype)
+
     @property
     def n_synapses(self) -> int:
         """Nonzero weights of the kernel (the synapses a pruned layer keeps)."""

@@ -113,6 +113,14 @@ def test_bin_events_and_spike_threshold():
     e = torch.arange(100_000, dtype=torch.float64).reshape(1, 1, 100, 10, 100)
     th = spike_threshold(e, rate_hz=10.0, dt=1000.0)  # 1% of the entries
     assert int((e > th).sum()) == 1000
+    m = model(contrast_symmetry=True)
+    a = sparse_input(shape=(1, 2, 40, 9, 8), density=0.1, seed=7)
+    th = spike_threshold(m(a), rate_hz=50.0, dt=1000.0)  # 5% of the (c, t, x, y) entries
+    s = m.spikes(a, th)
+    assert set(s.unique().tolist()) == {0.0, 1.0}
+    assert int(s.sum()) == round(0.05 * s.numel())
+    with pytest.raises(ConfigError, match="rate_hz"):
+        spike_threshold(m(a), rate_hz=2000.0, dt=1000.0)
 
 
 @pytest.fixture
