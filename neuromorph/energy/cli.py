@@ -31,6 +31,8 @@ def register(subparsers) -> None:
     p.add_argument("--allow-missing", action="store_true",
                    help="leave out layers a profile cannot price (e.g. MACs on Loihi) instead of failing")
     p.add_argument("--skip-zeros", action="store_true", help="charge real-valued inputs only where nonzero (delta inference)")
+    p.add_argument("--counts-as-macs", action="store_true",
+                   help="treat integer-valued inputs as real values (dense MACs), not as event counts (synops)")
     p.add_argument("--plot", metavar="PNG", help="write a bar chart of energy per layer")
     p.add_argument("--out", metavar="JSON", help="also write the report as JSON to this file")
     p.add_argument("--list-hardware", action="store_true", help="list the known hardware profiles and exit")
@@ -80,7 +82,8 @@ def _cmd_energy(args) -> int:
         model, batches = _inputs(args)
         ann = None if str(args.ann_hardware).lower() == "none" else args.ann_hardware
         report = measure(model, batches, hardware=args.hardware, ann_hardware=ann,
-                         skip_zeros=args.skip_zeros, allow_missing=args.allow_missing)
+                         skip_zeros=args.skip_zeros, allow_missing=args.allow_missing,
+                         counts_as_spikes=not args.counts_as_macs)
         result = report.to_dict()
         result["checkpoint"] = str(args.checkpoint)
         if args.out:

@@ -8,8 +8,10 @@ Conventions (METHODS.md §10, "equivalent fan-out form"):
   position (stride, padding, dilation, groups, borders); it is computed exactly as the gradient of
   ``Σ conv(x, 1[w ≠ 0])`` with respect to ``x`` (a transposed convolution of a ones tensor with the
   weight mask), never by averaging.
-- A layer whose input is not binary (values other than 0 and 1: an encoding layer fed analog values, a
-  membrane shortcut) costs **dense MACs**: every synapse works at every step, ``macs = T·B·Σ_i fanout_i``.
+- Binned event counts (non-negative integers, e.g. N-MNIST frames with two events of a pixel in one
+  bin) are that many spikes: ``synops = Σ count_i · fanout_i`` (``counts_as_spikes``, default on).
+- A layer whose input is real-valued (an encoding layer fed analog values, a membrane shortcut) costs
+  **dense MACs**: every synapse works at every step, ``macs = T·B·Σ_i fanout_i``.
 - A product of two spike tensors (``Q·Kᵀ`` in spiking attention) costs one MAC per coincident pair of
   nonzero operands, ``Σ 1[a ≠ 0]·1[b ≠ 0]``, which masking of either operand lowers.
 - Pooling over spikes costs one accumulate (``ac``) per spike per pooling window that contains it;

@@ -50,6 +50,7 @@ def measure(
     max_batches: int | None = None,
     skip_zeros: bool = False,
     allow_missing: bool = False,
+    counts_as_spikes: bool = True,
 ) -> EnergyReport:
     """Count spikes, synops, MACs and neuron updates per layer of ``model`` on ``inputs`` and cost them.
 
@@ -64,6 +65,8 @@ def measure(
         max_batches: stop after this many batches of an iterable.
         skip_zeros: charge layers fed real values MACs only for nonzero inputs (delta / event-driven
             hardware, METHODS.md §9); default dense MACs at every position and step.
+        counts_as_spikes: non-negative integer inputs (binned event counts) cost one synop per event
+            per synapse instead of dense MACs; turn off for integer-valued analog input (raw pixels).
         allow_missing: instead of raising for a profile that lacks an energy the model needs, leave
             those layers out of that profile's total and list them in ``report.missing``.
 
@@ -73,7 +76,7 @@ def measure(
     """
     profiles = parse_hardware(hardware)
     ann_profile = load_profile(ann_hardware) if ann_hardware is not None else None
-    monitor = EnergyMonitor(model, skip_zeros=skip_zeros)
+    monitor = EnergyMonitor(model, skip_zeros=skip_zeros, counts_as_spikes=counts_as_spikes)
     samples = 0
     time_steps = 0
     with monitor:
@@ -85,6 +88,7 @@ def measure(
             if x.is_floating_point() and not bool(torch.isfinite(x).all()):
                 raise NonFiniteError("inputs contain NaN or Inf; operation counts would be meaningless")
             monitor.time_steps, monitor.batch_size = int(x.shape[0]), int(x.shape[1])
+            monitor.input_storages = {x.untyped_storage().data_ptr()}
             model(x)
             samples += int(x.shape[1])
             time_steps = max(time_steps, int(x.shape[0]))

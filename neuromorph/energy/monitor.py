@@ -105,7 +105,8 @@ def _output_tensor(output: Any) -> torch.Tensor | None:
 
 def _count_synaptic(mon: "EnergyMonitor", name: str, module: torch.nn.Module, x: torch.Tensor,
                     fan: torch.Tensor, role: str = "synaptic") -> None:
-    """Synops (binary input) or dense MACs (real input) of a layer with per-position fan-out ``fan``."""
+    """Synops (spike or event-count input) or dense MACs (real input) of a layer with per-position
+    fan-out ``fan``."""
     rec = mon.record(name, module, role)
     nfeat = fan.dim()
     xv, timed = split_leading(x.detach(), nfeat, mon.time_steps, mon.batch_size)
@@ -114,12 +115,12 @@ def _count_synaptic(mon: "EnergyMonitor", name: str, module: torch.nn.Module, x:
     rec.slots += slots
     rec.calls += 1
     total_fan = float(fan.sum())
-    binary = is_binary(xv)
-    rec.input_type = _merge_type(rec.input_type, "spikes" if binary else "real")
+    kind, xd = _events(mon, xv)
+    binary = xd is not None
+    rec.input_type = _merge_type(rec.input_type, kind)
     if role == "synaptic":
         rec.ann_macs_per_sample = total_fan
     if binary:
-        xd = spike_indicator(xv)
         dims = tuple(range(1, xd.dim()))
         spikes = xd.sum(dim=dims)
         ops = (xd * fan).sum(dim=dims)
@@ -140,6 +141,26 @@ def _count_synaptic(mon: "EnergyMonitor", name: str, module: torch.nn.Module, x:
             rec.macs += dense
         else:
             rec.acs += dense
+
+
+def _events(mon: "EnergyMonitor", x: torch.Tensor) -> tuple[str, torch.Tensor | None]:
+    """Classify a layer input: ``("spikes", 1[x≠0])``, ``("counts", x)`` for non-negative integer event
+    counts (binned event frames: each event is one spike, so a count of n costs n synaptic operations),
+    or ``("real", None)`` (dense MACs). Counts are recognised only on the measured input itself (or a
+    view of it), so an integer-valued activation inside the network is never mistaken for events."""
+    if is_binary(x):
+        return "spikes", spike_indicator(x)
+    if (mon.counts_as_spikes and _storage(x) in mon.input_storages
+            and bool((x >= 0).all()) and bool((x == torch.round(x)).all())):
+        return "counts", x.to(torch.float64)
+    return "real", None
+
+
+def _storage(x: torch.Tensor) -> int:
+    try:
+        return x.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):
+        return -1
 
 
 def _merge_type(old: str, new: str) -> str:
@@ -246,10 +267,10 @@ def _delayed_linear_rule(mon, name, module, inputs, output):
     rec.slots += steps * x.shape[1]
     rec.calls += 1
     rec.ann_macs_per_sample = float(nz.sum())
-    binary = is_binary(x)
-    rec.input_type = _merge_type(rec.input_type, "spikes" if binary else "real")
+    kind, xd = _events(mon, x.detach())
+    binary = xd is not None
+    rec.input_type = _merge_type(rec.input_type, kind)
     if binary:
-        xd = spike_indicator(x.detach())
         spikes = xd.sum(dim=(1, 2))
         ops = (xd * fan.unsqueeze(1)).sum(dim=(1, 2))
         rec.spikes_in += float(spikes.sum())
@@ -330,15 +351,21 @@ class EnergyMonitor:
             form of time-distributed layers into time steps (``measure`` sets them).
         skip_zeros: charge real-valued inputs MACs only where they are nonzero (hardware that skips
             zero activations, e.g. delta inference); default False: dense MACs at every position.
+        counts_as_spikes: treat non-negative integer inputs (binned event counts) as that many spikes
+            (synops = Σ count · fan-out) rather than real values (dense MACs); default True. Turn it off
+            for integer-valued analog inputs such as raw 0-255 pixels.
 
     After the forward passes, ``layers`` holds one :class:`LayerCounts` per counted layer in call order.
     ``check()`` raises ``ConfigError`` naming every layer the monitor does not understand.
     """
 
     def __init__(self, model: torch.nn.Module, time_steps: int | None = None, batch_size: int | None = None,
-                 skip_zeros: bool = False) -> None:
+                 skip_zeros: bool = False, counts_as_spikes: bool = True) -> None:
         self.model = model
         self.skip_zeros = bool(skip_zeros)
+        self.counts_as_spikes = bool(counts_as_spikes)
+        #: storages of the tensors fed to the model (``measure`` sets them): where event counts may appear
+        self.input_storages: set[int] = set()
         self.time_steps = time_steps
         self.batch_size = batch_size
         self._records: dict[str, LayerCounts] = {}

@@ -208,3 +208,26 @@ def test_functional_linear_in_container_forward_is_counted():
     assert names == ["Block/linear#0", "lin"]
     assert report.layers[0].synops == 4
     assert report.layers[1].macs == 4  # the F.linear output [2, 3] is real-valued
+
+
+def test_event_counts_at_the_input_are_spikes():
+    conv = torch.nn.Conv2d(1, 2, 3, stride=2, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    x = torch.zeros(1, 1, 1, 4, 4)  # [T, B, C, H, W]
+    x[0, 0, 0, 1, 1] = 3  # three events of one pixel in one bin: fan-out 4 windows x 2 channels each
+    x[0, 0, 0, 0, 0] = 1  # one event at the corner: fan-out 2
+    with ne.EnergyMonitor(conv) as mon:
+        mon.input_storages = {x.untyped_storage().data_ptr()}
+        conv(x[0])
+    rec = mon.layers[0]
+    assert rec.input_type == "counts" and rec.synops == 3 * 8 + 2 and rec.spikes_in == 4 and rec.macs == 0
+    # measure() marks its input the same way
+    assert ne.measure(conv, x[0]).layers[0].synops == 26
+    # opting out: dense MACs over every synapse, sum of the fan-out map = (1+2+1+1)^2 x 2 channels = 50
+    report = ne.measure(conv, x[0], counts_as_spikes=False)
+    assert report.layers[0].input_type == "real" and report.layers[0].macs == 50 and report.layers[0].synops == 0
+    # integer values that are not the measured input (an activation inside the net) are real-valued
+    with ne.EnergyMonitor(conv) as mon:
+        conv(x[0].clone())
+    assert mon.layers[0].input_type == "real" and mon.layers[0].macs == 50
