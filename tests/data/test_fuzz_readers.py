@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from neuromorph.data import EVENT_DTYPE, read
 from neuromorph.data.readers import aedat, aedat4, atis, eventstream, hdf5_spikes, prophesee
+from neuromorph.data.readers.detect import declared_sensor_size
 from neuromorph.errors import DataFormatError
 
 from . import aedat4_writer
@@ -24,21 +25,31 @@ from . import aedat4_writer
 FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                          HealthCheck.too_slow])
 
-# name: (reader, sensor (w, h) it declares or None, bytes every file of the format starts with)
+
+
+def _declared(fmt):
+    """The sensor a (possibly damaged) file declares, read back from the file that was decoded."""
+    return lambda path: declared_sensor_size(path, fmt)
+
+
+# name: (reader, sensor (w, h) the file declares: a tuple or a function of the path, bytes every file
+# of the format starts with)
 READERS = {
     "nmnist": (atis.read_nmnist, (34, 34), b""),
     "dvs128_bin": (atis.read_dvs128_bin, (128, 128), b""),
-    "evt2": (prophesee.read_evt2, (640, 480), b"% evt 2.0\n% geometry 640x480\n"),
-    "evt3": (prophesee.read_evt3, (1280, 720), b"% evt 3.0\n% format EVT3;height=720;width=1280\n"),
-    "dat": (prophesee.read_dat, (640, 480), b"% Version 2\n% Width 640\n% Height 480\n\x0c\x08"),
-    "es": (eventstream.read_es, (320, 240), b"Event Stream\x02\x00\x00\x01\x40\x01\xf0\x00"),
+    "evt2": (prophesee.read_evt2, _declared("evt2"), b"% evt 2.0\n% geometry 640x480\n"),
+    "evt3": (prophesee.read_evt3, _declared("evt3"), b"% evt 3.0\n% format EVT3;height=720;width=1280\n"),
+    "dat": (prophesee.read_dat, _declared("dat"), b"% Version 2\n% Width 640\n% Height 480\n\x0c\x08"),
+    "es": (eventstream.read_es, _declared("es"), b"Event Stream\x02\x00\x00\x01\x40\x01\xf0\x00"),
     "aedat2": (lambda p: aedat.read_aedat2(p, chip="davis346"), (346, 260), b"#!AER-DAT2.0\r\n"),
-    "aedat31": (aedat.read_aedat31, (128, 128), b"#!AER-DAT3.1\r\n#Source 1: DVS128\r\n#!END-HEADER\r\n"),
-    "aedat4": (aedat4.read_aedat4, None, aedat4_writer.MAGIC),
+    "aedat31": (aedat.read_aedat31, _declared("aedat31"), b"#!AER-DAT3.1\r\n#Source 1: DVS128\r\n#!END-HEADER\r\n"),
+    "aedat4": (aedat4.read_aedat4, _declared("aedat4"), aedat4_writer.MAGIC),
 }
 
 
-def _check_result(ev, sensor):
+def _check_result(ev, sensor, path=None):
+    if callable(sensor):
+        sensor = sensor(path)
     assert ev.dtype == EVENT_DTYPE
     if len(ev):
         assert set(np.unique(ev["p"]).tolist()) <= {0, 1}
@@ -55,7 +66,7 @@ def _run(reader, path, sensor):
         except DataFormatError as exc:
             assert str(path) in str(exc)  # the error names the file
             return
-    _check_result(ev, sensor)
+    _check_result(ev, sensor, path)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +100,7 @@ def seeds(shared_data, tmp_path_factory) -> dict:
     for name, data in out.items():  # every seed decodes cleanly
         f = d / f"seed_{name}"
         f.write_bytes(data)
-        _check_result(READERS[name][0](f), READERS[name][1])
+        _check_result(READERS[name][0](f), READERS[name][1], f)
     return out
 
 

@@ -95,3 +95,15 @@ def test_damage_raises_with_offset(tmp_path, shared_data):
     assert e.value.offset == 5
     with pytest.raises(DataFormatError):
         read_atis_bin(tmp_path / "missing.bin")
+
+
+def test_bad_sensor_size_argument_is_a_config_error(shared_data):
+    from neuromorph.errors import ConfigError
+
+    f = shared_data / "dvs128" / "01.bin"
+    for bad in [(0, 128), (128,), "128x128", (-1, 5)]:
+        with pytest.raises(ConfigError, match="sensor_size"):
+            read_atis_bin(f, sensor_size=bad)
+    with pytest.raises(DataFormatError, match="100x100") as e:
+        read_atis_bin(f, sensor_size=(100, 100), overflow_markers=False)
+    assert e.value.offset % 5 == 0

@@ -185,3 +185,16 @@ def test_dat_roundtrip_and_damage(tmp_path):
     f.write_bytes(b"% Version 2\n" + bytes([12, 16]) + bytes(32))
     with pytest.raises(DataFormatError, match="event size 16"):
         read_dat(f)
+
+
+def test_first_data_word_starting_with_percent_is_data(tmp_path):
+    # 0x80000025 is TIME_HIGH 0x25; its first byte on disk is 0x25 = '%', yet it is no header line
+    words = [0x80000025, (1 << 28) | (3 << 22) | (5 << 11) | 7]
+    f = _raw(tmp_path, "p.raw", b"% evt 2.0\n", words, "<u4")
+    assert parse_raw_header(f)[1] == len(b"% evt 2.0\n")
+    assert read_evt2(f).tolist() == [(5, 7, (0x25 << 6) + 3, 1)]
+    g = tmp_path / "h.raw"
+    g.write_bytes(b"% evt 2.0\n% date 2020")  # a text line cut short: truncated header
+    with pytest.raises(DataFormatError, match="not terminated") as e:
+        read_evt2(g)
+    assert e.value.offset == len(b"% evt 2.0\n")

@@ -13,7 +13,7 @@ from typing import Union
 
 import numpy as np
 
-from neuromorph.errors import DataFormatError
+from neuromorph.errors import ConfigError, DataFormatError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -32,16 +32,28 @@ def read_bytes(path: PathLike, offset: int = 0, size: int = -1) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8)
 
 
-def check_sensor_size(sensor_size, path: PathLike | None = None) -> tuple[int, int] | None:
-    """Validate a ``(width, height)`` pair (or None) and return it as ints."""
-    if sensor_size is None:
+def check_sensor_size(sensor_size, path: PathLike | None = None, declared=None) -> tuple[int, int] | None:
+    """The sensor (width, height) to check events against: ``sensor_size`` if given, else ``declared``.
+
+    A bad ``sensor_size`` argument raises ConfigError; a bad size declared by the file's header raises
+    DataFormatError naming the file.
+    """
+    from_file = sensor_size is None
+    value = declared if from_file else sensor_size
+    if value is None:
         return None
     try:
-        w, h = (int(v) for v in tuple(sensor_size)[:2])
+        # (width, height), or Tonic's (width, height, polarities)
+        items = () if isinstance(value, (str, bytes)) else tuple(value)
+        ok = len(items) in (2, 3) and all(float(v) == int(v) for v in items)
+        w, h = (int(v) for v in items[:2]) if ok else (0, 0)
+        ok = ok and w > 0 and h > 0
     except (TypeError, ValueError):
-        raise DataFormatError(f"sensor_size must be (width, height), got {sensor_size!r}", path=path) from None
-    if w <= 0 or h <= 0:
-        raise DataFormatError(f"sensor_size must be positive, got {sensor_size!r}", path=path)
+        ok = False
+    if not ok:
+        if from_file:
+            raise DataFormatError(f"the header declares an invalid sensor size {value!r}", path=path)
+        raise ConfigError(f"sensor_size must be (width, height) with positive integers, got {value!r}")
     return w, h
 
 
@@ -70,21 +82,44 @@ def check_bounds(events: np.ndarray, sensor_size, path: PathLike, offsets=None, 
         )
 
 
+# bytes that never occur in a text header line (tab, CR and LF excepted)
+_CONTROL = bytes(b for b in range(32) if b not in (9, 10, 13))
+
+
+def is_text(line: bytes) -> bool:
+    """True if ``line`` has no control bytes, i.e. could be a line of a text header."""
+    return len(line.translate(None, _CONTROL)) == len(line)
+
+
+def header_line_end(head: bytes, pos: int) -> int | None:
+    """Where the header line at ``pos`` ends (index of its newline).
+
+    None if the bytes at ``pos`` are binary data that merely start with the header marker byte (a
+    control byte before the newline: formats such as Prophesee RAW and jAER AEDAT have no end-of-header
+    mark, so the first data word can begin with ``%`` or ``#``); -1 for a text line that runs
+    unterminated to the end of ``head`` (a truncated header).
+    """
+    end = head.find(b"\n", pos)
+    if not is_text(head[pos:] if end < 0 else head[pos:end]):
+        return None
+    return end
+
+
 def read_header_block(path: PathLike, marker: bytes, extra: int = 0, max_bytes: int = 1 << 20) -> bytes:
-    """The leading lines of ``path`` that start with ``marker`` (at most ``max_bytes``), then ``extra`` bytes.
+    """The leading text lines of ``path`` that start with ``marker`` (at most ``max_bytes``), then ``extra`` bytes.
 
     Reads line by line so that parsing a text header costs its own size, not a fixed large buffer
-    (the streaming readers promise bounded memory).
+    (the streaming readers promise bounded memory); stops at the first line that is binary data.
     """
     out = bytearray()
     with open(path, "rb") as f:
         while len(out) < max_bytes:
             start = f.tell()
-            if f.read(1) != marker:
+            line = f.readline(max_bytes - len(out))
+            if not line.startswith(marker) or not is_text(line):
                 f.seek(start)
                 break
-            line = f.readline(max_bytes - len(out))
-            out += marker + line
+            out += line
             if not line.endswith(b"\n"):
                 break
         out += f.read(extra)

@@ -37,7 +37,7 @@ from typing import Iterator
 import numpy as np
 
 from neuromorph.data.events import AUDIO_EVENT_DTYPE, EVENT_DTYPE
-from neuromorph.data.readers._common import PathLike, check_bounds, check_sensor_size, read_header_block
+from neuromorph.data.readers._common import PathLike, check_bounds, check_sensor_size, header_line_end, read_header_block
 from neuromorph.errors import DataFormatError, check_choice
 
 CHIPS = {"dvs128": (128, 128), "davis240": (240, 180), "davis346": (346, 260)}
@@ -61,7 +61,9 @@ def parse_aedat_header(path: PathLike) -> tuple[dict, int]:
     fields: dict = {"version": None, "lines": [], "sources": {}}
     pos = 0
     while pos < len(head) and head[pos : pos + 1] == b"#":
-        end = head.find(b"\n", pos)
+        end = header_line_end(head, pos)
+        if end is None:
+            break  # binary data that starts with the marker byte: the header is over
         if end < 0:
             raise DataFormatError("AEDAT header line not terminated by a newline", path=path, offset=pos)
         line = head[pos:end].decode("latin-1").rstrip("\r")
@@ -172,7 +174,7 @@ def iter_aedat31(path: PathLike, sensor_size: tuple[int, int] | None = None) -> 
     if fields.get("format", "RAW").upper() != "RAW":
         raise DataFormatError(f"AEDAT 3.1 '#Format: {fields['format']}' (compressed) is not supported; only RAW",
                               path=path, offset=0)
-    sensor = check_sensor_size(sensor_size if sensor_size is not None else _sensor_from_sources(fields), path)
+    sensor = check_sensor_size(sensor_size, path, declared=_sensor_from_sources(fields))
     size = Path(path).stat().st_size
     with open(path, "rb") as f:
         f.seek(pos)

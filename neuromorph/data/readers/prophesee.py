@@ -38,6 +38,7 @@ from neuromorph.data.readers._common import (
     DEFAULT_CHUNK_EVENTS,
     PathLike,
     check_sensor_size,
+    header_line_end,
     read_header_block,
 )
 from neuromorph.errors import DataFormatError
@@ -72,7 +73,9 @@ def parse_raw_header(path: PathLike) -> tuple[dict, int]:
     fields: dict = {}
     pos = 0
     while pos < len(head) and head[pos : pos + 1] == b"%":
-        end = head.find(b"\n", pos)
+        end = header_line_end(head, pos)
+        if end is None:
+            break  # binary data that starts with the marker byte: the header is over
         if end < 0:
             raise DataFormatError("header line not terminated by a newline", path=path, offset=pos)
         line = head[pos + 1 : end].decode("latin-1").strip()
@@ -273,7 +276,7 @@ def _iter_raw(path: PathLike, fmt: str, sensor_size, chunk_events: int) -> Itera
     declared = fields.get("format")
     if declared is not None and declared != fmt:
         raise DataFormatError(f"header declares format {declared!r}, not {fmt!r}", path=path, offset=0)
-    sensor = check_sensor_size(sensor_size if sensor_size is not None else fields.get("sensor_size"), path)
+    sensor = check_sensor_size(sensor_size, path, declared=fields.get("sensor_size"))
     w, h = sensor if sensor is not None else (0, 0)
     word_bytes = 4 if fmt == "evt2" else 2
     size = Path(path).stat().st_size
@@ -381,7 +384,9 @@ def parse_dat_header(path: PathLike) -> tuple[dict, int]:
     fields: dict = {}
     pos = 0
     while pos < len(head) and head[pos : pos + 1] == b"%":
-        end = head.find(b"\n", pos)
+        end = header_line_end(head, pos)
+        if end is None:
+            break  # binary data that starts with the marker byte: the header is over
         if end < 0:
             raise DataFormatError("header line not terminated by a newline", path=path, offset=pos)
         line = head[pos + 1 : end].decode("latin-1").strip()
@@ -410,7 +415,7 @@ def read_dat(path: PathLike, sensor_size: tuple[int, int] | None = None) -> np.n
     automotive dataset toolbox).
     """
     fields, off = parse_dat_header(path)
-    sensor = check_sensor_size(sensor_size if sensor_size is not None else fields.get("sensor_size"), path)
+    sensor = check_sensor_size(sensor_size, path, declared=fields.get("sensor_size"))
     size = Path(path).stat().st_size
     if (size - off) % DAT_EVENT_BYTES:
         whole = size - (size - off) % DAT_EVENT_BYTES
@@ -424,7 +429,7 @@ def iter_dat(path: PathLike, sensor_size: tuple[int, int] | None = None,
              chunk_events: int = DEFAULT_CHUNK_EVENTS) -> Iterator[np.ndarray]:
     """Stream a Prophesee ``.dat`` file in chunks of at most ``chunk_events`` events (bounded memory)."""
     fields, off = parse_dat_header(path)
-    sensor = check_sensor_size(sensor_size if sensor_size is not None else fields.get("sensor_size"), path)
+    sensor = check_sensor_size(sensor_size, path, declared=fields.get("sensor_size"))
     size = Path(path).stat().st_size
     if (size - off) % DAT_EVENT_BYTES:
         whole = size - (size - off) % DAT_EVENT_BYTES
