@@ -32,18 +32,20 @@ import torch
 from neuromorph.nn import LIF, MPBNLIF, fold_mpbn
 
 
-def _time_interleaved(fns: dict, repeats: int) -> dict[str, float]:
-    """Median seconds per call of each function, measured round-robin so that load changes on a shared
-    machine hit every candidate alike."""
+def _time_interleaved(fns: dict, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall seconds and median process CPU seconds per call of each function, measured
+    round-robin so that load changes on a shared machine hit every candidate alike."""
     for fn in fns.values():
         fn()  # warm-up (numba compilation, allocator)
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             fn()
-            times[name].append(time.perf_counter() - t)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+            wall[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
+    return ({n: statistics.median(v) for n, v in wall.items()}, {n: statistics.median(v) for n, v in cpu.items()})
 
 
 def main() -> None:
@@ -96,15 +98,17 @@ def main() -> None:
             fns["spikingjelly MPBNLIFNode unfolded"] = run_sj
         except Exception as exc:  # peer missing or its API changed: report, do not fail the benchmark
             print(f"spikingjelly skipped: {exc!r}")
-        results = _time_interleaved(fns, args.repeats)
+        results, cpu = _time_interleaved(fns, args.repeats)
 
-    base = results["neuromorph MPBNLIF folded"]
+    base, cbase = results["neuromorph MPBNLIF folded"], cpu["neuromorph MPBNLIF folded"]
     print(f"input [T, B, C, H, W] = {list(x.shape)}, threads = {args.threads}, folded spikes identical: {same}")
-    print(f"{'layer':40s} {'ms':>9s} {'x folded':>9s}")
+    print(f"{'layer':40s} {'wall ms':>9s} {'x folded':>9s} {'CPU ms':>9s} {'x folded':>9s}")
     for name, sec in results.items():
-        print(f"{name:40s} {sec * 1e3:9.2f} {sec / base:9.2f}")
+        print(f"{name:40s} {sec * 1e3:9.2f} {sec / base:9.2f} {cpu[name] * 1e3:9.2f} {cpu[name] / cbase:9.2f}")
     print(json.dumps({"shape": list(x.shape), "threads": args.threads, "identical": same,
-                      "seconds": results, "ratio_to_folded": {k: v / base for k, v in results.items()}}))
+                      "wall_seconds": results, "cpu_seconds": cpu,
+                      "wall_ratio_to_folded": {k: v / base for k, v in results.items()},
+                      "cpu_ratio_to_folded": {k: v / cbase for k, v in cpu.items()}}))
 
 
 if __name__ == "__main__":
