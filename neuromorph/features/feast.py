@@ -34,14 +34,17 @@ Conventions of this implementation (documented choices, not in the paper):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numba
 import numpy as np
 
 from neuromorph.data.events import require_fields
-from neuromorph.errors import ConfigError, DataFormatError, ShapeError
+from neuromorph.errors import CheckpointError, ConfigError, DataFormatError, ShapeError
 
 #: Output of a FEAST layer: position and time of the input event, ``p`` = winning neuron index.
 FEATURE_EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.int16)])
@@ -231,6 +234,53 @@ class FeastLayer:
         """Learned kernels as [N, C, 2R+1, 2R+1] (index [neuron, channel, dx + R, dy + R]); a copy."""
         side = 2 * self.radius + 1
         return self._weights.reshape(self.n_neurons, self.n_channels, side, side).copy()
+
+    _HYPER = ("n_neurons", "n_channels", "radius", "tau", "eta", "delta_close", "delta_open")
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write weights, thresholds, counters and hyper-parameters to an ``.npz`` file, atomically
+        (temp file in the same folder, then ``os.replace``). Traces in :attr:`history` are not saved."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {k: np.asarray(getattr(self, k)) for k in self._HYPER}
+        arrays.update(sensor_size=np.asarray(self.sensor_size), weights=self._weights, thresholds=self.thresholds,
+                      win_counts=self.win_counts, miss_count=np.asarray(self.miss_count),
+                      events_seen=np.asarray(self.events_seen), format=np.asarray("neuromorph.FeastLayer/1"))
+        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "FeastLayer":
+        """Read a layer written by :meth:`save` (no pickled objects are ever loaded)."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if str(z["format"]) != "neuromorph.FeastLayer/1":
+                    raise CheckpointError(f"{str(path)!r} is not a FeastLayer file (format {str(z['format'])!r})")
+                hyper = {k: z[k].item() for k in cls._HYPER}
+                layer = cls(sensor_size=tuple(int(v) for v in z["sensor_size"]), **hyper)
+                weights, thresholds = z["weights"].astype(np.float64), z["thresholds"].astype(np.float64)
+                win_counts = z["win_counts"].astype(np.int64)
+                miss_count, events_seen = int(z["miss_count"]), int(z["events_seen"])
+        except CheckpointError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, ConfigError) as exc:
+            raise CheckpointError(f"cannot read FeastLayer file {str(path)!r}: {exc}") from exc
+        if weights.shape != layer._weights.shape or thresholds.shape != (layer.n_neurons,) \
+                or win_counts.shape != (layer.n_neurons,):
+            raise CheckpointError(f"{str(path)!r}: weights {weights.shape} / thresholds {thresholds.shape} do not "
+                                  f"match n_neurons={layer.n_neurons}, context size {layer._weights.shape[1]}")
+        if not (np.isfinite(weights).all() and np.isfinite(thresholds).all()):
+            raise CheckpointError(f"{str(path)!r}: weights or thresholds are not finite")
+        layer._weights, layer.thresholds, layer.win_counts = weights, thresholds, win_counts
+        layer.miss_count, layer.events_seen = miss_count, events_seen
+        return layer
 
     def similarity(self, context: np.ndarray) -> np.ndarray:
         """Cosine similarity d_i = w_i . c / ||c|| of every neuron to one context of shape [C, 2R+1, 2R+1]."""

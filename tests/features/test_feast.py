@@ -264,3 +264,34 @@ def test_real_nmnist_features_classify(shared_data):
     h_test = feature_histogram(layer.transform(test), n, (34, 34), grid=(4, 4))
     acc = LinearReadout(C=0.1).fit(h_train, y_train).score(h_test, y_test)
     assert acc >= 0.8  # chance is 0.1; the full run (benchmarks/RESULTS.md) trains on all 1000
+
+
+def test_save_load_roundtrip_and_corrupt_files(tmp_path):
+    from neuromorph.errors import CheckpointError
+
+    layer = FeastLayer(4, (12, 10), n_channels=2, radius=1, tau=500.0, init_threshold=0.2, seed=3)
+    stream = random_stream(1500, seed=11)
+    layer.fit(stream)
+    path = layer.save(tmp_path / "feast.npz")
+    assert [p.name for p in tmp_path.iterdir()] == ["feast.npz"]  # no temp file left
+    twin = FeastLayer.load(path)
+    np.testing.assert_array_equal(twin.weights, layer.weights)
+    np.testing.assert_array_equal(twin.thresholds, layer.thresholds)
+    np.testing.assert_array_equal(twin.win_counts, layer.win_counts)
+    assert (twin.tau, twin.radius, twin.sensor_size, twin.events_seen) == (500.0, 1, (12, 10), 1500)
+    np.testing.assert_array_equal(twin.transform(stream), layer.transform(stream))
+    # the loaded layer keeps learning exactly like the original
+    layer.fit(stream[:300]), twin.fit(stream[:300])
+    np.testing.assert_array_equal(twin._weights, layer._weights)
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file")
+    with pytest.raises(CheckpointError, match="junk.npz"):
+        FeastLayer.load(tmp_path / "junk.npz")
+    np.savez(tmp_path / "other.npz", format=np.asarray("something else"))
+    with pytest.raises(CheckpointError, match="not a FeastLayer"):
+        FeastLayer.load(tmp_path / "other.npz")
+    with np.load(path) as z:
+        bad = dict(z)
+    bad["weights"] = bad["weights"][:2]
+    np.savez(tmp_path / "bad.npz", **bad)
+    with pytest.raises(CheckpointError, match="do not match"):
+        FeastLayer.load(tmp_path / "bad.npz")
