@@ -231,3 +231,32 @@ def test_event_counts_at_the_input_are_spikes():
     with ne.EnergyMonitor(conv) as mon:
         conv(x[0].clone())
     assert mon.layers[0].input_type == "real" and mon.layers[0].macs == 50
+
+
+def test_real_nmnist_sample_first_layer_synops(shared_data):
+    """A real N-MNIST recording, binned into count frames: the first conv costs one synop per event per
+    nonzero synapse. Checked against a direct convolution of the counts with the 0/1 weight mask (the
+    sum over outputs of events in each window), which does not use the fan-out map."""
+    import numpy as np
+
+    from neuromorph.data.readers.atis import read_nmnist
+    from neuromorph.data.transforms import ToFrame
+
+    path = sorted((shared_data / "nmnist" / "Test" / "0").glob("*.bin"))[0]
+    events = read_nmnist(path)
+    frames = ToFrame(sensor_size=(34, 34, 2), n_time_bins=5)(events)  # [T, P, H, W] event counts
+    x = torch.as_tensor(np.asarray(frames), dtype=torch.float32).unsqueeze(1)  # [T, B=1, 2, 34, 34]
+    assert x.max() > 1  # some pixels fire more than once per bin: counts, not plain spikes
+    import neuromorph.nn as nm_nn
+
+    torch.manual_seed(0)
+    conv = nm_nn.Conv2d(2, 6, 5, stride=2, padding=2, bias=False)  # time-distributed: takes [T, B, C, H, W]
+    with torch.no_grad():
+        conv.weight[conv.weight.abs() < 0.02] = 0.0
+    rec = ne.measure(conv, x).layers[0]
+    mask = (conv.weight != 0).double()
+    expected = torch.nn.functional.conv2d(x.flatten(0, 1).double(), mask, stride=2, padding=2).sum()
+    assert rec.input_type == "counts"
+    assert rec.spikes_in == x.sum() > 0.99 * len(events)  # every binned event
+    assert rec.synops == expected.item()
+    assert len(rec.synops_per_step) == 5 and sum(rec.synops_per_step) == rec.synops
