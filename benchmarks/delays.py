@@ -6,7 +6,8 @@ gradients for weights and positions (``--input-grad`` adds the input gradient, a
 Dcls1d is called exactly as SNN-delays calls it: permute [T, B, C] -> [B, C, T], zero-pad K-1 left and
 ⌊(K-1)/2⌋ right, Dcls1d, permute back. Also timed: inference forward with rounded integer delays.
 
-Timing: all variants in one process, rounds interleaved (A B C A B C ...) so that load from other
+Timing (wall clock, and process CPU time, which load from other processes disturbs less): all
+variants in one process, rounds interleaved (A B C A B C ...) so that load from other
 processes hits them alike; medians over ``--rounds`` after one warm-up. Peak memory: each variant in
 its own process, the rise of the peak resident set size (VmHWM, reset through /proc/self/clear_refs)
 over one training step after a warm-up step, above the resident size before it (Linux only).
@@ -114,12 +115,14 @@ def _timing(a) -> dict[str, dict]:
             if err > 1e-3 * ref.abs().max().item():
                 raise RuntimeError(f"{v} differs from Dcls1d by {err}")
     train = {v: [] for v in VARIANTS}
+    train_cpu = {v: [] for v in VARIANTS}
     for r in range(a.rounds + 1):
         for v in VARIANTS:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             _train_step(built[v][0], built[v][1], x)
             if r:  # round 0 is the warm-up
                 train[v].append(time.perf_counter() - t0)
+                train_cpu[v].append(time.process_time() - c0)
     infer = {v: [] for v in VARIANTS}
     for v in VARIANTS:
         built[v][2]()
@@ -133,7 +136,11 @@ def _timing(a) -> dict[str, dict]:
                     infer[v].append(time.perf_counter() - t0)
     assert out.shape == (a.steps + (a.kernel - 1) // 2, a.batch, a.outputs)
     return {
-        v: {"train_fwd_bwd_ms": 1e3 * statistics.median(train[v]), "infer_fwd_ms": 1e3 * statistics.median(infer[v])}
+        v: {
+            "train_fwd_bwd_ms": 1e3 * statistics.median(train[v]),
+            "train_fwd_bwd_cpu_ms": 1e3 * statistics.median(train_cpu[v]),
+            "infer_fwd_ms": 1e3 * statistics.median(infer[v]),
+        }
         for v in VARIANTS
     }
 
@@ -168,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     base = results[VARIANTS[0]]
     for r in results.values():
         r["train_speedup_vs_dcls"] = base["train_fwd_bwd_ms"] / r["train_fwd_bwd_ms"]
+        r["train_cpu_speedup_vs_dcls"] = base["train_fwd_bwd_cpu_ms"] / r["train_fwd_bwd_cpu_ms"]
         r["infer_speedup_vs_dcls"] = base["infer_fwd_ms"] / r["infer_fwd_ms"]
         r["train_peak_ratio_vs_dcls"] = r["train_peak_mib"] / base["train_peak_mib"] if base["train_peak_mib"] > 0 else None
     config = {n: getattr(a, n) for n in ("batch", "steps", "inputs", "outputs", "kernel", "threads", "rounds", "input_grad")}
@@ -175,12 +183,16 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"config": config, "results": results}))
         return 0
     print(f"config: {config}")
-    print(f"{'variant':20s} {'fwd+bwd ms':>11s} {'speedup':>8s} {'peak MiB':>9s} {'ratio':>6s} {'infer ms':>9s} {'speedup':>8s}")
+    print(
+        f"{'variant':20s} {'fwd+bwd ms':>11s} {'speedup':>8s} {'CPU ms':>8s} {'speedup':>8s} {'peak MiB':>9s} {'ratio':>6s} "
+        f"{'infer ms':>9s} {'speedup':>8s}"
+    )
     for v, r in results.items():
         ratio = r["train_peak_ratio_vs_dcls"]
         print(
-            f"{v:20s} {r['train_fwd_bwd_ms']:11.1f} {r['train_speedup_vs_dcls']:8.2f} {r['train_peak_mib']:9.1f} "
-            f"{(ratio if ratio is not None else float('nan')):6.2f} {r['infer_fwd_ms']:9.1f} {r['infer_speedup_vs_dcls']:8.2f}"
+            f"{v:20s} {r['train_fwd_bwd_ms']:11.1f} {r['train_speedup_vs_dcls']:8.2f} {r['train_fwd_bwd_cpu_ms']:8.1f} "
+            f"{r['train_cpu_speedup_vs_dcls']:8.2f} {r['train_peak_mib']:9.1f} {(ratio if ratio is not None else float('nan')):6.2f} "
+            f"{r['infer_fwd_ms']:9.1f} {r['infer_speedup_vs_dcls']:8.2f}"
         )
     return 0
 
