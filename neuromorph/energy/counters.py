@@ -145,13 +145,13 @@ def conv_fanout(
     with the weight mask).
     """
     mask = (weight.detach() != 0).to(torch.float64)
-    x = torch.ones((1, *feature_shape), dtype=torch.float64, requires_grad=True)
+    x = torch.ones((1, *feature_shape), dtype=torch.float64, device=weight.device, requires_grad=True)
     with torch.enable_grad():
         conv_forward(x, mask).sum().backward()
     return x.grad[0].detach()
 
 
-def pool_fanout(pool: torch.nn.Module, feature_shape: tuple[int, ...]) -> torch.Tensor:
+def pool_fanout(pool: torch.nn.Module, feature_shape: tuple[int, ...], device: torch.device | str | None = None) -> torch.Tensor:
     """Number of pooling windows that contain each input position ``[C, *spatial]`` (float64).
 
     Computed from the window geometry (kernel, stride, padding, dilation, ceil_mode) with a depthwise
@@ -182,9 +182,10 @@ def pool_fanout(pool: torch.nn.Module, feature_shape: tuple[int, ...]) -> torch.
         right = max(padding[d], span - spatial[d] - padding[d])
         pad += [padding[d], right]
     conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[nd]
-    x = torch.ones((1, 1, *spatial), dtype=torch.float64, requires_grad=True)
+    x = torch.ones((1, 1, *spatial), dtype=torch.float64, device=device, requires_grad=True)
     with torch.enable_grad():
-        y = conv(F.pad(x, pad), torch.ones((1, 1, *kernel), dtype=torch.float64), stride=stride, dilation=dilation)
+        ones = torch.ones((1, 1, *kernel), dtype=torch.float64, device=device)
+        y = conv(F.pad(x, pad), ones, stride=stride, dilation=dilation)
         y = y[(slice(None), slice(None), *[slice(0, n) for n in out_shape])]
         y.sum().backward()
     return x.grad[0, 0].detach().expand(feature_shape[0], *spatial)

@@ -175,7 +175,7 @@ def _conv_rule(mon, name, module, inputs, output):
     x = inputs[0]
     nd = module.weight.dim() - 2
     feature_shape = tuple(x.shape[-(nd + 1):])
-    key = (id(module), feature_shape, "conv")
+    key = (id(module), feature_shape, "conv", str(module.weight.device))
     fan = mon._cache.get(key)
     if fan is None:
         # the module's own _conv_forward applies its stride, padding (and padding_mode), dilation, groups
@@ -189,10 +189,10 @@ def _pool_rule(mon, name, module, inputs, output):
     nd = 1 if isinstance(module, (torch.nn.MaxPool1d, torch.nn.AvgPool1d)) else (
         2 if isinstance(module, (torch.nn.MaxPool2d, torch.nn.AvgPool2d)) else 3)
     feature_shape = tuple(x.shape[-(nd + 1):])
-    key = (id(module), feature_shape, "pool")
+    key = (id(module), feature_shape, "pool", str(x.device))
     fan = mon._cache.get(key)
     if fan is None:
-        fan = pool_fanout(module, feature_shape)
+        fan = pool_fanout(module, feature_shape, device=x.device)
         mon._cache[key] = fan
     _count_synaptic(mon, name, module, x, fan, role="pool")
 
