@@ -260,3 +260,15 @@ def test_real_nmnist_sample_first_layer_synops(shared_data):
     assert rec.spikes_in == x.sum() > 0.99 * len(events)  # every binned event
     assert rec.synops == expected.item()
     assert len(rec.synops_per_step) == 5 and sum(rec.synops_per_step) == rec.synops
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_counts_on_cuda_equal_cpu():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, stride=2, padding=1), torch.nn.MaxPool2d(2),
+                              torch.nn.Flatten(), torch.nn.Linear(4 * 4 * 4, 5))
+    x = _spikes((3, 2, 16, 16), p=0.3)
+    cpu = ne.measure(net, x.unsqueeze(0)[0]).to_dict()
+    gpu = ne.measure(net.cuda(), x.cuda().unsqueeze(0)[0]).to_dict()
+    assert [(layer["synops"], layer["macs"], layer["acs"]) for layer in cpu["layers"]] == \
+        [(layer["synops"], layer["macs"], layer["acs"]) for layer in gpu["layers"]]
