@@ -10,10 +10,13 @@ every ``neuromorph.nn.SpikingNeuron`` (neuron updates and emitted spikes), modul
 ``emits_spikes`` such as ``SpikeMask`` (spikes passed on), ``DelayedLinear`` (when present), and
 cost-free layers (BatchNorm, folded into weights at inference; Dropout; Flatten; Unflatten; Identity).
 Linear algebra called directly inside a container's ``forward`` (``F.linear``, ``F.conv*``,
-``matmul``/``@``, ``mm``, ``bmm``) is caught by a ``TorchFunctionMode`` and counted too, e.g. the
-``Q·Kᵀ`` product of two spike tensors in attention (dense MACs, METHODS.md §10). Any other leaf layer
-is reported by name and type (``ConfigError``), never counted as zero silently; teach the monitor
-with :func:`register_rule`.
+``matmul``/``@``, ``mm``, ``bmm``, ``addmm``, ``baddbmm``, ``F.scaled_dot_product_attention``,
+``einsum`` (dense)) is caught by a ``TorchFunctionMode`` and counted too, e.g. the ``Q·Kᵀ`` product of
+two spike tensors in attention (MACs, METHODS.md §10). Any other leaf layer, and any container with
+weights of its own whose forward showed no such operation (a fused kernel), is reported by name and
+type (``ConfigError``), never counted as zero silently; teach the monitor with :func:`register_rule`.
+Not counted (by convention, as in most papers): softmax, normalisations at inference (folded),
+element-wise additions of residual paths, and reductions such as a mean over tokens.
 """
 
 from __future__ import annotations
@@ -325,7 +328,10 @@ def _builtin_rule(module: torch.nn.Module) -> str | Handler | None:
 # ------------------------------------------------------------------------- functional linear algebra
 
 _MATMULS = {torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.mm, torch.bmm, torch.Tensor.mm, torch.Tensor.bmm}
+# out = beta·input + alpha·(b1 @ b2): the product is counted like a matmul of the last two operands
+_ADD_MATMULS = {torch.addmm, torch.baddbmm, torch.Tensor.addmm, torch.Tensor.baddbmm}
 _CONVS = {F.conv1d: 1, F.conv2d: 2, F.conv3d: 3}
+_OTHER_PRODUCTS = {F.scaled_dot_product_attention, torch.einsum}
 
 
 class _FunctionCounter(TorchFunctionMode):
@@ -337,7 +343,8 @@ class _FunctionCounter(TorchFunctionMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         mon = self.monitor
-        if mon._opaque == 0 and mon._active and (func in _MATMULS or func in _CONVS or func is F.linear):
+        if mon._opaque == 0 and mon._active and (func in _MATMULS or func in _ADD_MATMULS or func in _CONVS
+                                                  or func in _OTHER_PRODUCTS or func is F.linear):
             mon._count_functional(func, args, kwargs, out)
         return out
 
@@ -448,7 +455,10 @@ class EnergyMonitor:
         self._stack.pop()
         rule = self._rules.get(id(module))
         if self._opaque == 0:  # a container (or an unknown leaf) finishing
-            if rule is None and self._fn_calls.get(id(module), 0) == 0:
+            # an unknown leaf, or a container holding weights of its own (e.g. MultiheadAttention's fused
+            # fast path), whose forward did no linear algebra the function mode could see: not understood
+            own_weights = next(module.parameters(recurse=False), None) is not None
+            if (rule is None or own_weights) and self._fn_calls.get(id(module), 0) == 0:
                 self._unknown[self._names[id(module)]] = type(module).__name__
             return
         outermost = self._opaque == 1
@@ -495,7 +505,34 @@ class EnergyMonitor:
             rec.kind = f"F.conv{nd}d"
             _count_synaptic(self, name, None, x, fan)
             return
-        a, b = args[0], args[1]
+        if func is F.scaled_dot_product_attention:
+            # softmax(Q·Kᵀ/√d)·V: Q·Kᵀ counted as a product (two spike tensors: coincident pairs), then the
+            # real-valued attention weights times V (synops per V spike, or dense MACs)
+            q, k, v = args[0], args[1], args[2]
+            scores = torch.matmul(q, k.transpose(-2, -1))
+            self._functional_counts(name + ".qk", torch.matmul, (q, k.transpose(-2, -1)), {}, scores)
+            weights = torch.softmax(scores * (q.shape[-1] ** -0.5), dim=-1)
+            self._functional_counts(name + ".av", torch.matmul, (weights, v), {}, out)
+            return
+        if func is torch.einsum:
+            # no event-driven form for a general contraction: dense MACs = product of all index sizes
+            operands = args[1:] if len(args) > 2 else (args[1] if len(args) > 1 else ())
+            operands = list(operands) if isinstance(operands, (list, tuple)) else [operands]
+            sizes: dict[str, int] = {}
+            lhs = str(args[0]).replace(" ", "").split("->")[0].split(",")
+            for letters, t in zip(lhs, operands):
+                if "..." in letters or len(letters) != t.dim():
+                    raise ConfigError(f"{name}: einsum {args[0]!r} (ellipsis or broadcasting) is not understood by the energy counter")
+                sizes.update(zip(letters, t.shape))
+            dense = float(torch.tensor(list(sizes.values()), dtype=torch.float64).prod()) if len(operands) > 1 else 0.0
+            rec = self.record(name, None, "functional")
+            rec.kind = "einsum"
+            rec.calls += 1
+            rec.input_type = _merge_type(rec.input_type, "dense")
+            rec.macs += dense
+            rec.ann_macs_per_sample = dense / ((self.time_steps or 1) * (self.batch_size or 1))
+            return
+        a, b = (args[1], args[2]) if func in _ADD_MATMULS else (args[0], args[1])
         if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.dim() < 2 or b.dim() < 2:
             a2 = a if isinstance(a, torch.Tensor) else torch.as_tensor(a)
             inner = a2.shape[-1] if a2.dim() else 1

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import neuromorph.energy as ne
+from neuromorph.errors import ConfigError
 from neuromorph.energy.counters import conv_fanout, pool_fanout
 
 
@@ -272,3 +273,29 @@ def test_counts_on_cuda_equal_cpu():
     gpu = ne.measure(net.cuda(), x.cuda().unsqueeze(0)[0]).to_dict()
     assert [(layer["synops"], layer["macs"], layer["acs"]) for layer in cpu["layers"]] == \
         [(layer["synops"], layer["macs"], layer["acs"]) for layer in gpu["layers"]]
+
+
+def test_attention_functionals_and_fused_modules():
+    class Attention(torch.nn.Module):
+        def forward(self, q):
+            return torch.nn.functional.scaled_dot_product_attention(q, q, q), torch.einsum("tbij,tbkj->tbik", q, q)
+
+    q = _spikes((2, 3, 4, 5), p=0.5)  # [T, B, tokens, dim]
+    by = {r.name: r for r in ne.measure(Attention(), q).layers}
+    coincident = float((q @ q.transpose(-1, -2)).sum())
+    assert by["Attention/scaled_dot_product_attention#0.qk"].macs == coincident
+    # real attention weights times V spikes: each V spike is read by every query row (4 tokens)
+    assert by["Attention/scaled_dot_product_attention#0.av"].synops == float(q.sum()) * 4
+    assert by["Attention/einsum#1"].macs == 2 * 3 * 4 * 4 * 5  # dense: product of all index sizes
+
+    # a fused kernel the monitor cannot see into (MultiheadAttention's fast path) is named, not zero
+    class Wrap(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mha = torch.nn.MultiheadAttention(8, 2)
+
+        def forward(self, x):
+            return self.mha(x, x, x)[0]
+
+    with pytest.raises(ConfigError, match=r"'mha' \(MultiheadAttention\)"):
+        ne.measure(Wrap().eval(), _spikes((4, 2, 8)))
