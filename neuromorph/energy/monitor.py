@@ -178,7 +178,9 @@ def _conv_rule(mon, name, module, inputs, output):
     x = inputs[0]
     nd = module.weight.dim() - 2
     feature_shape = tuple(x.shape[-(nd + 1):])
-    key = (id(module), feature_shape, "conv", str(module.weight.device))
+    # the weight's version counter changes with every in-place update (an optimizer step, pruning), so a
+    # monitor kept open during training never reuses a stale fan-out map
+    key = (id(module), feature_shape, "conv", str(module.weight.device), module.weight._version)
     fan = mon._cache.get(key)
     if fan is None:
         # the module's own _conv_forward applies its stride, padding (and padding_mode), dilation, groups
