@@ -7,6 +7,7 @@ global heap (spike data); libhdf5 itself is not hardened against arbitrary damag
 headers (it can crash), which no reader built on it can fix.
 """
 
+import os
 import warnings
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from neuromorph.errors import DataFormatError
 
 from . import aedat4_writer
 
-FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+# NEUROMORPH_FUZZ_EXAMPLES=500 runs a longer campaign; the default keeps the suite fast
+FUZZ = settings(max_examples=int(os.environ.get("NEUROMORPH_FUZZ_EXAMPLES", "25")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                          HealthCheck.too_slow])
 
 
