@@ -6,7 +6,8 @@ Trains the N-MNIST conv net of tests/export (hard-reset LIF, BatchNorm folded at
 into the next synapses) on the 1,000 real N-MNIST training samples in ../shared/data (20 time bins), then
 evaluates on the 100 test samples: the float model, and the integer simulation of its ``to_lava`` export
 (``fidelity_report``: prediction = class with most output spikes). Then fine-tunes with straight-through
-fake quantization of the weights (``enable_quantization_aware``), folds it away and measures again.
+fake quantization of the weights (``enable_quantization_aware``), folds it away and measures again; a
+control fine-tunes a copy for the same epochs without fake quantization.
 Loss: cross-entropy on the output spike counts (rate code). Small data: expect noisy accuracies.
 """
 
@@ -72,6 +73,15 @@ def main() -> None:
         rep = fidelity_report(model, path, xte.float(), yte)
         res["before_qat"] = {"float": rep.accuracy_float, "quantized": rep.accuracy_quantized,
                              "match": [r["match_rate"] for r in rep.layers]}
+        # control: the same extra epochs without fake quantization
+        import copy
+
+        control = copy.deepcopy(model)
+        train(control, xtr, ytr, args.qat_epochs, 5e-4, seed=1)
+        path = to_lava(control, Path(tmp) / "c.h5", xte[:, :1].float())
+        rep = fidelity_report(control, path, xte.float(), yte)
+        res["control_no_qat"] = {"float": rep.accuracy_float, "quantized": rep.accuracy_quantized,
+                                 "match": [r["match_rate"] for r in rep.layers]}
         enable_quantization_aware(model)
         train(model, xtr, ytr, args.qat_epochs, 5e-4, seed=1)
         path = to_lava(model, Path(tmp) / "b.h5", xte[:, :1].float())
