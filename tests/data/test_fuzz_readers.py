@@ -24,7 +24,10 @@ from neuromorph.errors import DataFormatError
 from . import aedat4_writer
 
 # NEUROMORPH_FUZZ_EXAMPLES=500 runs a longer campaign; the default keeps the suite fast
-FUZZ = settings(max_examples=int(os.environ.get("NEUROMORPH_FUZZ_EXAMPLES", "25")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+EXAMPLES = int(os.environ.get("NEUROMORPH_FUZZ_EXAMPLES", "25"))
+# a hang guard, not a speed claim: generous for a loaded 2-core machine, scaled with the campaign
+HANG_GUARD = pytest.mark.timeout(240 * max(1, EXAMPLES // 25))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                          HealthCheck.too_slow])
 
 
@@ -106,7 +109,7 @@ def seeds(shared_data, tmp_path_factory) -> dict:
     return out
 
 
-@pytest.mark.timeout(240)
+@HANG_GUARD
 @pytest.mark.parametrize("name", sorted(READERS))
 @FUZZ
 @given(tail=st.binary(max_size=400))
@@ -137,7 +140,7 @@ def _mutate(data: bytes, mutation) -> bytes:
     return bytes(b)
 
 
-@pytest.mark.timeout(240)
+@HANG_GUARD
 @pytest.mark.parametrize("name", sorted(READERS))
 @FUZZ
 @given(mutation=MUTATION)
@@ -148,7 +151,7 @@ def test_mutated_real_files(tmp_path, seeds, name, mutation):
     _run(reader, f, sensor)
 
 
-@pytest.mark.timeout(240)
+@HANG_GUARD
 @FUZZ
 @given(data=st.binary(max_size=300), suffix=st.sampled_from([".bin", ".raw", ".dat", ".es", ".aedat", ".aedat4",
                                                              ".h5", ".txt", ""]))
@@ -179,7 +182,7 @@ def _small_shd(path: Path) -> bytes:
     return path.read_bytes()
 
 
-@pytest.mark.timeout(240)
+@HANG_GUARD
 @FUZZ
 @given(mutation=MUTATION, region=st.sampled_from(["heap", "truncate", "random"]))
 def test_shd_damage_never_crashes_or_hangs(tmp_path, mutation, region):
@@ -214,7 +217,7 @@ STREAMING = {  # name: (whole-file reader, chunked reader with tiny chunks)
 }
 
 
-@pytest.mark.timeout(240)
+@HANG_GUARD
 @pytest.mark.parametrize("name", sorted(STREAMING))
 @FUZZ
 @given(mutation=MUTATION)
