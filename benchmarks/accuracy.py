@@ -101,10 +101,14 @@ class FixedDelayHooks(DelayHooks):
         pass
 
 
-def _run(recipe, data, hooks: Hooks | None = None, quiet: bool = False) -> dict[str, Any]:
+OUT: Path | None = None  # --out: keep every run's folder (checkpoints, metrics.jsonl) under it
+
+
+def _run(recipe, data, hooks: Hooks | None = None, quiet: bool = False, tag: str = "run") -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
+        folder = (OUT / f"{tag}-seed{recipe.seed}") if OUT is not None else Path(tmp) / "run"
         t0 = time.perf_counter()
-        summary = fit(recipe, Path(tmp) / "run", data=data, progress=not quiet, hooks=hooks)
+        summary = fit(recipe, folder, data=data, progress=not quiet, hooks=hooks, overwrite=True)
         summary["wall_time_s"] = round(time.perf_counter() - t0, 1)
     return {k: summary[k] for k in ("test_accuracy", "test_loss", "best_epoch", "best_val_accuracy", "mean_firing_rate", "wall_time_s", "n_train", "n_test")}
 
@@ -118,7 +122,7 @@ def task_nmnist(args) -> dict[str, Any]:
     if args.epochs:
         recipe = recipe.replace(epochs=args.epochs)
     data = load_data(recipe)
-    result = _run(recipe, data, quiet=args.quiet)
+    result = _run(recipe, data, quiet=args.quiet, tag="nmnist")
     return {"task": "nmnist", "recipe": recipe.to_dict(), **result}
 
 
@@ -129,7 +133,7 @@ def task_digits(args) -> dict[str, Any]:
     t0 = time.perf_counter()
     data = load_data(recipe)
     load_s = time.perf_counter() - t0
-    result = _run(recipe, data, quiet=args.quiet)
+    result = _run(recipe, data, quiet=args.quiet, tag="digits-dvs")
     return {"task": "digits-dvs", "recipe": recipe.to_dict(), "data_load_s": round(load_s, 1), **result}
 
 
@@ -157,7 +161,7 @@ def task_shd(args) -> dict[str, Any]:
         runs = []
         for seed in args.seeds:
             recipe, hooks = variants[name](base.replace(seed=seed))
-            r = _run(recipe, data, hooks, quiet=args.quiet)
+            r = _run(recipe, data, hooks, quiet=args.quiet, tag=name.split(" ")[0].lower())
             print(f"{name} seed {seed}: test accuracy {r['test_accuracy']:.4f} ({r['wall_time_s']:.0f} s)", flush=True)
             runs.append(r)
         results[name] = {"test_accuracy": _stats([r["test_accuracy"] for r in runs]), "runs": runs}
@@ -176,8 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=64, help="shd-fsdd: batch (the SHD recipe's 256 is for 8k samples)")
     p.add_argument("--max-steps", type=int, help="shd-fsdd: pad/crop to this many bins")
     p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--out", type=Path, help="keep each run's folder (checkpoints, metrics.jsonl) under this folder")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
+    global OUT
+    OUT = args.out
     if args.threads:
         torch.set_num_threads(args.threads)
     args.variants = [v.lower() for v in args.variants] if args.variants else None
