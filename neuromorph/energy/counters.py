@@ -21,7 +21,8 @@ Conventions (METHODS.md §10, "equivalent fan-out form"):
 - BatchNorm is folded into the preceding weights at inference and costs nothing; Dropout, Flatten and
   Identity cost nothing. Biases are folded into the neuron update.
 - The **ANN equivalent** of a synaptic layer is the same layer run once on real values:
-  ``ann_macs = Σ_i fanout_i`` per sample.
+  ``ann_macs = Σ_positions fanout`` per sample (every token / pixel position of one sample, one step),
+  computed as the layer's dense MAC count over the measurement divided by samples × T.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ class LayerCounts:
     macs: float = 0.0
     acs: float = 0.0
     neuron_updates: float = 0.0
-    ann_macs_per_sample: float = 0.0
+    dense_macs: float = 0.0  # MACs the layer would do on real-valued input, over the whole measurement
+    ann_macs_per_sample: float = 0.0  # dense_macs per sample per time step (set by measure): one ANN pass
     spikes_per_step: list[float] = field(default_factory=list)
     synops_per_step: list[float] = field(default_factory=list)
 
@@ -92,7 +94,7 @@ class LayerCounts:
             "neurons": self.neurons, "samples": self.samples, "steps": self.steps, "slots": self.slots, "calls": self.calls,
             "spikes_in": self.spikes_in, "spikes_out": self.spikes_out, "rate": self.rate,
             "synops": self.synops, "macs": self.macs, "acs": self.acs, "neuron_updates": self.neuron_updates,
-            "ann_macs_per_sample": self.ann_macs_per_sample,
+            "dense_macs": self.dense_macs, "ann_macs_per_sample": self.ann_macs_per_sample,
             "spikes_per_step": list(self.spikes_per_step), "synops_per_step": list(self.synops_per_step),
             "rate_per_step": self.rate_per_step(),
         }

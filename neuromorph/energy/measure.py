@@ -98,4 +98,6 @@ def measure(
     for rec in monitor.layers:
         rec.samples = samples
         rec.steps = time_steps
+        # one ANN pass = one step of one sample (METHODS.md §10: FLOPs of the layer run as an ANN)
+        rec.ann_macs_per_sample = rec.dense_macs / (samples * max(time_steps, 1))
     return EnergyReport.build(monitor.layers, samples, time_steps, profiles, ann_profile, allow_missing=allow_missing)

@@ -122,7 +122,7 @@ def _count_synaptic(mon: "EnergyMonitor", name: str, module: torch.nn.Module, x:
     binary = xd is not None
     rec.input_type = _merge_type(rec.input_type, kind)
     if role == "synaptic":
-        rec.ann_macs_per_sample = total_fan
+        rec.dense_macs += slots * total_fan
     if binary:
         dims = tuple(range(1, xd.dim()))
         spikes = xd.sum(dim=dims)
@@ -271,7 +271,7 @@ def _delayed_linear_rule(mon, name, module, inputs, output):
     rec.neurons = int(x.shape[-1])
     rec.slots += steps * x.shape[1]
     rec.calls += 1
-    rec.ann_macs_per_sample = float(nz.sum())
+    rec.dense_macs += float(nz.sum()) * steps * x.shape[1]  # an ANN with these synapses: all of them per step
     kind, xd = _events(mon, x.detach())
     binary = xd is not None
     rec.input_type = _merge_type(rec.input_type, kind)
@@ -459,7 +459,8 @@ class EnergyMonitor:
         if self._opaque == 0:  # a container (or an unknown leaf) finishing
             # an unknown leaf, or a container holding weights of its own (e.g. MultiheadAttention's fused
             # fast path), whose forward did no linear algebra the function mode could see: not understood
-            own_weights = next(module.parameters(recurse=False), None) is not None
+            # (own weight *matrices* only: a 1-D bias or a 3-D position embedding is added, not multiplied)
+            own_weights = any(p.dim() == 2 for p in module.parameters(recurse=False))
             if (rule is None or own_weights) and self._fn_calls.get(id(module), 0) == 0:
                 self._unknown[self._names[id(module)]] = type(module).__name__
             return
@@ -532,7 +533,7 @@ class EnergyMonitor:
             rec.calls += 1
             rec.input_type = _merge_type(rec.input_type, "dense")
             rec.macs += dense
-            rec.ann_macs_per_sample = dense / ((self.time_steps or 1) * (self.batch_size or 1))
+            rec.dense_macs += dense
             return
         a, b = (args[1], args[2]) if func in _ADD_MATMULS else (args[0], args[1])
         if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.dim() < 2 or b.dim() < 2:
@@ -547,8 +548,7 @@ class EnergyMonitor:
         rec = self.record(name, None, "functional")
         rec.kind = "matmul"
         rec.calls += 1
-        slots = (self.time_steps or 1) * (self.batch_size or 1)
-        rec.ann_macs_per_sample = dense / slots
+        rec.dense_macs += dense
         if ba and bb:
             # a product of two spike tensors (Q·Kᵀ): METHODS.md §10 counts it as MACs (the product of two
             # graded amplitudes is a multiplication). Only coincident nonzero pairs do work in an

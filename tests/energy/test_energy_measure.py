@@ -239,3 +239,25 @@ def test_core_if_neuron_hand_computed_on_loihi():
     # Loihi: 5 neuron updates x 52 pJ + 2 emitted spikes x 1.7 pJ + 6 synops x 23.6 pJ
     assert report.energy_pj["loihi"][0] == pytest.approx(5 * 52.0 + 2 * 1.7)
     assert report.total_energy_pj("loihi") == pytest.approx(5 * 52.0 + 2 * 1.7 + 6 * 23.6)
+
+
+def test_converted_masked_spiking_transformer():
+    """A converted MST (QCFS -> IF, spike·λ outputs): graded spikes count as spikes, Q·Kᵀ as coincident
+    MACs, and the ANN equivalent equals a hand count of the network's MACs."""
+    from neuromorph.models import MaskedSpikingTransformer
+    from neuromorph.nn import convert_to_snn
+
+    torch.manual_seed(0)
+    ann = MaskedSpikingTransformer(in_channels=1, image_size=8, num_classes=10, patch_size=2, dim=16, depth=1,
+                                   heads=2, mlp_ratio=2, mask_ratio=0.0).eval()
+    snn = convert_to_snn(ann)
+    x = torch.rand(3, 1, 8, 8)
+    report = ne.measure(snn, x.unsqueeze(0).expand(4, *x.shape))
+    tokens, d = 16, 16
+    per_block = 4 * tokens * d * d + 2 * tokens * tokens * d + 2 * tokens * d * (2 * d)  # q,k,v,proj; QK, AV; MLP
+    assert report.totals()["ann_macs"] == tokens * d * 4 + per_block + d * 10  # + patch conv + head
+    by = {r.name: r for r in report.layers}
+    assert by["model.blocks.0.attn.q.0"].input_type == "spikes" and by["model.blocks.0.attn.q.0"].synops > 0
+    assert by["model.blocks.0.attn/matmul#0"].input_type == "spikes x spikes"
+    assert by["model.patch.0"].input_type == "real"  # the image, presented at every step: MACs
+    assert by["model.patch.0"].macs == 4 * 3 * tokens * d * 4
