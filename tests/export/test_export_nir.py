@@ -250,3 +250,31 @@ def test_conv1d_round_trip_and_no_lava_mapping(tmp_path):
 
     with pytest.raises(ExportError, match=r"Conv1d node '0'.*netx"):
         to_lava(m, tmp_path / "c1.h5", x)
+
+
+def test_foreign_graph_with_sum_pooling_and_no_metadata():
+    """A graph written by another tool (no neuromorph metadata): SumPool2d, Affine and a NIR LIF with
+    R = 1 run as neuromorph's LIF with decay_input=True, tau = tau_s / dt."""
+    rng = np.random.default_rng(0)
+    W = rng.normal(0, 1, (3, 2 * 2 * 2)).astype(np.float32)
+    b = rng.normal(0, 0.1, 3).astype(np.float32)
+    g = nir.NIRGraph(
+        nodes={
+            "in": nir.Input({"input": np.array([2, 4, 4])}),
+            "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+            "flat": nir.Flatten(input_type={"input": np.array([2, 2, 2])}, start_dim=0, end_dim=-1),
+            "fc": nir.Affine(weight=W, bias=b),
+            "lif": nir.LIF(tau=np.full(3, 3e-3), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.full(3, 0.5), v_reset=np.zeros(3)),
+            "out": nir.Output({"output": np.array([3])}),
+        },
+        edges=[("in", "pool"), ("pool", "flat"), ("flat", "fc"), ("fc", "lif"), ("lif", "out")],
+    )
+    m = from_nir(g, dt=1e-3)
+    x = (torch.rand(20, 2, 2, 4, 4) < 0.5).float()
+    pooled = x.reshape(20, 2, 2, 2, 2, 2, 2).sum((4, 6)).reshape(20, 2, 8)  # 2x2 sum pooling by hand
+    lif = nnm.LIF(tau=3.0, threshold=0.5, reset="hard", decay_input=True)
+    with torch.no_grad():
+        ref = lif(pooled @ torch.from_numpy(W).T + torch.from_numpy(b))
+        got = m(x)
+    assert float(ref.sum()) > 0
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
