@@ -21,6 +21,10 @@ def register(subparsers) -> None:
                                    "and time span. Damaged files exit with status 1 and name the byte offset.")
     r.add_argument("file", help="path of the event file")
     r.add_argument("--format", default=None, help="skip detection and use this reader (e.g. nmnist, dvs128_bin, evt3)")
+    r.add_argument("--address-bytes", type=int, choices=(2, 4), default=None,
+                   help="headerless jAER .aedat (with --format aedat_addresses): bytes per address")
+    r.add_argument("--tick-us", type=float, default=None,
+                   help="with --format aedat_addresses: timestamp tick in µs (default 1; FPGA cochleas: 0.2)")
     r.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     r.set_defaults(func=_cmd_read)
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
@@ -33,8 +37,17 @@ def _cmd_read(args) -> int:
     if args.format is not None and args.format not in FORMATS:
         print(f"error: --format {args.format!r} is not one of {', '.join(FORMATS)}", file=sys.stderr)
         return 2
+    options = {}
+    if args.address_bytes is not None or args.tick_us is not None:
+        if args.format != "aedat_addresses":
+            print("error: --address-bytes/--tick-us apply to --format aedat_addresses", file=sys.stderr)
+            return 2
+        if args.address_bytes is not None:
+            options["address_bytes"] = args.address_bytes
+        if args.tick_us is not None:
+            options["timestamp_tick_us"] = args.tick_us
     try:
-        info = summarize(args.file, format=args.format)
+        info = summarize(args.file, format=args.format, **options)
     except NeuromorphError as exc:
         if args.json:
             print(json.dumps({"path": args.file, "error": str(exc), "offset": getattr(exc, "offset", None)}))

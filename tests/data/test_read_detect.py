@@ -78,3 +78,9 @@ def test_cli_data_read(shared_data, capsys, tmp_path):
     assert main(["data", "read", "--json", str(bad)]) == 1
     err = json.loads(capsys.readouterr().out)
     assert err["offset"] == 5 and "t.bin" in err["error"]
+    cochlea = shared_data / "cochlea_sensor" / "130Hz_mono_64ch_ONOFF_addr2b_ts02.aedat"
+    assert main(["data", "read", "--json", "--format", "aedat_addresses", "--address-bytes", "2",
+                 "--tick-us", "0.2", str(cochlea)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["events"] == 331949 and out["unit_range"] == [0, 125] and out["t_last_us"] == 496680
+    assert main(["data", "read", "--address-bytes", "2", str(cochlea)]) == 2

@@ -116,10 +116,13 @@ def declared_sensor_size(path: PathLike, fmt: str) -> tuple[int, ...] | None:
     return None
 
 
-def summarize(path: PathLike, format: str | None = None) -> dict:
-    """Format, event count, declared sensor size, coordinate and time ranges of one file (for the CLI)."""
+def summarize(path: PathLike, format: str | None = None, **options) -> dict:
+    """Format, event count, declared sensor size, coordinate and time ranges of one file (for the CLI).
+
+    ``options`` go to the reader, as in :func:`read`.
+    """
     fmt = detect_format(path) if format is None else format
-    data = read(path, format=fmt)
+    data = read(path, format=fmt, **options)
     info: dict = {"path": str(path), "format": fmt, "sensor_size": declared_sensor_size(path, fmt)}
     if fmt == "shd":
         samples, labels = data
