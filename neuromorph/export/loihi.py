@@ -260,6 +260,19 @@ def _arrivals(layer: NetxLayer, s: np.ndarray) -> np.ndarray:
     return out
 
 
+def _bin_events(events: np.ndarray, input_shape: tuple[int, ...], dt_us: int | None, path: Path) -> np.ndarray:
+    from neuromorph.data.events import require_fields
+    from neuromorph.data.functional import to_frame
+
+    require_fields(events, ("x", "y", "t", "p"))
+    if dt_us is None or not dt_us > 0:
+        raise ConfigError(f"simulate: an event array needs dt_us > 0 (the step length in µs), got {dt_us!r}")
+    if len(input_shape) != 3:
+        raise ShapeError(f"simulate: events can only feed a (polarity, height, width) input; network {path} takes {list(input_shape)}")
+    P, H, W = input_shape
+    return to_frame(events, (W, H, P), time_window=float(dt_us), include_incomplete=True).astype(np.int64)
+
+
 def _as_input(events, input_shape: tuple[int, ...], path: Path) -> np.ndarray:
     x = events.detach().cpu().numpy() if isinstance(events, torch.Tensor) else np.asarray(events)
     nd = len(input_shape)
@@ -277,16 +290,21 @@ def _as_input(events, input_shape: tuple[int, ...], path: Path) -> np.ndarray:
     return x.astype(np.int64)
 
 
-def simulate(path: str | os.PathLike, events, num_steps: int | None = None) -> SimulationResult:
+def simulate(path: str | os.PathLike, events, num_steps: int | None = None, dt_us: int | None = None) -> SimulationResult:
     """Run a netx file in Loihi integer arithmetic, bit for bit as Lava's fixed-point CPU models do.
 
     ``events``: spike counts per step, ``[T, B, *input_shape]`` or ``[T, *input_shape]`` (integers
-    >= 0; counts above 1 are graded input spikes). ``num_steps`` (default ``T + number of layers``, so
+    >= 0; counts above 1 are graded input spikes); or an event array with fields x, y, t (µs), p
+    (``neuromorph.data.events.EVENT_DTYPE``) together with ``dt_us``, the step length: the events are
+    binned into ``[T, P, H, W]`` counts (``neuromorph.data.functional.to_frame``, time windows of
+    ``dt_us``) for an input of shape ``(P, H, W)``. ``num_steps`` (default ``T + number of layers``, so
     the last layer sees all input) is how many steps to run; input beyond ``T`` is zero.
     Equations: see the module docstring. Raises ``DataFormatError`` for a damaged or foreign file.
     """
     path = Path(path)
     net = read_netx(path)
+    if isinstance(events, np.ndarray) and events.dtype.names is not None:
+        events = _bin_events(events, net.input_shape, dt_us, path)
     x = _as_input(events, net.input_shape, path)
     T = x.shape[0]
     steps = T + len(net.layers) if num_steps is None else int(num_steps)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import neuromorph.nn as nnm
-from neuromorph.errors import DataFormatError, ExportError, HardwareConstraintError
+from neuromorph.errors import ConfigError, DataFormatError, ExportError, HardwareConstraintError
 from neuromorph.export.constraints import check_model, check_network, load_profile
 from neuromorph.export.lava import to_lava
 from neuromorph.export.loihi import (
@@ -175,3 +175,21 @@ def test_bad_models_and_ranges(tmp_path):
     assert list(tmp_path.iterdir()) == []  # nothing partial left behind
     with pytest.raises(DataFormatError):
         simulate(tmp_path / "missing.h5", np.zeros((2, 4)))
+
+
+def test_simulate_takes_raw_events(shared_data, tmp_path):
+    """A real N-MNIST recording as an event array: simulate bins it (to_frame, 15 ms steps) exactly as the
+    caller would and gives the same spikes."""
+    from neuromorph.data.functional import to_frame
+    from neuromorph.data.readers.atis import read_nmnist
+
+    ev = read_nmnist(sorted((shared_data / "nmnist" / "Test").glob("*/*.bin"))[0])
+    frames = to_frame(ev, (34, 34, 2), time_window=15000.0, include_incomplete=True).astype(np.int64)
+    path = to_lava(nmnist_net(), tmp_path / "n.h5", torch.from_numpy(frames[:, None].astype(np.float32)))
+    a = simulate(path, ev, dt_us=15000)
+    b = simulate(path, frames)
+    assert a.num_input_steps == frames.shape[0] > 15
+    for sa, sb in zip(a.spikes, b.spikes):
+        np.testing.assert_array_equal(sa, sb)
+    with pytest.raises(ConfigError, match="dt_us"):
+        simulate(path, ev)
