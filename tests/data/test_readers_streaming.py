@@ -4,7 +4,6 @@ the size of the decoded file (numpy reports its buffers to tracemalloc)."""
 import struct
 import tracemalloc
 
-import numpy as np
 import pytest
 
 from neuromorph.data import EVENT_DTYPE
