@@ -96,26 +96,53 @@ def _cmd_train(args) -> int:
 
 
 def _train(args) -> int:
-    from neuromorph.train.loop import fit
     from neuromorph.train.recipes import resolve_recipe
 
     sets = _parse_sets(args.set)
+    if args.resume:
+        return _resume(args, sets)
     config_kwargs = sets.pop("model_kwargs", None)
     overrides = dict(data_root=args.data_root, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                      backend=args.backend, device=args.device, **sets)
     recipe = resolve_recipe(args.recipe, args.config, **overrides)
     if config_kwargs:
         recipe = recipe.replace(model_kwargs={**recipe.model_kwargs, **config_kwargs})
-    out = Path(args.out or f"runs/{recipe.name}")
+    return _fit_and_report(args, recipe, Path(args.out or f"runs/{recipe.name}"))
+
+
+def _resume(args, sets: dict[str, Any]) -> int:
+    """--resume: the run continues with the recipe stored in OUT/last.pt; options that would change
+    the result are refused rather than silently ignored."""
+    from neuromorph.errors import ConfigError
+    from neuromorph.train.checkpoint import load_checkpoint
+    from neuromorph.train.recipes import Recipe
+
+    changing = [f"--{k.replace('_', '-')}" for k in ("epochs", "batch_size", "lr", "seed", "config") if getattr(args, k) is not None]
+    changing += [f"--set {k}" for k in sets]
+    if changing:
+        raise ConfigError(f"--resume continues the stored recipe; these options cannot change it: {', '.join(changing)} "
+                          "(only --device, --backend and --data-root may)")
+    if args.out is None and args.recipe is None:
+        raise ConfigError("--resume needs --out (the run folder) or the recipe name (for runs/RECIPE)")
+    out = Path(args.out or f"runs/{args.recipe}")
+    stored = Recipe.from_dict(load_checkpoint(out / "last.pt")["info"]["recipe"])
+    if args.recipe is not None and args.recipe != stored.name:
+        raise ConfigError(f"--resume: {str(out)!r} holds a {stored.name!r} run, not {args.recipe!r}")
+    changes = {k: v for k, v in (("device", args.device), ("backend", args.backend), ("data_root", args.data_root)) if v is not None}
+    return _fit_and_report(args, stored.replace(**changes), out)
+
+
+def _fit_and_report(args, recipe, out: Path) -> int:
+    import os
+
     from neuromorph.train import distributed as dd
+    from neuromorph.train.loop import fit
 
     try:
         summary = fit(recipe, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
     finally:
         if dd.dist.is_initialized():  # joined under torchrun: leave the process group cleanly
             dd.dist.destroy_process_group()
-    import os
-
     is_main = int(os.environ.get("RANK", "0")) == 0
     if summary["status"] == "completed" and is_main:
         if not args.no_report:

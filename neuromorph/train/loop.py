@@ -272,8 +272,9 @@ def fit(
 ) -> dict[str, Any]:
     """Train ``recipe``, writing ``OUT/{last,best}.pt``, ``metrics.jsonl`` and ``summary.json``.
 
-    ``resume=True`` continues from ``OUT/last.pt`` (the recipe stored there wins; a missing or corrupt
-    file raises ``CheckpointError``, never starts afresh). ``on_step(epoch, step)`` is called after
+    ``resume=True`` continues from ``OUT/last.pt`` with the recipe stored there (only ``device``,
+    ``backend`` and ``data_root`` are taken from ``recipe``); a missing or corrupt file raises
+    ``CheckpointError``, never starts afresh. ``on_step(epoch, step)`` is called after
     every optimiser step; returning True stops the run like Ctrl-C does (save ``last.pt``, return a
     summary with ``"status": "interrupted"``). ``hooks`` replaces the recipe's method hooks (ablations).
     Under torchrun the process group is joined here.
@@ -287,8 +288,9 @@ def fit(
         resumed = ck.load_checkpoint(last_path)
         if "train_state" not in resumed:
             raise CheckpointError(f"checkpoint {str(last_path)!r} holds no training state (not a last.pt)")
+        # the run continues with the recipe it started with; only where it runs may change
         stored = Recipe.from_dict(resumed["info"]["recipe"])
-        recipe = stored.replace(device=recipe.device, backend=recipe.backend, epochs=max(recipe.epochs, stored.epochs)) if recipe.name == stored.name else stored
+        recipe = stored.replace(device=recipe.device, backend=recipe.backend, data_root=recipe.data_root or stored.data_root)
     elif last_path.exists() and not overwrite:
         raise ConfigError(f"{str(out)!r} already holds a run (last.pt); pass --resume to continue it or --overwrite to start again")
 

@@ -63,3 +63,8 @@ def test_resume_of_finished_run_and_refusal_to_clobber(run, capsys):
     out, argv = run
     assert main(argv) == 2  # the folder already holds a run
     assert "--resume" in capsys.readouterr().err
+    before = json.loads((out / "run" / "summary.json").read_text())
+    # resuming a finished run trains nothing more and reproduces the final evaluation
+    assert main(["train", "--resume", "--out", str(out / "run"), "--no-report", "--no-progress", "--json"]) == 0
+    after = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert after["epochs_completed"] == 1 and after["test_accuracy"] == before["test_accuracy"]

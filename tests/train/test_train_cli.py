@@ -76,3 +76,12 @@ def test_bench_lists_scripts_and_rejects_unknown_group(capsys, tmp_path):
     assert rc == 1 and json.loads(out)["results"][0]["returncode"] == 3
     rc, _, err = run(capsys, "bench", "gpu", "--dir", str(tmp_path))
     assert rc == 2 and "'speed'" in err
+
+
+def test_resume_refuses_options_that_would_change_the_run(capsys, tmp_path):
+    rc, _, err = run(capsys, "train", "digits-dvs", "--resume", "--out", str(tmp_path), "--epochs", "3", "--set", "lr=0.1")
+    assert rc == 2 and "--epochs" in err and "--set lr" in err
+    rc, _, err = run(capsys, "train", "--resume")
+    assert rc == 2 and "--resume needs --out" in err
+    rc, _, err = run(capsys, "train", "--resume", "--out", str(tmp_path))
+    assert rc == 2 and "last.pt" in err  # nothing to resume: an error, never a fresh start
