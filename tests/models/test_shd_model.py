@@ -145,6 +145,11 @@ def test_model_structure_and_parameter_count():
     assert spec.kind == "LIF" and spec.reset == "hard" and not spec.decay_input
     assert float(spec.tau) == pytest.approx(1.005) and float(spec.threshold) == 1.0
     assert model[0].kernel_size == 25 and model[0].bias is None
+    assert lif.detach_reset and float(lif.v_reset) == 0.0
+    assert (lif.surrogate.name, lif.surrogate.alpha) == ("atan", 5.0)
+    assert model[3].p == 0.4 and model[7].p == 0.4
+    readout = model[9].spec()
+    assert readout.kind == "LI" and float(readout.tau) == pytest.approx(1.005) and not readout.decay_input
     x = (torch.rand(30, 3, 140) < 0.05).float()
     assert model(x).shape == (30 + 3 * 12, 3, 20)
     with pytest.raises(ShapeError, match="SHDDelayNet"):
