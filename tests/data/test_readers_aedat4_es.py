@@ -127,3 +127,14 @@ def test_es_atis_and_damage(tmp_path):
     g.write_bytes(b"Event Strea")
     with pytest.raises(DataFormatError, match="not an Event Stream"):
         read_es(g)
+
+
+def test_aedat4_stream_without_declared_height(tmp_path):
+    from neuromorph.data import summarize
+
+    f = aedat4_writer.write(tmp_path / "h.aedat4", [(0, [(1, 19, 9, 1)])])
+    data = f.read_bytes().replace(b'<attr key="sizeY" type="int">10</attr>', b'<attr key="sizeZ" type="int">10</attr>')
+    f.write_bytes(data)  # same length: the header size field stays right
+    assert read_aedat4(f).tolist() == [(19, 9, 1, 1)]
+    info = summarize(f)
+    assert info["sensor_size"] is None and info["events"] == 1

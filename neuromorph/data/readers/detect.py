@@ -102,7 +102,8 @@ def declared_sensor_size(path: PathLike, fmt: str) -> tuple[int, ...] | None:
     if fmt == "aedat4":
         s = aedat4.aedat4_streams(path)
         ids = sorted(i for i, v in s.items() if v.get("type") == "EVTS")
-        return (s[ids[0]]["sizeX"], s[ids[0]]["sizeY"]) if ids and "sizeX" in s[ids[0]] else None
+        info = s[ids[0]] if ids else {}
+        return (info["sizeX"], info["sizeY"]) if "sizeX" in info and "sizeY" in info else None
     if fmt == "aedat31":
         return aedat._sensor_from_sources(aedat.parse_aedat_header(path)[0])
     if fmt == "aedat2":
