@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from neuromorph.data import EVENT_DTYPE, read
+from neuromorph.data import EVENT_DTYPE, read, summarize
 from neuromorph.data.readers import aedat, aedat4, atis, eventstream, hdf5_spikes, prophesee
 from neuromorph.data.readers.detect import declared_sensor_size
 from neuromorph.errors import DataFormatError
@@ -162,11 +162,13 @@ def test_read_detects_or_refuses_random_files(tmp_path, data, suffix):
         warnings.simplefilter("ignore", UserWarning)
         try:
             out = read(f)
+            info = summarize(f)  # what `neuromorph data read` prints
         except DataFormatError as exc:
             assert str(f) in str(exc)
             return
     if isinstance(out, np.ndarray) and "x" in out.dtype.names:
-        _check_result(out, None)
+        _check_result(out, info["sensor_size"])
+        assert info["events"] == len(out)
 
 
 def _small_shd(path: Path) -> bytes:
