@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+from torch.utils.hooks import RemovableHandle
 
 from neuromorph.errors import ConfigError, NonFiniteError, ShapeError, check_choice
 
@@ -405,7 +406,7 @@ def clamp_positions(model: torch.nn.Module) -> None:
         layer.clamp_positions()
 
 
-def clamp_after_step(optimizer: torch.optim.Optimizer, model: torch.nn.Module):
+def clamp_after_step(optimizer: torch.optim.Optimizer, model: torch.nn.Module) -> RemovableHandle:
     """Make ``optimizer.step()`` clamp the delay positions of ``model`` right after each step.
 
     SNN-delays clamps after every optimizer step (``reset_model(train=True)``). Returns the hook handle
