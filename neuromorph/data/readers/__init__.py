@@ -1,4 +1,18 @@
-"""Readers for event files: one module per format family, all returning numpy structured arrays."""
+"""Readers for event files: one module per format family, all returning numpy structured arrays.
+
+``atis``        N-MNIST / ATIS 40-bit ``.bin`` (also DVS128 recordings in that layout)
+``prophesee``   Prophesee EVT 2.0 / EVT 3.0 ``.raw`` and ``.dat``
+``aedat``       jAER/cAER AEDAT 1.0, 2.0 (address words) and 3.1 (packets)
+``aedat4``      AEDAT 4.0 (LZ4/zstd FlatBuffers packets)
+``eventstream`` Event Stream ``.es`` 2.x (DVS, ATIS)
+``hdf5_spikes`` SHD / SSC HDF5 (audio-like ``t, unit`` events and labels)
+``detect``      ``read(path)``: picks one of the above from the header, then the extension
+
+Vision events use ``EVENT_DTYPE`` (x, y, t µs int64, p), audio-like events ``AUDIO_EVENT_DTYPE``. Every
+``read_*`` has an ``iter_*`` twin (except SHD's per-sample API) that streams chunks with bounded memory.
+Damage raises :class:`neuromorph.errors.DataFormatError` naming the file and, where the format allows,
+the byte offset.
+"""
 
 from neuromorph.data.readers.aedat import iter_aedat31, read_aedat2, read_aedat31, read_aedat_addresses
 from neuromorph.data.readers.aedat4 import iter_aedat4, read_aedat4

@@ -71,7 +71,7 @@ def _aedat2_chip(path: PathLike) -> str:
                           "read_aedat2(path, chip=...)", path=path, offset=0)
 
 
-def read(path: PathLike, format: str | None = None, **options):
+def read(path: PathLike, format: str | None = None, **options) -> "np.ndarray | tuple[list[np.ndarray], np.ndarray]":
     """Read any supported event file; ``format`` (see ``FORMATS``) overrides detection.
 
     Returns an EVENT_DTYPE array (x, y, t µs, p) for vision formats, an AUDIO_EVENT_DTYPE array for

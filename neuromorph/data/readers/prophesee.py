@@ -354,12 +354,12 @@ def read_evt3(path: PathLike, sensor_size: tuple[int, int] | None = None) -> np.
     return _read_all(_iter_raw(path, "evt3", sensor_size, _WHOLE))
 
 
-def iter_evt2(path: PathLike, sensor_size=None, chunk_events: int = DEFAULT_CHUNK_EVENTS) -> Iterator[np.ndarray]:
+def iter_evt2(path: PathLike, sensor_size: tuple[int, int] | None = None, chunk_events: int = DEFAULT_CHUNK_EVENTS) -> Iterator[np.ndarray]:
     """Stream an EVT 2.0 file in chunks of at most ``chunk_events`` events (bounded memory)."""
     return _iter_raw(path, "evt2", sensor_size, chunk_events)
 
 
-def iter_evt3(path: PathLike, sensor_size=None, chunk_events: int = DEFAULT_CHUNK_EVENTS) -> Iterator[np.ndarray]:
+def iter_evt3(path: PathLike, sensor_size: tuple[int, int] | None = None, chunk_events: int = DEFAULT_CHUNK_EVENTS) -> Iterator[np.ndarray]:
     """Stream an EVT 3.0 file in chunks of (about) ``chunk_events`` events (bounded memory).
 
     A chunk holds the events of ``chunk_events // 2`` words, at most ``6 * chunk_events`` events.
