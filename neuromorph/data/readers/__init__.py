@@ -8,8 +8,9 @@
 ``hdf5_spikes`` SHD / SSC HDF5 (audio-like ``t, unit`` events and labels)
 ``detect``      ``read(path)``: picks one of the above from the header, then the extension
 
-Vision events use ``EVENT_DTYPE`` (x, y, t µs int64, p), audio-like events ``AUDIO_EVENT_DTYPE``. Every
-``read_*`` has an ``iter_*`` twin (except SHD's per-sample API) that streams chunks with bounded memory.
+Vision events use ``EVENT_DTYPE`` (x, y, t µs int64, p), audio-like events ``AUDIO_EVENT_DTYPE``. The
+formats whose files grow large have ``iter_*`` twins that stream chunks with bounded memory (ATIS .bin,
+EVT 2.0/3.0, DAT, .es, AEDAT 3.1 and 4.0, SHD/SSC); AEDAT 1.0/2.0 are read whole.
 Damage raises :class:`neuromorph.errors.DataFormatError` naming the file and, where the format allows,
 the byte offset.
 """
