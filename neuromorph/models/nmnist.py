@@ -1,14 +1,20 @@
 """A small convolutional SNN for N-MNIST event frames ``[T, B, 2, 34, 34]``.
 
-Sized to train on two CPU cores in minutes: two conv–BN–LIF–maxpool stages (the usual N-MNIST/DVS
-block of SpikingJelly's examples and of Fang et al., ICCV 2021) and a linear readout whose output at
-every step is averaged over T by the training loop (``readout="mean"``). BatchNorm pools its
+Sized to train on two CPU cores in minutes: three conv–BN–LIF–maxpool stages (the usual N-MNIST/DVS
+block of SpikingJelly's examples and of Fang et al., ICCV 2021; 114 k parameters) and a linear readout
+whose output at every step is averaged over T by the training loop (``readout="mean"``). BatchNorm pools its
 statistics over T·B (tdBN style) so that event-count frames of any scale are normalised before the
 first LIF.
 
 With only ~1000 training recordings (the real subset in ../shared/data), the net over-fits without
 augmentation; ``train_shift`` translates every training sample by a random offset of up to that many
 pixels (the same for all its time steps, zero-filled borders), in training mode only, like dropout.
+
+Measured on the real subset (900 train / 100 validation recordings of nmnist/Train, 10 time bins, Adam
+lr 2e-3, cosine over 25 epochs, batch 32, 1 thread, ~13 s per epoch on an idle core): validation accuracy
+after 25 epochs 0.97 for channels (32, 64, 128) with ``train_shift=3``; 0.95 for (16, 32, 64); 0.94 for
+(24, 48, 96) with dropout 0.5; 0.93 for (12, 32); (16, 32, 64) without the shift over-fitted (training
+loss 0.1, validation 0.84–0.90 around epoch 10, when it was stopped).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ class NMNISTConvSNN(torch.nn.Module):
     """
 
     def __init__(self, tau: float = 2.0, in_channels: int = 2, n_classes: int = 10,
-                 channels: Sequence[int] = (12, 32), input_size: int = 34, threshold: float = 1.0,
+                 channels: Sequence[int] = (32, 64, 128), input_size: int = 34, threshold: float = 1.0,
                  reset: str = "hard", detach_reset: bool = True, surrogate: str = "atan", dropout: float = 0.3,
                  train_shift: int = 3, backend: str = "auto") -> None:
         super().__init__()

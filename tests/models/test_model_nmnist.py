@@ -26,9 +26,9 @@ def test_shapes_parameters_and_neurons():
     out = m(torch.rand(4, 3, 2, 34, 34))
     assert out.shape == (4, 3, 10)
     n_params = sum(p.numel() for p in m.parameters())
-    assert n_params < 100_000  # trains in minutes on two CPU cores
+    assert n_params < 200_000  # trains in minutes on two CPU cores
     lifs = [x for x in m.modules() if isinstance(x, LIF)]
-    assert len(lifs) == 2 and all(x.tau.item() == 2.0 for x in lifs)
+    assert len(lifs) == 3 and all(x.tau.item() == 2.0 for x in lifs)
     assert all(x.tau.item() == 3.0 for x in NMNISTConvSNN(tau=3.0).modules() if isinstance(x, LIF))
 
 
@@ -42,7 +42,7 @@ def test_learns_on_real_nmnist(shared_data):
     torch.manual_seed(0)
     x, y = _real_frames(shared_data, per_class=2, n_bins=4)
     assert x.shape == (4, 20, 2, 34, 34) and x.sum() > 0
-    m = NMNISTConvSNN(dropout=0.0, train_shift=0)
+    m = NMNISTConvSNN(channels=(12, 32), dropout=0.0, train_shift=0)  # small: a cheap test
     opt = torch.optim.Adam(m.parameters(), lr=5e-3)
     losses = []
     for _ in range(8):
