@@ -102,7 +102,7 @@ class MaskedSpikingTransformer(torch.nn.Module):
         in_channels, image_size, num_classes: the data (e.g. 2, 34, 10 for N-MNIST frames summed
             over time, or 1, 28, 10 for MNIST).
         patch_size: side of the non-overlapping patches (image_size must be a multiple).
-        dim, depth, heads, mlp_ratio: transformer size (defaults: 64, 2, 4, 2; about 0.1 M parameters).
+        dim, depth, heads, mlp_ratio: transformer size (defaults: 64, 2, 4, 2; 73 k parameters).
         mask_ratio: RSM ratio r on Q, K and attention spikes (MST's released checkpoints use 0 and 0.75).
         mask_mlp: also mask the MLP input (paper Fig. 2(e); not in the released code).
         levels: QCFS quantisation steps L (16 in MST).
