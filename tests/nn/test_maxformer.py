@@ -110,3 +110,18 @@ def test_bad_input():
         MaxFormerBlock(8, "attention")
     with pytest.raises(ConfigError, match="heads"):
         SpikingSelfAttention2d(10, heads=4)
+
+
+def test_block_lif_equals_spikingjelly_lif_node_of_the_official_code():
+    neuron = pytest.importorskip("spikingjelly.activation_based.neuron")
+    from spikingjelly.activation_based import functional as sjf
+
+    torch.manual_seed(4)
+    x = torch.randn(8, 4, 6, 5, 5, dtype=torch.float64) * 2
+    ours = next(m for m in DWCMixer(6).modules() if isinstance(m, LIF)).double()
+    sj = neuron.LIFNode(tau=2.0, detach_reset=True, step_mode="m")  # MultiStepLIFNode(tau=2.0, detach_reset=True)
+    ref = sj(x)
+    sjf.reset_net(sj)
+    out = ours(x)
+    assert 0 < out.mean() < 1
+    assert torch.equal(out, ref)
