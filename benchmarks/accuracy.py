@@ -46,7 +46,11 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 class GRUBaseline(torch.nn.Module):
-    """2-layer GRU over the count bins; class scores from the last hidden state."""
+    """2-layer GRU over the count bins; class scores from its hidden states averaged over time.
+
+    Not the last state: samples are zero-padded at the end to the longest one (up to 3x the median
+    length), and after that many silent steps the state no longer depends on the input.
+    """
 
     def __init__(self, n_inputs: int = 140, n_classes: int = 10, hidden: int = 128):
         super().__init__()
@@ -55,7 +59,7 @@ class GRUBaseline(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, _ = self.gru(torch.log1p(x))
-        return self.out(h[-1])
+        return self.out(h.mean(0))
 
 
 class CNNBaseline(torch.nn.Module):
@@ -117,10 +121,21 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0, "values": values}
 
 
+def _apply_sets(recipe, sets: list[str]):
+    """--set KEY=VALUE recipe changes (as ``neuromorph train --set``; model_kwargs.NAME=VALUE for the model)."""
+    from neuromorph.train.cli import _parse_sets
+
+    changes = _parse_sets(sets)
+    if "model_kwargs" in changes:
+        changes["model_kwargs"] = {**recipe.model_kwargs, **changes["model_kwargs"]}
+    return recipe.replace(**changes)
+
+
 def task_nmnist(args) -> dict[str, Any]:
     recipe = get_recipe("nmnist").replace(data_root=str(args.data / "nmnist"), seed=args.seeds[0])
     if args.epochs:
         recipe = recipe.replace(epochs=args.epochs)
+    recipe = _apply_sets(recipe, args.set)
     data = load_data(recipe)
     result = _run(recipe, data, quiet=args.quiet, tag="nmnist")
     return {"task": "nmnist", "recipe": recipe.to_dict(), **result}
@@ -180,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=64, help="shd-fsdd: batch (the SHD recipe's 256 is for 8k samples)")
     p.add_argument("--max-steps", type=int, help="shd-fsdd: pad/crop to this many bins")
     p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="nmnist: recipe changes, e.g. "
+                   "--set n_time_bins=5 --set 'model_kwargs.channels=[32, 64]'")
     p.add_argument("--out", type=Path, help="keep each run's folder (checkpoints, metrics.jsonl) under this folder")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)

@@ -110,9 +110,11 @@ RECIPES: dict[str, Recipe] = {
         name="digits-dvs", dataset="digits-dvs", model=_FRAME_MODEL, epochs=8, batch_size=32, lr=2e-3,
         schedule="cosine", n_time_bins=8, val_fraction=0.1,
     ),
+    # N-MNIST on the 1000-sample subset: 5 frames and conv widths 32/64 (the model's default 12/32 with
+    # 10 frames under-fits: 95 % train, 91 % test); chosen on the validation part, see benchmarks/RESULTS.md
     "nmnist": Recipe(
-        name="nmnist", dataset="nmnist", model=_FRAME_MODEL, epochs=25, batch_size=32, lr=2e-3,
-        schedule="cosine", n_time_bins=10, val_fraction=0.1,
+        name="nmnist", dataset="nmnist", model=_FRAME_MODEL, model_kwargs={"channels": [32, 64]}, epochs=30,
+        batch_size=32, lr=2e-3, schedule="cosine", n_time_bins=5, val_fraction=0.1,
     ),
     "shd": Recipe(
         name="shd", dataset="shd", model=_SHD_MODEL, epochs=150, batch_size=256, optimizer="shd-delays",
