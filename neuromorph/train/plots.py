@@ -86,11 +86,13 @@ def plot_raster(spikes: dict[str, torch.Tensor], path: str | Path, max_neurons: 
         raise ConfigError("no spiking layers recorded for the raster")
     fig, axes = plt.subplots(len(spikes), 1, figsize=(7, 1.8 * len(spikes)), squeeze=False)
     for ax, (name, s) in zip(axes[:, 0], spikes.items()):
-        s = s.reshape(s.shape[0], -1)[:, :max_neurons]
+        full = s.reshape(s.shape[0], -1)
+        s = full[:, :max_neurons]
         t, n = torch.nonzero(s > 0, as_tuple=True)
         ax.scatter(t.numpy(), n.numpy(), s=2, marker="|", color="k")
+        shown = f"first {s.shape[1]} of {full.shape[1]} neurons" if full.shape[1] > s.shape[1] else f"{full.shape[1]} neurons"
         ax.set(xlim=(-0.5, s.shape[0] - 0.5), ylim=(-0.5, s.shape[1] - 0.5), ylabel="neuron",
-               title=f"{name}: {int(s.sum())} spikes, rate {float(s.mean()):.3f}")
+               title=f"{name}: {int(full.sum())} spikes, rate {float(full.mean()):.3f} ({shown} shown)")
         ax.title.set_fontsize(8)
     axes[-1, 0].set_xlabel("time step")
     return _save(fig, path)
