@@ -12,8 +12,8 @@ pixels (the same for all its time steps, zero-filled borders), in training mode 
 
 Measured on the real subset (900 train / 100 validation recordings of nmnist/Train, 10 time bins, Adam
 lr 2e-3, cosine over 25 epochs, batch 32, 1 thread, ~13 s per epoch on an idle core): validation accuracy
-after 25 epochs 0.96–0.97 over seeds 0, 1, 2 for channels (32, 64, 128) with ``train_shift=3`` (test split,
-read once per run: 0.96–0.98; 40 epochs did not help); with one seed, 0.95 for (16, 32, 64); 0.94 for
+after 25 epochs 0.96–0.97 over seeds 0, 1, 2 for channels (32, 64, 128) with ``train_shift=3`` (the test split,
+logged beside it but not used for any choice: 0.96–0.98; 40 epochs did not help); with one seed, 0.95 for (16, 32, 64); 0.94 for
 (24, 48, 96) with dropout 0.5; 0.93 for (12, 32); (16, 32, 64) without the shift over-fitted (training
 loss 0.1, validation 0.84–0.90 around epoch 10, when it was stopped).
 """
