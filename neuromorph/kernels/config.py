@@ -77,3 +77,26 @@ def initial_state(x: torch.Tensor, cfg: DynamicsConfig) -> NeuronState:
     i = torch.zeros(shape, dtype=x.dtype, device=x.device) if cfg.cuba else None
     a = torch.zeros(shape, dtype=x.dtype, device=x.device) if cfg.alif else None
     return NeuronState(v, i, a)
+
+
+def flat_param(p: Optional[torch.Tensor], state_shape, ref: torch.Tensor) -> torch.Tensor:
+    """A parameter broadcast to the state shape ``[B, *F]`` and flattened to ``[M]`` (a 1-element zero
+    placeholder for an unused one), as the fused and Triton kernels index it."""
+    if p is None:
+        return ref.new_zeros(1)
+    return torch.broadcast_to(p.to(ref.dtype), state_shape).reshape(-1).contiguous()
+
+
+def backward_outputs(ctx, cfg: DynamicsConfig, gx, param_grads, dv, di, da):
+    """Shape the kernels' flat gradients into what ``Function.backward`` returns for the inputs
+    ``(x, beta, threshold, alpha, rho, adapt, v0, i0, a0, ...)``: per-element parameter gradients are
+    summed to each parameter's own (broadcast) shape, and only requested gradients are returned."""
+    state_shape = ctx.shape[1:]
+    need = ctx.needs_input_grad
+    grads = []
+    for n, g in enumerate(param_grads):
+        shape = ctx.param_shapes[n]
+        grads.append(None if shape is None or not need[1 + n] else g.view(state_shape).sum_to_size(shape))
+    return (gx.view(ctx.shape), *grads, dv.view(state_shape) if need[6] else None,
+            di.view(state_shape) if (need[7] and cfg.cuba) else None,
+            da.view(state_shape) if (need[8] and cfg.alif) else None)

@@ -27,7 +27,8 @@ import numba
 import numpy as np
 import torch
 
-from neuromorph.kernels.config import RESET_IDS, DynamicsConfig, DynamicsParams, NeuronState, initial_state
+from neuromorph.kernels.config import (RESET_IDS, DynamicsConfig, DynamicsParams, NeuronState, backward_outputs,
+                                       flat_param, initial_state)
 
 _CACHE = os.environ.get("NEUROMORPH_NUMBA_CACHE", "1") != "0"
 
@@ -424,13 +425,6 @@ def _is_plain(cfg: DynamicsConfig) -> bool:
     return cfg.fire and not (cfg.cuba or cfg.alif or cfg.mpr)
 
 
-def _flat_param(p: Optional[torch.Tensor], shape, ref: torch.Tensor) -> torch.Tensor:
-    """A parameter broadcast to the state shape and flattened to [M] (contiguous)."""
-    if p is None:
-        return ref.new_zeros(1)
-    return torch.broadcast_to(p.to(ref.dtype), shape).reshape(-1).contiguous()
-
-
 class _Fused(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, beta, threshold, alpha, rho, adapt, v0, i0, a0, cfg, want_mem, use_numba):
@@ -438,7 +432,7 @@ class _Fused(torch.autograd.Function):
         shape = x.shape[1:]
         M = v0.numel()
         xf = x.reshape(T, M).contiguous()
-        P = [_flat_param(q, shape, x) for q in (beta, threshold, alpha, rho, adapt)]
+        P = [flat_param(q, shape, x) for q in (beta, threshold, alpha, rho, adapt)]
         need = ctx.needs_input_grad
         need_beta = bool(need[1])
         need_alpha = bool(need[3])
@@ -522,19 +516,7 @@ class _Fused(torch.autograd.Function):
             st0 = NeuronState(v0f, i0f, None)
             gx, gbeta, gthr, galpha, grho, gadapt, dv, di, da = _backward_torch(
                 gout, gmem_f, hseq, iseq, aseq, xf, p, st0, cfg, ctx.need_beta, ctx.need_alpha, (dv, di, da))
-        state_shape = ctx.shape[1:]
-        need = ctx.needs_input_grad
-
-        def reduce(g, i):
-            shape = ctx.param_shapes[i]
-            if shape is None or not need[1 + i]:
-                return None
-            return g.view(state_shape).sum_to_size(shape)
-
-        return (gx.view(ctx.shape), reduce(gbeta, 0), reduce(gthr, 1), reduce(galpha, 2), reduce(grho, 3),
-                reduce(gadapt, 4), dv.view(state_shape) if need[6] else None,
-                di.view(state_shape) if (need[7] and cfg.cuba) else None,
-                da.view(state_shape) if (need[8] and cfg.alif) else None, None, None, None)
+        return (*backward_outputs(ctx, cfg, gx, (gbeta, gthr, galpha, grho, gadapt), dv, di, da), None, None, None)
 
 
 def run(x: torch.Tensor, params: DynamicsParams, cfg: DynamicsConfig, state: Optional[NeuronState] = None,

@@ -15,7 +15,8 @@ import torch
 import triton
 import triton.language as tl
 
-from neuromorph.kernels.config import RESET_IDS, DynamicsConfig, DynamicsParams, NeuronState, initial_state
+from neuromorph.kernels.config import (RESET_IDS, DynamicsConfig, DynamicsParams, NeuronState, backward_outputs,
+                                       flat_param, initial_state)
 
 _BLOCK = 256
 
@@ -294,12 +295,6 @@ def _backward_kernel(gout_ptr, gmem_ptr, h_ptr, iseq_ptr, aseq_ptr, x_ptr, beta_
         tl.store(gadapt_ptr + offs, gadapt, mask=mask)
 
 
-def _flat(p: Optional[torch.Tensor], shape, ref: torch.Tensor) -> torch.Tensor:
-    if p is None:
-        return ref.new_zeros(1)
-    return torch.broadcast_to(p.to(ref.dtype), shape).reshape(-1).contiguous()
-
-
 def _consts(cfg: DynamicsConfig):
     import math
 
@@ -314,7 +309,7 @@ class _TritonFn(torch.autograd.Function):
         shape = x.shape[1:]
         M = v0.numel()
         xf = x.reshape(T, M).contiguous()
-        P = [_flat(q, shape, x) for q in (beta, threshold, alpha, rho, adapt)]
+        P = [flat_param(q, shape, x) for q in (beta, threshold, alpha, rho, adapt)]
         need = ctx.needs_input_grad
         need_beta, need_alpha = bool(need[1]), bool(need[3])
         save_i = cfg.cuba and (need_alpha or (need_beta and cfg.decay_input))
@@ -364,18 +359,7 @@ class _TritonFn(torch.autograd.Function):
                                DECAY_INPUT=cfg.decay_input, MPR=cfg.mpr, THR_RESET=cfg.reset_amount is None,
                                DETACH=cfg.detach_reset, HAVE_GMEM=have_gmem, NEED_BETA=ctx.need_beta,
                                NEED_ALPHA=ctx.need_alpha, BLOCK=_BLOCK)
-        state_shape = ctx.shape[1:]
-        need = ctx.needs_input_grad
-
-        def reduce(g, idx):
-            shape = ctx.param_shapes[idx]
-            if shape is None or not need[1 + idx]:
-                return None
-            return g.view(state_shape).sum_to_size(shape)
-
-        return (gx.view(ctx.shape), *(reduce(g, n) for n, g in enumerate(grads)),
-                dv.view(state_shape) if need[6] else None, di.view(state_shape) if (need[7] and cfg.cuba) else None,
-                da.view(state_shape) if (need[8] and cfg.alif) else None, None, None)
+        return (*backward_outputs(ctx, cfg, gx, grads, dv, di, da), None, None)
 
 
 def run(x: torch.Tensor, params: DynamicsParams, cfg: DynamicsConfig, state: Optional[NeuronState] = None,
