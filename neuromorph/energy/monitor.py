@@ -21,6 +21,8 @@ element-wise additions of residual paths, and reductions such as a mean over tok
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Callable
 
 import torch
@@ -153,6 +155,11 @@ def _events(mon: "EnergyMonitor", x: torch.Tensor) -> tuple[str, torch.Tensor | 
     view of it), so an integer-valued activation inside the network is never mistaken for events."""
     if is_binary(x):
         return "spikes", spike_indicator(x)
+    pooled = mon.pooled_counts.get(_storage(x))
+    if pooled is not None and pooled[0] == x.numel():
+        counts = x.to(torch.float64) * pooled[1]
+        if bool((counts >= 0).all()) and bool((counts == torch.round(counts)).all()):
+            return "counts", torch.round(counts)
     if (mon.counts_as_spikes and _storage(x) in mon.input_storages
             and bool((x >= 0).all()) and bool((x == torch.round(x)).all())):
         return "counts", x.to(torch.float64)
@@ -200,6 +207,17 @@ def _pool_rule(mon, name, module, inputs, output):
         fan = pool_fanout(module, feature_shape, device=x.device)
         mon._cache[key] = fan
     _count_synaptic(mon, name, module, x, fan, role="pool")
+    out = _output_tensor(output)
+    if (isinstance(module, (torch.nn.AvgPool1d, torch.nn.AvgPool2d, torch.nn.AvgPool3d))
+            and _events(mon, x)[0] in ("spikes", "counts")):
+        # average pooling of spikes is a linear map that hardware folds into the next synapse (every spike
+        # of a window reaches the next layer through the pooled position): the next layer sees event
+        # counts scaled by 1/divisor, and costs count x fan-out synaptic operations, not dense MACs
+        divisor = getattr(module, "divisor_override", None)
+        if divisor is None:
+            ks = module.kernel_size if isinstance(module.kernel_size, tuple) else (module.kernel_size,) * nd
+            divisor = math.prod(ks)
+        mon.pooled_counts[_storage(out)] = (out.numel(), float(divisor))
 
 
 def _neuron_rule(mon, name, module, inputs, output):
@@ -375,6 +393,9 @@ class EnergyMonitor:
         self.counts_as_spikes = bool(counts_as_spikes)
         #: storages of the tensors fed to the model (``measure`` sets them): where event counts may appear
         self.input_storages: set[int] = set()
+        #: outputs of average pooling over spikes (and views of them, e.g. flattened): storage ->
+        #: (numel, divisor), read back as event counts
+        self.pooled_counts: dict[int, tuple[int, float]] = {}
         self.time_steps = time_steps
         self.batch_size = batch_size
         self._records: dict[str, LayerCounts] = {}

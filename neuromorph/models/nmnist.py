@@ -24,14 +24,14 @@ from typing import Sequence
 
 import torch
 
-from neuromorph.errors import ConfigError, ShapeError
-from neuromorph.nn import LIF, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d
+from neuromorph.errors import ConfigError, ShapeError, check_choice
+from neuromorph.nn import LIF, AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d
 
 __all__ = ["NMNISTConvSNN"]
 
 
 class NMNISTConvSNN(torch.nn.Module):
-    """conv(k) → BN → LIF → maxpool(2), per entry of ``channels``; then dropout → linear readout.
+    """conv(k) → BN → LIF → pool(2), per entry of ``channels``; then dropout → linear readout.
 
     Args:
         tau: LIF membrane time constant in steps (SpikingJelly's default 2.0, ``decay_input=True``).
@@ -43,6 +43,8 @@ class NMNISTConvSNN(torch.nn.Module):
         dropout: on the flattened spikes before the readout.
         train_shift: maximum random translation (pixels) of each training sample; 0 disables it.
         backend: the LIF backend (``"auto"``: fused on CPU, Triton on CUDA).
+        pool: ``"max"`` (default) or ``"avg"``. Average pooling of spikes is a linear map, so it folds into
+            the next synapse and the network maps to NIR and Loihi; max pooling has no such mapping.
 
     Input ``[T, B, in_channels, input_size, input_size]``; output ``[T, B, n_classes]``: the readout
     current at every step (average it over T for logits).
@@ -51,8 +53,9 @@ class NMNISTConvSNN(torch.nn.Module):
     def __init__(self, tau: float = 2.0, in_channels: int = 2, n_classes: int = 10,
                  channels: Sequence[int] = (32, 64, 128), input_size: int = 34, threshold: float = 1.0,
                  reset: str = "hard", detach_reset: bool = True, surrogate: str = "atan", dropout: float = 0.3,
-                 train_shift: int = 3, backend: str = "auto") -> None:
+                 train_shift: int = 3, backend: str = "auto", pool: str = "max") -> None:
         super().__init__()
+        check_choice("pool", pool, ("max", "avg"))
         channels = tuple(int(c) for c in channels)
         if not channels or any(c < 1 for c in channels):
             raise ConfigError(f"NMNISTConvSNN: channels={channels!r} must be a non-empty list of positive widths")
@@ -71,7 +74,7 @@ class NMNISTConvSNN(torch.nn.Module):
                 BatchNorm2d(c),
                 LIF(tau=tau, threshold=threshold, reset=reset, detach_reset=detach_reset, surrogate=surrogate,
                     backend=backend),
-                MaxPool2d(2),
+                MaxPool2d(2) if pool == "max" else AvgPool2d(2),
             ]
             c_in, size = c, size // 2
         layers += [Flatten(), Dropout(dropout), Linear(c_in * size * size, n_classes)]

@@ -299,3 +299,23 @@ def test_attention_functionals_and_fused_modules():
 
     with pytest.raises(ConfigError, match=r"'mha' \(MultiheadAttention\)"):
         ne.measure(Wrap().eval(), _spikes((4, 2, 8)))
+
+
+def test_average_pooled_spikes_cost_synops_not_macs():
+    """Average pooling of spikes folds into the next synapse (as the Loihi export does): every spike of a
+    window reaches the next layer through its pooled position, so the next layer costs count x fan-out
+    synaptic operations, not dense MACs."""
+    import neuromorph as nm
+
+    torch.manual_seed(0)
+    lin = nm.nn.Linear(2 * 2 * 2, 3)
+    net = torch.nn.Sequential(nm.nn.AvgPool2d(2), nm.nn.Flatten(), lin)
+    x = (torch.rand(4, 2, 2, 4, 4) < 0.3).float()  # [T, B, C, H, W] spikes
+    report = ne.measure(net, x, hardware="cmos45nm")
+    last = report.layers[-1]
+    assert last.macs == 0 and last.input_type == "counts"
+    # each input spike reaches all 3 outputs through its pooled position
+    assert last.synops == pytest.approx(x.sum().item() * 3)
+    # a real-valued input to the same pooling still costs dense MACs downstream
+    real = ne.measure(net, torch.rand(4, 2, 2, 4, 4) * 0.7, hardware="cmos45nm").layers[-1]
+    assert real.macs > 0 and real.synops == 0
