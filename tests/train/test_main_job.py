@@ -50,13 +50,11 @@ def test_train_eval_plot_report(run, capsys):
     assert report["energy"]["status"] == "ok", report["energy"]
     energy = json.loads((out / "run" / "energy.json").read_text())
     assert energy  # written by the energy module
+    # the digits-dvs model (average pooling, hard-reset LIF) maps to NIR and to Loihi: both files are written
     for step in ("nir", "lava"):
         item = report[step]
-        assert item["status"] in ("ok", "failed"), item
-        if item["status"] == "ok":
-            assert (out / "run" / item["file"].split("/")[-1]).stat().st_size > 0
-        else:
-            assert item["reason"]  # a failure names its cause
+        assert item["status"] == "ok", item
+        assert (out / "run" / item["file"].split("/")[-1]).stat().st_size > 0
 
 
 def test_resume_of_finished_run_and_refusal_to_clobber(run, capsys):
