@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuromorph.errors import ConfigError, ExportError, ShapeError
+from neuromorph.errors import ConfigError, DataFormatError, ExportError, ShapeError
 
 DEFAULT_DT = 1e-4  # seconds per step; the value snnTorch's NIR importer hard-codes
 _META = "neuromorph"
@@ -823,14 +823,22 @@ def from_nir(graph, dt: float | None = None) -> NIRGraphModule:
     import nir
 
     if isinstance(graph, (str, bytes)) or hasattr(graph, "__fspath__"):
-        graph = nir.read(graph)
+        try:
+            graph = nir.read(graph)
+        except (OSError, KeyError, ValueError) as exc:  # missing, not HDF5, or not a NIR file
+            raise DataFormatError(f"not a readable NIR file ({exc})", path=graph) from None
     if not isinstance(graph, nir.NIRGraph):
         raise ConfigError(f"from_nir: expected a nir.NIRGraph or a file path, got {type(graph).__name__}")
     if dt is None:
         dt = (graph.metadata or {}).get("dt")
         if dt is None:
             raise ConfigError("from_nir: the graph has no metadata['dt']; pass dt (seconds per step)")
-    dt = float(dt)
+    try:
+        dt = float(dt)
+    except (TypeError, ValueError):
+        dt = float("nan")
+    if not (math.isfinite(dt) and dt > 0):
+        raise ConfigError("from_nir: dt must be a positive number of seconds per step")
     preds: dict[str, list[str]] = {n: [] for n in graph.nodes}
     succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
     for a, b in graph.edges:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import neuromorph.nn as nnm
-from neuromorph.errors import ConfigError, ExportError, ShapeError
+from neuromorph.errors import ConfigError, DataFormatError, ExportError, ShapeError
 from neuromorph.export.nir import from_nir, to_nir
 
 from ._models import nmnist_frames, nmnist_net, shd_delay_net
@@ -179,6 +179,16 @@ def test_bad_models_raise_naming_the_layer():
     g.metadata.pop("dt")
     with pytest.raises(ConfigError, match="dt"):
         from_nir(g)
+    with pytest.raises(ConfigError, match="dt"):
+        from_nir(g, dt=-1e-3)
+
+
+def test_from_nir_rejects_missing_and_foreign_files(tmp_path):
+    bad = tmp_path / "garbage.nir"
+    bad.write_bytes(b"not a NIR file" * 10)
+    for path in (tmp_path / "absent.nir", bad):
+        with pytest.raises(DataFormatError, match=path.name):
+            from_nir(path)
 
 
 @pytest.mark.peers
