@@ -45,7 +45,7 @@ def _run(args) -> tuple[dict[str, Any], int]:
     shape = info.get("input_shape")
     if not shape:
         raise ConfigError(f"checkpoint {args.checkpoint!r} records no input_shape; cannot build a tracing sample")
-    steps = args.steps or int((info.get("data") or {}).get("n_steps", 0) or (info.get("recipe") or {}).get("n_time_bins", 0) or 10)
+    steps = args.steps if args.steps is not None else int((info.get("data") or {}).get("n_steps", 0) or (info.get("recipe") or {}).get("n_time_bins", 0) or 10)
     if steps < 1:
         raise ConfigError(f"--steps={steps} must be >= 1")
     sample = torch.zeros((steps, 1, *shape))
