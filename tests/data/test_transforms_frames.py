@@ -160,3 +160,5 @@ def test_spike_counts_by_hand_and_length():
         F.to_spike_counts(np.array([(0, 700)], dtype=ev.dtype), 700, 10_000, 5)
     with pytest.raises(ConfigError, match="divide"):
         ToSpikeCounts(700, 10_000, 3)
+    with pytest.raises(ShapeError, match="sorted"):  # out of order after the first spike, not before it
+        F.to_spike_counts(ev[[0, 2, 1, 3]], 700, 10_000, 5)
