@@ -10,12 +10,15 @@ layers (``hdf5.py``: ``NotImplementedError``). A sum/average pooling that feeds 
 folded into that synapse, exactly (both are linear): before a convolution of kernel K, stride s, padding p
 and a pooling of window = stride = k, the composite is one convolution with kernel k*K (each tap repeated
 k x k times and scaled by 1/k^2 for averaging), stride k*s, padding k*p; before a dense layer the pooling
-matrix is multiplied into the weight matrix.
+matrix is multiplied into the weight matrix. The convolution fold is exact when the pooled map's size is a
+multiple of k (or the convolution has no padding); otherwise the pooling drops the last rows/columns while
+the folded convolution reads them where the original reads zero padding, and ``to_lava`` warns.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -150,9 +153,15 @@ def _synapse(name: str, node, pend: dict, cur_shape: tuple[int, ...]) -> FloatLa
     if isinstance(node, nir.Conv2d):
         W = np.asarray(node.weight, dtype=np.float64)
         stride, padding, dilation = _pairs(node.stride), _pairs(node.padding), _pairs(node.dilation)
-        for k, scale, _ in reversed(pools):
+        for k, scale, pre in reversed(pools):
             if dilation != (1, 1):
                 raise ExportError(f"to_lava: cannot fold pooling into dilated convolution {name!r}")
+            if any(pre[1 + a] % k[a] and padding[a] for a in (0, 1)):
+                # the pooling drops the last rows/columns; the folded convolution's padding reads them instead of zeros
+                warnings.warn(f"to_lava: pooling a {pre[1]}x{pre[2]} map by {k[0]}x{k[1]} before the padded convolution {name!r} "
+                              "is not a whole number of windows; the folded convolution sees the dropped border rows/columns "
+                              "where the original sees zero padding, so its border outputs differ (use map sizes divisible by the pool)",
+                              stacklevel=2)
             W = np.repeat(np.repeat(W, k[0], axis=2), k[1], axis=3) * scale
             stride = (stride[0] * k[0], stride[1] * k[1])
             padding = (padding[0] * k[0], padding[1] * k[1])

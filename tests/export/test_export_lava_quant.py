@@ -2,6 +2,7 @@
 quantization-aware fine-tuning, constraint checks and bad input."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -71,6 +72,27 @@ def test_pooling_fold_is_exact_in_float():
     ref = torch.nn.functional.conv2d(torch.nn.functional.avg_pool2d(s, 2), m[4].weight.double(), padding=1)
     got = torch.nn.functional.conv2d(s, torch.from_numpy(conv2.weight), stride=conv2.stride, padding=conv2.padding)
     torch.testing.assert_close(got, ref)
+
+
+def test_pooling_fold_warns_when_the_map_is_not_whole_windows():
+    # avgpool(2) of a 17x17 map drops row/column 16; the folded padded conv reads it where the original reads padding
+    from neuromorph.export.lava import graph_to_layers
+    from neuromorph.export.nir import to_nir
+
+    def net():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(nnm.AvgPool2d(2), nnm.Conv2d(1, 2, 3, padding=1, bias=False), nnm.LIF(reset="hard")).eval()
+
+    with pytest.warns(UserWarning, match="17x17 map by 2x2"):
+        _, layers = graph_to_layers(to_nir(net(), torch.zeros(2, 1, 1, 17, 17)))
+    s = (torch.rand(1, 1, 17, 17) < 0.5).double()
+    ref = torch.nn.functional.conv2d(torch.nn.functional.avg_pool2d(s, 2), net()[1].weight.double(), padding=1)
+    got = torch.nn.functional.conv2d(s, torch.from_numpy(layers[0].weight), stride=layers[0].stride, padding=layers[0].padding)
+    assert got.shape == ref.shape and not torch.allclose(got, ref)  # the border differs: what the warning says
+    torch.testing.assert_close(got[..., :-1, :-1], ref[..., :-1, :-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        graph_to_layers(to_nir(net(), torch.zeros(2, 1, 1, 16, 16)))
 
 
 def test_shd_delay_net_exports_delays(tmp_path):
