@@ -120,7 +120,7 @@ class HDSNN(torch.nn.Module):
         if n_keep > total:
             raise ConfigError(f"n_keep={n_keep} exceeds the kernel's {total} weights")
         flat = self.kernel.detach().abs().flatten()
-        mask = torch.zeros(total, dtype=torch.bool)
+        mask = torch.zeros(total, dtype=torch.bool, device=self.kernel.device)
         mask[torch.argsort(flat, descending=True, stable=True)[:n_keep]] = True
         return self._with_kernel(self.kernel.detach() * mask.view_as(self.kernel))
 
@@ -220,7 +220,8 @@ def spike_threshold(evidence: torch.Tensor, rate_hz: float, dt: float) -> float:
     q = rate_hz * dt * 1e-6
     if not 0 < q < 1:
         raise ConfigError(f"rate_hz * dt = {q} spikes per bin must lie in (0, 1)")
-    return float(torch.quantile(evidence.detach().flatten().double()[:16_000_000], 1.0 - q))
+    # numpy: torch.quantile refuses inputs over 16M entries, and a prefix of them would be a biased sample
+    return float(np.quantile(evidence.detach().double().cpu().numpy().ravel(), 1.0 - q))
 
 
 def per_step_prediction(logits: torch.Tensor, mode: str = "evidence") -> torch.Tensor:

@@ -113,6 +113,9 @@ def test_bin_events_and_spike_threshold():
     e = torch.arange(100_000, dtype=torch.float64).reshape(1, 1, 100, 10, 100)
     th = spike_threshold(e, rate_hz=10.0, dt=1000.0)  # 1% of the entries
     assert int((e > th).sum()) == 1000
+    big = torch.zeros(17_000_000)  # over torch.quantile's 16M limit: every entry must count, not a prefix
+    big[-1_000_000:] = torch.arange(1, 1_000_001, dtype=torch.float32)
+    assert int((big > spike_threshold(big, rate_hz=10.0, dt=1000.0)).sum()) == 170_000
     m = model(contrast_symmetry=True)
     a = sparse_input(shape=(1, 2, 40, 9, 8), density=0.1, seed=7)
     th = spike_threshold(m(a), rate_hz=50.0, dt=1000.0)  # 5% of the (c, t, x, y) entries
