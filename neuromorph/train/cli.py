@@ -102,8 +102,10 @@ def _train(args) -> int:
     if args.resume:
         return _resume(args, sets)
     config_kwargs = sets.pop("model_kwargs", None)
-    overrides = dict(data_root=args.data_root, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                     backend=args.backend, device=args.device, **sets)
+    flags = dict(data_root=args.data_root, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                 backend=args.backend, device=args.device)
+    # --set may name an option that also has a flag (--set lr=...): the explicit flag wins
+    overrides = {**sets, **{k: v for k, v in flags.items() if v is not None}}
     recipe = resolve_recipe(args.recipe, args.config, **overrides)
     if config_kwargs:
         recipe = recipe.replace(model_kwargs={**recipe.model_kwargs, **config_kwargs})
@@ -151,7 +153,9 @@ def _fit_and_report(args, recipe, out: Path) -> int:
             from neuromorph.train.evaluation import make_plots
 
             summary["plots"] = [str(p) for p in make_plots(out, args.plots, data_root=recipe.data_root)]
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True), encoding="utf-8")
+        from neuromorph.train.metrics import write_json_atomic
+
+        write_json_atomic(out / "summary.json", summary)
     if is_main:
         _print_summary(summary, args.json)
     return 130 if summary["status"] == "interrupted" else 0
@@ -259,7 +263,7 @@ def _cmd_eval(args) -> int:
         classes = result.get("classes") or [str(i) for i in range(len(result["per_class"]))]
         print("  per class: " + ", ".join(f"{c} {a:.3f}" if a is not None else f"{c} -" for c, a in zip(classes, result["per_class"])))
         for name, rate in result["firing_rate"].items():
-            print(f"  firing rate {name}: {rate:.4f}")
+            print(f"  firing rate {name}: " + ("-" if rate is None else f"{rate:.4f}"))
     return 0
 
 

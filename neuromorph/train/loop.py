@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import signal
 import threading
 import time
@@ -34,7 +33,7 @@ from neuromorph.errors import CheckpointError, ConfigError
 from neuromorph.train import checkpoint as ck
 from neuromorph.train import distributed as dd
 from neuromorph.train.data import DataBundle, Split, epoch_batches, load_data, shard
-from neuromorph.train.metrics import FiringRateMonitor, MetricsLog, per_class_accuracy, readout
+from neuromorph.train.metrics import FiringRateMonitor, MetricsLog, per_class_accuracy, readout, write_json_atomic
 from neuromorph.train.progress import ProgressBar
 from neuromorph.train.recipes import Recipe
 
@@ -433,5 +432,5 @@ def fit(
             log.write({"event": "final", "epoch": pos.epoch, "checkpoint": "best.pt", "best_epoch": pos.best_epoch, **{f"test_{k}": v for k, v in test.items()}})
     summary["wall_time_s"] = round(time.perf_counter() - t_start, 2)
     if info.is_main:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True), encoding="utf-8")
+        write_json_atomic(out / "summary.json", summary)
     return summary

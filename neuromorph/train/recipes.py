@@ -71,6 +71,12 @@ class Recipe:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name}={value!r} must be a positive integer")
+        for name in ("lr", "weight_decay", "momentum", "label_smoothing", "val_fraction"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ConfigError(f"{name}={value!r} must be a number")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"seed={self.seed!r} must be a non-negative integer")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction={self.val_fraction!r} must be in [0, 1)")
         if self.lr <= 0:
@@ -110,8 +116,8 @@ RECIPES: dict[str, Recipe] = {
         name="digits-dvs", dataset="digits-dvs", model=_FRAME_MODEL, model_kwargs={"pool": "avg"}, epochs=8,
         batch_size=32, lr=2e-3, schedule="cosine", n_time_bins=8, val_fraction=0.1,
     ),
-    # N-MNIST on the 1000-sample subset: 5 frames and conv widths 32/64 (the model's default 12/32 with
-    # 10 frames under-fits: 95 % train, 91 % test); chosen on the validation part, see benchmarks/RESULTS.md
+    # N-MNIST on the 1000-sample subset: 5 frames and conv widths 32/64 (the model's earlier default 12/32
+    # with 10 frames under-fits: 95 % train, 91 % test); see benchmarks/RESULTS.md
     "nmnist": Recipe(
         name="nmnist", dataset="nmnist", model=_FRAME_MODEL, model_kwargs={"channels": [32, 64]}, epochs=30,
         batch_size=32, lr=2e-3, schedule="cosine", n_time_bins=5, val_fraction=0.1,

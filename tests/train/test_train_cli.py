@@ -34,6 +34,19 @@ def test_unknown_option_lists_valid_ones(capsys, tmp_path):
     assert rc == 2 and "learning_rate" in err and "lr" in err
     with pytest.raises(ConfigError, match="choose one of"):
         resolve_recipe("digits-dvs", readout="max")
+    # a mistyped value is a ConfigError naming the option, not a raw TypeError
+    rc, _, err = run(capsys, "train", "digits-dvs", "--set", "lr=fast", "--out", str(tmp_path / "o"))
+    assert rc == 2 and "lr='fast' must be a number" in err
+
+
+def test_set_of_an_option_that_also_has_a_flag(capsys, tmp_path):
+    """--set lr=... used to crash (the name was passed twice to dict()); the explicit flag wins over --set."""
+    rc, _, err = run(capsys, "train", "digits-dvs", "--set", "lr=-1", "--out", str(tmp_path / "o"))
+    assert rc == 2 and "lr=-1 must be > 0" in err
+    rc, _, err = run(capsys, "train", "digits-dvs", "--set", "lr=-1", "--lr", "0.01", "--set", "epochs=0", "--out", str(tmp_path / "o"))
+    assert rc == 2 and "epochs=0 must be a positive integer" in err and "lr=" not in err
+    with pytest.raises(ConfigError, match="must be a non-negative integer"):
+        resolve_recipe("digits-dvs", seed=-1)
 
 
 def test_config_file_and_overrides_precedence(tmp_path):
