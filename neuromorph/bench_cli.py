@@ -60,14 +60,19 @@ def register(subparsers) -> None:
 def _cmd_bench(args) -> int:
     from neuromorph.errors import NeuromorphError
 
+    from neuromorph.errors import ConfigError
+
     try:
         scripts = scripts_for(args.group, benchmarks_dir(args.dir))
+        try:
+            extra = shlex.split(args.script_args)
+        except ValueError as exc:  # unbalanced quotes
+            raise ConfigError(f"--args {args.script_args!r}: {exc}") from exc
     except NeuromorphError as exc:
         if args.json:
             print(json.dumps({"error": str(exc)}))
         print(f"neuromorph bench: error: {exc}", file=sys.stderr)
         return 2
-    extra = shlex.split(args.script_args)
     if args.list:
         print(json.dumps({"scripts": [str(s) for s in scripts]}) if args.json else "\n".join(map(str, scripts)))
         return 0

@@ -52,7 +52,15 @@ def _inputs(args) -> tuple[Any, Any]:
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size={args.batch_size} must be at least 1")
     if args.inputs:
-        x = torch.load(args.inputs, map_location="cpu", weights_only=True)  # never unpickles code
+        import pickle
+        import zipfile
+
+        from neuromorph.errors import DataFormatError
+
+        try:
+            x = torch.load(args.inputs, map_location="cpu", weights_only=True)  # never unpickles code
+        except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError) as exc:
+            raise DataFormatError(f"--inputs {args.inputs!r} is not a torch tensor file: {exc}") from exc
         if not isinstance(x, torch.Tensor) or x.dim() < 2:
             raise ShapeError(f"--inputs {args.inputs!r}: expected one tensor [T, B, ...], got {type(x).__name__}")
         x = x[:, : args.limit].to(torch.float32)

@@ -89,6 +89,7 @@ def measure(
                 raise NonFiniteError("inputs contain NaN or Inf; operation counts would be meaningless")
             monitor.time_steps, monitor.batch_size = int(x.shape[0]), int(x.shape[1])
             monitor.input_storages = {x.untyped_storage().data_ptr()}
+            monitor.pooled_counts.clear()  # storages of the previous batch may be reused by other tensors
             model(x)
             samples += int(x.shape[1])
             time_steps = max(time_steps, int(x.shape[0]))

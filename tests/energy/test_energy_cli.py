@@ -63,6 +63,10 @@ def test_cli_table_and_errors(checkpoint, capsys):
     assert "loihi2" in json.loads(capsys.readouterr().out)["error"]
     assert main(["energy", "--list-hardware", "--json"]) == 0
     assert "cmos45nm" in json.loads(capsys.readouterr().out)["hardware"]
+    garbage = inputs.parent / "garbage.pt"
+    garbage.write_bytes(b"not a torch file")
+    assert main(["energy", str(path), "--inputs", str(garbage), "--json"]) == 2
+    assert json.loads(capsys.readouterr().out)["error"].startswith("DataFormatError")
 
 
 def test_cli_allow_missing_leaves_layers_out(checkpoint, tmp_path, capsys):
