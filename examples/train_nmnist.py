@@ -16,7 +16,7 @@ parser.add_argument("--epochs", type=int, default=3)
 parser.add_argument("--out", default="runs/example-nmnist")
 args = parser.parse_args()
 
-# the named recipe (10 frames per sample, conv-BN-LIF x2, Adam + cosine) with two overrides
+# the named recipe (5 frames per sample, conv-BN-LIF x2 with 32/64 channels, Adam + cosine) with two overrides
 recipe = resolve_recipe("nmnist", data_root=args.data_root, epochs=args.epochs)
 summary = fit(recipe, args.out, overwrite=True)
 print(f"test accuracy {summary['test_accuracy']:.3f} on {summary['n_test']} samples "
