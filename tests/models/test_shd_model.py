@@ -9,7 +9,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import neuromorph.nn as nmnn
 from neuromorph.errors import ConfigError, ShapeError
 from neuromorph.models.shd import (
     SHDDelayNet,
@@ -21,9 +20,6 @@ from neuromorph.models.shd import (
 )
 from neuromorph.nn.delays import DelayedLinear, rounded_delays
 
-needs_core = pytest.mark.skipif(
-    not all(hasattr(nmnn, n) for n in ("LIF", "LI", "BatchNorm1d")), reason="core neurons (neuromorph.nn.LIF, LI) not present"
-)
 
 
 def _standin_model() -> torch.nn.Sequential:
@@ -132,7 +128,6 @@ def test_sequence_dropout_shares_mask_over_time():
 
 
 # ---------------------------------------------------------------- the whole network (needs the core)
-@needs_core
 def test_model_structure_and_parameter_count():
     model = SHDDelayNet()
     n = sum(p.numel() for p in model.parameters())
@@ -156,7 +151,6 @@ def test_model_structure_and_parameter_count():
         model(torch.rand(30, 3, 700))
 
 
-@needs_core
 def test_one_training_step_moves_weights_and_positions():
     torch.manual_seed(2)
     model = SHDDelayNet(hidden=32)
@@ -218,7 +212,6 @@ def _reference_forward(model: SHDDelayNet, x: torch.Tensor) -> torch.Tensor:
     return v
 
 
-@needs_core
 @pytest.mark.parametrize("rounded", [False, True])
 def test_equals_reference_reconstruction(rounded):
     torch.manual_seed(3)
