@@ -44,4 +44,8 @@ def collate_time_major(batch: Sequence[tuple]) -> tuple[torch.Tensor, torch.Tens
         xs, ys = zip(*batch)
     except (TypeError, ValueError) as exc:
         raise ShapeError("each batch item must be a pair (sample, label)") from exc
-    return pad_time_major(xs), torch.as_tensor(np.asarray([int(y) for y in ys]), dtype=torch.long)
+    try:
+        labels = np.asarray([int(y) for y in ys])
+    except (TypeError, ValueError) as exc:
+        raise ShapeError(f"labels must be integers (class indices), got {list(ys)[:4]!r}...") from exc
+    return pad_time_major(xs), torch.as_tensor(labels, dtype=torch.long)

@@ -36,7 +36,11 @@ def _sensor(sensor_size, name: str = "sensor_size") -> tuple[int, int, int]:
 
 
 def _positive(name: str, value, integer: bool = False):
-    if value is None or isinstance(value, bool) or not np.isfinite(value) or value <= 0:
+    try:
+        ok = value is not None and not isinstance(value, bool) and bool(np.isfinite(value)) and value > 0
+    except TypeError:  # a string or another non-number
+        ok = False
+    if not ok:
         raise ConfigError(f"{name} must be a positive number, got {value!r}")
     if integer and int(value) != value:
         raise ConfigError(f"{name} must be an integer, got {value!r}")
@@ -486,8 +490,8 @@ def time_jitter(events: np.ndarray, std: float, rng: np.random.Generator, clip_n
     sorted time, so the result is re-sorted. With ``clip_negative`` negative times become 0.
     """
     require_fields(events, ("t",), "events")
-    if std < 0:
-        raise ConfigError(f"std must be >= 0, got {std!r}")
+    if not np.isfinite(std) or std < 0:  # NaN would turn every timestamp into garbage
+        raise ConfigError(f"std must be finite and >= 0, got {std!r}")
     out = events.copy()
     t = np.rint(events["t"] + rng.normal(0.0, std, len(events)))
     if clip_negative:

@@ -78,7 +78,7 @@ class ToFrame(Transform):
     include_incomplete: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "sensor_size", tuple(int(v) for v in _tuple("sensor_size", self.sensor_size, 3)))
+        object.__setattr__(self, "sensor_size", F._sensor(self.sensor_size))
         if sum(v is not None for v in (self.time_window, self.event_count, self.n_time_bins)) != 1:
             raise ConfigError("ToFrame: give exactly one of time_window, event_count, n_time_bins")
 

@@ -146,6 +146,8 @@ def test_collate_time_major_pads_at_the_end():
         pad_time_major([a, np.ones((3, 2, 4, 5))])
     with pytest.raises(ShapeError, match="empty"):
         collate_time_major([])
+    with pytest.raises(ShapeError, match="labels must be integers"):
+        collate_time_major([(a, "seven")])
 
 
 def test_filters_reject_bad_parameters(nmnist):
@@ -157,3 +159,12 @@ def test_filters_reject_bad_parameters(nmnist):
         F.time_skew(nmnist[0], -1.0)
     with pytest.raises(ShapeError):
         F.denoise(np.zeros(3, [("t", "i8")]))
+    # wrong types and NaN are the package's ConfigError, not a raw TypeError or garbage timestamps
+    with pytest.raises(ConfigError, match="std"):
+        F.time_jitter(nmnist[0], float("nan"), np.random.default_rng())
+    with pytest.raises(ConfigError, match="filter_time"):
+        F.denoise(nmnist[0], "10ms")
+    with pytest.raises(ConfigError, match="time_window"):
+        F.to_frame(nmnist[0], (34, 34, 2), time_window="10ms")
+    with pytest.raises(ConfigError, match="sensor_size"):
+        ToFrame("34x34", time_window=10)
