@@ -5,6 +5,7 @@ matplotlib (the ``plot`` extra) is imported lazily, with the non-interactive Agg
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -123,8 +124,13 @@ def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    tmp = path.with_name(f".{path.name}.tmp")
     import matplotlib.pyplot as plt
 
-    plt.close(fig)
+    try:  # temporary file then os.replace: an interrupted run never leaves a truncated PNG
+        fig.savefig(tmp, dpi=110, format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return path
