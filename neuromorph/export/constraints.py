@@ -61,7 +61,10 @@ def load_profile(name: str) -> Profile:
     for key, entry in cons.items():
         if not isinstance(entry, dict) or "value" not in entry:
             raise ConfigError(f"hardware profile {str(path)!r}: constraints.{key} needs 'value' and 'source'")
-        limits[key] = entry["value"]
+        value = entry["value"]
+        if key != "graded_spikes" and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise ConfigError(f"hardware profile {str(path)!r}: constraints.{key}.value={value!r} must be a number >= 0")
+        limits[key] = value
         sources[key] = str(entry.get("source", ""))
     return Profile(name=Path(path).stem, limits=limits, sources=sources, neuron=dict(data.get("neuron", {})))
 

@@ -175,6 +175,10 @@ def test_constraint_violations_on_purpose_built_models(tmp_path):
     assert not (tmp_path / "wide.h5").exists()
     prof = load_profile("loihi2")
     assert prof.limits["max_delay"] == 62 and "netx" in prof.sources["max_delay"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[constraints.max_fan_in]\nvalue = "many"\nsource = "none"\n')
+    with pytest.raises(ConfigError, match="max_fan_in"):
+        load_profile(str(bad))
 
 
 def test_bad_models_and_ranges(tmp_path):
