@@ -169,6 +169,8 @@ def _parse(path: Path, precision: str | None) -> HardwareProfile:
         raise DataFormatError(f"[energy] unit={unit!r} is not one of {sorted(_UNITS)}", path=path)
     scale = _UNITS[unit]
     constants: dict[str, EnergyConstant] = {}
+    if not isinstance(energy.get("constants") or {}, dict):
+        raise DataFormatError("[energy.constants] must be a table of named constants", path=path)
     for cname, entry in (energy.get("constants") or {}).items():
         where = f"[energy.constants.{cname}]"
         if not isinstance(entry, dict) or "value" not in entry or "source" not in entry:
@@ -190,6 +192,8 @@ def _parse(path: Path, precision: str | None) -> HardwareProfile:
     if precisions and precision not in all_ops:
         raise ConfigError(f"hardware profile {path.stem!r} has no precision {precision!r}; choose one of {', '.join(precisions)}")
     ops: dict[str, tuple[str, ...]] = {}
+    if not isinstance(all_ops.get(precision) or {}, dict):
+        raise DataFormatError(f"[energy.ops.{precision}] must be a table of operations", path=path)
     for op, parts in (all_ops.get(precision) or {}).items():
         where = f"[energy.ops.{precision}] {op}"
         if op not in OPERATIONS:

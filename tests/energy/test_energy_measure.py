@@ -181,8 +181,13 @@ def test_user_profile_file(tmp_path):
     assert report.ratio() is None
     bad = tmp_path / "bad.toml"
     bad.write_text('[energy]\n[energy.constants.x]\nvalue = 1.0\n')
-    with pytest.raises(DataFormatError, match=r"bad.toml.*|x\].*source"):
+    with pytest.raises(DataFormatError, match=r"\[energy\.constants\.x\] needs 'value' and 'source'.*bad\.toml"):
         ne.load_profile(bad)
+    for text, table in (("[energy]\nconstants = 3\n", r"\[energy\.constants\]"),
+                        ("[energy]\n[energy.ops]\nfp32 = 3\n", r"\[energy\.ops\.fp32\]")):
+        bad.write_text(text)  # a scalar where a table belongs: the package's error, not AttributeError
+        with pytest.raises(DataFormatError, match=table + " must be a table"):
+            ne.load_profile(bad)
     bad.write_text('[energy]\n[energy.constants.x]\nvalue = 1.0\nsource = "s"\n[energy.ops.default]\nsynop = ["y"]\n')
     with pytest.raises(DataFormatError, match="undefined constant 'y'"):
         ne.load_profile(bad)
