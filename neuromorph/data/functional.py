@@ -365,7 +365,8 @@ def refractory_period(events: np.ndarray, refractory_period: int) -> np.ndarray:
     require_fields(events, ("x", "y", "t"), "events")
     if len(events) == 0:
         return events.copy()
-    if refractory_period is None or refractory_period < 0:
+    if isinstance(refractory_period, bool) or not isinstance(refractory_period, (int, float, np.integer, np.floating)) \
+            or not refractory_period >= 0:
         raise ConfigError(f"refractory_period must be >= 0 µs, got {refractory_period!r}")
     x, y = events["x"], events["y"]
     if x.min() < 0 or y.min() < 0:

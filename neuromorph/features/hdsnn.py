@@ -151,7 +151,7 @@ def bin_events(events: np.ndarray, sensor_size: tuple[int, int], n_steps: int, d
     require_fields(events, ("x", "y", "t", "p"), "events")
     width, height = (int(s) for s in sensor_size)
     n_steps = _check_int("n_steps", n_steps, 1)
-    if not dt > 0:
+    if isinstance(dt, bool) or not isinstance(dt, (int, float, np.integer, np.floating)) or not 0 < dt < np.inf:
         raise ConfigError(f"dt={dt!r} must be > 0 (µs per bin)")
     x, y, p = (events[f].astype(np.int64) for f in ("x", "y", "p"))
     b = (events["t"].astype(np.int64) // dt).astype(np.int64)

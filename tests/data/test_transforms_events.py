@@ -162,6 +162,8 @@ def test_filters_reject_bad_parameters(nmnist):
     # wrong types and NaN are the package's ConfigError, not a raw TypeError or garbage timestamps
     with pytest.raises(ConfigError, match="std"):
         F.time_jitter(nmnist[0], float("nan"), np.random.default_rng())
+    with pytest.raises(ConfigError, match="refractory_period"):
+        F.refractory_period(nmnist[0], float("nan"))
     with pytest.raises(ConfigError, match="filter_time"):
         F.denoise(nmnist[0], "10ms")
     with pytest.raises(ConfigError, match="time_window"):

@@ -110,6 +110,9 @@ def test_bin_events_and_spike_threshold():
     assert a[1, 0, 0, 1] == 1 and a[0, 0, 3, 2] == 1 and a[0, 1, 3, 2] == 1
     with pytest.raises(DataFormatError, match="'x'"):
         bin_events(make_events([4], [0], [0], [0]), (4, 3), 5, 1000)
+    for bad_dt in ("1ms", float("inf"), 0):
+        with pytest.raises(ConfigError, match="dt"):
+            bin_events(ev, (4, 3), 5, bad_dt)
     e = torch.arange(100_000, dtype=torch.float64).reshape(1, 1, 100, 10, 100)
     th = spike_threshold(e, rate_hz=10.0, dt=1000.0)  # 1% of the entries
     assert int((e > th).sum()) == 1000
