@@ -27,19 +27,21 @@ def _pyplot():
 
 
 def _save(fig, path) -> Path:
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ConfigError(f"path={str(path)!r} must end in .png")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
+        path = Path(path)
+        if path.suffix.lower() != ".png":
+            raise ConfigError(f"path={str(path)!r} must end in .png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
+        os.close(fd)
+        try:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        fig.clf()
+        _pyplot().close(fig)  # pyplot keeps every figure until closed: clf() alone leaks them
     return path
 
 

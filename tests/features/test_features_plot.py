@@ -31,3 +31,6 @@ def test_plots_write_png_files(tmp_path):
     assert sorted(q.name for q in tmp_path.rglob("*") if q.is_file()) == ["h.png", "k.png", "t.png"]
     with pytest.raises(ConfigError, match=r"\.png"):
         plot_feast_kernels(layer, tmp_path / "k.pdf")
+    import matplotlib.pyplot as plt
+
+    assert plt.get_fignums() == []  # every figure closed, the refused one too
