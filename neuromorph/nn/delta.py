@@ -16,6 +16,7 @@ fed the deltas and accumulating its outputs gives the dense result with work ∝
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -74,16 +75,24 @@ class DeltaActivation(torch.nn.Module):
         super().__init__()
         check_choice("DeltaActivation granularity", granularity, ("channel", "neuron", "layer"))
         check_choice("DeltaActivation mode", mode, ("dense", "delta"))
-        if not float(theta) > 0:
-            raise ConfigError(f"DeltaActivation: theta={theta!r} must be > 0 (the quantisation step)")
-        if sp_rate < 0 or fan_out < 0:
-            raise ConfigError(f"DeltaActivation: sp_rate={sp_rate!r} and fan_out={fan_out!r} must be >= 0")
+        def number(v) -> float:
+            try:
+                return float(v)
+            except (TypeError, ValueError):
+                return math.nan
+
+        if not (math.isfinite(number(theta)) and number(theta) > 0):
+            raise ConfigError(f"DeltaActivation: theta={theta!r} must be a finite number > 0 (the quantisation step)")
+        if not (math.isfinite(number(sp_rate)) and number(sp_rate) >= 0 and math.isfinite(number(fan_out)) and number(fan_out) >= 0):
+            raise ConfigError(f"DeltaActivation: sp_rate={sp_rate!r} and fan_out={fan_out!r} must be finite numbers >= 0")
         if granularity == "layer":
             shape: tuple[int, ...] = ()
         else:
             if num_features is None:
                 raise ConfigError(f"DeltaActivation: granularity={granularity!r} needs num_features")
             shape = (num_features,) if isinstance(num_features, int) else tuple(num_features)
+            if not shape or any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in shape):
+                raise ConfigError(f"DeltaActivation: num_features={num_features!r} must be positive integers")
             if granularity == "channel" and len(shape) != 1:
                 raise ConfigError(f"DeltaActivation: granularity='channel' takes the channel count, got {num_features!r}")
         self.granularity = granularity

@@ -19,11 +19,20 @@ everywhere. After a few training batches the two agree up to the EMA's initial b
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from neuromorph.errors import ConfigError, ShapeError
 
 __all__ = ["HoyerSpike", "hoyer_extremum", "hoyer_square", "hoyer_regularizer"]
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def hoyer_extremum(z: torch.Tensor, dims: tuple[int, ...] | None = None) -> torch.Tensor:
@@ -83,10 +92,12 @@ class HoyerSpike(torch.nn.Module):
         super().__init__()
         if num_features is not None and (not isinstance(num_features, int) or num_features < 1):
             raise ConfigError(f"HoyerSpike: num_features={num_features!r} must be a positive int or None (per-layer)")
-        if not 0.0 <= momentum <= 1.0:
+        if not _finite(momentum) or not 0.0 <= momentum <= 1.0:
             raise ConfigError(f"HoyerSpike: momentum={momentum!r} must lie in [0, 1]")
-        if not float(v_th) != 0.0:
-            raise ConfigError("HoyerSpike: v_th must be nonzero (it divides the pre-activation)")
+        if not _finite(v_th) or float(v_th) == 0.0:
+            raise ConfigError(f"HoyerSpike: v_th={v_th!r} must be a finite nonzero number (it divides the pre-activation)")
+        if not _finite(scale):
+            raise ConfigError(f"HoyerSpike: scale={scale!r} must be a finite number")
         self.num_features = num_features
         self.momentum = float(momentum)
         self.scale = float(scale)

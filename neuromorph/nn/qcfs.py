@@ -16,6 +16,7 @@ rate·λ equals QCFS(x) after T = L steps (the property tested in tests/nn/test_
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 
@@ -52,8 +53,12 @@ class QCFS(torch.nn.Module):
         super().__init__()
         if not isinstance(levels, int) or isinstance(levels, bool) or levels < 1:
             raise ConfigError(f"QCFS: levels={levels!r} must be a positive integer (L, the quantisation steps)")
-        if not float(lam) > 0:
-            raise ConfigError(f"QCFS: lam={lam!r} must be > 0 (λ, the clipping scale)")
+        try:
+            lam_ok = math.isfinite(float(lam)) and float(lam) > 0
+        except (TypeError, ValueError):
+            lam_ok = False
+        if not lam_ok:
+            raise ConfigError(f"QCFS: lam={lam!r} must be a finite number > 0 (λ, the clipping scale)")
         self.levels = levels
         self.lam = torch.nn.Parameter(torch.tensor(float(lam)))
 

@@ -93,8 +93,13 @@ def test_neuron_granularity_and_bad_input():
         layer(torch.rand(3, 2, 3, 2))
     with pytest.raises(ShapeError, match="DeltaActivation"):
         DeltaActivation(4)(torch.rand(3, 2, 5))
-    with pytest.raises(ConfigError, match="theta"):
-        DeltaActivation(4, theta=0)
+    for theta in (0, float("inf"), "a"):
+        with pytest.raises(ConfigError, match="theta"):
+            DeltaActivation(4, theta=theta)
+    with pytest.raises(ConfigError, match="sp_rate"):
+        DeltaActivation(4, sp_rate="a")
+    with pytest.raises(ConfigError, match="num_features"):
+        DeltaActivation(0)
     with pytest.raises(ConfigError, match="granularity"):
         DeltaActivation(4, granularity="pixel")
     with pytest.raises(ConfigError, match="no DeltaActivation"):

@@ -129,5 +129,8 @@ def test_bad_input():
         HoyerSpike(num_features=4)(torch.randn(1, 2, 3, 5, 5))
     with pytest.raises(ConfigError, match="num_features"):
         HoyerSpike(num_features=0)
+    for v_th in (0.0, float("nan"), float("inf"), "a"):
+        with pytest.raises(ConfigError, match="v_th"):
+            HoyerSpike(v_th=v_th)
     with pytest.raises(ConfigError, match="no HoyerSpike"):
         hoyer_regularizer(torch.nn.Linear(2, 2))

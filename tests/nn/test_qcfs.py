@@ -107,8 +107,9 @@ def test_bad_configuration():
         convert_to_snn(torch.nn.Linear(3, 3))
     with pytest.raises(ConfigError, match="levels"):
         QCFS(levels=0)
-    with pytest.raises(ConfigError, match="lam"):
-        QCFS(lam=-1.0)
+    for lam in (-1.0, float("inf"), float("nan"), "a"):
+        with pytest.raises(ConfigError, match="lam"):
+            QCFS(lam=lam)
     snn = convert_to_snn(QCFS())
     with pytest.raises(ConfigError, match="T="):
         snn(torch.zeros(2), T=0)
