@@ -477,8 +477,13 @@ def rotate(events: np.ndarray, sensor_size: tuple[int, int, int], angle_deg: flo
 def time_skew(events: np.ndarray, coefficient: float, offset: float = 0) -> np.ndarray:
     """``t' = t·coefficient + offset``, truncated to the integer dtype of ``t`` (Tonic's ``time_skew_numpy``)."""
     require_fields(events, ("t",), "events")
-    if not np.isfinite(coefficient) or coefficient <= 0:
-        raise ConfigError(f"coefficient must be positive (it keeps time order), got {coefficient!r}")
+    _positive("coefficient", coefficient)  # > 0 keeps time order
+    try:
+        finite = bool(np.isfinite(offset))
+    except TypeError:
+        finite = False
+    if not finite:  # NaN or inf would cast to garbage timestamps
+        raise ConfigError(f"offset must be a finite number of µs, got {offset!r}")
     out = events.copy()
     out["t"] = events["t"] * coefficient + offset
     return out

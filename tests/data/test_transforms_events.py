@@ -164,6 +164,8 @@ def test_filters_reject_bad_parameters(nmnist):
         F.time_jitter(nmnist[0], float("nan"), np.random.default_rng())
     with pytest.raises(ConfigError, match="refractory_period"):
         F.refractory_period(nmnist[0], float("nan"))
+    with pytest.raises(ConfigError, match="offset"):
+        F.time_skew(nmnist[0], 1.0, float("nan"))
     with pytest.raises(ConfigError, match="filter_time"):
         F.denoise(nmnist[0], "10ms")
     with pytest.raises(ConfigError, match="time_window"):
