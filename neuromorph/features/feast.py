@@ -470,8 +470,13 @@ def feature_histogram(feature_events: np.ndarray | Sequence[np.ndarray], n_featu
     """
     streams, single = _as_streams(feature_events)
     n_features = _check_int("n_features", n_features, 1)
-    gx, gy = (_check_int("grid", g, 1) for g in grid)
-    width, height = (int(s) for s in sensor_size)
+    try:
+        gx, gy = (_check_int("grid", g, 1) for g in grid)
+        width, height = (int(s) for s in sensor_size)
+    except (TypeError, ValueError):
+        raise ConfigError(f"grid={grid!r} and sensor_size={sensor_size!r} must be pairs of integers") from None
+    if width < 1 or height < 1:
+        raise ConfigError(f"sensor_size={sensor_size!r} must be positive")
     out = np.zeros((len(streams), n_features * gx * gy))
     for s, ev in enumerate(streams):
         if len(ev) == 0:

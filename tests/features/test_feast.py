@@ -206,6 +206,9 @@ def test_feature_histogram_by_hand():
     np.testing.assert_array_equal(h[0], expected)
     np.testing.assert_array_equal(h[1], 0)
     np.testing.assert_allclose(feature_histogram(ev, 2, (10, 10))[None], [[0.6, 0.4]])
+    for grid, size in (((2, 2, 2), (10, 10)), ((2, 2), (10,)), ((2, 2), (0, 10))):
+        with pytest.raises(ConfigError):
+            feature_histogram(ev, 2, size, grid=grid)
 
 
 def test_bad_input_errors():
