@@ -224,6 +224,7 @@ class EnergyReport:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
         os.close(fd)
+        _usual_permissions(tmp)
         try:
             fig.savefig(tmp, format="png", dpi=100)
             os.replace(tmp, path)
@@ -246,6 +247,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        _usual_permissions(tmp)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
@@ -253,3 +255,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _usual_permissions(tmp: str) -> None:
+    """mkstemp creates files 0600; give the report the permissions of a plainly created file (umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
