@@ -263,7 +263,13 @@ def fit(model: HDSNN, inputs: torch.Tensor, labels: torch.Tensor, epochs: int = 
     """Train as time-invariant logistic regression: Adam on the mean BCE between σ(B + b) and the
     one-hot label of the clip's motion at every (c, t, x, y). ``inputs`` [N, P, T, X, Y], ``labels`` [N]
     (class per clip) or [N, T] (class per step). Returns the mean loss of each epoch."""
-    if inputs.dim() != 5 or len(labels) != len(inputs):
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 5:
+        raise ShapeError(f"inputs must be a tensor [N, P, T, X, Y], got {getattr(inputs, 'shape', type(inputs))}")
+    labels = torch.as_tensor(labels)
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise ShapeError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    labels = labels.long()  # F.one_hot takes int64 only
+    if labels.dim() not in (1, 2) or len(labels) != len(inputs):
         raise ShapeError(f"inputs must be [N, P, T, X, Y] and labels [N] or [N, T]; got {tuple(inputs.shape)} "
                          f"and {tuple(labels.shape)}")
     if labels.min() < 0 or labels.max() >= model.n_classes:

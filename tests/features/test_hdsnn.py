@@ -163,3 +163,6 @@ def test_bad_input_errors():
         m(torch.zeros(1, 3, 4, 5, 5))
     with pytest.raises(ConfigError, match="labels"):
         fit(m, torch.zeros(2, 2, 4, 5, 5), torch.tensor([0, 2]))
+    with pytest.raises(ShapeError, match="integer"):
+        fit(m, torch.zeros(2, 2, 4, 5, 5), torch.tensor([0.0, 1.0]))
+    assert len(fit(m, torch.zeros(2, 2, 4, 5, 5), torch.tensor([0, 1], dtype=torch.int32)).losses) == 10
