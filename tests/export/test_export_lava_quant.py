@@ -43,6 +43,14 @@ def test_quantization_error_bounds(seed):
     assert abs(4096 / q.v_decay - tau) <= tau * tau / 4096 + 1e-9  # decay rounding: |d(4096/tau)| <= 1/2
 
 
+def _spike_counts_agree(rows) -> None:
+    # a match rate alone is vacuous for a sparse layer (a silent layer with 2 % float spikes still matches 98 %):
+    # every compared spiking layer must also fire, and about as often as the float model
+    for r in rows:
+        if r["spiking"] and r["match_rate"] is not None:
+            assert r["spikes_float"] > 0 and 0.7 * r["spikes_float"] <= r["spikes_quantized"] <= 1.3 * r["spikes_float"], r
+
+
 def test_nmnist_net_simulation_matches_float_model(shared_data, tmp_path):
     x, labels = nmnist_frames(shared_data)
     m = nmnist_net()
@@ -56,6 +64,7 @@ def test_nmnist_net_simulation_matches_float_model(shared_data, tmp_path):
     rates = [r["match_rate"] for r in rep.layers]
     assert all(r is not None and r >= 0.97 for r in rates), rates
     assert rep.layers[0]["spikes_float"] > 100
+    _spike_counts_agree(rep.layers)
     assert 0.0 <= rep.accuracy_float <= 1.0 and 0.0 <= rep.accuracy_quantized <= 1.0
 
 
@@ -108,6 +117,7 @@ def test_shd_delay_net_exports_delays(tmp_path):
     assert not net.layers[-1].spiking  # LI readout
     rep = fidelity_report(m, path, x)
     assert all(r["match_rate"] >= 0.97 for r in rep.layers[:2]), rep.layers
+    _spike_counts_agree(rep.layers)
 
 
 @pytest.mark.parametrize("decay_input", [False, True])
@@ -128,6 +138,7 @@ def test_cuba_if_li_network_simulation_matches(tmp_path, decay_input):
     rep = fidelity_report(m, path, x)
     assert rep.layers[0]["spikes_float"] > 50 and rep.layers[1]["spikes_float"] > 20
     assert all(r["match_rate"] >= 0.97 for r in rep.layers[:2]), rep.layers
+    _spike_counts_agree(rep.layers)
     with torch.no_grad():
         y = m(x).numpy()
     v = simulate(path, x).aligned_voltage()
