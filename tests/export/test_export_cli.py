@@ -25,8 +25,7 @@ def _run(capsys, argv):
 
 
 def test_export_lava_and_nir_with_check(tmp_path, capsys):
-    # (a DelayedLinear model cannot be saved yet: train.checkpoint.save_checkpoint calls .detach() on
-    # DelayedLinear's dict-valued _extra_state; the delay export is covered in test_export_nir/test_export_lava_quant)
+    # (the delay export is covered in test_export_nir/test_export_lava_quant)
     ck.register_builder("tests.nmnist_net", nmnist_net)
     path = ck.save_checkpoint(tmp_path / "best.pt", nmnist_net(), "tests.nmnist_net", {},
                               info={"input_shape": [2, 34, 34], "data": {"n_steps": 6}})
