@@ -254,7 +254,7 @@ def test_dvsgesture_official_ibm_layout(tmp_path):
     root.mkdir()
     events = [(1, 2, 100, 1), (3, 4, 150, 0), (127, 5, 200, 1), (6, 7, 260, 0), (8, 9, 400, 1)]
     _aedat31(root / "user02_led.aedat", events)
-    (root / "user02_led_labels.csv").write_text("class,startTime_usec,endTime_usec\n3,100,201\n11,250,400\n")
+    (root / "user02_led_labels.csv").write_text("class,startTime_usec,endTime_usec\n3,100,201\n11,250,400\n\n")  # blank line skipped
     (root / "trials_to_test.txt").write_text("user02_led.aedat\n")
     ds = DVSGesture(tmp_path, "test")
     assert len(ds) == 2 and list(ds.targets) == [2, 10] and ds.users == [2, 2] and ds.lighting == ["led", "led"]

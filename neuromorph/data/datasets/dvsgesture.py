@@ -68,6 +68,8 @@ class DVSGesture(EventDataset):
             with open(labels, newline="") as fh:
                 rows = list(csv.reader(fh))
             for k, row in enumerate(rows[1:], start=2):  # the first row is the column header
+                if not any(v.strip() for v in row):
+                    continue  # a blank line (as np.loadtxt, which SpikingJelly uses, skips them)
                 try:
                     cls, start, end = (int(v) for v in row[:3])
                 except ValueError:
