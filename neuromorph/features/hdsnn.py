@@ -307,7 +307,8 @@ def motion_clips(n_clips: int, size: int = 24, n_steps: int = 32, n_directions: 
     Each clip translates a random 1/f² texture (periodic, size × size) at one of ``n_directions`` ×
     ``len(speeds)`` velocities (speed in px per bin; sub-pixel shifts in Fourier space). Each pixel
     accumulates its intensity change in a residual; whenever the residual crosses ±``threshold`` it
-    emits an ON (p = 1) or OFF (p = 0) event and the signed threshold is subtracted.
+    emits an ON (p = 1) or OFF (p = 0) event and every whole threshold it crossed is subtracted (A is
+    binary, so a pixel emits at most one event per bin; the paper subtracts one threshold per event).
     Returns A [N, 2, T, X, Y] (binary, float32) and labels [N] = direction index + n_directions ·
     speed index. (The paper uses 128² whitened natural images and 36 classes; none ship here.)
     """
