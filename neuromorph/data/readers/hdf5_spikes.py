@@ -149,11 +149,12 @@ def _to_events(times, units, index: int, path, n_units: int) -> np.ndarray:
     return ev
 
 
-def _labels(h5, path) -> np.ndarray:
-    labels = np.asarray(h5["labels"][:])
-    if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise DataFormatError(f"labels must be a 1-D integer array, got {labels.dtype} {labels.shape}", path=path)
-    return labels.astype(np.int64)
+def _labels(h5, path, index: int | None = None) -> np.ndarray:
+    """Every label as int64, or only label ``index`` (one sample need not read all of them)."""
+    ds = h5["labels"]
+    if ds.ndim != 1 or ds.dtype.kind not in "iu":
+        raise DataFormatError(f"labels must be a 1-D integer array, got {ds.dtype} {ds.shape}", path=path)
+    return np.asarray(ds[:] if index is None else ds[index]).astype(np.int64)
 
 
 def shd_info(path: PathLike) -> dict:
@@ -173,7 +174,7 @@ def read_shd_sample(path: PathLike, index: int, n_units: int = SHD_UNITS) -> tup
             raise DataFormatError(f"sample index {index} out of range for {n} samples", path=path)
         index = index % n
         ev = _to_events(h5["spikes/times"][index], h5["spikes/units"][index], index, path, n_units)
-        return ev, int(_labels(h5, path)[index])
+        return ev, int(_labels(h5, path, index))
 
 
 def iter_shd(path: PathLike, n_units: int = SHD_UNITS, block: int = 256) -> Iterator[tuple[np.ndarray, int]]:
