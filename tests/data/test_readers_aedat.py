@@ -41,6 +41,9 @@ def test_cochlea_recordings(shared_data, name):
             read_aedat_addresses(path, address_bytes=4)
     with pytest.raises(DataFormatError, match="address_bytes"):
         read_aedat_addresses(path)  # headerless: the record size must be given
+    for bad in (0, float("inf"), "0.2"):  # a bad argument is the caller's ConfigError, not a damaged file
+        with pytest.raises(ConfigError, match="timestamp_tick_us"):
+            read_aedat_addresses(path, address_bytes=ab, timestamp_tick_us=bad)
 
 
 def _aedat2(tmp_path, records, header=b"#!AER-DAT2.0\r\n# This is a raw AE data file\r\n"):

@@ -38,7 +38,7 @@ import numpy as np
 
 from neuromorph.data.events import AUDIO_EVENT_DTYPE, EVENT_DTYPE
 from neuromorph.data.readers._common import PathLike, check_bounds, check_sensor_size, header_line_end, read_header_block
-from neuromorph.errors import DataFormatError, check_choice
+from neuromorph.errors import ConfigError, DataFormatError, check_choice
 
 CHIPS = {"dvs128": (128, 128), "davis240": (240, 180), "davis346": (346, 260)}
 # sensor of an AEDAT 3.1 "#Source N: NAME" line
@@ -101,8 +101,9 @@ def read_aedat_addresses(path: PathLike, address_bytes: int | None = None, times
     check_choice("address_bytes", address_bytes, (2, 4))
     if fields["version"] not in (None, "1.0", "2.0"):
         raise DataFormatError(f"AEDAT {fields['version']} holds packets, not address words: use read_aedat31", path=path, offset=0)
-    if not timestamp_tick_us > 0:
-        raise DataFormatError(f"timestamp_tick_us must be > 0, got {timestamp_tick_us}", path=path)
+    if isinstance(timestamp_tick_us, bool) or not isinstance(timestamp_tick_us, (int, float, np.integer, np.floating)) \
+            or not 0 < timestamp_tick_us < np.inf:  # an argument, not the file: ConfigError (inf cast to garbage t)
+        raise ConfigError(f"timestamp_tick_us must be a finite number > 0, got {timestamp_tick_us!r}")
     rec = address_bytes + 4
     size = Path(path).stat().st_size
     if (size - off) % rec:
