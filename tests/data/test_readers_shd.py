@@ -28,6 +28,7 @@ def test_shd_fsdd_exact(shared_data, split):
     ev, label = read_shd_sample(path, 7)
     np.testing.assert_array_equal(ev, samples[7])
     assert label == labels[7]
+    assert [lab for _, lab in iter_shd(path, block=0)] == labels.tolist()  # block clamped to 1
 
 
 def test_shd_equals_tonic(shared_data, tmp_path):

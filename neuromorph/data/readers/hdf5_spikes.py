@@ -179,6 +179,7 @@ def read_shd_sample(path: PathLike, index: int, n_units: int = SHD_UNITS) -> tup
 
 def iter_shd(path: PathLike, n_units: int = SHD_UNITS, block: int = 256) -> Iterator[tuple[np.ndarray, int]]:
     """Yield (events, label) for every sample of an SHD/SSC file, reading ``block`` samples at a time."""
+    block = max(1, int(block))  # as the other iter_* readers clamp chunk_events
     with _guard(path), _open(path) as h5:
         labels = _labels(h5, path)
         times_ds, units_ds = h5["spikes/times"], h5["spikes/units"]
