@@ -193,6 +193,22 @@ def test_extract_refuses_paths_outside_the_target(tmp_path):
         verify(tmp_path / "junk.bin", md5="0" * 32)
 
 
+def test_extract_single_gzip_file_is_atomic(tmp_path):
+    import gzip
+
+    payload = bytes(range(256)) * 4000
+    good = tmp_path / "shd_test.h5.gz"
+    good.write_bytes(gzip.compress(payload))
+    extract(good, tmp_path / "into")
+    assert (tmp_path / "into" / "shd_test.h5").read_bytes() == payload
+    cut = tmp_path / "cut" / "shd_train.h5.gz"
+    cut.parent.mkdir()
+    cut.write_bytes(gzip.compress(payload)[:-2000])  # truncated download: no half-unpacked file may remain
+    with pytest.raises(DatasetError, match="damaged gzip"):
+        extract(cut, tmp_path / "into")
+    assert sorted(p.name for p in (tmp_path / "into").iterdir()) == ["shd_test.h5"]
+
+
 # -- disk cache ------------------------------------------------------------------------------------
 
 

@@ -120,10 +120,16 @@ def extract(archive: str | os.PathLike, into: str | os.PathLike) -> None:
                     raise DatasetError(f"{archive}: member {member.name!r} is a link; refusing to extract")
             tf.extractall(into)
     elif archive.suffix == ".gz":  # a single gzipped file (zenkelab's shd_train.h5.gz)
+        # via a temporary name: an interrupted run must not leave a truncated file that looks unpacked
+        target, tmp = into / archive.stem, into / (archive.stem + ".part")
         try:
-            with gzip.open(archive, "rb") as src, open(into / archive.stem, "wb") as dst:
+            with gzip.open(archive, "rb") as src, open(tmp, "wb") as dst:
                 shutil.copyfileobj(src, dst, _CHUNK)
+            os.replace(tmp, target)
         except (OSError, EOFError) as exc:
             raise DatasetError(f"{archive}: damaged gzip file ({exc})") from exc
+        finally:
+            if tmp.exists():
+                tmp.unlink()
     else:
         raise DatasetError(f"{archive}: neither a zip, tar nor gzip archive")
