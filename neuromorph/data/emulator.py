@@ -197,7 +197,10 @@ def read_video(path: str | os.PathLike, fps: float | None = None) -> tuple[np.nd
                 raise DataFormatError(f"no image files ({', '.join(_IMAGE_SUFFIXES)}) in the folder", path=path)
             if fps is None:
                 raise ConfigError(f"fps is required for a folder of images ({path})")
-            frames = [np.asarray(Image.open(f).convert("L")) for f in files]
+            frames = []
+            for f in files:
+                with Image.open(f) as im:  # closed at once: a long folder must not exhaust file handles
+                    frames.append(np.asarray(im.convert("L")))
         else:
             with Image.open(path) as im:
                 frames = []
