@@ -110,6 +110,11 @@ class DVSEmulator:
     seed: int = 0
 
     def __post_init__(self):
+        for name in ("threshold_on", "threshold_off", "threshold_min", "eps", "threshold_sigma", "refractory_us",
+                     "shot_noise_rate_hz"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise ConfigError(f"DVSEmulator: {name} must be a number, got {v!r}")
         for name in ("threshold_on", "threshold_off", "threshold_min", "eps"):
             v = getattr(self, name)
             if not np.isfinite(v) or v <= 0:

@@ -96,6 +96,8 @@ def test_bad_input():
         DVSEmulator(threshold_on=0.0)
     with pytest.raises(ConfigError, match="refractory_us"):
         DVSEmulator(refractory_us=-1)
+    with pytest.raises(ConfigError, match="threshold_on"):
+        DVSEmulator(threshold_on="0.2")  # a number, not a string (was a raw TypeError)
 
 
 def test_video_files_and_image_folders(tmp_path):
