@@ -399,7 +399,10 @@ def downsample(events: np.ndarray, spatial_factor: float = 1.0, time_factor: flo
 def crop(events: np.ndarray, origin: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
     """Keep events inside the box ``origin <= (x, y) < origin + size``, shifted by ``-origin``."""
     require_fields(events, ("x", "y"), "events")
-    (x0, y0), (cw, ch) = (int(v) for v in origin), (int(v) for v in size)
+    try:
+        (x0, y0), (cw, ch) = (int(v) for v in origin), (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise ConfigError(f"crop origin and size must be pairs of integers, got {origin!r}, {size!r}") from None
     if cw < 1 or ch < 1:
         raise ConfigError(f"crop size must be positive, got {size!r}")
     x, y = events["x"], events["y"]
@@ -413,7 +416,10 @@ def crop(events: np.ndarray, origin: tuple[int, int], size: tuple[int, int]) -> 
 def center_crop(events: np.ndarray, sensor_size: tuple[int, int, int], size: tuple[int, int]) -> np.ndarray:
     """Crop the central ``size = (w, h)`` box: origin ``((W - w) // 2, (H - h) // 2)``."""
     w, h, _ = _sensor(sensor_size)
-    cw, ch = (int(v) for v in size)
+    try:
+        cw, ch = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise ConfigError(f"crop size must be a pair of integers, got {size!r}") from None
     if cw > w or ch > h:
         raise ConfigError(f"crop size {size!r} exceeds sensor_size {sensor_size!r}")
     return crop(events, ((w - cw) // 2, (h - ch) // 2), (cw, ch))

@@ -164,6 +164,10 @@ def test_filters_reject_bad_parameters(nmnist):
         F.time_jitter(nmnist[0], float("nan"), np.random.default_rng())
     with pytest.raises(ConfigError, match="refractory_period"):
         F.refractory_period(nmnist[0], float("nan"))
+    with pytest.raises(ConfigError, match="pairs of integers"):
+        F.crop(nmnist[0], (0,), (3, 3))
+    with pytest.raises(ConfigError, match="pair of integers"):
+        F.center_crop(nmnist[0], (34, 34, 2), (3, 3, 3))
     with pytest.raises(ConfigError, match="offset"):
         F.time_skew(nmnist[0], 1.0, float("nan"))
     with pytest.raises(ConfigError, match="filter_time"):
