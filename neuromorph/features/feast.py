@@ -155,6 +155,14 @@ class FeastTrace:
         return float(self.wins.sum() / self.misses) if self.misses else float("inf")
 
 
+def usual_permissions(tmp: str) -> None:
+    """mkstemp creates files 0600; give a saved file the permissions of a plainly created one (umask),
+    as checkpoints and energy reports do."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+
+
 def _as_streams(streams) -> tuple[list[np.ndarray], bool]:
     if isinstance(streams, np.ndarray):
         return [streams], True
@@ -248,6 +256,7 @@ class FeastLayer:
                       events_seen=np.asarray(self.events_seen), format=np.asarray("neuromorph.FeastLayer/1"))
         fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
         try:
+            usual_permissions(tmp)
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
             os.replace(tmp, path)

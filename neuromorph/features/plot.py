@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from neuromorph.errors import ConfigError
+from neuromorph.features.feast import usual_permissions
 
 
 def _pyplot():
@@ -35,6 +36,7 @@ def _save(fig, path) -> Path:
         fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
         os.close(fd)
         try:
+            usual_permissions(tmp)
             fig.savefig(tmp, dpi=110, bbox_inches="tight")
             os.replace(tmp, path)
         finally:

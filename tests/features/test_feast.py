@@ -4,6 +4,7 @@ unit properties listed in §6d, convergence signals, bad input, and a run on rea
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -277,6 +278,9 @@ def test_save_load_roundtrip_and_corrupt_files(tmp_path):
     layer.fit(stream)
     path = layer.save(tmp_path / "feast.npz")
     assert [p.name for p in tmp_path.iterdir()] == ["feast.npz"]  # no temp file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
     twin = FeastLayer.load(path)
     np.testing.assert_array_equal(twin.weights, layer.weights)
     np.testing.assert_array_equal(twin.thresholds, layer.thresholds)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -25,8 +27,11 @@ def test_plots_write_png_files(tmp_path):
     paths = [plot_feast_kernels(layer, tmp_path / "k.png"),
              plot_threshold_trajectories(trace, tmp_path / "sub" / "t.png", layer.delta_open, layer.delta_close),
              plot_hdsnn_kernels(HDSNN(2, n_delays=3, kernel_size=(3, 3)), tmp_path / "h.png")]
+    umask = os.umask(0)
+    os.umask(umask)
     for p in paths:
         assert p.read_bytes()[:8] == PNG_MAGIC and p.stat().st_size > 1000
+        assert p.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
     # nothing but the three figures: no temp files left behind
     assert sorted(q.name for q in tmp_path.rglob("*") if q.is_file()) == ["h.png", "k.png", "t.png"]
     with pytest.raises(ConfigError, match=r"\.png"):
