@@ -113,7 +113,13 @@ def _open_splits(recipe: Recipe) -> tuple[Any, Any, dict[str, Any]]:
         if ds in ("digits-dvs", "nmnist"):
             cls = nd.DigitsDVS if ds == "digits-dvs" else nd.NMNIST
             probe = cls(root=recipe.data_root, split="train")  # no transform: only for sensor_size/classes
-            transform = nd.ToFrame(probe.sensor_size, n_time_bins=recipe.n_time_bins)
+            sensor = tuple(probe.sensor_size)
+            transform = nd.ToFrame(sensor, n_time_bins=recipe.n_time_bins)
+            if recipe.crop is not None:
+                if recipe.crop > min(sensor[0], sensor[1]):
+                    raise ConfigError(f"crop={recipe.crop} is larger than the {sensor[0]}x{sensor[1]} sensor of {ds!r}")
+                size = (recipe.crop, recipe.crop)
+                transform = nd.Compose((nd.CenterCrop(sensor, size), nd.ToFrame((*size, sensor[2]), n_time_bins=recipe.n_time_bins)))
             train = cls(root=recipe.data_root, split="train", transform=transform)
             test = cls(root=recipe.data_root, split="test", transform=transform)
             info = {"sensor_size": list(probe.sensor_size), "classes": list(map(str, probe.classes))}
