@@ -203,13 +203,11 @@ def _energy(out: Path, model, x) -> dict[str, Any]:
 
 
 def _nir(out: Path, model, sample) -> dict[str, Any]:
-    import nir
-
-    from neuromorph.export.nir import to_nir
+    from neuromorph.export.nir import to_nir, write_nir
 
     graph = to_nir(model, sample)
     path = out / "model.nir"
-    nir.write(str(path), graph)
+    write_nir(graph, path)  # temp file + rename: no partial file if writing fails
     return {"status": "ok", "file": str(path), "nodes": len(graph.nodes)}
 
 
