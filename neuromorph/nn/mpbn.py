@@ -74,6 +74,11 @@ class MPBN(torch.nn.Module):
         if not ok:
             want = f"[B, {self.shape[0]}, ...]" if self.mode == "channel" else f"[B, {', '.join(map(str, self.shape))}]"
             raise ShapeError(f"MPBN({self.mode}): membrane of shape {tuple(u.shape)} does not match {want}")
+        per_stat = u.numel() // (self.shape[0] if self.mode == "channel" else max(1, u[0].numel()))
+        if self.training and per_stat < 2:
+            raise ShapeError(f"MPBN({self.mode}): training-mode statistics need more than one value per "
+                             f"{'channel' if self.mode == 'channel' else 'neuron'}; got a membrane of shape "
+                             f"{tuple(u.shape)} (batch size 1): use a larger batch or eval mode")
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """ũ = γ (u − μ)/sqrt(σ² + ε) + β for one step's membrane ``u`` ``[B, *features]``."""

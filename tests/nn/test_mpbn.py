@@ -260,3 +260,15 @@ def test_streaming_in_two_halves_equals_one_call():
     a, state = n(x[:3])
     b, _ = n(x[3:], state)
     assert torch.equal(torch.cat([a, b]), full)
+
+
+def test_training_statistics_of_a_single_value_are_refused_clearly():
+    from neuromorph.errors import ShapeError
+    from neuromorph.nn import MPBN
+
+    with pytest.raises(ShapeError, match="batch size 1"):
+        MPBN(8)(torch.rand(1, 8))
+    with pytest.raises(ShapeError, match="batch size 1"):
+        MPBN((3, 2), mode="element")(torch.rand(1, 3, 2))
+    assert MPBN(8)(torch.rand(1, 8, 4, 4)).shape == (1, 8, 4, 4)  # spatial positions give the statistics
+    assert MPBN(8).eval()(torch.rand(1, 8)).shape == (1, 8)  # running statistics need no batch
