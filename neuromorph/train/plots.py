@@ -6,6 +6,7 @@ matplotlib (the ``plot`` extra) is imported lazily, with the non-interactive Agg
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -70,7 +71,10 @@ def plot_confusion(confusion: Sequence[Sequence[int]], path: str | Path, classes
 def plot_firing_rates(rates: dict[str, float | None], path: str | Path) -> Path:
     """Mean firing rate (spikes per neuron per step) of each spiking layer."""
     plt = _plt()
-    names = [k for k, v in rates.items() if v is not None]
+    # JSON summaries store the layers with sorted keys: a natural sort ("net.2" < "net.10") restores the
+    # order of the model's (numbered) submodules
+    natural = lambda name: [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", name)]  # noqa: E731
+    names = sorted((k for k, v in rates.items() if v is not None), key=natural)
     if not names:
         raise ConfigError("the model has no spiking layers to plot firing rates for")
     fig, ax = plt.subplots(figsize=(1.5 + 0.7 * len(names), 3.2))
