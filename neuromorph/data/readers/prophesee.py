@@ -60,17 +60,14 @@ _ERR_TYPE = 1
 _ERR_BOUNDS = 2
 
 
-def parse_raw_header(path: PathLike) -> tuple[dict, int]:
-    """Parse the ``%`` header of a Prophesee ``.raw`` file: (fields, byte offset of the data).
-
-    ``fields`` has the header's ``key value`` pairs plus, where determinable, ``format``
-    ("evt2"/"evt3") and ``sensor_size`` (width, height).
-    """
+def _percent_header(path: PathLike, extra: int, stop_at_end: bool) -> tuple[bytes, list[str], int]:
+    """The ``%`` header lines shared by Prophesee ``.raw`` and ``.dat`` files: (header bytes read, lines
+    without the marker, byte offset after the header). ``.raw`` headers may close with ``% end``."""
     p = Path(path)
     if not p.is_file():
         raise DataFormatError("no such event file", path=path)
-    head = read_header_block(p, b"%")
-    fields: dict = {}
+    head = read_header_block(p, b"%", extra=extra)
+    lines: list[str] = []
     pos = 0
     while pos < len(head) and head[pos : pos + 1] == b"%":
         end = header_line_end(head, pos)
@@ -80,8 +77,21 @@ def parse_raw_header(path: PathLike) -> tuple[dict, int]:
             raise DataFormatError("header line not terminated by a newline", path=path, offset=pos)
         line = head[pos + 1 : end].decode("latin-1").strip()
         pos = end + 1
-        if line == "end":
+        if stop_at_end and line == "end":
             break
+        lines.append(line)
+    return head, lines, pos
+
+
+def parse_raw_header(path: PathLike) -> tuple[dict, int]:
+    """Parse the ``%`` header of a Prophesee ``.raw`` file: (fields, byte offset of the data).
+
+    ``fields`` has the header's ``key value`` pairs plus, where determinable, ``format``
+    ("evt2"/"evt3") and ``sensor_size`` (width, height).
+    """
+    _, lines, pos = _percent_header(path, extra=0, stop_at_end=True)
+    fields: dict = {}
+    for line in lines:
         key, _, value = line.partition(" ")
         fields[key] = value.strip()
     evt = fields.get("evt", "")
@@ -377,20 +387,9 @@ def parse_dat_header(path: PathLike) -> tuple[dict, int]:
     Returns (fields, byte offset of the first event). Fields include ``version``, ``sensor_size``
     (from ``% Width``/``% Height``), ``event_type`` and ``event_size`` (must be 8 for CD events).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise DataFormatError("no such event file", path=path)
-    head = read_header_block(p, b"%", extra=2)  # + event type and size bytes
+    head, lines, pos = _percent_header(path, extra=2, stop_at_end=False)  # + event type and size bytes
     fields: dict = {}
-    pos = 0
-    while pos < len(head) and head[pos : pos + 1] == b"%":
-        end = header_line_end(head, pos)
-        if end is None:
-            break  # binary data that starts with the marker byte: the header is over
-        if end < 0:
-            raise DataFormatError("header line not terminated by a newline", path=path, offset=pos)
-        line = head[pos + 1 : end].decode("latin-1").strip()
-        pos = end + 1
+    for line in lines:
         key, _, value = line.partition(" ")
         fields[key.lower()] = value.strip()
     if len(head) < pos + 2:
