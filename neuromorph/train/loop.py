@@ -433,4 +433,9 @@ def fit(
     summary["wall_time_s"] = round(time.perf_counter() - t_start, 2)
     if info.is_main:
         write_json_atomic(out / "summary.json", summary)
+    if status == "completed":
+        # all ranks leave together: a rank that tears its process group down while another still runs
+        # (rank 0 writing the summary) made gloo abort that process ("terminate called without an active
+        # exception"), about one run in eight here
+        dd.barrier(info)
     return summary
