@@ -91,7 +91,9 @@ EVT3_WORD = st.builds(lambda ty, r: (ty << 12) | r, st.sampled_from([0, 2, 3, 4,
 @settings(max_examples=60, deadline=None)
 @given(st.lists(EVT2_WORD, max_size=200))
 def test_evt2_matches_slow_decoder(tmp_path_factory, words):
-    f = _raw(tmp_path_factory.mktemp("e2"), "a.raw", b"% evt 2.0\n", words, "<u4")
+    # "% end" closes the header as Metavision writes it: without it, random data words whose first bytes
+    # read as a text line ("%\n...") are indistinguishable from header lines
+    f = _raw(tmp_path_factory.mktemp("e2"), "a.raw", b"% evt 2.0\n% end\n", words, "<u4")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         ev = read_evt2(f)
@@ -101,7 +103,9 @@ def test_evt2_matches_slow_decoder(tmp_path_factory, words):
 @settings(max_examples=60, deadline=None)
 @given(st.lists(EVT3_WORD, max_size=300))
 def test_evt3_matches_slow_decoder(tmp_path_factory, words):
-    f = _raw(tmp_path_factory.mktemp("e3"), "a.raw", b"% evt 3.0\n", words, "<u2")
+    # "% end" closes the header as Metavision writes it: without it, random data words whose first bytes
+    # read as a text line ("%\n...") are indistinguishable from header lines
+    f = _raw(tmp_path_factory.mktemp("e3"), "a.raw", b"% evt 3.0\n% end\n", words, "<u2")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         ev = read_evt3(f)
