@@ -30,18 +30,44 @@ LAYOUTS: dict[str, str] = {
 
 @dataclass
 class Split:
-    """One split as tensors: ``x`` ``[N, T, ...]`` (uint8 counts or float32), ``y`` ``[N]`` int64."""
+    """One split as tensors: ``x`` ``[N, T, ...]`` (uint8 counts or float32), ``y`` ``[N]`` int64.
+
+    ``lengths`` ``[N]`` holds each sample's own length in steps (up to its last non-zero step) when
+    batches are padded per batch (``Recipe.pad = "batch"``); ``None`` means every batch keeps all T steps.
+    """
 
     x: torch.Tensor
     y: torch.Tensor
+    lengths: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
-    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The samples at ``index`` as a time-major float batch ``[T, B, ...]`` and labels ``[B]``."""
-        x = self.x[index].to(torch.float32).transpose(0, 1).contiguous()
+    def steps_for(self, index: torch.Tensor) -> int:
+        """Steps a batch of the samples at ``index`` keeps: the longest of them (or all T)."""
+        if self.lengths is None or index.numel() == 0:
+            return int(self.x.shape[1])
+        return max(1, int(self.lengths[index].max()))
+
+    def batch(self, index: torch.Tensor, steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The samples at ``index`` as a time-major float batch ``[T, B, ...]`` and labels ``[B]``.
+
+        With ``lengths`` the batch is cut to its longest sample (``steps`` overrides that, e.g. the longest
+        sample of the whole global batch under DDP), as SNN-delays' ``pad_sequence_collate`` pads.
+        """
+        steps = self.steps_for(index) if steps is None else steps
+        x = self.x[index, :steps].to(torch.float32).transpose(0, 1).contiguous()
         return x, self.y[index]
+
+    def subset(self, index: torch.Tensor) -> "Split":
+        return Split(self.x[index], self.y[index], None if self.lengths is None else self.lengths[index])
+
+    def with_lengths(self) -> "Split":
+        """This split with per-sample lengths: last step with any non-zero input, plus one (at least 1)."""
+        active = self.x.reshape(self.x.shape[0], self.x.shape[1], -1).ne(0).any(-1)  # [N, T]
+        steps = torch.arange(1, self.x.shape[1] + 1).expand_as(active)
+        lengths = torch.where(active, steps, torch.zeros_like(steps)).amax(1).clamp_min(1)
+        return Split(self.x, self.y, lengths)
 
 
 @dataclass
@@ -89,7 +115,7 @@ def split_validation(train: Split, fraction: float, seed: int) -> tuple[Split, S
         return train, None
     perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 7919))
     val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
-    return Split(train.x[train_idx], train.y[train_idx]), Split(train.x[val_idx], train.y[val_idx])
+    return train.subset(train_idx), train.subset(val_idx)
 
 
 def _missing_root(recipe: Recipe) -> DatasetError:
@@ -144,6 +170,8 @@ def load_data(recipe: Recipe) -> DataBundle:
     test = materialize(test_ds, recipe.test_limit, max_steps)
     if test.x.shape[2:] != train.x.shape[2:]:
         raise DatasetError(f"train and test samples differ in shape: {tuple(train.x.shape[2:])} vs {tuple(test.x.shape[2:])}")
+    if recipe.pad == "batch":
+        train, test = train.with_lengths(), test.with_lengths()
     train, val = split_validation(train, recipe.val_fraction, recipe.seed)
     n_classes = len(info.get("classes", [])) or int(max(train.y.max(), test.y.max())) + 1
     info.update({"n_train": len(train), "n_val": 0 if val is None else len(val), "n_test": len(test), "n_steps": int(train.x.shape[1])})
@@ -184,7 +212,8 @@ def load_split(recipe: Recipe, split: str, n_steps: int | None = None) -> Split:
     check_choice("split", split, ("train", "val", "test"))
     if split == "test":
         _, test_ds, _ = _open_splits(recipe)
-        return materialize(test_ds, recipe.test_limit, recipe.max_steps or n_steps)
+        test = materialize(test_ds, recipe.test_limit, recipe.max_steps or n_steps)
+        return test.with_lengths() if recipe.pad == "batch" else test
     bundle = load_data(recipe)
     if split == "val":
         if bundle.val is None:

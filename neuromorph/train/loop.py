@@ -171,13 +171,13 @@ def evaluate(
     monitor = FiringRateMonitor(model)
     confusion = torch.zeros(n_classes, n_classes, dtype=torch.int64)
     loss_sum = torch.zeros((), dtype=torch.float64)
-    n = len(split)
-    per_rank = -(-n // info.world)
-    mine = torch.arange(info.rank * per_rank, min(n, (info.rank + 1) * per_rank))
+    # the same batches as one process would form, dealt out to the ranks in turn (with per-batch padding
+    # a sample's result depends on its batch, so the batches must not change with the number of ranks)
+    order = torch.arange(len(split))
+    batches = [order[i : i + recipe.eval_batch_size] for i in range(0, len(split), recipe.eval_batch_size)]
     try:
         with hooks.eval_context(model):
-            for start in range(0, mine.numel(), recipe.eval_batch_size):
-                idx = mine[start : start + recipe.eval_batch_size]
+            for idx in batches[info.rank :: info.world]:
                 x, y = split.batch(idx)
                 x, y = x.to(device), y.to(device)
                 scores = readout(model(x), recipe.readout)
@@ -351,8 +351,9 @@ def fit(
             interrupted = False
             stop_at_epoch_end = False
             for step in range(pos.step, len(batches)):
+                # one length for the whole global batch, so DDP ranks pad as one process would
                 idx = shard(batches[step], info.rank, info.world)
-                x, y = data.train.batch(idx)
+                x, y = data.train.batch(idx, data.train.steps_for(batches[step]))
                 x, y = x.to(device), y.to(device)
                 scores = readout(train_model(x), recipe.readout)
                 loss = F.cross_entropy(scores, y, label_smoothing=recipe.label_smoothing)

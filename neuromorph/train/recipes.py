@@ -28,6 +28,7 @@ DATASETS = ("digits-dvs", "nmnist", "shd", "ssc")
 OPTIMIZERS = ("adam", "adamw", "sgd", "shd-delays")
 SCHEDULES = ("none", "cosine", "onecycle", "shd-delays")
 READOUTS = ("mean", "sum", "summed-softmax", "last")
+PADDINGS = ("dataset", "batch")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class Recipe:
     dt_us: int = 10_000
     channel_group: int = 5
     max_steps: int | None = None  # pad/crop audio to this many bins (None: longest sample)
+    # "batch": each batch keeps only the steps up to its longest sample (SNN-delays' pad_sequence_collate);
+    # "dataset": every batch has all steps of the longest sample in the data set (fixed-length frames)
+    pad: str = "dataset"
     val_fraction: float = 0.1  # held out of the training split to pick best.pt; the test split is never used for it
     train_limit: int | None = None  # use only the first N training samples (quick runs, tests)
     test_limit: int | None = None
@@ -70,6 +74,7 @@ class Recipe:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("readout", self.readout, READOUTS)
+        check_choice("pad", self.pad, PADDINGS)
         if self.crop is not None and (not isinstance(self.crop, int) or isinstance(self.crop, bool) or self.crop < 1):
             raise ConfigError(f"crop={self.crop!r} must be a positive integer (pixels) or omitted")
         for name in ("epochs", "batch_size", "eval_batch_size", "n_time_bins", "dt_us", "channel_group"):
@@ -130,13 +135,13 @@ RECIPES: dict[str, Recipe] = {
     "shd": Recipe(
         name="shd", dataset="shd", model=_SHD_MODEL, epochs=150, batch_size=256, optimizer="shd-delays",
         lr=1e-3, weight_decay=1e-5, schedule="shd-delays", readout="summed-softmax", dt_us=10_000,
-        channel_group=5, val_fraction=0.1,
+        channel_group=5, pad="batch", val_fraction=0.1,
     ),
     "ssc": Recipe(
         name="ssc", dataset="ssc", model=_SHD_MODEL,
         model_kwargs={"n_classes": 35, "hidden": 512, "n_hidden_layers": 3, "max_delay": 31, "tau": 1.5, "dropout": 0.25},
         epochs=60, batch_size=128, optimizer="shd-delays", lr=1e-3, weight_decay=1e-5, schedule="shd-delays",
-        readout="summed-softmax", dt_us=10_000, channel_group=5, val_fraction=0.0,
+        readout="summed-softmax", dt_us=10_000, channel_group=5, pad="batch", val_fraction=0.0,
     ),
 }
 

@@ -25,14 +25,23 @@ class TimeMLP(torch.nn.Module):
 ck.register_builder("tests.TimeMLP", TimeMLP)
 
 
-def toy_bundle(n_train: int = 96, n_test: int = 30, steps: int = 5, features: int = 12, seed: int = 0) -> DataBundle:
-    """Three classes of Poisson-like count sequences with class-dependent rates per feature."""
+def toy_bundle(n_train: int = 96, n_test: int = 30, steps: int = 5, features: int = 12, seed: int = 0,
+               variable_lengths: bool = False) -> DataBundle:
+    """Three classes of Poisson-like count sequences with class-dependent rates per feature.
+
+    ``variable_lengths``: each sample is silent after a random length in [1, steps] and the splits carry
+    per-sample lengths (what ``Recipe.pad = "batch"`` uses).
+    """
     g = torch.Generator().manual_seed(seed)
     rates = torch.rand(3, features, generator=g) * 3
 
     def make(n: int) -> Split:
         y = torch.arange(n) % 3
         x = torch.poisson(rates[y].unsqueeze(1).expand(n, steps, features).contiguous(), generator=g)
+        if variable_lengths:
+            lengths = torch.randint(1, steps + 1, (n,), generator=g)
+            x = x * (torch.arange(steps)[None, :, None] < lengths[:, None, None])
+            return Split(x.to(torch.uint8), y).with_lengths()
         return Split(x.to(torch.uint8), y)
 
     train = make(n_train)

@@ -28,14 +28,17 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     from neuromorph.train import distributed as dd
 
     try:
-        fit(toy_recipe(model_kwargs={"dropout": 0.0}, epochs=2), out, data=toy_bundle(), progress=False)
+        fit(toy_recipe(model_kwargs={"dropout": 0.0}, epochs=2, pad="batch"), out, data=toy_bundle(steps=9, variable_lengths=True), progress=False)
     finally:
         dd.teardown(dd.DistInfo(rank, world))
 
 
 @pytest.mark.timeout(120)
 def test_two_gloo_processes_equal_one_process(tmp_path):
-    single = fit(toy_recipe(model_kwargs={"dropout": 0.0}, epochs=2), tmp_path / "one", data=toy_bundle(), progress=False)
+    # samples of different lengths, each batch cut to its longest sample: the ranks must cut their halves of
+    # a global batch to the same length, and evaluation must form the same batches as one process
+    recipe = toy_recipe(model_kwargs={"dropout": 0.0}, epochs=2, pad="batch")
+    single = fit(recipe, tmp_path / "one", data=toy_bundle(steps=9, variable_lengths=True), progress=False)
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path / "two")), nprocs=2, join=True)
     a = ck.load_checkpoint(tmp_path / "one" / "last.pt")["state_dict"]
     b = ck.load_checkpoint(tmp_path / "two" / "last.pt")["state_dict"]
