@@ -125,8 +125,9 @@ def _missing_root(recipe: Recipe) -> DatasetError:
     )
 
 
-def _open_splits(recipe: Recipe) -> tuple[Any, Any, dict[str, Any]]:
-    """The data set objects (from neuromorph.data) for train and test, with the recipe's transform."""
+def _open_splits(recipe: Recipe) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """The data set objects (from neuromorph.data) for train, the data set's own validation split (SSC's
+    ``valid``; ``None`` for data sets without one) and test, with the recipe's transform."""
     import neuromorph.data as nd
 
     ds = recipe.dataset
@@ -148,31 +149,41 @@ def _open_splits(recipe: Recipe) -> tuple[Any, Any, dict[str, Any]]:
                 transform = nd.Compose((nd.CenterCrop(sensor, size), nd.ToFrame((*size, sensor[2]), n_time_bins=recipe.n_time_bins)))
             train = cls(root=recipe.data_root, split="train", transform=transform)
             test = cls(root=recipe.data_root, split="test", transform=transform)
+            valid = None
             info = {"sensor_size": list(probe.sensor_size), "classes": list(map(str, probe.classes))}
         else:
             cls = nd.SHD if ds == "shd" else nd.SSC
             transform = nd.ToSpikeCounts(n_units=700, dt_us=recipe.dt_us, group=recipe.channel_group)
             train = cls(root=recipe.data_root, split="train", transform=transform)
             test = cls(root=recipe.data_root, split="test", transform=transform)
+            # SSC ships a validation file (SNN-delays selects its SSC model on it); SHD has none
+            valid = cls(root=recipe.data_root, split="valid", transform=transform) if ds == "ssc" else None
             info = {"classes": list(map(str, train.classes))}
     except DatasetError as exc:
         raise DatasetError(f"{exc}; expected layout for {ds!r}: {LAYOUTS[ds]}") from exc
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise _missing_root(recipe) from exc
-    return train, test, info
+    return train, valid, test, info
 
 
 def load_data(recipe: Recipe) -> DataBundle:
-    """Build the recipe's train/val/test tensors (val is held out of train, never taken from test)."""
-    train_ds, test_ds, info = _open_splits(recipe)
+    """Build the recipe's train/val/test tensors.
+
+    val is the data set's own validation split where it has one (SSC), else ``val_fraction`` of train held
+    out; it is never taken from test.
+    """
+    train_ds, valid_ds, test_ds, info = _open_splits(recipe)
     train = materialize(train_ds, recipe.train_limit, recipe.max_steps)
     max_steps = recipe.max_steps if recipe.max_steps is not None else int(train.x.shape[1])
     test = materialize(test_ds, recipe.test_limit, max_steps)
     if test.x.shape[2:] != train.x.shape[2:]:
         raise DatasetError(f"train and test samples differ in shape: {tuple(train.x.shape[2:])} vs {tuple(test.x.shape[2:])}")
+    val = materialize(valid_ds, recipe.test_limit, max_steps) if valid_ds is not None else None
     if recipe.pad == "batch":
         train, test = train.with_lengths(), test.with_lengths()
-    train, val = split_validation(train, recipe.val_fraction, recipe.seed)
+        val = val.with_lengths() if val is not None else None
+    if val is None:
+        train, val = split_validation(train, recipe.val_fraction, recipe.seed)
     n_classes = len(info.get("classes", [])) or int(max(train.y.max(), test.y.max())) + 1
     info.update({"n_train": len(train), "n_val": 0 if val is None else len(val), "n_test": len(test), "n_steps": int(train.x.shape[1])})
     return DataBundle(train, val, test, n_classes, tuple(train.x.shape[2:]), info)
@@ -203,7 +214,8 @@ def shard(index: torch.Tensor, rank: int, world: int) -> torch.Tensor:
 
 
 def load_split(recipe: Recipe, split: str, n_steps: int | None = None) -> Split:
-    """One split of the recipe's data: ``train``, ``val`` (held out of train as in training) or ``test``.
+    """One split of the recipe's data: ``train``, ``val`` (as in training: the data set's validation split,
+    or the part held out of train) or ``test``.
 
     ``n_steps`` pads/crops time to the length the model was trained with (checkpoint info).
     """
@@ -211,12 +223,12 @@ def load_split(recipe: Recipe, split: str, n_steps: int | None = None) -> Split:
 
     check_choice("split", split, ("train", "val", "test"))
     if split == "test":
-        _, test_ds, _ = _open_splits(recipe)
+        _, _, test_ds, _ = _open_splits(recipe)
         test = materialize(test_ds, recipe.test_limit, recipe.max_steps or n_steps)
         return test.with_lengths() if recipe.pad == "batch" else test
     bundle = load_data(recipe)
     if split == "val":
         if bundle.val is None:
-            raise ConfigError(f"recipe {recipe.name!r} holds out no validation data (val_fraction=0)")
+            raise ConfigError(f"recipe {recipe.name!r} has no validation data (val_fraction=0 and the data set has no validation split)")
         return bundle.val
     return bundle.train

@@ -62,9 +62,11 @@ class Recipe:
     # "batch": each batch keeps only the steps up to its longest sample (SNN-delays' pad_sequence_collate);
     # "dataset": every batch has all steps of the longest sample in the data set (fixed-length frames)
     pad: str = "dataset"
-    val_fraction: float = 0.1  # held out of the training split to pick best.pt; the test split is never used for it
+    # held out of the training split to pick best.pt when the data set has no validation split of its own
+    # (SSC has one and uses it); the test split is never used for model selection
+    val_fraction: float = 0.1
     train_limit: int | None = None  # use only the first N training samples (quick runs, tests)
-    test_limit: int | None = None
+    test_limit: int | None = None  # ... and the first N of the test (and own validation) split
     seed: int = 0
     backend: str = "auto"
     device: str = "cpu"
