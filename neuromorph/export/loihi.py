@@ -471,7 +471,7 @@ def fidelity_report(model: torch.nn.Module, path: str | os.PathLike, inputs: tor
         q = sim.aligned(li, int(outs[li].shape[0]) if li < len(outs) else None)
         row = {"layer": name, "spiking": bool(net_layers[li].spiking)}
         if li < len(outs) and tuple(outs[li].shape) == q.shape:
-            f = outs[li].numpy() > 0
+            f = outs[li].detach().cpu().numpy() > 0
             row["match_rate"] = float((f == (q > 0)).mean())
             row["spikes_float"] = int(f.sum())
             row["spikes_quantized"] = int((q > 0).sum())
@@ -480,7 +480,8 @@ def fidelity_report(model: torch.nn.Module, path: str | os.PathLike, inputs: tor
         rows.append(row)
     rep = FidelityReport(layers=rows)
     if labels is not None:
-        pf = (y.sum(0) if y.ndim >= 3 else y).argmax(-1)
+        pf = (y.sum(0) if y.ndim >= 3 else y).argmax(-1).cpu()
+        labels = torch.as_tensor(labels).cpu()
         last = sim.aligned(len(sim.names) - 1, int(y.shape[0]))
         score = last.reshape(last.shape[0], last.shape[1], -1).sum(0)
         if score.max() == 0:
