@@ -2,7 +2,8 @@
 tables ``[constraints]`` and ``[neuron]``; every limit there carries its source).
 
 Checks per layer: fan-in (presynaptic neurons per neuron), fan-out, weight mantissa bits, threshold
-mantissa bits, decays on the 12-bit scale, axonal delay range, supported neuron model; per chip: cores
+mantissa bits, decays on the 12-bit scale, axonal delay range, graded output spikes, supported neuron
+model (``[neuron].accepts``); per input: graded (count > 1) or non-integer input spikes; per chip: cores
 needed, where a layer takes ``max(ceil(neurons / neurons_per_core), ceil(synapses / synapses_per_core))``
 cores (synapses counted as stored, i.e. a convolution's shared kernel expanded per output neuron; an
 upper bound).
@@ -149,6 +150,9 @@ def check_network(net: NetxNetwork, profile: str | Profile) -> CheckReport:
             dmin, dmax = int(layer.delay.min()), int(layer.delay.max())
             rep.add(name, "delay", f"{dmin}..{dmax}", f"0..{L['max_delay']}", dmin >= 0 and dmax <= L["max_delay"],
                     f"limit delays to {L['max_delay']} steps (smaller max_delay, or a larger dt per step)")
+        if "graded_spikes" in L and layer.graded_spike:
+            rep.add(name, "graded_spikes", True, bool(L["graded_spikes"]), bool(L["graded_spikes"]),
+                    "this chip sends binary spikes only: make the layer emit 0/1 spikes")
         npc, spc = L.get("neurons_per_core"), L.get("synapses_per_core")
         need = 1
         if npc:
@@ -173,8 +177,14 @@ def check_model(model, sample, profile: str | Profile, dt: float | None = None) 
 
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     rep = CheckReport(profile=prof.name)
+    _check_input(rep, sample, prof)
     try:
         graph = to_nir(model, sample, strict=True, dt=dt)
+    except ExportError as exc:
+        rep.add(_layer_of(str(exc)), "mapping", "unsupported", "-", False, str(exc))
+        return rep
+    _check_neurons(rep, graph, prof)
+    try:
         input_shape, flayers = graph_to_layers(graph)
     except ExportError as exc:
         rep.add(_layer_of(str(exc)), "mapping", "unsupported", "-", False, str(exc))
@@ -196,3 +206,38 @@ def _layer_of(msg: str) -> str:
 
     m = re.search(r"layer '([^']+)'|node '([^']+)'", msg)
     return (m.group(1) or m.group(2)) if m else "(model)"
+
+
+# NIR node types and the names a profile's [neuron].accepts uses for them
+_NEURON_NAMES = {"LIF": "LIF", "IF": "IF", "CubaLIF": "CubaLIF", "LI": "LI", "CubaLI": "LI"}
+
+
+def _check_neurons(rep: CheckReport, graph, prof: Profile) -> None:
+    """One row per neuron node: is its model in the profile's ``[neuron].accepts``?"""
+    accepts = prof.neuron.get("accepts")
+    if not accepts:
+        return
+    for name, node in graph.nodes.items():
+        kind = _NEURON_NAMES.get(type(node).__name__)
+        if kind is not None:
+            rep.add(name, "neuron_model", kind, "/".join(accepts), kind in accepts,
+                    f"use one of the neuron models {', '.join(accepts)} for this layer")
+
+
+def _check_input(rep: CheckReport, sample, prof: Profile) -> None:
+    """The input must be spike counts: non-negative integers, and 0/1 where the chip has no graded spikes."""
+    import torch
+
+    x = sample.detach().cpu() if isinstance(sample, torch.Tensor) else torch.as_tensor(np.asarray(sample))
+    if x.numel() == 0:
+        return
+    x = x.double()
+    integer = bool(torch.isfinite(x).all()) and bool((x == x.round()).all()) and float(x.min()) >= 0
+    if not integer:
+        rep.add("(input)", "input_spikes", "real-valued", "integer counts >= 0", False,
+                "spiking hardware takes spike events: encode real-valued input off-chip (e.g. a rate or delta encoder)")
+        return
+    peak = int(x.max())
+    if "graded_spikes" in prof.limits and not prof.limits["graded_spikes"]:
+        rep.add("(input)", "input_spikes", f"counts up to {peak} per step", "0/1 (binary spikes)", peak <= 1,
+                "this chip has no graded spikes: bin the events with a shorter time step, or clip counts to 1")

@@ -192,6 +192,33 @@ def test_constraint_violations_on_purpose_built_models(tmp_path):
         load_profile(str(bad))
 
 
+def test_input_spikes_and_neuron_models_are_checked_against_the_profile(tmp_path):
+    net = torch.nn.Sequential(nnm.Linear(4, 3, bias=False), nnm.LIF(reset="hard")).eval()
+    counts = torch.zeros(3, 1, 4)
+    counts[1, 0, 2] = 3.0  # three events of one pixel in one bin: a graded input spike
+    rep = check_model(net, counts, "loihi")  # Loihi 1: binary spikes only
+    assert [(r["layer"], r["check"]) for r in rep.violations()] == [("(input)", "input_spikes")]
+    assert "counts up to 3" in rep.violations()[0]["value"] and "shorter time step" in rep.violations()[0]["fix"]
+    assert check_model(net, counts, "loihi2").ok  # Loihi 2 has graded spikes
+    assert check_model(net, counts.clamp(max=1), "loihi").ok
+    rep = check_model(net, torch.full((3, 1, 4), 0.5), "loihi2")  # real values are not spikes on any chip
+    assert [r["check"] for r in rep.violations()] == ["input_spikes"] and "encode" in rep.violations()[0]["fix"]
+    neuron_rows = [r for r in rep.rows if r["check"] == "neuron_model"]
+    assert [(r["value"], r["ok"]) for r in neuron_rows] == [("LIF", True)]
+    # a profile whose neuron list lacks LIF refuses the layer by name
+    prof = load_profile("loihi2")
+    prof.neuron = {**prof.neuron, "accepts": ["IF"]}
+    rep = check_model(net, torch.ones(3, 1, 4), prof)
+    assert [(r["layer"], r["check"], r["value"]) for r in rep.violations()] == [("1", "neuron_model", "LIF")]
+    # a layer marked as sending graded spikes fails on a chip without them
+    from neuromorph.export.netx import NetxNetwork
+
+    q = quantize_layer(FloatLayer(kind="dense", weight=np.ones((2, 2)), shape=(2,), neuron="LIF", tau_mem=2.0, name="g"))
+    q.graded_spike = True
+    assert [r["check"] for r in check_network(NetxNetwork((2,), [q]), "loihi").violations()] == ["graded_spikes"]
+    assert check_network(NetxNetwork((2,), [q]), "loihi2").ok
+
+
 def test_bad_models_and_ranges(tmp_path):
     x = torch.ones(4, 1, 4)
     soft = torch.nn.Sequential(nnm.Linear(4, 4), nnm.LIF(reset="soft")).eval()
