@@ -193,6 +193,35 @@ def test_extract_refuses_paths_outside_the_target(tmp_path):
         verify(tmp_path / "junk.bin", md5="0" * 32)
 
 
+def test_extract_zip_is_all_or_nothing(shared_data, tmp_path):
+    files = sorted((shared_data / "nmnist" / "Test").glob("*/*.bin"))[:6]
+    good = tmp_path / "test.zip"
+    with zipfile.ZipFile(good, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for p in files:
+            zf.write(p, f"Test/{p.parent.name}/{p.name}")
+    # damage the last member's compressed bytes: the first five unpack fine, then the CRC check fails
+    raw = bytearray(good.read_bytes())
+    with zipfile.ZipFile(good) as zf:
+        last = zf.infolist()[-1]
+        start = last.header_offset + 30 + len(last.filename.encode()) + len(last.extra)
+    raw[start + 5 : start + 25] = bytes(20)
+    bad = tmp_path / "bad" / "test.zip"
+    bad.parent.mkdir()
+    bad.write_bytes(bytes(raw))
+    into = tmp_path / "root"
+    with pytest.raises(DatasetError, match="cannot be unpacked"):
+        extract(bad, into)
+    assert list(into.iterdir()) == []  # no half-filled Test/ that would pass the layout check
+    # a partial Test/ from an earlier interrupted run is replaced by the complete one
+    (into / "Test" / "0").mkdir(parents=True)
+    (into / "Test" / "0" / "stale.bin").write_bytes(b"x")
+    extract(good, into)
+    assert sorted(p.relative_to(into / "Test").as_posix() for p in (into / "Test").glob("*/*.bin")) == [
+        f"{p.parent.name}/{p.name}" for p in files
+    ]
+    assert [p.name for p in into.iterdir()] == ["Test"]
+
+
 def test_extract_single_gzip_file_is_atomic(tmp_path):
     import gzip
 

@@ -16,6 +16,7 @@ import tarfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,23 +103,41 @@ def extract(archive: str | os.PathLike, into: str | os.PathLike) -> None:
     archive, into = Path(archive), Path(into).resolve()
     into.mkdir(parents=True, exist_ok=True)
 
-    def safe(name: str) -> None:
-        target = (into / name).resolve()
-        if into != target and into not in target.parents:
+    def safe(name: str, root: Path = into) -> None:
+        target = (root / name).resolve()
+        if root != target and root not in target.parents:
             raise DatasetError(f"{archive}: member {name!r} would be written outside {into}")
 
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            for name in zf.namelist():
-                safe(name)
-            zf.extractall(into)
-    elif tarfile.is_tarfile(archive):
-        with tarfile.open(archive) as tf:
-            for member in tf.getmembers():
-                safe(member.name)
-                if member.issym() or member.islnk():
-                    raise DatasetError(f"{archive}: member {member.name!r} is a link; refusing to extract")
-            tf.extractall(into)
+    if zipfile.is_zipfile(archive) or tarfile.is_tarfile(archive):
+        # unpack into a staging folder beside the target, then rename each top-level entry into place:
+        # an interrupted or failed run leaves only the staging folder, never a half-filled Train/ that
+        # passes the layout check
+        stage = (into / f".{archive.name}.extracting").resolve()
+        if stage.exists():
+            shutil.rmtree(stage)
+        stage.mkdir()
+        try:
+            if zipfile.is_zipfile(archive):
+                with zipfile.ZipFile(archive) as zf:
+                    for name in zf.namelist():
+                        safe(name, stage)
+                    zf.extractall(stage)
+            else:
+                with tarfile.open(archive) as tf:
+                    for member in tf.getmembers():
+                        safe(member.name, stage)
+                        if member.issym() or member.islnk():
+                            raise DatasetError(f"{archive}: member {member.name!r} is a link; refusing to extract")
+                    tf.extractall(stage)
+            for entry in sorted(stage.iterdir()):
+                target = into / entry.name
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)  # an earlier, possibly partial unpacking of this same archive
+                os.replace(entry, target)
+        except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError) as exc:
+            raise DatasetError(f"{archive}: cannot be unpacked into {into} ({exc})") from exc
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
     elif archive.suffix == ".gz":  # a single gzipped file (zenkelab's shd_train.h5.gz)
         # via a temporary name: an interrupted run must not leave a truncated file that looks unpacked
         target, tmp = into / archive.stem, into / (archive.stem + ".part")
