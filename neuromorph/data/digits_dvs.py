@@ -21,12 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from neuromorph._atomic import atomic_path
 from neuromorph.data.emulator import DVSEmulator
 from neuromorph.data.events import EVENT_DTYPE
 from neuromorph.errors import ConfigError, check_choice
@@ -146,15 +146,8 @@ def _save(path: Path, events: np.ndarray, offsets: np.ndarray, labels: np.ndarra
     packed = ((events["t"].astype(np.uint32) << 13) | (events["y"].astype(np.uint32) << 7)
               | (events["x"].astype(np.uint32) << 1) | events["p"].astype(np.uint32))
     arrays = {"events": packed, "offsets": offsets, "labels": labels, "key": np.frombuffer(_params_key().encode(), np.uint8)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)  # atomic: a reader never sees a half-written cache
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a reader never sees a half-written cache
+        np.savez(fh, **arrays)
 
 
 def _load(path: Path):

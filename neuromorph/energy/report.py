@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from neuromorph._atomic import atomic_path, atomic_write_bytes
 from neuromorph.energy.counters import LayerCounts
 from neuromorph.energy.profiles import HardwareProfile
 from neuromorph.errors import ConfigError
@@ -221,17 +221,11 @@ class EnergyReport:
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-        os.close(fd)
-        _usual_permissions(tmp)
         try:
-            fig.savefig(tmp, format="png", dpi=100)
-            os.replace(tmp, path)
+            with atomic_path(path, suffix=".png") as tmp:
+                fig.savefig(tmp, format="png", dpi=100)
         finally:
             plt.close(fig)
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         return path
 
 
@@ -244,21 +238,4 @@ def _fmt(x: float | None) -> str:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        _usual_permissions(tmp)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _usual_permissions(tmp: str) -> None:
-    """mkstemp creates files 0600; give the report the permissions of a plainly created file (umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    atomic_write_bytes(path, data)

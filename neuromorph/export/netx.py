@@ -25,13 +25,13 @@ integers back to real units.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from neuromorph._atomic import atomic_path
 from neuromorph.errors import DataFormatError
 
 # Loihi ranges (Lava's fixed-point LIF: du, dv unsigned 12 bit plus the ds_offset bit; vth unsigned
@@ -92,10 +92,7 @@ def _bytes(s: str) -> np.ndarray:
 def write_netx(net: NetxNetwork, path: str | os.PathLike) -> Path:
     """Write ``net`` as a lava-dl netx HDF5 file, atomically (temp file in the same folder + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = _FORMAT_TAG
             root = f.create_group("layer")
@@ -133,11 +130,6 @@ def write_netx(net: NetxNetwork, path: str | os.PathLike) -> Path:
                 g.attrs["name"] = layer.name
                 g.attrs["weight_exponent"] = int(layer.weight_exponent)
                 g.attrs["spiking"] = bool(layer.spiking)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

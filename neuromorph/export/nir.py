@@ -36,11 +36,13 @@ import copy
 import math
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from neuromorph._atomic import atomic_path
 from neuromorph.errors import ConfigError, DataFormatError, ExportError, ShapeError
 
 DEFAULT_DT = 1e-4  # seconds per step; the value snnTorch's NIR importer hard-codes
@@ -877,23 +879,12 @@ def from_nir(graph, dt: float | None = None) -> NIRGraphModule:
     return NIRGraphModule(mods, order, preds, dt).eval()
 
 
-def write_nir(graph, path) -> "os.PathLike":
+def write_nir(graph, path) -> Path:
     """``nir.write`` to a temp file in the same folder, then rename: no partial file on failure."""
-    import os
-    import tempfile
-    from pathlib import Path
 
     import nir
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         nir.write(tmp, graph)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path

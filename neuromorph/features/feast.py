@@ -35,7 +35,6 @@ Conventions of this implementation (documented choices, not in the paper):
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -43,6 +42,7 @@ from typing import Sequence
 import numba
 import numpy as np
 
+from neuromorph._atomic import atomic_path
 from neuromorph.data.events import require_fields
 from neuromorph.errors import CheckpointError, ConfigError, DataFormatError, ShapeError
 
@@ -155,14 +155,6 @@ class FeastTrace:
         return float(self.wins.sum() / self.misses) if self.misses else float("inf")
 
 
-def usual_permissions(tmp: str) -> None:
-    """mkstemp creates files 0600; give a saved file the permissions of a plainly created one (umask),
-    as checkpoints and energy reports do."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-
-
 def _as_streams(streams) -> tuple[list[np.ndarray], bool]:
     if isinstance(streams, np.ndarray):
         return [streams], True
@@ -254,15 +246,8 @@ class FeastLayer:
         arrays.update(sensor_size=np.asarray(self.sensor_size), weights=self._weights, thresholds=self.thresholds,
                       win_counts=self.win_counts, miss_count=np.asarray(self.miss_count),
                       events_seen=np.asarray(self.events_seen), format=np.asarray("neuromorph.FeastLayer/1"))
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
-        try:
-            usual_permissions(tmp)
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
         return path
 
     @classmethod

@@ -6,14 +6,12 @@ the target folder, then ``os.replace``) so an interrupted run never leaves a tru
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from neuromorph._atomic import atomic_path
 from neuromorph.errors import ConfigError
-from neuromorph.features.feast import usual_permissions
 
 
 def _pyplot():
@@ -32,16 +30,8 @@ def _save(fig, path) -> Path:
         path = Path(path)
         if path.suffix.lower() != ".png":
             raise ConfigError(f"path={str(path)!r} must end in .png")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-        os.close(fd)
-        try:
-            usual_permissions(tmp)
+        with atomic_path(path, suffix=".png") as tmp:
             fig.savefig(tmp, dpi=110, bbox_inches="tight")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     finally:
         _pyplot().close(fig)  # pyplot keeps every figure until closed: clf() alone leaks them
     return path

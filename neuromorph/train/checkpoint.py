@@ -21,12 +21,12 @@ from __future__ import annotations
 import copy
 import importlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
+from neuromorph._atomic import atomic_path
 from neuromorph.errors import CheckpointError
 
 FORMAT = "neuromorph.checkpoint"
@@ -80,23 +80,8 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     the new checkpoint, never a truncated one (``os.replace`` is atomic on POSIX and Windows).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with atomic_path(path, fsync=True) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)
     return path
 
 

@@ -9,6 +9,7 @@ from typing import Any, Iterable
 
 import torch
 
+from neuromorph._atomic import atomic_write_bytes
 from neuromorph.errors import ShapeError
 
 
@@ -118,17 +119,12 @@ class MetricsLog:
         if not self.enabled or not self.path.exists():
             return
         keep = [r for r in read_jsonl(self.path) if r.get("epoch", -1) <= epoch and r.get("event") != "final"]
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in keep), encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic_write_bytes(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in keep).encode("utf-8"), fsync=True)
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON through a temporary file and ``os.replace`` (never half-written)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_bytes(path, json.dumps(obj, indent=2, sort_keys=True).encode("utf-8"))
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:

@@ -5,13 +5,13 @@ matplotlib (the ``plot`` extra) is imported lazily, with the non-interactive Agg
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
+from neuromorph._atomic import atomic_path
 from neuromorph.errors import ConfigError
 
 
@@ -126,15 +126,12 @@ def record_spikes(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Te
 
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
     import matplotlib.pyplot as plt
 
-    try:  # temporary file then os.replace: an interrupted run never leaves a truncated PNG
-        fig.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, path)
+    try:  # an interrupted run never leaves a truncated PNG
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return path

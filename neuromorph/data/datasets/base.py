@@ -21,12 +21,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 import tomllib
 from pathlib import Path
 
 import numpy as np
 
+from neuromorph._atomic import atomic_write_bytes
 from neuromorph.data.datasets.download import download, extract
 from neuromorph.data.transforms import cache_key
 from neuromorph.errors import ConfigError, DatasetError, check_choice
@@ -160,17 +160,7 @@ def _save_entry(path: Path, array: np.ndarray) -> None:
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     payload = buf.getvalue()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(hashlib.sha256(payload).digest())
-            fh.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, hashlib.sha256(payload).digest() + payload)
 
 
 def _load_entry(path: Path) -> np.ndarray | None:
