@@ -69,7 +69,7 @@ __all__ = [
 ]
 
 FORMS = ("gauss", "max")
-METHODS = ("auto", "spectral", "direct")
+METHODS = ("auto", "spectral", "direct", "shift")
 SIGMA_OFFSET = 0.27  # σ_eff = |σ| + 0.27 (DCLS library since 2023-06; METHODS.md §3(b))
 NORM_EPS = 1e-7  # added to the tap sum before normalising (DCLS)
 
@@ -105,7 +105,9 @@ class DelayedLinear(torch.nn.Module):
         sigma: initial σ (default ⌊K/2⌋, the SNN-delays start value); a scalar or an ``[out, in]`` tensor.
         bias: add a learnable bias per output (SNN-delays uses none).
         method: "spectral" (DFT as matrix products), "direct" (``conv1d``, the computation ``Dcls1d``
-            does) or "auto" (whichever needs fewer operations; "direct" for half-precision inputs).
+            does), "shift" (one matrix product per delay that any synapse uses: cheap for rounded
+            layers with few distinct delays) or "auto" (whichever needs fewer operations; "direct" or
+            "shift" for half-precision inputs).
 
     Shapes: input ``[T, B, in_features]`` (time-major), output ``[T + ⌊(K-1)/2⌋, B, out_features]``.
 
@@ -268,19 +270,40 @@ class DelayedLinear(torch.nn.Module):
         return weight * (g / g.sum(0).clamp_min(NORM_EPS))
 
     # ------------------------------------------------------------------ forward
-    def _resolve_method(self, x: Tensor) -> str:
+    def used_delays(self) -> list[int]:
+        """Delays (steps) at which some synapse has a nonzero tap profile, whatever its weight.
+
+        All K for the "gauss" form; in the "max" form those within σ + 1 of a centre, so a rounded layer
+        lists the distinct integer delays of its synapses. Taps outside this set are zero and have zero
+        gradient (also for a weight that is exactly 0), so leaving them out changes nothing.
+        """
+        k = self.kernel_size
+        if self.form == "gauss":
+            return list(range(k))
+        with torch.no_grad():
+            centre = self.positions + self.half_width
+            reach = self.sigma.abs() + 1.0
+            d = torch.arange(k, device=centre.device, dtype=centre.dtype).view(k, 1, 1)
+            near = ((k - 1 - d) - centre).abs() < reach  # tap n = K-1-d
+            return torch.nonzero(near.flatten(1).any(1)).flatten().tolist()
+
+    def _resolve_method(self, x: Tensor, used: list[int] | None = None) -> str:
+        """The method to run; for "auto", the one with the fewest multiply-adds per batch element."""
         if self.method != "auto":
             return self.method
-        if x.dtype not in (torch.float32, torch.float64):
-            return "direct"
         steps = x.shape[0]
         n_in, n_out, k = self.in_features, self.out_features, self.kernel_size
         out_steps = steps + self.output_extension
         direct = out_steps * k * n_in * n_out
-        freqs = (steps + k - 1) // 2 + 1
-        # forward DFT of x, 3 products per frequency, inverse DFT (per batch element, in multiply-adds)
-        spectral = 2 * freqs * steps * n_in + 3 * freqs * n_in * n_out + 2 * freqs * out_steps * n_out
-        return "spectral" if spectral < direct else "direct"
+        costs = {"direct": direct}
+        if x.dtype in (torch.float32, torch.float64):  # the DFT needs the precision
+            freqs = (steps + k - 1) // 2 + 1
+            # forward DFT of x, 3 products per frequency, inverse DFT
+            costs["spectral"] = 2 * freqs * steps * n_in + 3 * freqs * n_in * n_out + 2 * freqs * out_steps * n_out
+        if self.form == "max":
+            used = self.used_delays() if used is None else used
+            costs["shift"] = max(len(used), 1) * steps * n_in * n_out
+        return min(costs, key=costs.get)
 
     def forward(self, x: Tensor) -> Tensor:
         """``[T, B, in] -> [T + ⌊(K-1)/2⌋, B, out]``: y_j[t] = Σ_i Σ_n k_ji[n] s_i[t + n - (K-1)] (+ b_j)."""
@@ -294,8 +317,12 @@ class DelayedLinear(torch.nn.Module):
         taps = self.taps().to(x.dtype)
         steps = x.shape[0]
         out_steps = steps + self.output_extension
-        if self._resolve_method(x) == "spectral":
+        used = self.used_delays() if self.form == "max" else None
+        method = self._resolve_method(x, used)
+        if method == "spectral":
             y = _delay_conv_spectral(x, taps, out_steps)
+        elif method == "shift":
+            y = _delay_shift(x, taps, out_steps, self.used_delays() if used is None else used)
         else:
             xb = F.pad(x.permute(1, 2, 0), (self.kernel_size - 1, self.output_extension))
             y = F.conv1d(xb, taps.permute(2, 1, 0).flip(-1)).permute(2, 0, 1).contiguous()
@@ -392,6 +419,19 @@ def _delay_conv_spectral(x: Tensor, taps: Tensor, out_steps: int) -> Tensor:
     re = k1.sub_(torch.bmm(b, c + d))
     y = (inv_re @ re.view(freqs, batch * n_out)).addmm_(inv_im, im.view(freqs, batch * n_out))
     return y.view(out_steps, batch, n_out)
+
+
+def _delay_shift(x: Tensor, taps: Tensor, out_steps: int, delays: list[int]) -> Tensor:
+    """y[t] = Σ_d x[t - d] @ taps[d] for t < out_steps, summed over ``delays`` only (one product each)."""
+    steps, batch, n_in = x.shape
+    n_out = taps.shape[2]
+    flat = x.reshape(steps * batch, n_in)
+    y = x.new_zeros(out_steps, batch, n_out) + 0.0 * taps[0, 0, 0]  # in the graph even if no delay is used
+    for d in delays:
+        n = min(steps, out_steps - d)
+        if n > 0:
+            y[d : d + n] += (flat[: n * batch] @ taps[d]).view(n, batch, n_out)
+    return y
 
 
 # ---------------------------------------------------------------------- model-level helpers

@@ -20,7 +20,7 @@ from neuromorph.nn.delays import (
     rounded_delays,
 )
 
-METHODS = ["spectral", "direct"]
+METHODS = ["spectral", "direct", "shift"]
 
 
 def _layer(i, o, k, *, form="gauss", method="spectral", seed=0, spread=0.5, sigma=None, dtype=torch.float64):
@@ -237,6 +237,37 @@ def test_auto_method_choice():
     assert m._resolve_method(torch.zeros(100, 2, 140)) == "spectral"
     assert m._resolve_method(torch.zeros(100, 2, 140, dtype=torch.bfloat16)) == "direct"
     assert DelayedLinear(140, 256, 1)._resolve_method(torch.zeros(100, 2, 140)) == "direct"
+    # rounded: random delays use all 25 taps (spectral stays cheaper); one shared delay is one product
+    m.round_delays()
+    assert len(m.used_delays()) == 25 and m._resolve_method(torch.zeros(100, 2, 140)) == "spectral"
+    m.set_delays(torch.full((256, 140), 3))
+    assert m.used_delays() == [3] and m._resolve_method(torch.zeros(100, 2, 140)) == "shift"
+    assert m._resolve_method(torch.zeros(100, 2, 140, dtype=torch.bfloat16)) == "shift"
+    # between integers a triangular tap covers two delays; σ widens it
+    m.set_positions(torch.full((256, 140), 0.5))
+    assert m.used_delays() == [11, 12]
+    m.set_sigma(1.0)
+    assert m.used_delays() == [10, 11, 12, 13]
+
+
+def test_shift_method_gradients_equal_direct_with_zero_weights_and_two_delays():
+    """Taps left out by "shift" have zero value and zero gradient, also for weights that are exactly 0."""
+    torch.manual_seed(3)
+    x = torch.rand(9, 2, 5, dtype=torch.float64)
+    delays = torch.where(torch.rand(4, 5) < 0.5, 1.0, 4.0).to(torch.float64)
+    grads = {}
+    for method in ("direct", "shift"):
+        m = DelayedLinear(5, 4, 7, form="max", sigma=0.0, method=method, dtype=torch.float64)
+        with torch.no_grad():
+            m.weight.copy_(torch.arange(20, dtype=torch.float64).view(4, 5) % 3 - 1)  # a third of them 0
+        m.set_delays(delays)
+        y = m(x)
+        (y * torch.linspace(-1, 1, y.numel(), dtype=torch.float64).view_as(y)).sum().backward()
+        grads[method] = (y.detach(), m.weight.grad.clone(), m.positions.grad.clone())
+    assert set(m.used_delays()) == {1, 4}
+    for a, b in zip(grads["direct"], grads["shift"]):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    assert (grads["shift"][1][m.weight.detach() == 0] != 0).any()
 
 
 # ---------------------------------------------------------------- gradients vs finite differences
