@@ -33,6 +33,7 @@ from torch import Tensor
 
 from neuromorph.errors import ConfigError, ShapeError
 from neuromorph.nn.delays import DelayedLinear, SigmaSchedule, clamp_after_step, delayed_layers
+from neuromorph.nn.layers import SequenceDropout  # the model's dropout; importable from here as before
 
 __all__ = [
     "SHDDelayNet",
@@ -42,23 +43,6 @@ __all__ = [
     "summed_softmax",
     "summed_softmax_loss",
 ]
-
-
-class SequenceDropout(torch.nn.Dropout):
-    """Dropout with one mask per sequence, shared by all T steps (scaled by 1/(1-p) in training).
-
-    This is SpikingJelly's multi-step ``layer.Dropout`` (mask drawn at the first step and kept until
-    reset), which SNN-delays applies to the spikes of each hidden layer. A mask redrawn per step would
-    average out over time and regularise far less. Input ``[T, B, ...]``; identity in eval mode.
-    """
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        if x.dim() < 2:
-            raise ShapeError(f"SequenceDropout: input must be [T, B, ...], got shape {list(x.shape)}")
-        mask = F.dropout(torch.ones_like(x[0]), self.p, training=True)
-        return x * mask
 
 
 class SHDDelayNet(torch.nn.Sequential):

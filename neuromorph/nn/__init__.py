@@ -3,7 +3,7 @@
 from neuromorph.kernels.config import NeuronState  # noqa: F401
 from neuromorph.nn.layers import (  # noqa: F401
     AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Conv3d, Dropout, Flatten, Linear,
-    MaxPool1d, MaxPool2d, TimeDistributed, merge_time)
+    MaxPool1d, MaxPool2d, SequenceDropout, TimeDistributed, merge_time)
 from neuromorph.nn.neurons import ALIF, IF, LI, LIF, CubaLIF, NeuronSpec, SpikingNeuron  # noqa: F401
 from neuromorph.nn.delays import DelayedLinear, SigmaSchedule, clamp_after_step, clamp_positions, round_delays, rounded_delays  # noqa: F401
 from neuromorph.nn.mpbn import MPBN, MPBNLIF, fold_mpbn  # noqa: F401

@@ -43,7 +43,25 @@ class Linear(nn.Linear):
 
 
 class Dropout(nn.Dropout):
-    """``torch.nn.Dropout``: an independent mask for every element and time step."""
+    """``torch.nn.Dropout``: an independent mask for every element and time step (see
+    :class:`SequenceDropout` for one mask per sequence)."""
+
+
+class SequenceDropout(nn.Dropout):
+    """Dropout with one mask per sequence, shared by all T steps (scaled by 1/(1-p) in training).
+
+    This is SpikingJelly's multi-step ``layer.Dropout`` (mask drawn at the first step and kept until
+    reset), which SNN-delays applies to the spikes of each hidden layer. A mask redrawn per step would
+    average out over time and regularise far less. Input ``[T, B, ...]``; identity in eval mode.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.dim() < 2:
+            raise ShapeError(f"SequenceDropout: input must be [T, B, ...], got shape {list(x.shape)}")
+        mask = nn.functional.dropout(torch.ones_like(x[0]), self.p, training=True)
+        return x * mask
 
 
 class Flatten(nn.Flatten):
