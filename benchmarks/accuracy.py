@@ -14,8 +14,12 @@ used for training or model selection: best.pt is chosen on a validation part hel
 Usage::
 
     python benchmarks/accuracy.py --task nmnist
-    python benchmarks/accuracy.py --task shd-fsdd --seeds 0 1 2 --epochs 30
+    python benchmarks/accuracy.py --task shd-fsdd --seeds 0 1 2 --epochs 150 --variants learned fixed no
+    python benchmarks/accuracy.py --task shd-fsdd --seeds 0 1 2 --epochs 40 --variants 1d gru
     python benchmarks/accuracy.py --task digits-dvs
+
+Each variant and seed of shd-fsdd is an independent run; to use both cores, run them as separate
+processes (``--variants learned --seeds 1``) with ``--threads 1``.
 
 The last line of stdout is one JSON object with every number.
 """
