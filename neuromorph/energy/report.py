@@ -166,7 +166,7 @@ class EnergyReport:
         """The report as JSON; written atomically to ``path`` when given."""
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
-            _atomic_write(Path(path), text.encode())
+            atomic_write_bytes(path, text.encode())
         return text
 
     def table(self) -> str:
@@ -235,7 +235,3 @@ def _fmt(x: float | None) -> str:
     if x == int(x) and abs(x) < 1e7:
         return str(int(x))
     return f"{x:.4g}"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    atomic_write_bytes(path, data)

@@ -317,12 +317,14 @@ class DelayedLinear(torch.nn.Module):
         taps = self.taps().to(x.dtype)
         steps = x.shape[0]
         out_steps = steps + self.output_extension
-        used = self.used_delays() if self.form == "max" else None
+        # the delays in use are only needed to price or run "shift"
+        needs_used = self.method == "shift" or (self.method == "auto" and self.form == "max")
+        used = self.used_delays() if needs_used else None
         method = self._resolve_method(x, used)
         if method == "spectral":
             y = _delay_conv_spectral(x, taps, out_steps)
         elif method == "shift":
-            y = _delay_shift(x, taps, out_steps, self.used_delays() if used is None else used)
+            y = _delay_shift(x, taps, out_steps, used)
         else:
             xb = F.pad(x.permute(1, 2, 0), (self.kernel_size - 1, self.output_extension))
             y = F.conv1d(xb, taps.permute(2, 1, 0).flip(-1)).permute(2, 0, 1).contiguous()

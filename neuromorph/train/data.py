@@ -166,6 +166,11 @@ def _open_splits(recipe: Recipe) -> tuple[Any, Any, Any, dict[str, Any]]:
     return train, valid, test, info
 
 
+def _padded(split: Split, recipe: Recipe) -> Split:
+    """The split with per-sample lengths when the recipe pads per batch."""
+    return split.with_lengths() if recipe.pad == "batch" else split
+
+
 def load_data(recipe: Recipe) -> DataBundle:
     """Build the recipe's train/val/test tensors.
 
@@ -179,9 +184,8 @@ def load_data(recipe: Recipe) -> DataBundle:
     if test.x.shape[2:] != train.x.shape[2:]:
         raise DatasetError(f"train and test samples differ in shape: {tuple(train.x.shape[2:])} vs {tuple(test.x.shape[2:])}")
     val = materialize(valid_ds, recipe.test_limit, max_steps) if valid_ds is not None else None
-    if recipe.pad == "batch":
-        train, test = train.with_lengths(), test.with_lengths()
-        val = val.with_lengths() if val is not None else None
+    train, test = _padded(train, recipe), _padded(test, recipe)
+    val = _padded(val, recipe) if val is not None else None
     if val is None:
         train, val = split_validation(train, recipe.val_fraction, recipe.seed)
     n_classes = len(info.get("classes", [])) or int(max(train.y.max(), test.y.max())) + 1
@@ -224,8 +228,7 @@ def load_split(recipe: Recipe, split: str, n_steps: int | None = None) -> Split:
     check_choice("split", split, ("train", "val", "test"))
     if split == "test":
         _, _, test_ds, _ = _open_splits(recipe)
-        test = materialize(test_ds, recipe.test_limit, recipe.max_steps or n_steps)
-        return test.with_lengths() if recipe.pad == "batch" else test
+        return _padded(materialize(test_ds, recipe.test_limit, recipe.max_steps or n_steps), recipe)
     bundle = load_data(recipe)
     if split == "val":
         if bundle.val is None:

@@ -70,5 +70,5 @@ def test_evaluation_pads_each_batch_to_its_longest_sample():
         with torch.no_grad():
             loss += float(torch.nn.functional.cross_entropy(model(x).sum(0), data.test.y[idx], reduction="sum"))
     assert got["loss"] == pytest.approx(loss / 30, rel=1e-6)
-    full = evaluate(model, type(data.test)(data.test.x, data.test.y), recipe, 3)  # all 9 steps: differs
+    full = evaluate(model, Split(data.test.x, data.test.y), recipe, 3)  # all 9 steps: differs
     assert full["loss"] != pytest.approx(got["loss"], rel=1e-3)
