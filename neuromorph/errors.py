@@ -59,3 +59,11 @@ def check_choice(name: str, value: object, valid) -> None:
     valid = list(valid)
     if value not in valid:
         raise ConfigError(f"{name}={value!r} is not valid; choose one of {', '.join(map(repr, valid))}")
+
+
+class UnknownLayerError(ConfigError, ExportError):
+    """A layer that declares no role in the layer protocol (:mod:`neuromorph.nn.protocol`).
+
+    Export, the energy monitor and the training metrics raise this same error (built by one function),
+    so it is both a ``ConfigError`` and an ``ExportError``.
+    """

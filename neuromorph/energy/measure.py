@@ -14,6 +14,7 @@ from neuromorph.energy.monitor import EnergyMonitor
 from neuromorph.energy.profiles import HardwareProfile, load_profile
 from neuromorph.energy.report import EnergyReport
 from neuromorph.errors import ConfigError, NonFiniteError, ShapeError
+from neuromorph.nn.protocol import eval_for
 
 __all__ = ["measure", "parse_hardware"]
 
@@ -55,8 +56,9 @@ def measure(
     """Count spikes, synops, MACs and neuron updates per layer of ``model`` on ``inputs`` and cost them.
 
     Args:
-        model: the network; it is run as is (train/eval mode untouched) under ``torch.no_grad`` with
-            forward hooks that are removed afterwards.
+        model: the network; it is run in eval mode (inference: dropout off, BatchNorm running statistics;
+            a model left in training mode is switched with a warning and restored afterwards, as
+            ``to_nir`` does) under ``torch.no_grad`` with forward hooks that are removed afterwards.
         inputs: one time-major tensor ``[T, B, ...]``, or an iterable of them / of ``(x, y)`` pairs
             (e.g. a DataLoader); counts are summed and reported per inference (per sample).
         hardware: profile name(s) (``"loihi,cmos45nm"``, ``"cmos45nm:int8"``), ``.toml`` path(s) or
@@ -79,7 +81,7 @@ def measure(
     monitor = EnergyMonitor(model, skip_zeros=skip_zeros, counts_as_spikes=counts_as_spikes)
     samples = 0
     time_steps = 0
-    with monitor:
+    with eval_for(model, "energy.measure"), monitor:
         for i, x in enumerate(_batches(inputs)):
             if max_batches is not None and i >= max_batches:
                 break

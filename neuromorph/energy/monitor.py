@@ -5,16 +5,17 @@ on exit every hook is removed, so the model is exactly as before (same outputs, 
 Counting rules are in :mod:`neuromorph.energy.counters`. Counts are taken on the tensors a layer
 actually receives, so spikes removed by Random Spike Masking (``SpikeMask``) or dropout never count.
 
-Known layers: ``Linear``, ``Conv1d/2d/3d`` (synaptic), ``MaxPool``/``AvgPool`` 1d/2d/3d (pooling),
-every ``neuromorph.nn.SpikingNeuron`` (neuron updates and emitted spikes), modules flagged
-``emits_spikes`` such as ``SpikeMask`` (spikes passed on), ``DelayedLinear`` (when present), and
-cost-free layers (BatchNorm, folded into weights at inference; Dropout; Flatten; Unflatten; Identity).
-Linear algebra called directly inside a container's ``forward`` (``F.linear``, ``F.conv*``,
-``matmul``/``@``, ``mm``, ``bmm``, ``addmm``, ``baddbmm``, ``F.scaled_dot_product_attention``,
-``einsum`` (dense)) is caught by a ``TorchFunctionMode`` and counted too, e.g. the ``Q·Kᵀ`` product of
-two spike tensors in attention (MACs, METHODS.md §10). Any other leaf layer, and any container with
-weights of its own whose forward showed no such operation (a fused kernel), is reported by name and
-type (``ConfigError``), never counted as zero silently; teach the monitor with :func:`register_rule`.
+What each layer is comes from the layer protocol (:mod:`neuromorph.nn.protocol`), nothing else:
+synapses (``linear``, ``conv1d/2d/3d``, ``delayed_linear``) cost synops or MACs; pooling costs
+accumulates; neurons and readouts cost neuron updates and emit the spikes counted; masks pass spikes on;
+normalisation (folded at inference), reshapes, identities (Dropout) and real-valued activations cost
+nothing. A layer that declares no role raises the package's one ``UnknownLayerError`` before anything
+runs. Containers are looked into: linear algebra called directly inside a container's ``forward``
+(``F.linear``, ``F.conv*``, ``matmul``/``@``, ``mm``, ``bmm``, ``addmm``, ``baddbmm``,
+``F.scaled_dot_product_attention``, ``einsum`` (dense)) is caught by a ``TorchFunctionMode`` and counted
+too, e.g. the ``Q·Kᵀ`` product of two spike tensors in attention (MACs, METHODS.md §10). A container with
+weights of its own whose forward showed no such operation (a fused kernel) is reported by name and type
+(``ConfigError``) by :meth:`EnergyMonitor.check`, never counted as zero silently.
 Not counted (by convention, as in most papers): softmax, normalisations at inference (folded),
 element-wise additions of residual paths, and reductions such as a mean over tokens.
 """
@@ -40,61 +41,15 @@ from neuromorph.energy.counters import (
     split_leading,
 )
 from neuromorph.errors import ConfigError
+from neuromorph.nn.protocol import LayerDecl, Role, walk
 
-__all__ = ["EnergyMonitor", "register_rule", "unregister_rule", "FREE", "CONTAINER", "NEURON"]
+__all__ = ["EnergyMonitor"]
 
-#: rule meaning "costs nothing at inference" (e.g. BatchNorm folded into weights)
-FREE = "free"
-#: rule meaning "look inside: count its children and the linear algebra in its forward"
-CONTAINER = "container"
-#: rule meaning "a spiking neuron taking [T, B, ...]" (e.g. a peer library's multi-step LIF node)
-NEURON = "neuron"
+# rule sentinels besides the counting functions below
+FREE = "free"  # costs nothing at inference (folded, moves data, identity, activation)
+CONTAINER = "container"  # look inside: count its layers and the linear algebra in its forward
 
 Handler = Callable[["EnergyMonitor", str, torch.nn.Module, tuple, Any], None]
-_USER_RULES: list[tuple[type, Any]] = []
-
-
-def register_rule(cls: type, rule: str | Handler) -> None:
-    """Tell monitors how to count layers of type ``cls``.
-
-    ``rule`` is :data:`FREE`, :data:`CONTAINER`, :data:`NEURON` (input ``[T, B, ...]``, one update per
-    neuron per step, binary output counted as spikes), or a callable
-    ``rule(monitor, name, module, inputs, output)`` that updates ``monitor.record(name, module, role)``.
-    User rules take precedence over the built-in ones (later registrations first).
-    """
-    if not (rule in (FREE, CONTAINER, NEURON) or callable(rule)):
-        raise ConfigError(f"register_rule: rule={rule!r} must be {FREE!r}, {CONTAINER!r}, {NEURON!r} or a callable")
-    if not isinstance(cls, type):
-        raise ConfigError(f"register_rule: cls={cls!r} is not a class")
-    _USER_RULES.insert(0, (cls, _neuron_rule if rule == NEURON else rule))
-
-
-def unregister_rule(cls: type) -> None:
-    """Remove the rules registered for exactly ``cls``."""
-    _USER_RULES[:] = [(c, r) for c, r in _USER_RULES if c is not cls]
-
-
-def _nn_class(name: str) -> type | None:
-    import importlib
-
-    for module_name in ("neuromorph.nn", *_NN_HOMES.get(name, ())):
-        try:
-            cls = getattr(importlib.import_module(module_name), name, None)
-        except Exception:  # the core may be mid-edit; the torch base classes still work
-            cls = None
-        if cls is not None:
-            return cls
-    return None
-
-
-_NN_HOMES = {
-    "DelayedLinear": ("neuromorph.nn.delays",),
-    "MPBNLIF": ("neuromorph.nn.mpbn",),
-    "MPBN": ("neuromorph.nn.mpbn",),
-    "HoyerSpike": ("neuromorph.nn.hoyer",),
-    "QCFSNeuron": ("neuromorph.nn.qcfs",),
-    "DeltaActivation": ("neuromorph.nn.delta",),
-}
 
 
 def _output_tensor(output: Any) -> torch.Tensor | None:
@@ -196,20 +151,24 @@ def _conv_rule(mon, name, module, inputs, output):
     _count_synaptic(mon, name, module, x, fan)
 
 
+def _pool_dims(op: str) -> int:
+    return int(op[-2])  # "max_pool2d" -> 2
+
+
 def _pool_rule(mon, name, module, inputs, output):
     x = inputs[0]
-    nd = 1 if isinstance(module, (torch.nn.MaxPool1d, torch.nn.AvgPool1d)) else (
-        2 if isinstance(module, (torch.nn.MaxPool2d, torch.nn.AvgPool2d)) else 3)
+    op = mon._decls[id(module)].op
+    nd = _pool_dims(op)
     feature_shape = tuple(x.shape[-(nd + 1):])
     key = (id(module), feature_shape, "pool", str(x.device))
     fan = mon._cache.get(key)
     if fan is None:
-        fan = pool_fanout(module, feature_shape, device=x.device)
+        fan = _adaptive_pool_fanout(module, feature_shape, x.device) if op.startswith("adaptive") else \
+            pool_fanout(module, feature_shape, device=x.device)
         mon._cache[key] = fan
     _count_synaptic(mon, name, module, x, fan, role="pool")
     out = _output_tensor(output)
-    if (isinstance(module, (torch.nn.AvgPool1d, torch.nn.AvgPool2d, torch.nn.AvgPool3d))
-            and _events(mon, x)[0] in ("spikes", "counts")):
+    if op.startswith("avg_pool") and _events(mon, x)[0] in ("spikes", "counts"):
         # average pooling of spikes is a linear map that hardware folds into the next synapse (every spike
         # of a window reaches the next layer through the pooled position): the next layer sees event
         # counts scaled by 1/divisor, and costs count x fan-out synaptic operations, not dense MACs
@@ -218,6 +177,22 @@ def _pool_rule(mon, name, module, inputs, output):
             ks = module.kernel_size if isinstance(module.kernel_size, tuple) else (module.kernel_size,) * nd
             divisor = math.prod(ks)
         mon.pooled_counts[_storage(out)] = (out.numel(), float(divisor))
+
+
+def _adaptive_pool_fanout(module: torch.nn.Module, feature_shape: tuple[int, ...], device) -> torch.Tensor:
+    """Windows containing each input position of adaptive pooling: output i of a dimension of size n
+    pools inputs floor(i n / m) .. ceil((i + 1) n / m) - 1 (torch's rule), m the output size."""
+    spatial = feature_shape[1:]
+    size = module.output_size
+    size = tuple(size) if isinstance(size, (tuple, list)) else (size,) * len(spatial)
+    fan = torch.ones((), dtype=torch.float64)
+    for n, m in zip(spatial, size):
+        m = n if m is None else int(m)
+        count = torch.zeros(n, dtype=torch.float64)
+        for i in range(m):
+            count[(i * n) // m: -((-(i + 1) * n) // m)] += 1
+        fan = fan.unsqueeze(-1) * count
+    return fan.expand(*feature_shape).to(device)
 
 
 def _neuron_rule(mon, name, module, inputs, output):
@@ -306,43 +281,43 @@ def _delayed_linear_rule(mon, name, module, inputs, output):
         rec.macs += float(fan.sum()) * x.shape[1]
 
 
-# neuromorph.nn layers, looked up by name so that the monitor works while the core is being written.
-# MPBNLIF and HoyerSpike are neurons on [T, B, ...] (HoyerSpike: one threshold test per neuron per step);
-# MPBN on its own folds into the threshold at inference (METHODS.md §2), so it is free.
-_NN_RULES: tuple[tuple[str, Any], ...] = (
-    ("SpikingNeuron", _neuron_rule),
-    ("MPBNLIF", _neuron_rule),
-    ("HoyerSpike", _neuron_rule),
-    ("QCFSNeuron", _step_neuron_rule),
-    ("DeltaActivation", _neuron_rule),  # one quantisation per neuron per step; its output is real-valued
-    ("DelayedLinear", _delayed_linear_rule),
-    ("MPBN", FREE),
-)
+# how each declared layer is counted: by role, and for synapses and pooling by op
+_SYNAPSE_RULES: dict[str, Any] = {
+    "linear": _linear_rule,
+    "conv1d": _conv_rule,
+    "conv2d": _conv_rule,
+    "conv3d": _conv_rule,
+    "delayed_linear": _delayed_linear_rule,
+    "delay": FREE,  # a delay line moves spikes in time; the synops are counted at the weights after it
+}
+_POOL_OPS = {f"{kind}_pool{nd}d" for kind in ("max", "avg", "adaptive_avg") for nd in (1, 2, 3)}
+_ROLE_RULES: dict[Role, Any] = {
+    Role.MASK: _mask_rule,
+    Role.READOUT: _neuron_rule,  # one update per neuron per step; it never fires
+    Role.NORMALISATION: FREE,  # folded into weights or thresholds at inference
+    Role.RESHAPE: FREE,
+    Role.IDENTITY: FREE,
+    Role.ACTIVATION: FREE,  # element-wise non-linearities are not priced (METHODS.md §10 counts MACs/ACs)
+    Role.CONTAINER: CONTAINER,
+}
 
 
-def _builtin_rule(module: torch.nn.Module) -> str | Handler | None:
-    for cls, rule in _USER_RULES:
-        if isinstance(module, cls):
-            return rule
-    for cls_name, rule in _NN_RULES:
-        cls = _nn_class(cls_name)
-        if cls is not None and isinstance(module, cls):
-            return rule
-    if getattr(module, "emits_spikes", False):
-        return _mask_rule
-    if isinstance(module, torch.nn.Linear):
-        return _linear_rule
-    if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)):
-        return _conv_rule
-    if isinstance(module, (torch.nn.MaxPool1d, torch.nn.MaxPool2d, torch.nn.MaxPool3d,
-                           torch.nn.AvgPool1d, torch.nn.AvgPool2d, torch.nn.AvgPool3d)):
+def _rule_for(name: str, module: torch.nn.Module, decl: LayerDecl) -> str | Handler:
+    """The counting rule of a declared layer; a declaration the counter has no rule for is refused by name."""
+    if decl.role is Role.NEURON:
+        return _step_neuron_rule if decl.stepwise else _neuron_rule
+    if decl.role is Role.SYNAPSE and decl.op in _SYNAPSE_RULES:
+        return _SYNAPSE_RULES[decl.op]
+    if decl.role is Role.POOLING and decl.op in _POOL_OPS:
         return _pool_rule
-    if isinstance(module, (torch.nn.modules.batchnorm._BatchNorm, torch.nn.modules.dropout._DropoutNd,
-                           torch.nn.Flatten, torch.nn.Unflatten, torch.nn.Identity)):
-        return FREE
-    if next(module.children(), None) is not None:
-        return CONTAINER
-    return None  # a leaf no rule covers: looked into, reported unless its forward does linear algebra
+    if decl.role in _ROLE_RULES:
+        return _ROLE_RULES[decl.role]
+    raise ConfigError(
+        f"layer {name!r} ({type(module).__name__}): the energy counter has no rule for a {decl.role.value} with "
+        f"op {decl.op!r}; it counts synapse ops {sorted(k for k, v in _SYNAPSE_RULES.items() if v is not FREE)} and "
+        f"pooling ops {sorted(_POOL_OPS)}. Declare the layer a container whose forward uses torch's linear algebra "
+        "(F.linear, F.conv*, matmul), which is counted"
+    )
 
 
 # ------------------------------------------------------------------------- functional linear algebra
@@ -404,6 +379,7 @@ class EnergyMonitor:
         self._handles: list[Any] = []
         self._names: dict[int, str] = {}
         self._rules: dict[int, Any] = {}
+        self._decls: dict[int, LayerDecl] = {}
         self._stack: list[torch.nn.Module] = []
         self._opaque = 0
         self._active = False
@@ -417,7 +393,7 @@ class EnergyMonitor:
 
     @property
     def unknown_layers(self) -> dict[str, str]:
-        """``{name: type}`` of leaf layers met in the forward pass that no rule covers."""
+        """``{name: type}`` of containers whose own weights went into no operation the counter saw."""
         return dict(self._unknown)
 
     def record(self, name: str, module: torch.nn.Module | None, role: str) -> LayerCounts:
@@ -428,20 +404,25 @@ class EnergyMonitor:
         return rec
 
     def check(self) -> None:
+        """Raise ``ConfigError`` naming every container that holds weights its forward used in no
+        operation the counter sees (a fused kernel): it would be counted as zero."""
         if self._unknown:
             listed = ", ".join(f"{n!r} ({t})" for n, t in self._unknown.items())
             raise ConfigError(
-                f"the energy counter does not understand these layers: {listed}; they would be counted as "
-                f"zero. Register a rule with neuromorph.energy.register_rule(cls, 'free' | 'container' | handler)"
+                f"the energy counter cannot see the work of these layers: {listed} (weights used by a fused kernel); "
+                "they would be counted as zero. Build them from declared layers (neuromorph.nn.protocol) or torch's "
+                "linear algebra (F.linear, F.conv*, matmul)"
             )
 
     # -- hooks
     def __enter__(self) -> "EnergyMonitor":
-        for name, module in self.model.named_modules():
-            if id(module) in self._names:
-                continue
+        # classify everything first: an undeclared layer raises before any hook is attached
+        found = [(name, module, decl) for name, module, decl in walk(self.model) if id(module) not in self._names]
+        rules = [_rule_for(name or type(module).__name__, module, decl) for name, module, decl in found]
+        for (name, module, decl), rule in zip(found, rules):
             self._names[id(module)] = name or type(module).__name__
-            self._rules[id(module)] = _builtin_rule(module)
+            self._rules[id(module)] = rule
+            self._decls[id(module)] = decl
             self._handles.append(module.register_forward_pre_hook(self._pre))
             self._handles.append(module.register_forward_hook(self._post))
         self._mode = _FunctionCounter(self)
@@ -465,11 +446,10 @@ class EnergyMonitor:
             return
         self._stack.append(module)
         rule = self._rules.get(id(module))
-        if self._opaque or rule not in (CONTAINER, None):
+        if self._opaque or rule != CONTAINER:
             self._opaque += 1
         else:
-            # containers, and leaves no rule covers, are looked into: linear algebra in their forward
-            # is counted by the function mode; a leaf that turns out to do none is reported unknown
+            # containers are looked into: linear algebra in their forward is counted by the function mode
             self._fn_calls[id(module)] = 0
 
     def _post(self, module, inputs, output):
@@ -477,12 +457,12 @@ class EnergyMonitor:
             return
         self._stack.pop()
         rule = self._rules.get(id(module))
-        if self._opaque == 0:  # a container (or an unknown leaf) finishing
-            # an unknown leaf, or a container holding weights of its own (e.g. MultiheadAttention's fused
-            # fast path), whose forward did no linear algebra the function mode could see: not understood
-            # (own weight *matrices* only: a 1-D bias or a 3-D position embedding is added, not multiplied)
+        if self._opaque == 0:  # a container finishing
+            # a container holding weights of its own (e.g. MultiheadAttention's fused fast path) whose
+            # forward did no linear algebra the function mode could see: not understood (own weight
+            # *matrices* only: a 1-D bias or a 3-D position embedding is added, not multiplied)
             own_weights = any(p.dim() == 2 for p in module.parameters(recurse=False))
-            if (rule is None or own_weights) and self._fn_calls.get(id(module), 0) == 0:
+            if own_weights and self._fn_calls.get(id(module), 0) == 0:
                 self._unknown[self._names[id(module)]] = type(module).__name__
             return
         outermost = self._opaque == 1

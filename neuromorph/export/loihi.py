@@ -445,18 +445,16 @@ def fidelity_report(model: torch.nn.Module, path: str | os.PathLike, inputs: tor
     """Compare ``model`` (eval mode) with the integer simulation of its netx export at ``path``.
 
     ``inputs``: ``[T, B, ...]`` integer spike counts. Spiking layers are matched in order with the
-    model's spiking neurons (``neuromorph.nn.SpikingNeuron``) whose outputs feed the exported layers.
+    model's spiking layers (role ``neuron`` in the layer protocol) whose outputs feed the exported layers.
     Accuracy (with ``labels``): float prediction = argmax over classes of the model output summed over T;
     quantized prediction = argmax of the last layer's spike count (or summed voltage if it does not spike).
     """
-    from neuromorph.export.nir import spiking_modules
+    from neuromorph.nn.protocol import eval_for, spiking_layers
 
-    if model.training:
-        raise ExportError("model is in training mode; call model.eval() before a fidelity report")
     outs: list[torch.Tensor] = []
-    hooks = [m.register_forward_hook(lambda _m, _i, o: outs.append(o[0] if isinstance(o, tuple) else o)) for m in spiking_modules(model)]
+    hooks = [m.register_forward_hook(lambda _m, _i, o: outs.append(o[0] if isinstance(o, tuple) else o)) for _, m in spiking_layers(model)]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eval_for(model, "fidelity_report"):  # the float model as exported: eval mode
             y = model(inputs.float())
     finally:
         for h in hooks:

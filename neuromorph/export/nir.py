@@ -1,9 +1,10 @@
 """neuromorph <-> NIR (Neuromorphic Intermediate Representation, ``nir`` package, Pedersen et al.,
 Nature Communications 2024).
 
-``to_nir`` runs the model once on a sample and records, with forward hooks, which layer feeds which
-(data flow by tensor identity): the one graph walker of the package. Whatever the graph cannot hold is an
-error naming the layer, never a silent change. ``from_nir`` builds a module that runs any NIR graph of the
+``to_nir`` runs the model once on a sample and records, with forward hooks on the layers the layer
+protocol declares (:mod:`neuromorph.nn.protocol`), which layer feeds which (data flow by tensor identity);
+each layer is mapped by its declared op (``_NIR_OPS``), neurons through their ``spec()``. Whatever the
+graph cannot hold is an error naming the layer, never a silent change. ``from_nir`` builds a module that runs any NIR graph of the
 supported primitives with neuromorph's dynamics.
 
 Neuron mapping (time in steps of ``dt``; NIR writes continuous time in seconds)::
@@ -44,6 +45,7 @@ import torch
 
 from neuromorph._atomic import atomic_path
 from neuromorph.errors import ConfigError, DataFormatError, ExportError, ShapeError
+from neuromorph.nn.protocol import LayerDecl, Role, declaration, eval_for, layers, walk
 
 DEFAULT_DT = 1e-4  # seconds per step; the value snnTorch's NIR importer hard-codes
 _META = "neuromorph"
@@ -89,47 +91,10 @@ def _broadcast(value: Any, shape: tuple[int, ...], what: str, layer: str) -> np.
         raise ExportError(f"layer {layer!r}: {what} of shape {list(v.shape)} does not fit the layer's features {list(shape)}") from None
 
 
-def _is_mpbn(m: torch.nn.Module) -> bool:
-    return type(m).__name__ == "MPBNLIF"
-
-
-def _is_neuron(m: torch.nn.Module) -> bool:
-    if isinstance(m, NIRNeuron) or _is_mpbn(m):
-        return True
-    try:
-        from neuromorph.nn import SpikingNeuron  # the core's base class (may not exist in old trees)
-
-        if isinstance(m, SpikingNeuron):
-            return True
-    except ImportError:
-        pass
-    return callable(getattr(m, "spec", None)) and hasattr(m, "threshold")
-
-
-def spiking_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
-    """The neuron modules of ``model`` that emit spikes (not leaky integrators), in registration order."""
-    out = []
-    for m in model.modules():
-        if _is_neuron(m):
-            kind = _raw_kind(m)
-            if kind != "LI":
-                out.append(m)
-    return out
-
-
-def _raw_kind(m: torch.nn.Module) -> str:
-    if isinstance(m, NIRNeuron):
-        return m.kind
-    if _is_mpbn(m):
-        return "LIF"
-    spec = getattr(m, "spec", None)
-    if callable(spec):
-        return str(spec().kind)
-    return type(m).__name__
-
-
 def neuron_desc(m: torch.nn.Module, name: str, shape: tuple[int, ...]) -> NeuronDesc:
-    """Read a neuron module (``spec()`` of the core's neurons, folded ``MPBNLIF``, or ``NIRNeuron``)."""
+    """Read a neuron or readout through the layer protocol: its ``spec()`` (a ``NeuronSpec``; MPBN folded
+    first by ``to_nir``), or the parameters of a ``NIRNeuron``. A neuron without a NIR equivalent (no
+    ``spec()``, or a kind other than IF/LIF/CubaLIF/LI) raises ``ExportError`` naming the layer."""
     if isinstance(m, NIRNeuron):
         return NeuronDesc(
             kind=m.kind,
@@ -141,27 +106,18 @@ def neuron_desc(m: torch.nn.Module, name: str, shape: tuple[int, ...]) -> Neuron
             decay_input=bool(m.decay_input),
             v_rest=float(m.v_rest),
         )
-    if _is_mpbn(m):
-        if m.mpbn is not None:
-            raise ExportError(f"layer {name!r}: MPBN is not folded (fold_mpbn failed to run)")
-        if m.fire_sign is not None and bool((m.fire_sign < 0).any()):
-            raise ExportError(
-                f"layer {name!r}: folded MPBN has gamma < 0 (the neuron fires below its threshold); "
-                "no NIR or Loihi neuron can do that. Constrain gamma > 0 and retrain"
-            )
-        return NeuronDesc(
-            kind="LIF",
-            tau=_broadcast(m.tau, shape, "tau", name),
-            tau_syn=None,
-            threshold=_broadcast(m.threshold, shape, "threshold", name),
-            reset=m.reset,
-            v_reset=float(m.v_reset),
-            decay_input=bool(m.decay_input),
-        )
-    spec = m.spec()
+    decl = declaration(m)
+    supported = "IF, LIF, CubaLIF, LI are supported"
+    spec_fn = getattr(m, "spec", None)
+    if not callable(spec_fn):
+        raise ExportError(f"layer {name!r} ({type(m).__name__}): neuron kind {decl.op if decl else '?'!r} has no NIR mapping ({supported})")
+    try:
+        spec = spec_fn()
+    except ExportError as exc:  # e.g. an MPBNLIF folded with gamma < 0
+        raise ExportError(f"layer {name!r}: {exc}") from None
     kind = str(spec.kind)
     if kind not in ("IF", "LIF", "CubaLIF", "LI"):
-        raise ExportError(f"layer {name!r}: neuron kind {kind!r} has no NIR mapping (IF, LIF, CubaLIF, LI are supported)")
+        raise ExportError(f"layer {name!r} ({type(m).__name__}): neuron kind {kind!r} has no NIR mapping ({supported})")
     if getattr(spec, "mpr", False) and spec.threshold is not None and bool((spec.threshold != 0.5).any()):
         # MPR is monotone with phi(1/2) = 1/2, so it leaves the spikes unchanged only at threshold 1/2
         raise ExportError(f"layer {name!r}: MPR with a threshold other than 0.5 moves the firing point; no NIR mapping")
@@ -190,80 +146,28 @@ def neuron_desc(m: torch.nn.Module, name: str, shape: tuple[int, ...]) -> Neuron
 class _Rec:
     name: str
     module: torch.nn.Module
+    decl: LayerDecl
     inp: torch.Tensor
     out: torch.Tensor
-    passthrough: bool = False  # an unmapped layer that left its input unchanged on the sample
-
-
-def _unit_kind(m: torch.nn.Module) -> str | None:
-    """What the walker treats as one layer (its children are not visited)."""
-    if _is_neuron(m):
-        return "neuron"
-    if type(m).__name__ == "DelayedLinear":
-        return "delayed"
-    nn = torch.nn
-    for cls, kind in (
-        (nn.Linear, "linear"),
-        (nn.Conv1d, "conv1d"),
-        (nn.Conv2d, "conv2d"),
-        (nn.BatchNorm1d, "bn"),
-        (nn.BatchNorm2d, "bn"),
-        (nn.AvgPool2d, "avgpool"),
-        (nn.MaxPool2d, "maxpool"),
-        (nn.Flatten, "flatten"),
-        (nn.Dropout, "identity"),
-        (nn.Identity, "identity"),
-    ):
-        if isinstance(m, cls):
-            return kind
-    if type(m).__name__ == "TimeFlatten" or type(m).__name__ == "DelayNode":
-        return "nir_helper"
-    return None
 
 
 def _trace(model: torch.nn.Module, sample: torch.Tensor) -> tuple[list[_Rec], Any]:
-    units: dict[str, torch.nn.Module] = {}
-    unknown: dict[str, torch.nn.Module] = {}
-    skip_prefixes: list[str] = []
-    for name, m in model.named_modules():
-        if any(name.startswith(p) for p in skip_prefixes):
-            continue
-        if _unit_kind(m) is not None:
-            units[name] = m
-            skip_prefixes.append(name + "." if name else "")
-        elif not any(True for _ in m.children()) and m is not model:
-            unknown[name] = m
-    if _unit_kind(model) is not None:
-        units = {"": model}
-        unknown = {}
+    """Run ``model`` once with a hook on every declared layer (the layer protocol's walk; an undeclared
+    leaf raises ``UnknownLayerError`` before anything runs); containers are looked into."""
+    units = {name: (m, d) for name, m, d in walk(model) if d.role is not Role.CONTAINER}
     recs: list[_Rec] = []
     calls: dict[str, int] = {}
 
-    def hook_for(name):
+    def hook_for(name, decl):
         def hook(mod, args, out):
             calls[name] = calls.get(name, 0) + 1
             x = args[0] if args else None
             y = out[0] if isinstance(out, tuple) else out
-            recs.append(_Rec(name or type(mod).__name__, mod, x, y))
+            recs.append(_Rec(name or type(mod).__name__, mod, decl, x, y))
 
         return hook
 
-    def refuse(name):
-        def hook(mod, args, out):
-            x = args[0] if args else None
-            y = out[0] if isinstance(out, tuple) else out
-            if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and (y is x or isinstance(mod, torch.nn.ReLU)):
-                # the same tensor back (e.g. a spike mask with p = 0), or a ReLU, which is the identity on
-                # spikes (checked below: only directly after a spiking neuron)
-                recs.append(_Rec(name or type(mod).__name__, mod, x, y, passthrough=True))
-                return None
-            raise ExportError(f"layer {name!r} ({type(mod).__name__}) has no NIR mapping; target NIR supports Linear, Conv1d/2d, "
-                              "BatchNorm (folded), AvgPool2d, Flatten, Dropout, DelayedLinear and IF/LIF/CubaLIF/LI neurons")
-
-        return hook
-
-    handles = [m.register_forward_hook(hook_for(n)) for n, m in units.items()]
-    handles += [m.register_forward_hook(refuse(n)) for n, m in unknown.items()]
+    handles = [m.register_forward_hook(hook_for(n, d)) for n, (m, d) in units.items()]
     try:
         with torch.no_grad():
             out = model(sample)
@@ -293,37 +197,170 @@ def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
+# One mapping per declared op (or role, for neurons): ``mapper(r, ctx)`` returns a NIR node, a chain
+# ``[(suffix, node), ...]`` of nodes, a composite dict (Linear/Conv/DelayedLinear: expanded after BatchNorm
+# is folded in), or ``_PASS`` (the layer is the identity here: its output is its input's node).
+_PASS = object()
+
+
+@dataclass
+class _Ctx:
+    nodes: dict[str, Any]
+    edges: list[tuple[str, str]]
+    pending: dict[str, dict]
+    src: str
+    dt: float
+    strict: bool
+
+
+def _map_linear(r: _Rec, ctx: _Ctx):
+    m = r.module
+    if len(_feat(r.inp)) != 1:
+        raise ExportError(f"layer {r.name!r}: Linear on a {len(_feat(r.inp))}-D feature map {list(_feat(r.inp))}; insert a Flatten first")
+    return {"kind": "affine", "W": _np(m.weight), "b": None if m.bias is None else _np(m.bias)}
+
+
+def _map_conv(r: _Rec, ctx: _Ctx):
+    m = r.module
+    if m.padding_mode != "zeros":
+        raise ExportError(f"layer {r.name!r}: padding_mode={m.padding_mode!r} has no NIR mapping (zeros only)")
+    if isinstance(m.padding, str):
+        raise ExportError(f"layer {r.name!r}: padding={m.padding!r}; give explicit integers for NIR export")
+    return {"kind": r.decl.op, "W": _np(m.weight), "b": None if m.bias is None else _np(m.bias), "stride": m.stride,
+            "padding": m.padding, "dilation": m.dilation, "groups": m.groups, "in_shape": _feat(r.inp)}
+
+
+def _map_delayed_linear(r: _Rec, ctx: _Ctx):
+    m = r.module
+    return {"kind": "delayed", "W": _np(m.weight), "b": None if m.bias is None else _np(m.bias),
+            "D": m.integer_delays().cpu().numpy().astype(np.int64), "extend": int(m.output_extension)}
+
+
+def _map_batch_norm(r: _Rec, ctx: _Ctx):
+    m = r.module
+    if m.running_mean is None:
+        raise ExportError(f"layer {r.name!r}: BatchNorm without running statistics cannot be folded for export")
+    prev = ctx.pending.get(ctx.src)
+    consumers = [e for e in ctx.edges if e[0] == ctx.src]
+    if prev is None or prev.get("bn_folded") or consumers:
+        raise ExportError(f"layer {r.name!r}: BatchNorm must directly follow a Linear/Conv/DelayedLinear to be folded into it")
+    scale = _np(m.weight if m.affine else torch.ones_like(m.running_var)) / np.sqrt(_np(m.running_var) + m.eps)
+    shift = (_np(m.bias) if m.affine else 0.0) - _np(m.running_mean) * scale
+    W = prev["W"]
+    prev["W"] = W * scale.reshape((-1,) + (1,) * (W.ndim - 1))
+    prev["b"] = (0.0 if prev["b"] is None else prev["b"]) * scale + shift
+    prev["bn_folded"] = True
+    return _PASS
+
+
+def _map_avg_pool2d(r: _Rec, ctx: _Ctx):
+    import nir
+
+    m = r.module
+    if m.ceil_mode or m.divisor_override is not None or (not m.count_include_pad and _pair(m.padding) != (0, 0)):
+        raise ExportError(f"layer {r.name!r}: AvgPool2d with ceil_mode/divisor_override/count_include_pad=False has no NIR mapping")
+    k = _pair(m.kernel_size)
+    s = _pair(m.stride if m.stride is not None else m.kernel_size)
+    return nir.AvgPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array(_pair(m.padding)))
+
+
+def _map_max_pool2d(r: _Rec, ctx: _Ctx):
+    raise ExportError(f"layer {r.name!r}: MaxPool2d has no NIR mapping (NIR has sum and average pooling); use AvgPool2d")
+
+
+def _map_flatten(r: _Rec, ctx: _Ctx):
+    import nir
+
+    in_f, out_f = _feat(r.inp), _feat(r.out)
+    if out_f != (int(np.prod(in_f)),):
+        raise ExportError(f"layer {r.name!r}: Flatten must flatten all feature dims [T, B, ...] -> [T, B, N], got {list(out_f)}")
+    return nir.Flatten(input_type={"input": np.array(in_f)}, start_dim=0, end_dim=-1)
+
+
+def _map_identity(r: _Rec, ctx: _Ctx):
+    if r.out is not r.inp and not torch.equal(r.out, r.inp):
+        raise ExportError(f"layer {r.name!r}: Dropout/Identity changed its input in eval mode")
+    return _PASS
+
+
+def _map_relu(r: _Rec, ctx: _Ctx):
+    import nir
+
+    # the identity on 0/1 spikes, so only directly after a spiking neuron
+    if not isinstance(ctx.nodes.get(ctx.src), (nir.LIF, nir.IF, nir.CubaLIF)):
+        raise ExportError(f"layer {r.name!r} (ReLU) has no NIR mapping unless it follows a spiking neuron (where it is the identity)")
+    return _PASS
+
+
+def _map_delay(r: _Rec, ctx: _Ctx):
+    return r.module.to_nir_node(ctx.dt, _feat(r.inp))
+
+
+def _map_neuron(r: _Rec, ctx: _Ctx):
+    return _neuron_node(neuron_desc(r.module, r.name, _feat(r.out)), r.name, ctx.dt, ctx.strict)
+
+
+def _no_mapping(r: _Rec, ctx: _Ctx):
+    raise ExportError(f"layer {r.name!r} ({type(r.module).__name__}) has no NIR mapping; target NIR supports Linear, Conv1d/2d, "
+                      "BatchNorm (folded), AvgPool2d, Flatten, Dropout, DelayedLinear and IF/LIF/CubaLIF/LI neurons")
+
+
+#: declared op -> mapping (neurons and readouts map by role, through their ``spec()``)
+_NIR_OPS = {
+    "linear": _map_linear,
+    "conv1d": _map_conv,
+    "conv2d": _map_conv,
+    "delayed_linear": _map_delayed_linear,
+    "delay": _map_delay,
+    "batch_norm": _map_batch_norm,
+    "avg_pool2d": _map_avg_pool2d,
+    "max_pool2d": _map_max_pool2d,
+    "flatten": _map_flatten,
+    "identity": _map_identity,
+    "dropout": _map_identity,
+    "relu": _map_relu,
+}
+
+
+def _mapper(decl: LayerDecl):
+    if decl.role in (Role.NEURON, Role.READOUT):
+        return _map_neuron
+    return _NIR_OPS.get(decl.op, _no_mapping)
+
+
 def to_nir(model: torch.nn.Module, sample: torch.Tensor, strict: bool = True, dt: float | None = None):
-    """Export ``model`` (eval mode) to a ``nir.NIRGraph`` by running it once on ``sample`` ``[T, B, ...]``.
+    """Export ``model`` to a ``nir.NIRGraph`` by running it once, in eval mode, on ``sample`` ``[T, B, ...]``.
 
     ``dt`` (seconds per step) turns step-domain time constants into NIR's seconds; it is stored in the
     graph's metadata. Default: the ``dt`` the model's neurons were built with when they all agree, else
     1e-4 s (the value snnTorch's importer assumes). MPBN is folded (``neuromorph.nn.fold_mpbn``) and BatchNorm merged into the
-    preceding Linear/Conv on a copy of the model, never on ``model`` itself.
+    preceding Linear/Conv on a copy of the model, never on ``model`` itself. A model in training mode is
+    exported in eval mode with a warning (as ``energy.measure`` measures it); ``model`` is left as it was.
     ``strict=False`` exports soft-reset / no-reset neurons with a warning instead of an error.
-    Mapping and sources: see the module docstring. Raises ``ExportError`` naming the layer for anything
-    NIR cannot hold (MaxPool, ALIF, non-module operations between layers, training mode, ...).
+    Layers are read through the layer protocol (:mod:`neuromorph.nn.protocol`); an undeclared layer raises
+    ``UnknownLayerError``. Mapping and sources: see the module docstring. Raises ``ExportError`` naming the
+    layer for anything NIR cannot hold (MaxPool, ALIF, HoyerSpike, non-module operations between layers, ...).
     """
     import nir
 
+    from neuromorph.nn.mpbn import MPBNLIF, fold_mpbn
+
     if not isinstance(model, torch.nn.Module):
         raise ConfigError(f"to_nir: model must be a torch.nn.Module, got {type(model).__name__}")
-    if any(m.training for m in model.modules()):
-        raise ExportError(f"to_nir: {type(model).__name__} is in training mode; call model.eval() before export")
     if not isinstance(sample, torch.Tensor) or sample.dim() < 3:
         raise ShapeError(f"to_nir: sample must be a tensor [T, B, *features], got {getattr(sample, 'shape', type(sample))}")
+    found = layers(model)  # an undeclared layer raises here, before anything runs
     if dt is None:
-        dts = {float(m.dt) for m in model.modules() if _is_neuron(m) and getattr(m, "dt", None) is not None}
+        dts = {float(m.dt) for _, m, d in found if d.role in (Role.NEURON, Role.READOUT) and getattr(m, "dt", None) is not None}
         dt = dts.pop() if len(dts) == 1 else DEFAULT_DT
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise ConfigError(f"to_nir: dt={dt!r} must be a positive number of seconds")
-    model = copy.deepcopy(model)
-    if any(_is_mpbn(m) and m.mpbn is not None for m in model.modules()):
-        from neuromorph.nn import fold_mpbn
-
+    with eval_for(model, "to_nir"):
+        model = copy.deepcopy(model)  # in eval mode; the user's model gets its own modes back
+    if any(isinstance(m, MPBNLIF) and m.mpbn is not None for m in model.modules()):
         fold_mpbn(model)
-    for name, m in model.named_modules():
-        if type(m).__name__ == "DelayedLinear" and not _delays_are_integer(m):
+    for name, m, d in layers(model):
+        if d.op == "delayed_linear" and not _delays_are_integer(m):
             if strict:
                 raise ExportError(
                     f"layer {name!r}: DelayedLinear has real-valued delays; call round_delays() (its accuracy is evaluated with "
@@ -351,85 +388,34 @@ def to_nir(model: torch.nn.Module, sample: torch.Tensor, strict: bool = True, dt
         return producer[id(r.inp)]
 
     for r in recs:
-        kind = _unit_kind(r.module)
         src = src_of(r)
         keep.append(r.out)
-        if r.passthrough and isinstance(r.module, torch.nn.ReLU) and not isinstance(nodes.get(src), (nir.LIF, nir.IF, nir.CubaLIF)):
-            raise ExportError(f"layer {r.name!r} (ReLU) has no NIR mapping unless it follows a spiking neuron (where it is the identity)")
-        if r.out is r.inp or kind == "identity" or r.passthrough:
-            if r.out is not r.inp and not torch.equal(r.out, r.inp):
-                raise ExportError(f"layer {r.name!r}: Dropout/Identity changed its input in eval mode")
+        ctx = _Ctx(nodes, edges, pending, src, float(dt), strict)
+        if r.out is r.inp:  # the same tensor back (e.g. a spike mask with p = 0): nothing happened here
             producer[id(r.out)] = src
             continue
-        if r.out.dim() < 3 or r.out.shape[1] != sample.shape[1]:
+        mapper = _mapper(r.decl)
+        if mapper not in (_map_identity, _map_relu, _map_batch_norm, _no_mapping) and (
+                r.out.dim() < 3 or r.out.shape[1] != sample.shape[1]):
             raise ExportError(f"layer {r.name!r}: output shape {list(r.out.shape)} is not time-major [T, B, ...]; use neuromorph.nn layers")
+        result = mapper(r, ctx)
         name = _clean(r.name)
-        m = r.module
-        in_f, out_f = _feat(r.inp), _feat(r.out)
-        if kind == "linear":
-            if len(in_f) != 1:
-                raise ExportError(f"layer {r.name!r}: Linear on a {len(in_f)}-D feature map {list(in_f)}; insert a Flatten first")
-            pending[name] = {"kind": "affine", "W": _np(m.weight), "b": None if m.bias is None else _np(m.bias)}
-        elif kind in ("conv1d", "conv2d"):
-            if m.padding_mode != "zeros":
-                raise ExportError(f"layer {r.name!r}: padding_mode={m.padding_mode!r} has no NIR mapping (zeros only)")
-            if isinstance(m.padding, str):
-                raise ExportError(f"layer {r.name!r}: padding={m.padding!r}; give explicit integers for NIR export")
-            pending[name] = {
-                "kind": kind,
-                "W": _np(m.weight),
-                "b": None if m.bias is None else _np(m.bias),
-                "stride": m.stride,
-                "padding": m.padding,
-                "dilation": m.dilation,
-                "groups": m.groups,
-                "in_shape": in_f,
-            }
-        elif kind == "delayed":
-            pending[name] = {
-                "kind": "delayed",
-                "W": _np(m.weight),
-                "b": None if m.bias is None else _np(m.bias),
-                "D": m.integer_delays().cpu().numpy().astype(np.int64),
-                "extend": int(m.output_extension),
-            }
-        elif kind == "bn":
-            if m.running_mean is None:
-                raise ExportError(f"layer {r.name!r}: BatchNorm without running statistics cannot be folded for export")
-            prev = pending.get(src)
-            consumers = [e for e in edges if e[0] == src]
-            if prev is None or prev.get("bn_folded") or consumers:
-                raise ExportError(f"layer {r.name!r}: BatchNorm must directly follow a Linear/Conv/DelayedLinear to be folded into it")
-            scale = _np(m.weight if m.affine else torch.ones_like(m.running_var)) / np.sqrt(_np(m.running_var) + m.eps)
-            shift = (_np(m.bias) if m.affine else 0.0) - _np(m.running_mean) * scale
-            W = prev["W"]
-            prev["W"] = W * scale.reshape((-1,) + (1,) * (W.ndim - 1))
-            prev["b"] = (0.0 if prev["b"] is None else prev["b"]) * scale + shift
-            prev["bn_folded"] = True
+        if result is _PASS:
             producer[id(r.out)] = src
             continue
-        elif kind == "avgpool":
-            if m.ceil_mode or m.divisor_override is not None or (not m.count_include_pad and _pair(m.padding) != (0, 0)):
-                raise ExportError(f"layer {r.name!r}: AvgPool2d with ceil_mode/divisor_override/count_include_pad=False has no NIR mapping")
-            k = _pair(m.kernel_size)
-            s = _pair(m.stride if m.stride is not None else m.kernel_size)
-            nodes[name] = nir.AvgPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array(_pair(m.padding)))
-        elif kind == "maxpool":
-            raise ExportError(f"layer {r.name!r}: MaxPool2d has no NIR mapping (NIR has sum and average pooling); use AvgPool2d")
-        elif kind == "flatten":
-            if out_f != (int(np.prod(in_f)),):
-                raise ExportError(f"layer {r.name!r}: Flatten must flatten all feature dims [T, B, ...] -> [T, B, N], got {list(out_f)}")
-            nodes[name] = nir.Flatten(input_type={"input": np.array(in_f)}, start_dim=0, end_dim=-1)
-        elif kind == "neuron":
-            nodes[name] = _neuron_node(neuron_desc(m, r.name, out_f), r.name, dt, strict)
-        elif kind == "nir_helper":
-            nodes[name] = m.to_nir_node(dt, in_f)
-        else:  # pragma: no cover - _unit_kind and this table agree
-            raise ExportError(f"layer {r.name!r}: no NIR mapping")
-        if name not in pending:
-            edges.append((src, name))
+        if isinstance(result, dict):
+            pending[name] = result
+            result["src"] = src
+        elif isinstance(result, list):  # a chain of nodes
+            prev = src
+            for suffix, node in result:
+                nodes[name + suffix] = node
+                edges.append((prev, name + suffix))
+                prev = name + suffix
+            name = prev
         else:
-            pending[name]["src"] = src
+            nodes[name] = result
+            edges.append((src, name))
         producer[id(r.out)] = name
 
     out_t = model_out[0] if isinstance(model_out, tuple) else model_out
@@ -551,6 +537,11 @@ class NIRNeuron(torch.nn.Module):
     reduce to neuromorph's two input conventions.
     """
 
+    @property
+    def layer_decl(self) -> LayerDecl:
+        """Layer protocol: a neuron of this ``kind``; a readout for LI."""
+        return LayerDecl(Role.READOUT if self.kind == "LI" else Role.NEURON, self.kind)
+
     def __init__(self, kind, tau, tau_syn, threshold, reset, v_reset, decay_input, v_rest=0.0, gain=None):
         super().__init__()
         self.kind = kind
@@ -589,6 +580,8 @@ class NIRNeuron(torch.nn.Module):
 class DelayNode(torch.nn.Module):
     """y[t, :, i] = x[t - d_i, :, i] (zero before the start); the input is first extended by
     ``extend`` zero steps (the extra steps DelayedLinear gives delayed spikes to arrive)."""
+
+    layer_decl = LayerDecl(Role.SYNAPSE, "delay")  # a delay line: the weights are the Linear after it
 
     def __init__(self, delay_steps: np.ndarray, extend: int = 0, dt: float = DEFAULT_DT):
         super().__init__()

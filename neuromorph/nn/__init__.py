@@ -1,6 +1,7 @@
 """Layers users compose: spiking neurons, time-distributed stateless layers and the seed methods."""
 
 from neuromorph.kernels.config import NeuronState  # noqa: F401
+from neuromorph.nn.protocol import LayerDecl, Role, register_layer, unregister_layer  # noqa: F401
 from neuromorph.nn.layers import (  # noqa: F401
     AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Conv3d, Dropout, Flatten, Linear,
     MaxPool1d, MaxPool2d, SequenceDropout, TimeDistributed, merge_time)

@@ -56,6 +56,7 @@ from torch.autograd.function import once_differentiable
 from torch.utils.hooks import RemovableHandle
 
 from neuromorph.errors import ConfigError, NonFiniteError, ShapeError, check_choice
+from neuromorph.nn.protocol import LayerDecl, Role
 
 __all__ = [
     "DelayedLinear",
@@ -114,6 +115,8 @@ class DelayedLinear(torch.nn.Module):
     Attributes: ``weight`` ``[out, in]``, ``positions`` ``[out, in]`` (P, clamped to ±⌊K/2⌋ by
     :meth:`clamp_positions`), buffer ``sigma`` ``[out, in]``, ``kernel_size`` (K), ``form``.
     """
+
+    layer_decl = LayerDecl(Role.SYNAPSE, "delayed_linear")
 
     def __init__(
         self,

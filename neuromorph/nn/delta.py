@@ -22,6 +22,7 @@ from typing import Sequence
 import torch
 
 from neuromorph.errors import ConfigError, ShapeError, check_choice
+from neuromorph.nn.protocol import LayerDecl, Role
 
 __all__ = ["DeltaActivation", "delta_penalty"]
 
@@ -61,7 +62,12 @@ class DeltaActivation(torch.nn.Module):
 
     After each forward ``self.penalty`` holds L_sp (a differentiable scalar); :func:`delta_penalty`
     sums it over a model.
+
+    Layer protocol: a neuron with graded output (one quantisation per neuron per step, as a sigma-delta
+    neuron); its events are the nonzero outputs. No NIR mapping.
     """
+
+    layer_decl = LayerDecl(Role.NEURON, "delta")
 
     def __init__(
         self,

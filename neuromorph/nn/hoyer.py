@@ -24,6 +24,7 @@ import math
 import torch
 
 from neuromorph.errors import ConfigError, ShapeError
+from neuromorph.nn.protocol import LayerDecl, Role
 
 __all__ = ["HoyerSpike", "hoyer_extremum", "hoyer_square", "hoyer_regularizer"]
 
@@ -86,7 +87,13 @@ class HoyerSpike(torch.nn.Module):
 
     After a training-mode forward, ``self.hoyer_loss`` holds H(clip(u, 0, sg(|v_th|))) for
     :func:`hoyer_regularizer`.
+
+    Layer protocol: a spiking neuron (counted by energy reports, listed in firing rates) without a NIR
+    mapping: it compares a clipped input with a running threshold (``>=``), which no NIR neuron does, so
+    ``to_nir`` refuses it by name as it refuses ALIF.
     """
+
+    layer_decl = LayerDecl(Role.NEURON, "HoyerSpike", mode_dependent=True)  # batch threshold in training
 
     def __init__(self, num_features: int | None = None, v_th: float = 1.0, momentum: float = 0.1, scale: float = 1.0) -> None:
         super().__init__()

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from neuromorph.errors import ShapeError
+from neuromorph.nn.protocol import LayerDecl, Role
 
 
 def merge_time(module: nn.Module, x: torch.Tensor, sample_dims: int, forward) -> torch.Tensor:
@@ -27,6 +28,8 @@ def merge_time(module: nn.Module, x: torch.Tensor, sample_dims: int, forward) ->
 
 class TimeDistributed(nn.Module):
     """Wrap any per-sample module so it acts on every step of ``[T, B, ...]`` input."""
+
+    layer_decl = LayerDecl(Role.CONTAINER, "time_distributed")  # the wrapped module is the layer
 
     def __init__(self, module: nn.Module):
         super().__init__()

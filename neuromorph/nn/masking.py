@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from neuromorph.errors import ConfigError
+from neuromorph.nn.protocol import LayerDecl, Role
 
 __all__ = ["SpikeMask"]
 
@@ -29,11 +30,10 @@ class SpikeMask(torch.nn.Module):
 
     Active in training **and** inference (the paper masks at inference to save energy), unlike
     ``Dropout``. Its output is the masked spike tensor, so an energy monitor hooked on this module
-    counts the spikes that actually reach the next layer (``emits_spikes`` marks it for monitors).
+    counts the spikes that actually reach the next layer (its layer role is ``mask``).
     """
 
-    #: monitors count the output of modules with this flag as spikes
-    emits_spikes = True
+    layer_decl = LayerDecl(Role.MASK, "spike_mask")
 
     def __init__(self, p: float = 0.75, seed: int | None = None) -> None:
         super().__init__()

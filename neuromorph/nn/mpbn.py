@@ -34,6 +34,7 @@ from neuromorph.kernels import reference
 from neuromorph.kernels import run as run_dynamics
 from neuromorph.kernels.config import DynamicsParams, NeuronState
 from neuromorph.nn.neurons import LIF, NeuronSpec
+from neuromorph.nn.protocol import LayerDecl, Role
 
 __all__ = ["MPBN", "MPBNLIF", "fold_mpbn"]
 
@@ -47,6 +48,8 @@ class MPBN(torch.nn.Module):
         mode: ``"channel"`` (official code) or ``"element"`` (paper's element-wise form).
         eps, momentum: as ``torch.nn.BatchNorm2d`` (PyTorch defaults, as in the official code).
     """
+
+    layer_decl = LayerDecl(Role.NORMALISATION, "mpbn", mode_dependent=True)  # folded into the neuron's threshold at inference
 
     def __init__(self, features: int | Sequence[int], mode: str = "channel", eps: float = 1e-5, momentum: float = 0.1) -> None:
         super().__init__()

@@ -19,6 +19,7 @@ from neuromorph.errors import ConfigError, ShapeError, check_choice
 from neuromorph.functional.neuron import check_sequence, check_threshold, tau_to_decay
 from neuromorph.functional.surrogate import Surrogate, get_surrogate
 from neuromorph.kernels.config import RESET_MODES, DynamicsConfig, DynamicsParams, NeuronState
+from neuromorph.nn.protocol import LayerDecl, Role
 
 Number = Union[float, Sequence[float], torch.Tensor]
 
@@ -124,6 +125,11 @@ class SpikingNeuron(nn.Module):
 
     def spec(self) -> NeuronSpec:
         raise NotImplementedError
+
+    @property
+    def layer_decl(self) -> LayerDecl:
+        """Layer protocol: a neuron of this ``kind``; a readout when it never fires (LI)."""
+        return LayerDecl(Role.NEURON if self._fires else Role.READOUT, self.kind)
 
     def extra_repr(self) -> str:
         parts = [f"reset={self.reset!r}", f"surrogate={self.surrogate.name}({self.surrogate.alpha:g})"]

@@ -21,6 +21,7 @@ import math
 import torch
 
 from neuromorph.errors import ConfigError, ShapeError
+from neuromorph.nn.protocol import LayerDecl, Role
 
 __all__ = ["QCFS", "QCFSNeuron", "ConvertedSNN", "convert_to_snn"]
 
@@ -48,6 +49,8 @@ class QCFS(torch.nn.Module):
         levels: L, the number of quantisation steps (16 in MST); the converted SNN needs about L steps.
         lam: initial λ (trainable, one scalar per activation, init 2.0 in MST).
     """
+
+    layer_decl = LayerDecl(Role.ACTIVATION, "qcfs")
 
     def __init__(self, levels: int = 16, lam: float = 2.0) -> None:
         super().__init__()
@@ -80,9 +83,11 @@ class QCFSNeuron(torch.nn.Module):
     ``ZIF`` does; with a strict ">" the rate would miss QCFS at the rounding boundaries
     floor(·) = integer. State persists across calls until ``reset_state()``; ``ConvertedSNN``
     resets it before every sequence, so users never have to.
+
+    Layer protocol: a neuron run one step per call (``stepwise``); its spikes are the nonzero outputs.
     """
 
-    emits_spikes = True
+    layer_decl = LayerDecl(Role.NEURON, "QCFS_IF", stepwise=True)
 
     def __init__(self, lam: torch.Tensor | float, levels: int | None = None) -> None:
         super().__init__()

@@ -11,6 +11,10 @@ import torch
 
 from neuromorph._atomic import atomic_write_bytes
 from neuromorph.errors import ShapeError
+from neuromorph.nn.protocol import spiking_layers
+
+__all__ = ["readout", "spiking_layers", "FiringRateMonitor", "per_class_accuracy", "MetricsLog", "write_json_atomic",
+           "read_jsonl", "fmt_rates", "mean"]
 
 
 def readout(out: torch.Tensor, mode: str) -> torch.Tensor:
@@ -37,25 +41,13 @@ def readout(out: torch.Tensor, mode: str) -> torch.Tensor:
     raise ShapeError(f"unknown readout {mode!r}")
 
 
-def spiking_layers(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
-    """The spiking neuron layers of ``model`` (``neuromorph.nn.SpikingNeuron`` except the non-spiking LI)."""
-    try:
-        from neuromorph.nn import SpikingNeuron  # type: ignore[attr-defined]
-    except ImportError:  # core not present: recognise neurons by their spec() method
-        SpikingNeuron = None
-    layers = []
-    for name, module in model.named_modules():
-        is_neuron = isinstance(module, SpikingNeuron) if SpikingNeuron is not None else callable(getattr(module, "spec", None))
-        if is_neuron and type(module).__name__ != "LI":
-            layers.append((name or type(module).__name__, module))
-    return layers
-
-
 class FiringRateMonitor:
     """Mean firing rate per spiking layer: spikes per neuron per time step, averaged over everything seen.
 
-    Forward hooks read each neuron layer's output (spikes in {0, 1}); the running sums stay as tensors
-    so that monitoring costs no device synchronisation per batch.
+    The spiking layers are those of role ``neuron`` in the layer protocol (:func:`spiking_layers`; an
+    undeclared layer raises ``UnknownLayerError``). Forward hooks count each one's events: its nonzero
+    outputs (binary spikes, or graded ones such as ``QCFSNeuron``'s spike·λ); the running sums stay
+    as tensors so that monitoring costs no device synchronisation per batch.
     """
 
     def __init__(self, model: torch.nn.Module):
@@ -67,7 +59,7 @@ class FiringRateMonitor:
     def _hook(self, name: str):
         def hook(module, inputs, output):
             spikes = output[0] if isinstance(output, tuple) else output
-            total = spikes.detach().float().sum()
+            total = (spikes.detach() != 0).float().sum()
             self.sums[name] = self.sums[name] + total if name in self.sums else total
             self.counts[name] = self.counts.get(name, 0) + spikes.numel()
 

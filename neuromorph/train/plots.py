@@ -13,6 +13,7 @@ import torch
 
 from neuromorph._atomic import atomic_path
 from neuromorph.errors import ConfigError
+from neuromorph.nn.protocol import Role, layers
 
 
 def _plt():
@@ -44,7 +45,10 @@ def plot_curves(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
         ax2.axhline(final[-1]["test_accuracy"], color="k", ls="--", lw=1, label=f"test (best.pt) {final[-1]['test_accuracy']:.3f}")
     ax1.set(xlabel="epoch", ylabel="loss", title="loss")
     ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers: no 0.5 ticks
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     return _save(fig, path)
@@ -84,35 +88,55 @@ def plot_firing_rates(rates: dict[str, float | None], path: str | Path) -> Path:
     return _save(fig, path)
 
 
+def raster_rows(spikes: torch.Tensor, max_neurons: int = 256) -> tuple[torch.Tensor, str]:
+    """Which neurons a raster shows, and how to say so: the neurons that fired at least once (the most
+    active first when more than ``max_neurons`` fired, then in index order), so that a layer of many
+    mostly silent neurons shows its activity instead of empty rows. ``spikes``: ``[T, N]``."""
+    events = (spikes != 0).sum(0)
+    active = torch.nonzero(events > 0).flatten()
+    n = spikes.shape[1]
+    if len(active) > max_neurons:
+        top = active[torch.argsort(events[active], descending=True, stable=True)[:max_neurons]]
+        return top.sort().values, f"the {max_neurons} most active of {len(active)} active neurons (of {n})"
+    return active, f"{len(active)} active neurons of {n}"
+
+
 def plot_raster(spikes: dict[str, torch.Tensor], path: str | Path, max_neurons: int = 256) -> Path:
-    """Spike raster of one sample: one panel per layer, x = time step, y = neuron (first ``max_neurons``)."""
+    """Spike raster of one sample: one panel per layer, x = time step, y = the active neurons
+    (:func:`raster_rows`; their indices label the axis when few), the selection stated in the title."""
     plt = _plt()
     if not spikes:
         raise ConfigError("no spiking layers recorded for the raster")
     fig, axes = plt.subplots(len(spikes), 1, figsize=(7, 1.8 * len(spikes)), squeeze=False)
     for ax, (name, s) in zip(axes[:, 0], spikes.items()):
         full = s.reshape(s.shape[0], -1)
-        s = full[:, :max_neurons]
-        t, n = torch.nonzero(s > 0, as_tuple=True)
+        rows, shown = raster_rows(full, max_neurons)
+        t, n = torch.nonzero(full[:, rows] != 0, as_tuple=True)
         ax.scatter(t.numpy(), n.numpy(), s=2, marker="|", color="k")
-        shown = f"first {s.shape[1]} of {full.shape[1]} neurons" if full.shape[1] > s.shape[1] else f"{full.shape[1]} neurons"
-        ax.set(xlim=(-0.5, s.shape[0] - 0.5), ylim=(-0.5, s.shape[1] - 0.5), ylabel="neuron",
-               title=f"{name}: {int(full.sum())} spikes, rate {float(full.mean()):.3f} ({shown} shown)")
-        ax.title.set_fontsize(8)
+        ax.set(xlim=(-0.5, full.shape[0] - 0.5), ylim=(-0.5, max(len(rows), 1) - 0.5), ylabel="active neuron")
+        if 0 < len(rows) <= 16:
+            ax.set_yticks(range(len(rows)), [str(int(i)) for i in rows], fontsize=6)
+        ax.set_title(f"{name}: {int((full != 0).sum())} spikes, rate {float((full != 0).double().mean()):.3f}; "
+                     f"showing {shown}", fontsize=8)
     axes[-1, 0].set_xlabel("time step")
     return _save(fig, path)
 
 
 def record_spikes(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Spikes ``[T, ...]`` of every spiking layer for the single sample ``x`` (``[T, 1, ...]``)."""
-    from neuromorph.train.metrics import spiking_layers
-
-    recorded: dict[str, torch.Tensor] = {}
+    """Spikes ``[T, ...]`` of every spiking layer (role ``neuron`` in the layer protocol) for the single
+    sample ``x`` (``[T, 1, ...]``); a neuron run one step per call contributes one row per call."""
+    recorded: dict[str, list[torch.Tensor]] = {}
     handles = []
-    for name, module in spiking_layers(model):
-        def hook(mod, inp, out, name=name):
-            out = out[0] if isinstance(out, tuple) else out
-            recorded[name] = out.detach()[:, 0].cpu()
+    for name, module, decl in layers(model):
+        if decl.role is not Role.NEURON:
+            continue
+
+        def hook(mod, inp, out, name=name, stepwise=decl.stepwise):
+            out = (out[0] if isinstance(out, tuple) else out).detach().cpu()
+            if stepwise:  # [B, ...] per call
+                recorded.setdefault(name, []).append(out[0].unsqueeze(0))
+            else:  # [T, B, ...]
+                recorded[name] = [out[:, 0]]
 
         handles.append(module.register_forward_hook(hook))
     try:
@@ -121,7 +145,7 @@ def record_spikes(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Te
     finally:
         for h in handles:
             h.remove()
-    return recorded
+    return {name: torch.cat(parts) for name, parts in recorded.items()}
 
 
 def _save(fig, path: str | Path) -> Path:

@@ -10,12 +10,12 @@ import torch
 
 import neuromorph.energy as ne
 from neuromorph.errors import ConfigError, DataFormatError, NonFiniteError, ShapeError
-from neuromorph.nn import SpikeMask
+from neuromorph.nn import SpikeMask, register_layer, unregister_layer
 
 
 class StepIF(torch.nn.Module):
     """A plain integrate-and-fire neuron on [T, B, ...] (soft reset, threshold 1), written here so that
-    these tests do not depend on the core's neurons; the monitor learns it through register_rule."""
+    these tests do not depend on the core's neurons; the layer protocol learns it through register_layer."""
 
     def forward(self, x):
         v = torch.zeros_like(x[0])
@@ -30,9 +30,9 @@ class StepIF(torch.nn.Module):
 
 @pytest.fixture
 def step_if_rule():
-    ne.register_rule(StepIF, ne.NEURON)
+    register_layer(StepIF, "neuron")
     yield
-    ne.unregister_rule(StepIF)
+    unregister_layer(StepIF)
 
 
 def _net(seed=0, bias=True):
@@ -127,13 +127,13 @@ def test_unknown_layer_is_named():
             return torch.tanh(x)
 
     net = torch.nn.Sequential(torch.nn.Linear(3, 3), Mystery())
-    with pytest.raises(ConfigError, match=r"'1' \(Mystery\)"):
+    with pytest.raises(ConfigError, match=r"unknown layer '1' \(Mystery\)"):
         ne.measure(net, torch.rand(2, 1, 3))
-    ne.register_rule(Mystery, ne.FREE)
+    register_layer(Mystery, "activation")  # element-wise and real-valued: not priced
     try:
         assert [r.name for r in ne.measure(net, torch.rand(2, 1, 3)).layers] == ["0"]
     finally:
-        ne.unregister_rule(Mystery)
+        unregister_layer(Mystery)
 
 
 def test_unknown_profile_lists_known_ones():

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import neuromorph.energy as ne
+from neuromorph.nn import register_layer, unregister_layer
 
 pytestmark = pytest.mark.peers
 
@@ -26,9 +27,9 @@ def _sj_counts(net, x):
 
 @pytest.fixture
 def sj_neurons():
-    ne.register_rule(neuron.BaseNode, ne.NEURON)
+    register_layer(neuron.BaseNode, "neuron")  # the one call that declares a peer library's neurons
     yield
-    ne.unregister_rule(neuron.BaseNode)
+    unregister_layer(neuron.BaseNode)
 
 
 def test_conv_pool_linear_network_equals_spikingjelly(sj_neurons):

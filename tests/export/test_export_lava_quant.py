@@ -224,9 +224,6 @@ def test_bad_models_and_ranges(tmp_path):
     soft = torch.nn.Sequential(nnm.Linear(4, 4), nnm.LIF(reset="soft")).eval()
     with pytest.raises(ExportError, match=r"layer '1'.*soft reset"):
         to_lava(soft, tmp_path / "soft.h5", x)
-    train = torch.nn.Sequential(nnm.Linear(4, 4), nnm.LIF(reset="hard"))
-    with pytest.raises(ExportError, match="training mode"):
-        to_lava(train, tmp_path / "train.h5", x)
     fl = FloatLayer(kind="dense", weight=np.ones((2, 2)), shape=(2,), neuron="LIF", tau_mem=2.0, delay=np.array([[0, 63], [1, 2]]), name="d")
     with pytest.raises(HardwareConstraintError, match=r"layer 'd'.*0\.\.62"):
         quantize_layer(fl)
