@@ -281,6 +281,24 @@ def _delayed_linear_rule(mon, name, module, inputs, output):
         rec.macs += float(fan.sum()) * x.shape[1]
 
 
+def _recurrent_rule(mon, name, module, inputs, output):
+    """torch's RNN/GRU/LSTM (ANN baselines) on time-major ``[T, B, in]``: dense MACs, every weight matrix
+    element used once per step and sample (input, recurrent and projection weights of every layer,
+    gate and direction)."""
+    x = inputs[0]
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or module.batch_first:
+        raise ConfigError(f"layer {name!r} ({type(module).__name__}): the energy counter takes a time-major [T, B, in] "
+                          "tensor (batch_first=False, no PackedSequence)")
+    per_step = float(sum(p.numel() for p in module.parameters() if p.dim() == 2))
+    rec = mon.record(name, module, "synaptic")
+    rec.neurons = int(x.shape[-1])
+    rec.slots += x.shape[0] * x.shape[1]
+    rec.calls += 1
+    rec.input_type = _merge_type(rec.input_type, "real")
+    rec.macs += per_step * x.shape[0] * x.shape[1]
+    rec.dense_macs += per_step * x.shape[0] * x.shape[1]
+
+
 # how each declared layer is counted: by role, and for synapses and pooling by op
 _SYNAPSE_RULES: dict[str, Any] = {
     "linear": _linear_rule,
@@ -288,6 +306,9 @@ _SYNAPSE_RULES: dict[str, Any] = {
     "conv2d": _conv_rule,
     "conv3d": _conv_rule,
     "delayed_linear": _delayed_linear_rule,
+    "rnn": _recurrent_rule,
+    "gru": _recurrent_rule,
+    "lstm": _recurrent_rule,
     "delay": FREE,  # a delay line moves spikes in time; the synops are counted at the weights after it
 }
 _POOL_OPS = {f"{kind}_pool{nd}d" for kind in ("max", "avg", "adaptive_avg") for nd in (1, 2, 3)}

@@ -391,14 +391,18 @@ def fake_quant_tau(tau: torch.Tensor) -> torch.Tensor:
 
 def enable_quantization_aware(model: torch.nn.Module, bits: int = 8) -> list[str]:
     """Register straight-through fake quantization on the weights of every Linear/Conv layer of
-    ``model`` (``torch.nn.utils.parametrize``), so fine-tuning sees the weights Loihi will use.
+    ``model`` (ops ``linear``/``conv1d``/``conv2d`` in the layer protocol; ``torch.nn.utils.parametrize``),
+    so fine-tuning sees the weights Loihi will use.
     Returns the names of the parametrized layers. Undo with :func:`disable_quantization_aware`.
     Trainable time constants (``tau`` parameters) get :func:`fake_quant_tau` the same way."""
     from torch.nn.utils import parametrize
 
+    from neuromorph.nn.protocol import layers
+
+    synapses = {id(m) for _, m, d in layers(model) if d.op in ("linear", "conv1d", "conv2d")}
     done = []
     for name, m in model.named_modules():
-        if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)) and not parametrize.is_parametrized(m, "weight"):
+        if id(m) in synapses and not parametrize.is_parametrized(m, "weight"):
             parametrize.register_parametrization(m, "weight", _FakeQuantWeight(bits))
             done.append(name)
         tau = getattr(m, "_parameters", {}).get("tau")

@@ -206,6 +206,9 @@ for _cls, _role, _op, *_mode in (
     (nn.Conv1d, Role.SYNAPSE, "conv1d"),
     (nn.Conv2d, Role.SYNAPSE, "conv2d"),
     (nn.Conv3d, Role.SYNAPSE, "conv3d"),
+    (nn.RNN, Role.SYNAPSE, "rnn", True),  # ANN baselines; dropout between stacked layers in training
+    (nn.GRU, Role.SYNAPSE, "gru", True),
+    (nn.LSTM, Role.SYNAPSE, "lstm", True),
     (nn.MaxPool1d, Role.POOLING, "max_pool1d"),
     (nn.MaxPool2d, Role.POOLING, "max_pool2d"),
     (nn.MaxPool3d, Role.POOLING, "max_pool3d"),

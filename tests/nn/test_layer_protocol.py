@@ -245,3 +245,17 @@ def test_adaptive_average_pooling_is_counted_by_its_windows():
     x[1, 0, 0, 0, 3] = 1  # two windows
     rec = ne.measure(pool, x).layers[0]
     assert rec.role == "pool" and rec.spikes_in == 3 and rec.acs == 2 + 1 + 2
+
+
+def test_recurrent_ann_baseline_is_declared_and_costs_dense_macs():
+    """A GRU (the sequence ANN baseline) is a declared synapse: trainable with the firing-rate metrics (it
+    is no spiking layer), costed as dense MACs (3 gates x (in + hidden) x hidden per layer, step, sample),
+    and refused by name by NIR export."""
+    gru = torch.nn.GRU(4, 5, num_layers=2)
+    net = torch.nn.Sequential(gru).eval()
+    x = torch.rand(3, 2, 4)
+    assert spiking_layers(net) == []
+    rec = ne.measure(net, x).layers[0]
+    assert rec.macs == 3 * 2 * (3 * 5 * (4 + 5) + 3 * 5 * (5 + 5)) and rec.synops == 0
+    with pytest.raises(ExportError, match=r"layer '0' \(GRU\) has no NIR mapping"):
+        to_nir(net, x)
