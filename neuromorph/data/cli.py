@@ -47,15 +47,27 @@ def register(subparsers) -> None:
     r.add_argument(FLAGS["timestamp_tick_us"], dest="tick_us", type=_positive_float, default=None,
                    help="with --format aedat_addresses: timestamp tick in µs (default 1; FPGA cochleas: 0.2)")
     r.add_argument(FLAGS["chip"], dest="chip", default=None, choices=("dvs128", "davis240", "davis346"),
-                   help="AEDAT 2.0 files whose header names no known chip: the address layout")
+                   help="with --format aedat2 (AEDAT 2.0 whose header names no known chip): the address layout")
     r.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     r.set_defaults(func=_cmd_read)
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
 
+def _summarize(path: str, format: str | None, options: dict) -> dict:
+    """``summarize`` for the CLI: a DataFormatError's advice names this command's flags, not reader keywords."""
+    from neuromorph.data.readers.detect import summarize
+    from neuromorph.errors import DataFormatError
+
+    try:
+        return summarize(path, format=format, **options)
+    except DataFormatError as exc:
+        exc.respell(_flag)
+        raise
+
+
 def _cmd_read(args) -> int:
-    from neuromorph.data.readers.detect import FORMATS, summarize
-    from neuromorph.errors import DataFormatError, NeuromorphError
+    from neuromorph.data.readers.detect import FORMATS
+    from neuromorph.errors import NeuromorphError
 
     if args.format is not None and args.format not in FORMATS:
         print(f"error: --format {args.format!r} is not one of {', '.join(FORMATS)}", file=sys.stderr)
@@ -70,15 +82,13 @@ def _cmd_read(args) -> int:
         if args.tick_us is not None:
             options["timestamp_tick_us"] = args.tick_us
     if args.chip is not None:
-        if args.format not in (None, "aedat2"):
-            print("error: --chip applies to AEDAT 2.0 files (--format aedat2)", file=sys.stderr)
+        if args.format != "aedat2":
+            print("error: --chip applies to --format aedat2", file=sys.stderr)
             return 2
         options["chip"] = args.chip
     try:
-        info = summarize(args.file, format=args.format, **options)
+        info = _summarize(args.file, args.format, options)
     except NeuromorphError as exc:
-        if isinstance(exc, DataFormatError):
-            exc.respell(_flag)  # its advice names this command's flags, not the readers' keywords
         if args.json:
             print(json.dumps({"path": args.file, "error": str(exc), "offset": getattr(exc, "offset", None)}))
         else:

@@ -151,9 +151,9 @@ def test_aedat2_without_a_known_chip_advises_the_chip(tmp_path, capsys):
     f.write_bytes(b"#!AER-DAT2.0\r\n# made by hand\r\n" + bytes([0, 0, 0x0E, 0x0F, 0, 0, 0, 7]))
     with pytest.raises(DataFormatError, match="no known chip") as e:
         read(f)
-    assert str(e.value).endswith("; pass chip='dvs128' or 'davis240' or 'davis346'")
+    assert str(e.value).endswith("; use read(path, format='aedat2', chip='dvs128' or 'davis240' or 'davis346')")
     assert main(["data", "read", str(f)]) == 1
-    assert capsys.readouterr().err.rstrip().endswith("; pass --chip dvs128 or davis240 or davis346")
-    assert main(["data", "read", "--json", "--chip", "dvs128", str(f)]) == 0
+    assert capsys.readouterr().err.rstrip().endswith("; pass --format aedat2 --chip dvs128 or davis240 or davis346")
+    assert main(["data", "read", "--json", "--format", "aedat2", "--chip", "dvs128", str(f)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["events"] == 1 and out["x_range"] == [7, 7] and out["y_range"] == [14, 14]

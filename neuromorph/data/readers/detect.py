@@ -70,7 +70,7 @@ def _aedat2_chip(path: PathLike) -> str:
         if key in text:
             return chip
     raise DataFormatError("AEDAT 2.0 header names no known chip (DVS128, DAVIS240, DAVIS346): the address layout "
-                          "must be given", path=path, offset=0, options={"chip": tuple(aedat.CHIPS)})
+                          "must be given", path=path, offset=0, options={"format": "aedat2", "chip": tuple(aedat.CHIPS)})
 
 
 def read(path: PathLike, format: str | None = None, **options) -> "EventArray | tuple[list[np.ndarray], np.ndarray]":
