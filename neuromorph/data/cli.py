@@ -2,8 +2,8 @@
 
 ``data read`` prints the detected format, event count, declared sensor size and time span of one event
 file (see :func:`neuromorph.data.readers.detect.summarize`; ``--json`` adds the header's fields). Errors
-advise the flags that would read the file (``--address-bytes 2``), never the readers' Python keywords. Heavy imports stay inside the handler so
-``neuromorph --help`` stays fast.
+advise the flags that would read the file (``--address-bytes 2``), never the readers' Python keywords.
+Heavy imports stay inside the handler so ``neuromorph --help`` stays fast.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ import pytest
 
 from neuromorph.cli import main
 from neuromorph.data import (
-    AUDIO_EVENT_DTYPE, EVENT_DTYPE, Downsample, EventArray, ToFrame, detect_format, read, read_evt3, read_nmnist, summarize,
+    AUDIO_EVENT_DTYPE, EVENT_DTYPE, Downsample, EventArray, ToFrame, detect_format, read, read_evt3, read_nmnist,
+    summarize,
 )
 from neuromorph.errors import ConfigError, DataFormatError
 

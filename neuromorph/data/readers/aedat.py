@@ -135,7 +135,8 @@ def read_aedat_addresses(path: PathLike, address_bytes: int | None = None, times
         address_bytes = {"1.0": 2, "2.0": 4}.get(fields["version"])
         if address_bytes is None:
             raise DataFormatError("AEDAT file has no '#!AER-DAT1.0/2.0' header line: the address size must be given",
-                                  path=path, offset=0, options={"address_bytes": guess_address_bytes(path, off) or (2, 4)})
+                                  path=path, offset=0,
+                                  options={"address_bytes": guess_address_bytes(path, off) or (2, 4)})
     check_choice("address_bytes", address_bytes, (2, 4))
     if fields["version"] not in (None, "1.0", "2.0"):
         raise DataFormatError(f"AEDAT {fields['version']} holds packets, not address words", path=path, offset=0,

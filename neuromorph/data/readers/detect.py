@@ -58,7 +58,8 @@ def detect_format(path: PathLike) -> str:
     if suffix == ".aedat":
         guess = aedat.guess_address_bytes(path, 0)
         raise DataFormatError("headerless jAER .aedat file: its record layout (address size) must be given",
-                              path=path, offset=0, options={"format": "aedat_addresses", "address_bytes": guess or (2, 4)})
+                              path=path, offset=0,
+                              options={"format": "aedat_addresses", "address_bytes": guess or (2, 4)})
     raise DataFormatError("unknown event file format (no known header, extension "
                           f"{suffix or 'none'!r})", path=path, offset=0)
 
@@ -70,7 +71,8 @@ def _aedat2_chip(path: PathLike) -> str:
         if key in text:
             return chip
     raise DataFormatError("AEDAT 2.0 header names no known chip (DVS128, DAVIS240, DAVIS346): the address layout "
-                          "must be given", path=path, offset=0, options={"format": "aedat2", "chip": tuple(aedat.CHIPS)})
+                          "must be given", path=path, offset=0,
+                          options={"format": "aedat2", "chip": tuple(aedat.CHIPS)})
 
 
 def read(path: PathLike, format: str | None = None, **options) -> "EventArray | tuple[list[np.ndarray], np.ndarray]":
@@ -179,7 +181,8 @@ def summarize(path: PathLike, format: str | None = None, **options) -> dict:
                     t_last_us=max((int(s["t"][-1]) for s in samples if len(s)), default=None))
         return info
     ev: EventArray = data
-    info = {"path": str(path), "format": fmt, "sensor_size": ev.sensor_size, "header": ev.header, "events": int(len(ev))}
+    info = {"path": str(path), "format": fmt, "sensor_size": ev.sensor_size, "header": ev.header,
+            "events": int(len(ev))}
     if len(ev):
         info["t_first_us"], info["t_last_us"] = int(ev["t"].min()), int(ev["t"].max())
         info["duration_us"] = info["t_last_us"] - info["t_first_us"]
