@@ -7,6 +7,8 @@ expect. Messages name the file, field, parameter or layer at fault.
 
 from __future__ import annotations
 
+from typing import Callable
+
 
 class NeuromorphError(Exception):
     """Base class of all neuromorph errors."""
@@ -25,9 +27,16 @@ class NonFiniteError(NeuromorphError, ValueError):
 
 
 class DataFormatError(NeuromorphError, ValueError):
-    """A damaged or foreign data file: names the file and, where known, the byte offset."""
+    """A damaged or foreign data file: names the file and, where known, the byte offset.
 
-    def __init__(self, message: str, path: object | None = None, offset: int | None = None):
+    ``options``: reader options that would likely read the file (``{"address_bytes": 2}``; a tuple lists
+    alternatives). They stay out of ``message`` so each front end names them its own way: ``str(exc)``
+    says "pass address_bytes=2" (Python keywords), :meth:`respell` rewrites the message with a front
+    end's own names (the CLI: "pass --address-bytes 2").
+    """
+
+    def __init__(self, message: str, path: object | None = None, offset: int | None = None,
+                 options: dict | None = None):
         where = []
         if path is not None:
             where.append(f"file {str(path)!r}")
@@ -36,6 +45,33 @@ class DataFormatError(NeuromorphError, ValueError):
         super().__init__(f"{message} ({', '.join(where)})" if where else message)
         self.path = path
         self.offset = offset
+        self.message = message
+        self.options = dict(options or {})
+        if self.options:
+            self.args = (self.describe(),)
+
+    def describe(self, flag: Callable[[str], str] | None = None) -> str:
+        """The message with its advice: options as Python keywords, or named by ``flag(option)`` (a CLI flag)."""
+        where = [f"file {str(self.path)!r}"] if self.path is not None else []
+        where += [f"byte offset {self.offset}"] if self.offset is not None else []
+        text = f"{self.message} ({', '.join(where)})" if where else self.message
+        if not self.options:
+            return text
+
+        def value(v, spell):
+            return " or ".join(map(spell, v)) if isinstance(v, (tuple, list)) else spell(v)
+
+        if flag is None:
+            pairs = [f"{k}={value(v, repr)}" for k, v in self.options.items()]
+            advice = f"read(path, {', '.join(pairs)})" if "format" in self.options else ", ".join(pairs)
+            return f"{text}; {'use' if 'format' in self.options else 'pass'} {advice}"
+        return f"{text}; pass {' '.join(f'{flag(k)} {value(v, str)}' for k, v in self.options.items())}"
+
+    def respell(self, flag: Callable[[str], str]) -> DataFormatError:
+        """Name the advised options by ``flag(option)`` in ``str(self)`` (a front end's own names); returns self."""
+        if self.options:
+            self.args = (self.describe(flag),)
+        return self
 
 
 class DatasetError(NeuromorphError, OSError):

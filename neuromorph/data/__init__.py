@@ -1,6 +1,6 @@
 """neuromorph.data: event containers, readers for event files, data sets and transforms."""
 
-from neuromorph.data.events import AUDIO_EVENT_DTYPE, EVENT_DTYPE, make_events, require_fields
+from neuromorph.data.events import AUDIO_EVENT_DTYPE, EVENT_DTYPE, EventArray, make_events, require_fields
 from neuromorph.data.readers import (
     FORMATS, detect_format, iter_aedat31, iter_aedat4, iter_atis_bin, iter_dat, iter_es, iter_evt2, iter_evt3, iter_shd,
     read, read_aedat2, read_aedat31, read_aedat4, read_aedat_addresses, read_atis_bin, read_dat, read_dvs128_bin,

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from neuromorph._atomic import atomic_path
+from neuromorph.data.cache import cache_dir
 from neuromorph.data.emulator import DVSEmulator
 from neuromorph.data.events import EVENT_DTYPE
 from neuromorph.errors import ConfigError, check_choice
@@ -43,16 +44,6 @@ _FRAME_US = 4_000
 _VERTICES = ((-3.0, 2.0), (3.0, 2.0), (0.0, -3.0))
 _EMULATOR = dict(threshold_on=0.4, threshold_off=0.4, threshold_sigma=0.03, refractory_us=1_000,
                  shot_noise_rate_hz=0.2, eps=0.1)
-
-
-def cache_dir() -> Path:
-    """Where neuromorph caches generated data: ``$NEUROMORPH_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/neuromorph``, else ``~/.cache/neuromorph``."""
-    env = os.environ.get("NEUROMORPH_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "neuromorph"
 
 
 def _params_key() -> str:

@@ -250,7 +250,7 @@ def test_disk_cache_keyed_by_transform_and_rebuilt_when_damaged(shared_data, tmp
     np.testing.assert_array_equal(x, plain[5][0])
     assert y == plain[5][1]
     entries = list(tmp_path.rglob("*.npy"))
-    assert len(entries) == 1
+    assert entries == [cached.cache_path / "5.npy"]
     other = NMNIST(shared_data / "nmnist", "test", transform=t2, cache=tmp_path)
     assert other[5][0].shape != x.shape and len(list(tmp_path.rglob("*.npy"))) == 2
     # damage the first entry: detected by its checksum, recomputed and rewritten
@@ -264,6 +264,57 @@ def test_disk_cache_keyed_by_transform_and_rebuilt_when_damaged(shared_data, tmp
     with pytest.raises(ConfigError, match="deterministic"):
         NMNIST(shared_data / "nmnist", "test", transform=DropEvent(), cache=tmp_path)
     assert NMNIST(shared_data / "nmnist", "test", transform=Denoise(), cache=tmp_path)[0][0].dtype.names
+
+
+def _tree(root):
+    return sorted((str(p.relative_to(root)), p.stat().st_size) for p in root.rglob("*"))
+
+
+def _mini_nmnist(root, shared_data, ids):
+    """An N-MNIST layout with the given test files (label, name) copied from the real set."""
+    for label, name in ids:
+        (root / "Test" / label).mkdir(parents=True, exist_ok=True)
+        (root / "Test" / label / name).write_bytes((shared_data / "nmnist" / "Test" / label / name).read_bytes())
+    return root
+
+
+def test_cache_true_goes_to_the_user_cache_never_into_the_data_root(shared_data, tmp_path, monkeypatch):
+    # tests run as root, for whom chmod does not make a folder read-only: assert that nothing is written there
+    real = sorted((shared_data / "nmnist" / "Test").glob("[0-9]/*.bin"))[:4]
+    ids = [(p.parent.name, p.name) for p in real]
+    root_a = _mini_nmnist(tmp_path / "a", shared_data, ids[:2])
+    root_b = _mini_nmnist(tmp_path / "b", shared_data, ids[2:])  # same layout and indices, other samples
+    before = _tree(tmp_path)
+    monkeypatch.delenv("NEUROMORPH_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    t = ToFrame((34, 34, 2), time_window=50_000)
+    a, b = NMNIST(root_a, "test", transform=t, cache=True), NMNIST(root_b, "test", transform=t, cache=True)
+    assert a.cache_path.is_relative_to(tmp_path / "xdg" / "neuromorph" / "datasets")
+    assert a.cache_path != b.cache_path  # two data roots never share entries
+    for ds, files in ((a, real[:2]), (b, real[2:])):
+        for i, f in enumerate(files):
+            np.testing.assert_array_equal(ds[i][0], t(read_nmnist(f)))
+            np.testing.assert_array_equal(ds[i][0], ds[i][0])  # the second read comes from the cache
+    assert len(list((tmp_path / "xdg").rglob("*.npy"))) == 4
+    assert [e for e in _tree(tmp_path) if not e[0].startswith("xdg")] == before  # the data roots are untouched
+    # $NEUROMORPH_CACHE_DIR moves every neuromorph cache; a fresh object reuses the stored entries
+    monkeypatch.setenv("NEUROMORPH_CACHE_DIR", str(tmp_path / "scratch"))
+    c = NMNIST(root_a, "test", transform=t, cache=True)
+    assert c.cache_path.is_relative_to(tmp_path / "scratch")
+    np.testing.assert_array_equal(c[1][0], t(read_nmnist(real[1])))
+    assert len(list((tmp_path / "scratch").rglob("*.npy"))) == 1
+
+
+def test_unwritable_cache_warns_once_and_samples_stay_right(shared_data, tmp_path):
+    blocker = tmp_path / "file"  # a cache "folder" below a plain file cannot be created, even by root
+    blocker.write_bytes(b"")
+    t = ToFrame((34, 34, 2), time_window=50_000)
+    ds = NMNIST(shared_data / "nmnist", "test", transform=t, cache=blocker / "cache")
+    with pytest.warns(UserWarning, match="cannot write the sample cache"):
+        x = ds[3][0]
+    np.testing.assert_array_equal(x, t(read_nmnist(ds._items[3])))
+    assert ds.cache_path is None
+    np.testing.assert_array_equal(ds[4][0], t(read_nmnist(ds._items[4])))
 
 
 # -- DVS Gesture (Tonic's per-trial .npy layout) ----------------------------------------------------

@@ -36,14 +36,37 @@ def test_cochlea_recordings(shared_data, name):
     ref = list(struct.iter_unpack(fmt, path.read_bytes()))
     assert ev["unit"].tolist() == [a for a, _ in ref]
     assert ev["t"].tolist() == [int(np.floor(t * tick)) for _, t in ref]
-    if name.startswith("130Hz"):  # 331949 * 6 bytes is no whole number of 8-byte records
-        with pytest.raises(DataFormatError, match="wrong address_bytes"):
-            read_aedat_addresses(path, address_bytes=4)
-    with pytest.raises(DataFormatError, match="address_bytes"):
-        read_aedat_addresses(path)  # headerless: the record size must be given
+    # the other address size never reads as garbage: its records do not fit the length, or their timestamps
+    # run backwards; either way the error names the file and the size that fits
+    with pytest.raises(DataFormatError, match="whole number of|run backwards") as e:
+        read_aedat_addresses(path, address_bytes=6 - ab)
+    assert e.value.options == {"address_bytes": ab} and e.value.path == path
+    assert str(e.value).endswith(f"; pass address_bytes={ab}") and name in str(e.value)
+    with pytest.raises(DataFormatError, match="address size must be given") as e:
+        read_aedat_addresses(path)  # headerless: the record size must be given; the one that fits is advised
+    assert e.value.options == {"address_bytes": ab}
     for bad in (0, float("inf"), "0.2"):  # a bad argument is the caller's ConfigError, not a damaged file
         with pytest.raises(ConfigError, match="timestamp_tick_us"):
             read_aedat_addresses(path, address_bytes=ab, timestamp_tick_us=bad)
+
+
+def test_wrong_address_size_with_whole_records_is_refused(shared_data):
+    # 49,864 6-byte records are also 37,398 whole 8-byte records: read as 4-byte addresses they used to give
+    # garbage (units up to 2**31, t up to 71 minutes) without a word; their timestamps run backwards
+    path = shared_data / "cochlea_sensor" / "sound_mono_32ch_ONOFF_addr2b_ts02.aedat"
+    assert path.stat().st_size % 8 == 0
+    with pytest.raises(DataFormatError, match=r"backwards at 13,330 of 37,397 steps.*not 4-byte addresses") as e:
+        read_aedat_addresses(path, address_bytes=4, timestamp_tick_us=0.2)
+    assert e.value.offset == 8 and e.value.options == {"address_bytes": 2}
+
+
+def test_address_stream_with_a_timestamp_wrap_still_reads(tmp_path):
+    # a 32-bit wrap steps back once: a real stream, not a wrong record size
+    t = [2**32 - 30, 2**32 - 20, 2**32 - 10, 5, 15, 25, 35]
+    f = tmp_path / "wrap.aedat"
+    f.write_bytes(b"#!AER-DAT1.0\r\n" + b"".join(struct.pack(">HI", i % 4, v) for i, v in enumerate(t)))
+    ev = read_aedat_addresses(f)
+    assert ev["unit"].tolist() == [0, 1, 2, 3, 0, 1, 2] and ev["t"].tolist() == t
 
 
 def _aedat2(tmp_path, records, header=b"#!AER-DAT2.0\r\n# This is a raw AE data file\r\n"):

@@ -9,27 +9,39 @@ the official files with URL and checksum (``sha256`` and/or ``md5``). A data set
   ``download.py``), unpacks them into ``root`` and checks the layout again;
 - otherwise raises ``DatasetError`` listing the URLs and the exact layout to place the files in.
 
-With ``cache=True`` (or ``cache=<folder>``, for a read-only ``root``) every transformed sample is stored
-under ``<root>/.cache/<name>-<split>/<key>/`` (``<folder>/<name>-<split>/<key>/``)
-where ``key = cache_key(transform)`` (a hash of the transform's class names and parameters), so a
-different transform never reuses another's samples. Each entry records the sha256 of its payload;
-an entry that is missing, truncated or altered is recomputed and rewritten (atomically).
+With ``cache=True`` every transformed sample is stored in the per-user cache
+(:func:`neuromorph.data.cache.cache_dir`: ``$NEUROMORPH_CACHE_DIR``, else ``$XDG_CACHE_HOME/neuromorph``,
+else ``~/.cache/neuromorph``), under ``datasets/<name>-<split>-<source>/<key>/``; ``cache=<folder>`` puts
+the same tree under ``<folder>`` instead. Nothing is written into ``root``, which may be read-only or
+shared. ``source`` hashes the resolved path of the split's data and its list of samples, so two data
+roots (or a root whose files changed) never share entries; ``key = cache_key(transform)`` hashes the
+transform's class names and parameters, so a different transform never reuses another's samples. The
+folder in use is ``ds.cache_path`` (also logged at INFO level on ``neuromorph.data``). Each entry
+records the sha256 of its payload; an entry that is missing, truncated or altered is recomputed and
+rewritten (atomically). A cache folder that cannot be written is reported once with a ``UserWarning``
+and the samples are then computed without caching.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
+import logging
 import os
 import tomllib
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from neuromorph._atomic import atomic_write_bytes
+from neuromorph.data.cache import CACHE_ENV, cache_dir
 from neuromorph.data.datasets.download import download, extract
 from neuromorph.data.transforms import cache_key
 from neuromorph.errors import ConfigError, DatasetError, check_choice
+
+log = logging.getLogger("neuromorph.data")
 
 
 def manifests_dir() -> Path:
@@ -64,11 +76,16 @@ class EventDataset:
     Subclasses set ``name`` and implement ``_find(root) -> Path | None`` (the split's data inside
     ``root``, or None), ``_index(location)`` (fills ``self._items`` and ``self.targets``) and
     ``_read(i)`` (the raw events of item i).
+
+    ``cache``: False (default); True to keep every transformed sample in the per-user cache
+    (``$NEUROMORPH_CACHE_DIR``, else ``$XDG_CACHE_HOME/neuromorph``, else ``~/.cache/neuromorph``), or a
+    folder to keep them there; never inside ``root``. ``self.cache_path`` says where (module docstring).
     """
 
     name: str = ""
 
-    def __init__(self, root, split: str = "train", transform=None, download: bool = False, cache: bool | str | os.PathLike = False):
+    def __init__(self, root, split: str = "train", transform=None, download: bool = False,
+                 cache: bool | str | os.PathLike = False):
         self.manifest = load_manifest(self.name)
         check_choice("split", split, tuple(self.manifest["splits"]))
         if transform is not None and not callable(transform):
@@ -88,13 +105,23 @@ class EventDataset:
             raise DatasetError(f"{self.manifest['title']} {split!r} split not found under {self.root}.\n{self._help()}")
         self.location = location
         self._index(location)
-        self._cache_dir = None
+        self.cache_path: Path | None = None
         if cache:
             if transform is not None and getattr(transform, "random", True):
                 raise ConfigError("cache=True needs a deterministic transform (random augmentation must not be cached)")
             key = cache_key(transform) if transform is not None else "raw"
-            base = self.root / ".cache" if cache is True else Path(cache)
-            self._cache_dir = base / f"{self.name}-{split}" / key
+            base = cache_dir() / "datasets" if cache is True else Path(cache).expanduser()
+            self.cache_path = base / f"{self.name}-{split}-{self._source_key()}" / key
+            log.info("%s(%r): caching transformed samples in %s", type(self).__name__, split, self.cache_path)
+
+    def _source_key(self) -> str:
+        """Hash of where this split's data lives and which samples it lists (so two roots never collide)."""
+        loc = Path(self.location).resolve()
+        stat = loc.stat()
+        # a single file (SHD's HDF5) can be replaced in place: its size and mtime count; a folder's listing does
+        ident = {"location": str(loc), "items": [str(it) for it in self._items],
+                 "file": [stat.st_size, stat.st_mtime_ns] if loc.is_file() else None}
+        return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]
 
     # -- what the user sees -------------------------------------------------------------------------
 
@@ -116,7 +143,7 @@ class EventDataset:
             raise IndexError(f"index {i} out of range for {type(self).__name__}({self.split!r}) of {len(self)} samples")
         i = i % len(self)
         label = int(self.targets[i])
-        if self._cache_dir is not None:
+        if self.cache_path is not None:
             return self._cached(i), label
         events = self._read(i)
         return (self.transform(events) if self.transform is not None else events), label
@@ -133,12 +160,17 @@ class EventDataset:
     # -- disk cache -------------------------------------------------------------------------------
 
     def _cached(self, i: int):
-        path = self._cache_dir / f"{i}.npy"
+        path = self.cache_path / f"{i}.npy"
         sample = _load_entry(path)
         if sample is None:
             events = self._read(i)
             sample = self.transform(events) if self.transform is not None else events
-            _save_entry(path, np.asarray(sample))
+            try:
+                _save_entry(path, np.asarray(sample))
+            except OSError as exc:  # a full or read-only cache must not stop training: go on uncached
+                warnings.warn(f"cannot write the sample cache {self.cache_path} ({exc}); continuing without "
+                              f"caching (set {CACHE_ENV} or pass cache=<folder> to move it)", UserWarning, stacklevel=3)
+                self.cache_path = None
         return sample
 
     # -- subclass hooks ---------------------------------------------------------------------------

@@ -6,13 +6,15 @@
 ``aedat4``      AEDAT 4.0 (LZ4/zstd FlatBuffers packets)
 ``eventstream`` Event Stream ``.es`` 2.x (DVS, ATIS)
 ``hdf5_spikes`` SHD / SSC HDF5 (audio-like ``t, unit`` events and labels)
-``detect``      ``read(path)``: picks one of the above from the header, then the extension
+``detect``      ``read(path)``: picks one of the above from the header, then the extension, and returns an
+                ``EventArray`` (the events with the file's ``sensor_size``, ``format`` and ``header``)
 
 Vision events use ``EVENT_DTYPE`` (x, y, t µs int64, p), audio-like events ``AUDIO_EVENT_DTYPE``. The
 formats whose files grow large have ``iter_*`` twins that stream chunks with bounded memory (ATIS .bin,
 EVT 2.0/3.0, DAT, .es, AEDAT 3.1 and 4.0, SHD/SSC); AEDAT 1.0/2.0 are read whole.
 Damage raises :class:`neuromorph.errors.DataFormatError` naming the file and, where the format allows,
-the byte offset.
+the byte offset; where another reader option would read the file (``address_bytes=2``, ``chip=``), the
+error's ``options`` name it and its message advises it.
 """
 
 from neuromorph.data.readers.aedat import iter_aedat31, read_aedat2, read_aedat31, read_aedat_addresses

@@ -79,9 +79,45 @@ def parse_aedat_header(path: PathLike) -> tuple[dict, int]:
         if line == "#!END-HEADER":
             break
     if fields["version"] not in (None, "1.0", "2.0", "3.0", "3.1"):
-        raise DataFormatError(f"AEDAT version {fields['version']!r} is not supported by this reader "
-                              "(1.0, 2.0, 3.1 here; 4.0 via read_aedat4)", path=path, offset=0)
+        four = str(fields["version"]).startswith("4")
+        raise DataFormatError(f"AEDAT version {fields['version']!r} is not supported by this reader (1.0, 2.0, 3.1)",
+                              path=path, offset=0, options={"format": "aedat4"} if four else None)
     return fields, pos
+
+
+#: a real address stream's timestamps run forwards; a 32-bit wrap or a timestamp reset steps back once.
+#: Reading records with the wrong address size mixes address and timestamp bytes, and then a third to
+#: two thirds of the steps run backwards (the pyNAVIS cochlea recordings: 36-60 %).
+_MAX_BACKWARD = 0.01
+
+
+def _address_records(path: PathLike, off: int, address_bytes: int, count: int = -1) -> np.ndarray:
+    dtype = np.dtype([("a", ">u2" if address_bytes == 2 else ">u4"), ("t", ">u4")])
+    return np.fromfile(path, dtype=dtype, offset=off, count=count)
+
+
+def _backward_steps(t: np.ndarray) -> np.ndarray:
+    """Indices i where timestamp i + 1 is below timestamp i."""
+    return np.flatnonzero(t[1:] < t[:-1])
+
+
+def _implausible(t: np.ndarray, back: np.ndarray) -> bool:
+    return len(back) > 2 + _MAX_BACKWARD * (len(t) - 1)
+
+
+def guess_address_bytes(path: PathLike, off: int | None = None) -> int | None:
+    """The address size (2 or 4) under which a headerless/AEDAT 1.0-2.0 address stream reads as one:
+    whole records and timestamps that run forwards. None when neither or both fit (then it must be given)."""
+    if off is None:
+        off = parse_aedat_header(path)[1]
+    size = Path(path).stat().st_size
+    fits = []
+    for ab in (2, 4):
+        if size > off and (size - off) % (ab + 4) == 0:
+            t = _address_records(path, off, ab, count=1 << 20)["t"]  # the first million records decide
+            if len(t) > 1 and not _implausible(t, _backward_steps(t)):
+                fits.append(ab)
+    return fits[0] if len(fits) == 1 else None
 
 
 def read_aedat_addresses(path: PathLike, address_bytes: int | None = None, timestamp_tick_us: float = 1.0) -> np.ndarray:
@@ -89,28 +125,44 @@ def read_aedat_addresses(path: PathLike, address_bytes: int | None = None, times
 
     ``unit`` = the address word, ``t`` = floor(timestamp × ``timestamp_tick_us``) µs (jAER: 1 µs; some
     FPGA cochlea recordings use 0.2 µs ticks). ``address_bytes`` (2 or 4) defaults to the header's
-    version (1.0: 2, 2.0: 4) and must be given for headerless files.
+    version (1.0: 2, 2.0: 4) and must be given for headerless files. Records that do not fit
+    ``address_bytes`` are refused with a DataFormatError naming the likely size: a data length that is
+    no whole number of records, or timestamps that run backwards at more than 1 % of the steps (a real
+    stream steps back only at a 32-bit wrap or a reset; misread records mix address and timestamp bytes).
     """
     fields, off = parse_aedat_header(path)
     if address_bytes is None:
         address_bytes = {"1.0": 2, "2.0": 4}.get(fields["version"])
         if address_bytes is None:
-            raise DataFormatError(
-                "AEDAT file has no '#!AER-DAT1.0/2.0' header line: pass address_bytes=2 or 4", path=path, offset=0
-            )
+            raise DataFormatError("AEDAT file has no '#!AER-DAT1.0/2.0' header line: the address size must be given",
+                                  path=path, offset=0,
+                                  options={"address_bytes": guess_address_bytes(path, off) or (2, 4)})
     check_choice("address_bytes", address_bytes, (2, 4))
     if fields["version"] not in (None, "1.0", "2.0"):
-        raise DataFormatError(f"AEDAT {fields['version']} holds packets, not address words: use read_aedat31", path=path, offset=0)
+        raise DataFormatError(f"AEDAT {fields['version']} holds packets, not address words", path=path, offset=0,
+                              options={"format": "aedat31"})
     if isinstance(timestamp_tick_us, bool) or not isinstance(timestamp_tick_us, (int, float, np.integer, np.floating)) \
             or not 0 < timestamp_tick_us < np.inf:  # an argument, not the file: ConfigError (inf cast to garbage t)
         raise ConfigError(f"timestamp_tick_us must be a finite number > 0, got {timestamp_tick_us!r}")
     rec = address_bytes + 4
     size = Path(path).stat().st_size
+    other = 6 - address_bytes  # the other possible address size
     if (size - off) % rec:
         whole = size - (size - off) % rec
+        guess = guess_address_bytes(path, off)
         raise DataFormatError(f"AEDAT data length {size - off} is not a whole number of {rec}-byte records "
-                              "(truncated file or wrong address_bytes?)", path=path, offset=whole)
-    raw = np.fromfile(path, dtype=np.dtype([("a", ">u2" if address_bytes == 2 else ">u4"), ("t", ">u4")]), offset=off)
+                              f"({address_bytes}-byte address + 4-byte timestamp): truncated file, or the wrong "
+                              "address size", path=path, offset=whole,
+                              options={"address_bytes": guess} if guess == other else None)
+    raw = _address_records(path, off, address_bytes)
+    back = _backward_steps(raw["t"])
+    if _implausible(raw["t"], back):
+        guess = guess_address_bytes(path, off)
+        raise DataFormatError(
+            f"timestamps run backwards at {len(back):,} of {len(raw) - 1:,} steps (the first at the offset named): "
+            f"the records are not {address_bytes}-byte addresses with 4-byte timestamps",
+            path=path, offset=off + rec * (int(back[0]) + 1),
+            options={"address_bytes": guess} if guess == other else None)
     out = np.empty(len(raw), dtype=AUDIO_EVENT_DTYPE)
     if timestamp_tick_us == 1.0:
         out["t"] = raw["t"]
