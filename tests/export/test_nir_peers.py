@@ -263,6 +263,8 @@ def test_report_matches_what_the_peer_does(peer, cases):
 
 def test_the_issue_matrix(cases):
     """The verdicts for the conv and delay nets, as the docs state them."""
+    flat = cases["conv"][0].nodes["7"]  # NIR's convention: per-sample dims, no batch axis (nir's own shape inference)
+    assert flat.start_dim == 0 and list(flat.input_type["input"]) == [8, 8, 8] and list(flat.output_type["output"]) == [512]
     conv = {p: (r["per_sample"], r["batched"]) for p, r in peer_report(cases["conv"][0]).items()}
     assert conv == {"snntorch": ("exact", "fails"), "norse": ("fails", "fails"), "spikingjelly": ("exact", "exact"),
                     "sinabs": ("fails", "fails")}
