@@ -66,42 +66,59 @@ SUPPORTED: dict[str, frozenset[str]] = {
 FAILS, BATCH, SPIKES = "fails", "batch", "spikes"  # effects: cannot load/run; fails for batch > 1; other spikes
 
 
-def _always(node: Any, meta: dict) -> bool:
+def _always(node: Any, ctx: dict) -> bool:
     return True
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One thing a peer cannot do with one NIR node type, where ``applies(node, ctx)`` (``ctx``: the graph's
+    metadata plus ``unmapped``, the number of nodes in the graph that the peer has no mapping for)."""
+
+    peer: str
+    node: str  # NIR node class name
+    effect: str  # FAILS, BATCH or SPIKES
+    problem: str
+    workaround: str
+    applies: Callable[[Any, dict], bool] = field(default=_always, compare=False)
 
 
 def _arr(node: Any, attr: str) -> np.ndarray:
     return np.asarray(getattr(node, attr), dtype=np.float64)
 
 
-def _dt_not_snntorch(node: Any, meta: dict) -> bool:
-    return not np.isclose(float(meta.get("dt", np.nan)), SNNTORCH_DT, rtol=1e-9, atol=0)
+def _dt_not_snntorch(node: Any, ctx: dict) -> bool:
+    return not np.isclose(float(ctx.get("dt", np.nan)), SNNTORCH_DT, rtol=1e-9, atol=0)
 
 
-def _snntorch_cuba_r(node: Any, meta: dict) -> bool:
+def _snntorch_cuba_r(node: Any, ctx: dict) -> bool:
     # snnTorch asserts r == tau_mem / 1e-4 s
     return not np.allclose(_arr(node, "r"), _arr(node, "tau_mem") / SNNTORCH_DT)
 
 
-def _threshold_varies(node: Any, meta: dict) -> bool:
+def _threshold_varies(node: Any, ctx: dict) -> bool:
     return np.unique(_arr(node, "v_threshold")).size > 1
 
 
-def _any_param_varies(node: Any, meta: dict) -> bool:
+def _any_param_varies(node: Any, ctx: dict) -> bool:
     attrs = ("tau", "tau_mem", "tau_syn", "r", "w_in", "v_leak", "v_reset", "v_threshold")
     return any(np.unique(_arr(node, a)).size > 1 for a in attrs if getattr(node, a, None) is not None)
 
 
-def _r_not_one(node: Any, meta: dict) -> bool:
+def _r_not_one(node: Any, ctx: dict) -> bool:
     return not np.allclose(_arr(node, "r"), 1.0)
 
 
-def _multi_dim(node: Any, meta: dict) -> bool:
+def _multi_dim(node: Any, ctx: dict) -> bool:
     return _arr(node, "v_leak").ndim > 1
 
 
+def _soft_reset(node: Any, ctx: dict) -> bool:
+    return (getattr(node, "metadata", None) or {}).get("neuromorph", {}).get("reset", "hard") != "hard"
+
+
 def _not(pred: Callable[[Any, dict], bool]) -> Callable[[Any, dict], bool]:
-    return lambda node, meta: not pred(node, meta)
+    return lambda node, ctx: not pred(node, ctx)
 
 
 # Norse and Sinabs import through nirtorch.load, which keys the modules by object: every node the peer
@@ -113,12 +130,12 @@ UNMAPPED: dict[str, frozenset[str]] = {
 }
 
 
-def _several_unmapped(node: Any, meta: dict) -> bool:
-    return meta["unmapped"] >= 2
+def _several_unmapped(node: Any, ctx: dict) -> bool:
+    return ctx["unmapped"] >= 2
 
 
-def _one_unmapped(node: Any, meta: dict) -> bool:
-    return meta["unmapped"] < 2
+def _one_unmapped(node: Any, ctx: dict) -> bool:
+    return ctx["unmapped"] < 2
 
 
 def _left_out_or_fails(peer: str, kind: str, left_out: str) -> tuple[Limit, ...]:
@@ -129,18 +146,6 @@ def _left_out_or_fails(peer: str, kind: str, left_out: str) -> tuple[Limit, ...]
         Limit(peer, kind, SPIKES, f"no mapping for nir.{kind}: the only unmapped node is silently left out (its input "
               f"is passed on): {left_out}", _WORKAROUND[peer, kind], _one_unmapped),
     )
-
-
-@dataclass(frozen=True)
-class Limit:
-    """One thing a peer cannot do with one NIR node type (when ``applies(node, graph_metadata)``)."""
-
-    peer: str
-    node: str  # NIR node class name
-    effect: str  # FAILS, BATCH or SPIKES
-    problem: str
-    workaround: str
-    applies: Callable[[Any, dict], bool] = field(default=_always, compare=False)
 
 
 _NO_DELAY = "run the file with neuromorph.export.from_nir (it runs nir.Delay), or export a model without DelayedLinear"
@@ -216,19 +221,14 @@ LIMITS: tuple[Limit, ...] = (
     *(Limit("sinabs", kind, SPIKES, "Sinabs runs its own discrete-time neuron (multi-spike, subtractive reset, exponential "
             "decay with tau read as steps), not NIR's: other spikes", "none in Sinabs' NIR import; " + _FROM_NIR, pred)
       for kind, pred in (("LIF", _not(_multi_dim)), ("IF", _always), ("LI", _not(_r_not_one)))),
+    # every peer but Sinabs (whose neurons never give our spikes anyway)
+    *(Limit(peer, "LIF", SPIKES, _SOFT, "retrain with reset='hard' for other tools", _soft_reset)
+      for peer in ("snntorch", "norse", "spikingjelly")),
 )
 
 
-def _soft_reset(node: Any, meta: dict) -> bool:
-    return (getattr(node, "metadata", None) or {}).get("neuromorph", {}).get("reset", "hard") != "hard"
-
-
-LIMITS = LIMITS + tuple(Limit(p, k, SPIKES, _SOFT, "retrain with reset='hard' for other tools", _soft_reset)
-                        for p in ("snntorch", "norse", "spikingjelly") for k in ("LIF",))  # Sinabs: never its spikes anyway
-
-
 def peer_report(graph) -> dict[str, dict[str, Any]]:
-    """Per peer: ``version`` checked, ``per_sample`` and ``batched`` verdicts (``exact``, ``differs``,
+    """Per peer: ``version`` checked (and ``installed``, None when absent), ``per_sample`` and ``batched`` verdicts (``exact``, ``differs``,
     ``fails``, ``unchecked``), ``issues`` (node type, node names, effect, problem, workaround) and ``usage``.
 
     ``graph`` is a ``nir.NIRGraph`` (as :func:`neuromorph.export.to_nir` returns it, with ``metadata['dt']``).
@@ -241,9 +241,9 @@ def peer_report(graph) -> dict[str, dict[str, Any]]:
     report: dict[str, dict[str, Any]] = {}
     for peer, info in PEERS.items():
         issues = []
-        meta = {**graph_meta, "unmapped": sum(len(by_type.get(k, [])) for k in UNMAPPED.get(peer, ()))}
+        ctx = {**graph_meta, "unmapped": sum(len(by_type.get(k, [])) for k in UNMAPPED.get(peer, ()))}
         for lim in (l for l in LIMITS if l.peer == peer):
-            hit = [name for name, node in by_type.get(lim.node, []) if lim.applies(node, meta)]
+            hit = [name for name, node in by_type.get(lim.node, []) if lim.applies(node, ctx)]
             if hit:
                 issues.append({"node": lim.node, "nodes": hit, "effect": lim.effect, "problem": lim.problem,
                                "workaround": lim.workaround})
@@ -256,9 +256,19 @@ def peer_report(graph) -> dict[str, dict[str, Any]]:
         per_sample = ("fails" if FAILS in effects else "unchecked" if "unchecked" in effects
                       else "differs" if SPIKES in effects else "exact")
         batched = "fails" if per_sample != "fails" and BATCH in effects else per_sample
-        report[peer] = {"version": info["version"], "per_sample": per_sample, "batched": batched, "issues": issues,
-                        "usage": info["usage"]}
+        report[peer] = {"version": info["version"], "installed": _installed(peer), "per_sample": per_sample,
+                        "batched": batched, "issues": issues, "usage": info["usage"]}
     return report
+
+
+def _installed(peer: str) -> str | None:
+    """The installed version of ``peer`` (from its package metadata; nothing is imported), or None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(peer)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def format_peer_report(report: dict[str, dict[str, Any]]) -> str:
@@ -266,7 +276,9 @@ def format_peer_report(report: dict[str, dict[str, Any]]) -> str:
     lines = ["NIR peers (what other tools do with this file; checked with "
              + ", ".join(f"{p} {r['version']}" for p, r in report.items()) + "):"]
     for peer, r in report.items():
-        lines.append(f"  {peer}: per sample {r['per_sample']}, batched {r['batched']}")
+        other = r.get("installed") not in (None, r["version"])
+        lines.append(f"  {peer}: per sample {r['per_sample']}, batched {r['batched']}"
+                     + (f" (installed here: {r['installed']}; not checked)" if other else ""))
         for i in r["issues"]:
             nodes = ", ".join(repr(n) for n in i["nodes"][:4]) + (f" (+{len(i['nodes']) - 4})" if len(i["nodes"]) > 4 else "")
             lines.append(f"    - {i['node']} {nodes}: {i['problem']}; workaround: {i['workaround']}")
