@@ -286,17 +286,19 @@ def format_peer_report(report: dict[str, dict[str, Any]]) -> str:
 
 
 def fix_peer_flatten(net) -> int:
-    """Shift the ``torch.nn.Flatten`` modules a peer built from NIR ``Flatten`` nodes past the batch axis.
+    """Shift the ``torch.nn.Flatten`` modules that snnTorch's or Norse's importer built from NIR ``Flatten``
+    nodes past the batch axis.
 
-    snnTorch's and Norse's importers copy NIR's per-sample ``start_dim``/``end_dim`` into
-    ``torch.nn.Flatten``, which counts the batch axis; after this, batches of any size run. Call it
-    once on the module the importer returned. Returns the number of modules changed.
+    Those importers copy NIR's per-sample ``start_dim``/``end_dim`` into ``torch.nn.Flatten``, which
+    counts the batch axis; after this, batches of any size run. Call it on the module the importer
+    returned (a second call changes nothing). Not for Sinabs or SpikingJelly modules: their importers
+    already shift the dims. Returns the number of modules changed.
     """
     import torch
 
     n = 0
     for m in net.modules():
-        if isinstance(m, torch.nn.Flatten) and not getattr(m, "_neuromorph_batch_fixed", False):
+        if type(m) is torch.nn.Flatten and not getattr(m, "_neuromorph_batch_fixed", False):
             m.start_dim = m.start_dim + 1 if m.start_dim >= 0 else m.start_dim
             m.end_dim = m.end_dim + 1 if m.end_dim >= 0 else m.end_dim
             m._neuromorph_batch_fixed = True
