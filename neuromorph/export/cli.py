@@ -69,10 +69,12 @@ def _run(args) -> tuple[dict[str, Any], int]:
         warnings.simplefilter("always")
         if args.to == "nir":
             from neuromorph.export.nir import to_nir, write_nir
+            from neuromorph.export.peers import peer_report
 
             graph = to_nir(model, sample, strict=not args.non_strict, dt=dt)
             write_nir(graph, out)
             result["nodes"] = len(graph.nodes)
+            result["peers"] = peer_report(graph)  # what snnTorch/Norse/SpikingJelly/Sinabs cannot do with the file
         else:
             from neuromorph.export.lava import to_lava
             from neuromorph.export.netx import read_netx
@@ -106,6 +108,10 @@ def _cmd_export(args) -> int:
     else:
         if result["written"]:
             print(f"wrote {result['out']}")
+            if result.get("peers"):
+                from neuromorph.export.peers import format_peer_report
+
+                print(format_peer_report(result["peers"]))
         elif "error" in result:
             print(f"neuromorph export: {result['error']}; nothing written", file=sys.stderr)
     return status

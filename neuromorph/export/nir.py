@@ -27,8 +27,8 @@ the reset mode is kept in the node's metadata (``neuromorph.reset``), which ``fr
 tools ignore. Every node also carries the exact step-domain parameters in its metadata so that
 neuromorph -> NIR -> neuromorph reproduces the spikes exactly.
 
-Peers: snnTorch's ``import_from_nir`` assumes dt = 1e-4 s (hence the default ``dt``); Norse's
-``from_nir`` takes ``dt`` and expects R = 1 (``decay_input=True``).
+Peers: snnTorch's ``import_from_nir`` assumes dt = 1e-4 s (hence the default ``dt``); what each peer
+cannot read or run from these graphs, and the workarounds: :mod:`neuromorph.export.peers`.
 """
 
 from __future__ import annotations
