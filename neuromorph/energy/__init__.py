@@ -2,7 +2,9 @@
 
 ``measure(model, inputs, hardware="loihi,cmos45nm")`` runs a model under forward hooks and returns an
 :class:`EnergyReport` (per-layer spikes, firing rate, synops, MACs, neuron updates, energy; totals per
-inference; the SNN/ANN energy ratio). Conventions: METHODS.md §10 and :mod:`neuromorph.energy.counters`.
+inference; active and inactive neuron updates; the SNN/ANN energy ratio; NeuroBench's
+``SynapticOperations`` and ``ActivationSparsity`` via ``report.neurobench()``). Conventions:
+:mod:`neuromorph.energy.counters`; hardware profiles: :mod:`neuromorph.hardware_profile`.
 """
 
 from neuromorph.energy.counters import LayerCounts, conv_fanout, is_binary, linear_fanout, pool_fanout

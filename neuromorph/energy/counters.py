@@ -1,6 +1,6 @@
 """Exact operation counts per layer: spikes, synaptic operations (synops), dense MACs, neuron updates.
 
-Conventions (METHODS.md §10, "equivalent fan-out form"):
+Conventions (the "equivalent fan-out form" of the standard SNN energy estimate, SOPs = Σ spikes · fan-out):
 
 - A **synop** is one accumulate triggered by one input spike at one synapse:
   ``synops = Σ_{t, b, i} s_{t,b,i} · fanout_i`` where ``fanout_i`` is the exact number of synapses with a
@@ -133,7 +133,7 @@ class LayerCounts:
 def is_binary(x: torch.Tensor) -> bool:
     """True when ``x`` carries spikes: every nonzero element has one and the same value.
 
-    Plain spikes are 0/1; graded-by-a-constant spikes (a converted neuron's ``spike·λ``, METHODS.md §5)
+    Plain spikes are 0/1; graded-by-a-constant spikes (a converted neuron's ``spike·λ``)
     count as spikes too, since the constant folds into the next layer's weights. Anything else (analog
     input, event counts 0/1/2, membrane shortcuts) is real-valued and costs dense MACs.
     """

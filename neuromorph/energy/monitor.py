@@ -277,7 +277,7 @@ def _merge_activity(old: str, new: str) -> str:
 
 
 def _neuron_activity(module: torch.nn.Module, inputs: tuple, out: torch.Tensor | None) -> torch.Tensor | None:
-    """Which neuron updates were **active** (Loihi's active/inactive update energies, METHODS.md §10):
+    """Which neuron updates were **active** (Loihi prices active and inactive updates apart: 81 / 52 pJ):
     ``active[t, b, i]`` is true when neuron ``i`` of sample ``b`` received nonzero input at step ``t``
     (``x[t, b, i] != 0``) or any of its state variables (membrane ``v``, synaptic current ``i``,
     adaptation ``a``) after step ``t`` differs from before it (the state before step 0 is the initial

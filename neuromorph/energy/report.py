@@ -1,6 +1,6 @@
 """Energy reports: per-layer counts turned into energy for one or more hardware profiles.
 
-Energy of layer l on profile h, per inference (one sample, all T steps), METHODS.md §10::
+Energy of layer l on profile h, per inference (one sample, all T steps)::
 
     E_l = (synops_l·E_synop + macs_l·E_MAC + acs_l·E_AC + updates_l·E_neuron + spikes_l·E_spike) / samples
 
@@ -145,6 +145,13 @@ class EnergyReport:
             raise ConfigError(f"no energy for profile {label!r} in this report; have: {', '.join(self.energy_pj)}")
         return float(sum(v for v in self.energy_pj[label] if v is not None))
 
+    def _shown_total(self, label: str) -> float | None:
+        """The total as reported: None ("n/a") when the profile priced no layer at all."""
+        values = self.energy_pj[label]
+        if values and all(v is None for v in values):
+            return None
+        return self.total_energy_pj(label)
+
     def ann_energy_for(self, label: str | None = None) -> tuple[float | None, str | None]:
         """ANN-equivalent energy per inference to compare profile ``label`` with, and the profile used:
         the same profile's MAC where it has one (e.g. cmos45nm:int8 against an int8 ANN), else
@@ -176,7 +183,8 @@ class EnergyReport:
         holds only -1, 0, 1, else as ``Effective_MACs``; ``Dense`` counts every synapse, zero weights too,
         at every input position. ``ActivationSparsity`` is the share of zero outputs of the neuron layers
         (NeuroBench's activation layers, once the neuron classes are registered with
-        ``add_activation_module``). Where this report counts differently (``differences``): event counts
+        ``add_activation_module``); NeuroBench averages it per batch weighted by batch size, which equals
+        this ratio over all outputs when every batch has the same number of steps. Where this report counts differently (``differences``): event counts
         (values > 1) are that many spikes here (``count · fanout`` synops) but nonzero MAC inputs to
         NeuroBench; real-valued inputs cost dense MACs here (``skip_zeros=False``) but only their nonzero
         entries to NeuroBench; pooling, products computed inside a forward (``F.linear``, matmul) and
@@ -221,7 +229,7 @@ class EnergyReport:
             "totals_per_inference": self.totals(),
             "neuron_update_rule": NEURON_UPDATE_RULE,
             "activity_not_tracked": self.untracked_activity(),
-            "energy_pj_per_inference": {label: self.total_energy_pj(label) for label in self.energy_pj},
+            "energy_pj_per_inference": {label: self._shown_total(label) for label in self.energy_pj},
             "neurobench": self.neurobench(),
             "ann": {
                 "assumption": ANN_ASSUMPTION,
@@ -270,7 +278,7 @@ class EnergyReport:
                         + [_fmt(self.energy_pj[l][i]) for l in labels])
         t = self.totals()
         rows.append(["total", "", "", _fmt(t["spikes"]), "", _fmt(t["synops"]), _fmt(t["macs"]), _fmt(t["acs"]),
-                     _fmt(t["neuron_updates"]), _fmt(t["active_updates"])] + [_fmt(self.total_energy_pj(l)) for l in labels])
+                     _fmt(t["neuron_updates"]), _fmt(t["active_updates"])] + [_fmt(self._shown_total(l)) for l in labels])
         widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
         lines = ["  ".join(str(x).ljust(w) for x, w in zip(head, widths))]
         lines.append("  ".join("-" * w for w in widths))
@@ -311,7 +319,7 @@ class EnergyReport:
         width = 0.8 / max(len(labels), 1)
         for k, label in enumerate(labels):
             xs = [i + (k - (len(labels) - 1) / 2) * width for i in range(len(names))]
-            ax.bar(xs, [v or 0.0 for v in self.energy_pj[label]], width=width, label=f"{label} (total {_fmt(self.total_energy_pj(label))} pJ)")
+            ax.bar(xs, [v or 0.0 for v in self.energy_pj[label]], width=width, label=f"{label} (total {_fmt(self._shown_total(label))} pJ)")
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=45, ha="right")
         ax.set_ylabel("energy per inference (pJ)")

@@ -161,4 +161,5 @@ def test_ann_baseline_sees_the_whole_sequence_and_loihi2_gives_no_ratio():
     assert "SNN/ANN energy ratio [loihi2]: n/a" in table and f"x T = {steps}" in table
     data = report.to_dict()
     assert data["snn_ann_ratio"]["loihi2"] is None and "same sequence" in data["ann"]["assumption"]
+    assert data["energy_pj_per_inference"]["loihi2"] is None and data["energy_pj_per_inference"]["loihi"] > 0
     assert data["ann"]["macs_per_step"] == per_step and data["ann"]["time_steps"] == steps
