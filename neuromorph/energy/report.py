@@ -146,9 +146,10 @@ class EnergyReport:
         return float(sum(v for v in self.energy_pj[label] if v is not None))
 
     def _shown_total(self, label: str) -> float | None:
-        """The total as reported: None ("n/a") when the profile priced no layer at all."""
+        """The total as reported: None ("n/a") when the profile could price none of the operations that
+        cost something (e.g. Loihi 2, which has no published energies), else the (partial) sum."""
         values = self.energy_pj[label]
-        if values and all(v is None for v in values):
+        if any(v is None for v in values) and not any(values):
             return None
         return self.total_energy_pj(label)
 
