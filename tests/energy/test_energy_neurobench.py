@@ -8,6 +8,8 @@ wrapped in a module that makes it time-major. Skipped when neurobench cannot be 
 from __future__ import annotations
 
 import json
+import os
+
 import pytest
 import torch
 
@@ -130,25 +132,30 @@ def test_event_counts_and_real_values_differ_exactly_where_documented():
 
 
 def test_cli_format_neurobench(tmp_path):
+    """A user runs ``neuromorph energy CKPT --format neurobench`` on a recipe model (event-count input)."""
+    import subprocess
+    import sys
+
+    from neuromorph.models.nmnist import NMNISTConvSNN
     from neuromorph.train import checkpoint as ck
 
-    net = _conv_net()
-    ck.register_builder("tests.energy:nb_net", lambda: _conv_net())
-    path = ck.save_checkpoint(tmp_path / "best.pt", net, "tests.energy:nb_net", {}, info={"epoch": 1})
+    kwargs = {"channels": [4], "input_size": 8, "n_classes": 3}
+    torch.manual_seed(0)
+    net = NMNISTConvSNN(**kwargs).eval()
+    with torch.no_grad():
+        net.net[0].weight.mul_(4.0)  # the hidden layer fires
+    path = ck.save_checkpoint(tmp_path / "best.pt", net, "neuromorph.models.nmnist:NMNISTConvSNN", kwargs, info={"epoch": 1})
     torch.manual_seed(4)
-    x = (torch.rand(5, 4, 2, 8, 8) < 0.3).float()
+    x = torch.randint(0, 3, (5, 4, 2, 8, 8)).float() * (torch.rand(5, 4, 2, 8, 8) < 0.4)  # event counts
     torch.save(x, tmp_path / "x.pt")
-    import contextlib
-    import io
-
-    from neuromorph.cli import main
-
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        rc = main(["energy", str(path), "--inputs", str(tmp_path / "x.pt"), "--format", "neurobench", "--batch-size", "2"])
-    assert rc == 0
-    data = json.loads(buf.getvalue())
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    proc = subprocess.run([sys.executable, "-m", "neuromorph", "energy", str(path), "--inputs", str(tmp_path / "x.pt"),
+                           "--format", "neurobench", "--batch-size", "2"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
     nb = _neurobench(net, [x[:, :2], x[:, 2:]])
     assert data["SynapticOperations"] == pytest.approx(nb["SynapticOperations"], rel=1e-12)
     assert data["ActivationSparsity"] == pytest.approx(nb["ActivationSparsity"], rel=1e-12)
-    assert data["samples"] == 4
+    assert nb["SynapticOperations"]["Effective_MACs"] > 0 and nb["SynapticOperations"]["Effective_ACs"] > 0
+    assert data["samples"] == 4 and data["differences"]["synops_minus_Effective_ACs"] > 0
