@@ -138,6 +138,19 @@ class EnergyReport:
         """Neuron layers whose active/inactive split is not known (all their updates counted active)."""
         return [r.name for r in self.layers if r.role == "neuron" and r.activity == "not tracked" and r.neuron_updates]
 
+    def energy_band_pj(self, label: str | None = None) -> tuple[float, float] | None:
+        """``(lower, upper)`` energy per inference on a profile that prices active and inactive updates
+        apart, when some layers' activity is not tracked: upper charges their updates as active (the
+        reported total), lower as inactive. None when the split does not apply or everything is tracked."""
+        label = label or next(iter(self.energy_pj))
+        profile = next((p for p in self.profiles if p.label == label), None)
+        untracked = [r for r in self.layers if r.name in set(self.untracked_activity())]
+        if profile is None or not profile.has("neuron_update_active") or not untracked:
+            return None
+        step = profile.energy_pj("neuron_update_active") - profile.energy_pj("neuron_update_inactive")
+        upper = self.total_energy_pj(label)
+        return upper - step * sum(r.active_updates for r in untracked) / max(self.samples, 1), upper
+
     def total_energy_pj(self, label: str | None = None) -> float:
         """SNN energy per inference (pJ) on one profile (the first one by default)."""
         label = label or next(iter(self.energy_pj))
@@ -230,6 +243,8 @@ class EnergyReport:
             "totals_per_inference": self.totals(),
             "neuron_update_rule": NEURON_UPDATE_RULE,
             "activity_not_tracked": self.untracked_activity(),
+            "energy_pj_band": {label: self.energy_band_pj(label) for label in self.energy_pj
+                               if self.energy_band_pj(label) is not None},
             "energy_pj_per_inference": {label: self._shown_total(label) for label in self.energy_pj},
             "neurobench": self.neurobench(),
             "ann": {
@@ -291,8 +306,10 @@ class EnergyReport:
             lines.append("  * activity not tracked (counted as active): " + ", ".join(self.untracked_activity()))
         for p in self.profiles:
             if p.has("neuron_update_active"):
+                band = self.energy_band_pj(p.label)
                 lines.append(f"  [{p.label}] active {_fmt(p.energy_pj('neuron_update_active'))} pJ, "
-                             f"inactive {_fmt(p.energy_pj('neuron_update_inactive'))} pJ per update")
+                             f"inactive {_fmt(p.energy_pj('neuron_update_inactive'))} pJ per update"
+                             + (f"; total between {_fmt(band[0])} and {_fmt(band[1])} pJ (* charged active)" if band else ""))
         if t["activation_sparsity"] is not None:
             lines.append(f"activation sparsity (neuron outputs that are zero): {t['activation_sparsity']:.4f}")
         for label, reasons in self.missing.items():

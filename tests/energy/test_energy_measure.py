@@ -77,6 +77,11 @@ def test_silent_network_costs_only_neuron_updates(step_if_rule):
         assert report.untracked_activity() == ["1", "4"] and t["active_updates"] == t["neuron_updates"]
         per_update = ne.load_profile(hw).energy_pj("neuron_update" if hw == "cmos45nm" else "neuron_update_active")
         assert report.total_energy_pj() == pytest.approx(t["neuron_updates"] * per_update)
+        if hw == "loihi":  # the 52-81 pJ band of untracked updates is reported
+            assert report.energy_band_pj() == pytest.approx((t["neuron_updates"] * 52.0, t["neuron_updates"] * 81.0))
+            assert "total between" in report.table() and report.to_dict()["energy_pj_band"]["loihi"]
+        else:
+            assert report.energy_band_pj() is None
 
 
 def test_masked_spikes_are_counted_on_the_tensor_fed_forward(step_if_rule):
