@@ -315,7 +315,7 @@ def _neuron_activity(module: torch.nn.Module, inputs: tuple, out: torch.Tensor |
                     changed |= (old_part != new_part) if old_part is not None else (new_part != 0)
             active[t] |= changed
             state = new
-    except (AttributeError, TypeError, NotImplementedError):  # a subclass without the streaming protocol
+    except (AttributeError, TypeError, ValueError, NotImplementedError):  # a subclass without the streaming protocol
         return None
     finally:
         module.streaming = streaming
