@@ -10,8 +10,8 @@ inference; active and inactive neuron updates; the SNN/ANN energy ratio; NeuroBe
 from neuromorph.energy.counters import LayerCounts, conv_fanout, is_binary, linear_fanout, pool_fanout
 from neuromorph.energy.measure import measure, parse_hardware
 from neuromorph.energy.monitor import CONTAINER, FREE, NEURON, EnergyMonitor, register_rule, unregister_rule
-from neuromorph.hardware_profile import OPERATIONS, EnergyConstant, HardwareProfile, list_profiles, load_profile
 from neuromorph.energy.report import EnergyReport, layer_energy_pj
+from neuromorph.hardware_profile import OPERATIONS, EnergyConstant, HardwareProfile, list_profiles, load_profile
 
 __all__ = [
     "CONTAINER", "FREE", "NEURON", "OPERATIONS", "EnergyConstant", "EnergyMonitor", "EnergyReport", "HardwareProfile",

@@ -11,9 +11,9 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from neuromorph.energy.monitor import EnergyMonitor
-from neuromorph.hardware_profile import HardwareProfile, load_profile
 from neuromorph.energy.report import EnergyReport
 from neuromorph.errors import ConfigError, NonFiniteError, ShapeError
+from neuromorph.hardware_profile import HardwareProfile, load_profile
 
 __all__ = ["measure", "parse_hardware"]
 

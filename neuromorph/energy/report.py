@@ -25,8 +25,8 @@ from typing import Any
 
 from neuromorph._atomic import atomic_path, atomic_write_bytes
 from neuromorph.energy.counters import LayerCounts
-from neuromorph.hardware_profile import HardwareProfile
 from neuromorph.errors import ConfigError
+from neuromorph.hardware_profile import HardwareProfile
 
 __all__ = ["ANN_ASSUMPTION", "EnergyReport", "NEURON_UPDATE_RULE", "layer_energy_pj"]
 
