@@ -22,6 +22,9 @@ from neuromorph.errors import ExportError
 from neuromorph.export.netx import NetxLayer, NetxNetwork
 from neuromorph.hardware_profile import HardwareProfile, load_profile
 
+#: the export checks' former profile type is the one hardware profile type (same class, old name)
+Profile = HardwareProfile
+
 
 @dataclass
 class CheckReport:
