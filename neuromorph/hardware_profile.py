@@ -105,7 +105,7 @@ class HardwareProfile:
         return f"{self.name}:{self.precision}" if len(self.precisions) > 1 else self.name
 
     def _error(self, problem: str) -> HardwareProfileError:
-        return HardwareProfileError(f"hardware profile {self.label!r} ({self.path}): {problem}")
+        return _error(f"hardware profile {self.label!r} ({self.path}): {problem}", self.path, problem)
 
     # -- energy
     def has(self, op: str) -> bool:
@@ -149,6 +149,15 @@ class HardwareProfile:
         return self.constraints[name].value
 
 
+def _error(message: str, file: str | None = None, problem: str = "") -> HardwareProfileError:
+    """The one error for profiles; ``file`` and ``field`` (the ``[table.entry]`` at fault, when the
+    problem starts with one) are also attributes, for programs and the CLI's JSON error object."""
+    err = HardwareProfileError(message)
+    err.file = file
+    err.field = problem[1:problem.index("]")] if problem.startswith("[") and "]" in problem else None
+    return err
+
+
 def _profile_files() -> dict[str, Path]:
     from neuromorph.resources import hardware_dir
 
@@ -185,7 +194,7 @@ def load_profile(hardware: str | Path | HardwareProfile, precision: str | None =
     if isinstance(hardware, Path) or text.endswith(".toml") or "/" in text or "\\" in text:
         path = Path(text)
         if not path.is_file():
-            raise HardwareProfileError(f"hardware profile file {text!r} does not exist")
+            raise _error(f"hardware profile file {text!r} does not exist", text)
     else:
         name, _, suffix = text.partition(":")
         if suffix:
@@ -204,7 +213,7 @@ def load_profile(hardware: str | Path | HardwareProfile, precision: str | None =
 
 def _parse(path: Path, precision: str | None) -> HardwareProfile:
     def bad(problem: str) -> HardwareProfileError:
-        return HardwareProfileError(f"hardware profile {path.stem!r} ({path}): {problem}")
+        return _error(f"hardware profile {path.stem!r} ({path}): {problem}", str(path), problem)
 
     try:
         with open(path, "rb") as fh:

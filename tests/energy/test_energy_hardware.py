@@ -56,8 +56,9 @@ def test_one_error_for_a_missing_or_bad_profile(tmp_path):
     bad.write_text('[constraints.max_fan_in]\nvalue = "many"\nsource = "none"\n')
     for call in (lambda: hp.load_profile(bad), lambda: check_model(net, x, str(bad)),
                  lambda: ne.measure(net, x, hardware=str(bad))):
-        with pytest.raises(HardwareProfileError, match=r"'chip' \(.*chip\.toml\): \[constraints\.max_fan_in\] value='many'"):
+        with pytest.raises(HardwareProfileError, match=r"'chip' \(.*chip\.toml\): \[constraints\.max_fan_in\] value='many'") as info:
             call()
+        assert info.value.file == str(bad) and info.value.field == "constraints.max_fan_in"
     # an energy-only file cannot be checked against, a constraints-only file cannot price anything
     energy_only = tmp_path / "e.toml"
     energy_only.write_text('[energy]\n[energy.constants.a]\nvalue = 1.0\nsource = "s"\n[energy.ops.default]\nsynop = ["a"]\n')
