@@ -164,3 +164,22 @@ def test_ann_baseline_sees_the_whole_sequence_and_loihi2_gives_no_ratio():
     assert data["snn_ann_ratio"]["loihi2"] is None and "same sequence" in data["ann"]["assumption"]
     assert data["energy_pj_per_inference"]["loihi2"] is None and data["energy_pj_per_inference"]["loihi"] > 0
     assert data["ann"]["macs_per_step"] == per_step and data["ann"]["time_steps"] == steps
+
+
+def test_energy_report_example_shows_firing_hidden_layers(tmp_path):
+    """examples/energy_report.py runs as a user runs it and every hidden layer of its network fires."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "energy_report.py"
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    proc = subprocess.run([sys.executable, str(example)], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rates = dict(item.split(": ") for item in proc.stdout.split("hidden firing rates: ")[1].splitlines()[0].split(", "))
+    assert len(rates) == 2 and all(float(r) > 0.01 for r in rates.values())
+    assert "SNN/ANN energy ratio [loihi]" in proc.stdout and "inactive per inference" in proc.stdout
+    data = json.loads((tmp_path / "energy.json").read_text())
+    assert data["neurobench"]["SynapticOperations"]["Effective_ACs"] == data["totals_per_inference"]["synops"]
+    assert (tmp_path / "energy.png").read_bytes()[:4] == b"\x89PNG"
