@@ -86,6 +86,11 @@ class HardwareConstraintError(ExportError):
     """A model that violates a hardware profile's constraints."""
 
 
+class HardwareProfileError(ConfigError):
+    """A hardware profile (``hardware/*.toml`` or a user's file) that is unknown, unreadable, malformed or
+    lacks a value that is needed: names the profile, its file and the entry."""
+
+
 class CheckpointError(NeuromorphError, ValueError):
     """A corrupt or incompatible checkpoint."""
 

@@ -2,14 +2,16 @@
 
 ``measure(model, inputs, hardware="loihi,cmos45nm")`` runs a model under forward hooks and returns an
 :class:`EnergyReport` (per-layer spikes, firing rate, synops, MACs, neuron updates, energy; totals per
-inference; the SNN/ANN energy ratio). Conventions: METHODS.md §10 and :mod:`neuromorph.energy.counters`.
+inference; active and inactive neuron updates; the SNN/ANN energy ratio; NeuroBench's
+``SynapticOperations`` and ``ActivationSparsity`` via ``report.neurobench()``). Conventions:
+:mod:`neuromorph.energy.counters`; hardware profiles: :mod:`neuromorph.hardware_profile`.
 """
 
 from neuromorph.energy.counters import LayerCounts, conv_fanout, is_binary, linear_fanout, pool_fanout
 from neuromorph.energy.measure import measure, parse_hardware
 from neuromorph.energy.monitor import EnergyMonitor
-from neuromorph.energy.profiles import OPERATIONS, EnergyConstant, HardwareProfile, list_profiles, load_profile
 from neuromorph.energy.report import EnergyReport, layer_energy_pj
+from neuromorph.hardware_profile import OPERATIONS, EnergyConstant, HardwareProfile, list_profiles, load_profile
 
 __all__ = [
     "OPERATIONS", "EnergyConstant", "EnergyMonitor", "EnergyReport", "HardwareProfile",

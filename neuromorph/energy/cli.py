@@ -36,7 +36,10 @@ def register(subparsers) -> None:
     p.add_argument("--plot", metavar="PNG", help="write a bar chart of energy per layer")
     p.add_argument("--out", metavar="JSON", help="also write the report as JSON to this file")
     p.add_argument("--list-hardware", action="store_true", help="list the known hardware profiles and exit")
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout (same as --format json)")
+    p.add_argument("--format", choices=("table", "json", "neurobench"), default=None,
+                   help="table (default), json, or neurobench: one JSON object with NeuroBench's metric names "
+                        "(SynapticOperations: Effective_MACs, Effective_ACs, Dense; ActivationSparsity)")
     p.set_defaults(func=_cmd_energy)
 
 
@@ -78,6 +81,9 @@ def _inputs(args) -> tuple[Any, Any]:
 def _cmd_energy(args) -> int:
     from neuromorph.errors import ConfigError, NeuromorphError
 
+    fmt = args.format or ("json" if args.json else "table")
+    args.json = fmt != "table"
+
     try:
         from neuromorph.energy import list_profiles, measure
 
@@ -90,7 +96,7 @@ def _cmd_energy(args) -> int:
         model, batches = _inputs(args)
         ann = None if str(args.ann_hardware).lower() == "none" else args.ann_hardware
         report = measure(model, batches, hardware=args.hardware, ann_hardware=ann,
-                         skip_zeros=args.skip_zeros, allow_missing=args.allow_missing,
+                         skip_zeros=args.skip_zeros, allow_missing=args.allow_missing or fmt == "neurobench",
                          counts_as_spikes=not args.counts_as_macs)
         result = report.to_dict()
         result["checkpoint"] = str(args.checkpoint)
@@ -99,6 +105,9 @@ def _cmd_energy(args) -> int:
             result["json_file"] = str(args.out)
         if args.plot:
             result["plot_file"] = str(report.plot(args.plot))
+        if fmt == "neurobench":
+            result = {**report.neurobench(), "checkpoint": str(args.checkpoint),
+                      **{k: result[k] for k in ("json_file", "plot_file") if k in result}}
     except (NeuromorphError, OSError) as exc:
         if args.json:
             print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))

@@ -1,6 +1,6 @@
 """Exact operation counts per layer: spikes, synaptic operations (synops), dense MACs, neuron updates.
 
-Conventions (METHODS.md §10, "equivalent fan-out form"):
+Conventions (the "equivalent fan-out form" of the standard SNN energy estimate, SOPs = Σ spikes · fan-out):
 
 - A **synop** is one accumulate triggered by one input spike at one synapse:
   ``synops = Σ_{t, b, i} s_{t,b,i} · fanout_i`` where ``fanout_i`` is the exact number of synapses with a
@@ -17,12 +17,24 @@ Conventions (METHODS.md §10, "equivalent fan-out form"):
 - Pooling over spikes costs one accumulate (``ac``) per spike per pooling window that contains it;
   pooling over real values costs ``ac`` for every (window, position) pair.
 - A spiking neuron costs one **neuron update** per neuron per time step and per sample, whether it
-  fires or not; a silent network therefore costs only its neuron updates.
+  fires or not; a silent network therefore costs only its neuron updates. An update is **active** when
+  the neuron received nonzero input that step or any of its state variables (v, i, a) changed in it,
+  else **inactive** (hardware such as Loihi charges the two differently: 81 / 52 pJ). The state is
+  replayed step by step for neuromorph neurons; for neuron layers whose state the monitor cannot see
+  (``activity == "not tracked"``) every update counts as active, an upper bound. Measured on the float
+  model, a decaying membrane changes until it is exactly 0; in Loihi's integer state it reaches 0 in
+  fewer steps, so the active count is an upper bound for the chip too.
 - BatchNorm is folded into the preceding weights at inference and costs nothing; Dropout, Flatten and
   Identity cost nothing. Biases are folded into the neuron update.
-- The **ANN equivalent** of a synaptic layer is the same layer run once on real values:
-  ``ann_macs = Σ_positions fanout`` per sample (every token / pixel position of one sample, one step),
-  computed as the layer's dense MAC count over the measurement divided by samples × T.
+- The **ANN equivalent** of a synaptic layer is the same layer run on real values at every one of the
+  T steps the SNN sees (an ANN that processes the same sequence, as a GRU or a 1-D CNN over time would):
+  ``ann_macs = T · Σ_positions fanout`` per sample, the layer's dense MAC count over the measurement
+  divided by the samples. For a static input that an ANN would see once, divide by T
+  (``ann_macs_per_step``).
+- **NeuroBench** (neurobench 2.3 ``SynapticOperations``, ``ActivationSparsity``) counts are kept beside
+  these (``nb_acs``, ``nb_macs``, ``nb_dense``; ``outputs``, ``nonzero_outputs``) with NeuroBench's own
+  rules, so the report can state them under NeuroBench's names; where the two differ, see
+  :meth:`neuromorph.energy.report.EnergyReport.neurobench`.
 """
 
 from __future__ import annotations
@@ -61,8 +73,15 @@ class LayerCounts:
     macs: float = 0.0
     acs: float = 0.0
     neuron_updates: float = 0.0
+    active_updates: float = 0.0  # neuron updates with input or a state change (all of them if not tracked)
+    activity: str = ""  # neurons: "tracked" | "not tracked" (state not visible: updates counted as active)
+    outputs: float = 0.0  # neurons: output elements (activations) emitted
+    nonzero_outputs: float = 0.0  # neurons: nonzero output elements (spikes, or nonzero voltages of a readout)
     dense_macs: float = 0.0  # MACs the layer would do on real-valued input, over the whole measurement
-    ann_macs_per_sample: float = 0.0  # dense_macs per sample per time step (set by measure): one ANN pass
+    ann_macs_per_sample: float = 0.0  # dense_macs per sample (set by measure): the ANN over all T steps
+    nb_acs: float = 0.0  # NeuroBench SynapticOperations, Effective_ACs rule (Linear/Conv layers only)
+    nb_macs: float = 0.0  # NeuroBench Effective_MACs rule
+    nb_dense: float = 0.0  # NeuroBench Dense rule (every synapse, zero weights too)
     spikes_per_step: list[float] = field(default_factory=list)
     synops_per_step: list[float] = field(default_factory=list)
 
@@ -94,7 +113,10 @@ class LayerCounts:
             "neurons": self.neurons, "samples": self.samples, "steps": self.steps, "slots": self.slots, "calls": self.calls,
             "spikes_in": self.spikes_in, "spikes_out": self.spikes_out, "rate": self.rate,
             "synops": self.synops, "macs": self.macs, "acs": self.acs, "neuron_updates": self.neuron_updates,
+            "active_updates": self.active_updates, "inactive_updates": self.neuron_updates - self.active_updates,
+            "activity": self.activity, "outputs": self.outputs, "nonzero_outputs": self.nonzero_outputs,
             "dense_macs": self.dense_macs, "ann_macs_per_sample": self.ann_macs_per_sample,
+            "neurobench": {"Effective_ACs": self.nb_acs, "Effective_MACs": self.nb_macs, "Dense": self.nb_dense},
             "spikes_per_step": list(self.spikes_per_step), "synops_per_step": list(self.synops_per_step),
             "rate_per_step": self.rate_per_step(),
         }
@@ -111,7 +133,7 @@ class LayerCounts:
 def is_binary(x: torch.Tensor) -> bool:
     """True when ``x`` carries spikes: every nonzero element has one and the same value.
 
-    Plain spikes are 0/1; graded-by-a-constant spikes (a converted neuron's ``spike·λ``, METHODS.md §5)
+    Plain spikes are 0/1; graded-by-a-constant spikes (a converted neuron's ``spike·λ``)
     count as spikes too, since the constant folds into the next layer's weights. Anything else (analog
     input, event counts 0/1/2, membrane shortcuts) is real-valued and costs dense MACs.
     """

@@ -1,7 +1,7 @@
 """``measure(model, inputs, hardware=...)``: run a model under an :class:`EnergyMonitor` and report.
 
 Counting conventions: :mod:`neuromorph.energy.counters`; energy model: :mod:`neuromorph.energy.report`
-(METHODS.md §10).
+(per inference, per hardware profile).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from neuromorph.energy.monitor import EnergyMonitor
-from neuromorph.energy.profiles import HardwareProfile, load_profile
 from neuromorph.energy.report import EnergyReport
 from neuromorph.errors import ConfigError, NonFiniteError, ShapeError
+from neuromorph.hardware_profile import HardwareProfile, load_profile
 from neuromorph.nn.protocol import eval_for
 
 __all__ = ["measure", "parse_hardware"]
@@ -63,10 +63,11 @@ def measure(
             (e.g. a DataLoader); counts are summed and reported per inference (per sample).
         hardware: profile name(s) (``"loihi,cmos45nm"``, ``"cmos45nm:int8"``), ``.toml`` path(s) or
             :class:`HardwareProfile` objects.
-        ann_hardware: profile whose ``mac`` energy prices the ANN equivalent; ``None`` skips it.
+        ann_hardware: profile whose ``mac`` energy prices the ANN equivalent (the same layers on real
+            values at each of the T steps); ``None`` skips it.
         max_batches: stop after this many batches of an iterable.
         skip_zeros: charge layers fed real values MACs only for nonzero inputs (delta / event-driven
-            hardware, METHODS.md §9); default dense MACs at every position and step.
+            hardware); default dense MACs at every position and step.
         counts_as_spikes: non-negative integer inputs (binned event counts) cost one synop per event
             per synapse instead of dense MACs; turn off for integer-valued analog input (raw pixels).
         allow_missing: instead of raising for a profile that lacks an energy the model needs, leave
@@ -101,6 +102,6 @@ def measure(
     for rec in monitor.layers:
         rec.samples = samples
         rec.steps = time_steps
-        # one ANN pass = one step of one sample (METHODS.md §10: FLOPs of the layer run as an ANN)
-        rec.ann_macs_per_sample = rec.dense_macs / (samples * max(time_steps, 1))
+        # the ANN sees the same sequence as the SNN: its layers run at every step (like with like)
+        rec.ann_macs_per_sample = rec.dense_macs / samples
     return EnergyReport.build(monitor.layers, samples, time_steps, profiles, ann_profile, allow_missing=allow_missing)

@@ -134,6 +134,25 @@ def _merge_type(old: str, new: str) -> str:
 
 def _linear_rule(mon, name, module, inputs, output):
     _count_synaptic(mon, name, module, inputs[0], linear_fanout(module.weight))
+    _neurobench_counts(mon.record(name, module, "synaptic"), inputs[0], linear_fanout(module.weight),
+                       float(module.weight.shape[0]) * module.weight.shape[1])
+
+
+def _neurobench_counts(rec: LayerCounts, x: torch.Tensor, fan: torch.Tensor, dense_per_slot: float) -> None:
+    """NeuroBench's ``SynapticOperations`` rule for one call of a Linear/Conv layer (neurobench 2.3,
+    ``metrics/utils/layers``): the input is "spiking" when every value is -1, 0 or 1; the effective
+    operations are ``Σ_i 1[x_i ≠ 0] · fanout_i`` (nonzero weights), counted as ACs for spiking input and
+    as MACs otherwise; ``Dense`` counts every synapse (zero weights too) at every input position."""
+    xd = x.detach()
+    spiking = bool(((xd == 0) | (xd == 1) | (xd == -1)).all())
+    nfeat = fan.dim()
+    ops = float((spike_indicator(xd).reshape(-1, *xd.shape[xd.dim() - nfeat:]) * fan).sum())
+    if spiking:
+        rec.nb_acs += ops
+    else:
+        rec.nb_macs += ops
+    slots = xd.numel() // max(numel(tuple(fan.shape)), 1)
+    rec.nb_dense += slots * dense_per_slot
 
 
 def _conv_rule(mon, name, module, inputs, output):
@@ -149,6 +168,12 @@ def _conv_rule(mon, name, module, inputs, output):
         fan = conv_fanout(lambda inp, w: module._conv_forward(inp, w, None), module.weight, feature_shape)
         mon._cache[key] = fan
     _count_synaptic(mon, name, module, x, fan)
+    key_all = key + ("all synapses",)
+    fan_all = mon._cache.get(key_all)
+    if fan_all is None:  # every synapse, zero weights too (NeuroBench's Dense)
+        fan_all = conv_fanout(lambda inp, w: module._conv_forward(inp, w, None), torch.ones_like(module.weight), feature_shape)
+        mon._cache[key_all] = fan_all
+    _neurobench_counts(mon.record(name, module, "synaptic"), x, fan, float(fan_all.sum()))
 
 
 def _pool_dims(op: str) -> int:
@@ -205,11 +230,75 @@ def _neuron_rule(mon, name, module, inputs, output):
     rec.slots += x.shape[0] * x.shape[1]
     rec.calls += 1
     rec.neuron_updates += float(x.numel())
+    active = _neuron_activity(module, inputs, out)
+    if active is None:  # state not observable: charged as active (upper bound), flagged in the report
+        rec.activity = _merge_activity(rec.activity, "not tracked")
+        rec.active_updates += float(x.numel())
+    else:
+        rec.activity = _merge_activity(rec.activity, "tracked")
+        rec.active_updates += float(active.sum())
     rec.input_type = _merge_type(rec.input_type, "spikes" if is_binary(x) else "real")
+    if out is not None:
+        rec.outputs += float(out.numel())
+        rec.nonzero_outputs += float(torch.count_nonzero(out.detach()))
     if out is not None and is_binary(out):
         per_step = spike_indicator(out.detach()).reshape(out.shape[0], -1).sum(1)
         rec.spikes_out += float(per_step.sum())
         rec.add_per_step("spikes_per_step", per_step)
+
+
+def _merge_activity(old: str, new: str) -> str:
+    return new if old in ("", new) else "not tracked"
+
+
+def _neuron_activity(module: torch.nn.Module, inputs: tuple, out: torch.Tensor | None) -> torch.Tensor | None:
+    """Which neuron updates were **active** (Loihi prices active and inactive updates apart: 81 / 52 pJ):
+    ``active[t, b, i]`` is true when neuron ``i`` of sample ``b`` received nonzero input at step ``t``
+    (``x[t, b, i] != 0``) or any of its state variables (membrane ``v``, synaptic current ``i``,
+    adaptation ``a``) after step ``t`` differs from before it (the state before step 0 is the initial
+    state: the one passed in, or rest).
+
+    The state trajectory of a neuromorph neuron (``SpikingNeuron`` and subclasses) is obtained by running
+    the module's own forward once per step in streaming mode from the same initial state; its outputs
+    must reproduce the measured ones, else (and for any other neuron layer, whose state the monitor
+    cannot see) the activity is unknown: ``None``.
+    """
+    from neuromorph.nn import SpikingNeuron
+
+    x = inputs[0]
+    if not isinstance(module, SpikingNeuron) or out is None or x.dim() < 3:
+        return None
+    state = inputs[1] if len(inputs) > 1 else None
+    streaming = module.streaming
+    buffers = [(b, b.clone()) for b in module.buffers()]  # e.g. MPBN running statistics in training mode
+    try:
+        from neuromorph.kernels.config import initial_state
+
+        if state is None:
+            state = initial_state(x, module.dynamics()[0])
+        module.streaming = True
+        xd = x.detach()
+        active = xd != 0
+        outs = []
+        for t in range(xd.shape[0]):
+            # forward, not __call__: the monitor's own hooks must not see these replays
+            y, new = module.forward(xd[t : t + 1], state)
+            outs.append(y)
+            changed = torch.zeros_like(active[t])
+            for old_part, new_part in zip(state, new):
+                if new_part is not None:
+                    changed |= (old_part != new_part) if old_part is not None else (new_part != 0)
+            active[t] |= changed
+            state = new
+    except (AttributeError, TypeError, ValueError, NotImplementedError):  # a subclass without the streaming protocol
+        return None
+    finally:
+        module.streaming = streaming
+        for b, saved in buffers:
+            b.copy_(saved)
+    if not torch.allclose(torch.cat(outs), out.detach(), rtol=1e-5, atol=1e-6):
+        return None  # the replay does not reproduce the layer (e.g. a stochastic neuron): unknown
+    return active
 
 
 def _mask_rule(mon, name, module, inputs, output):
@@ -240,8 +329,12 @@ def _step_neuron_rule(mon, name, module, inputs, output):
     rec.slots += x.shape[0]
     rec.calls += 1
     rec.neuron_updates += float(x.numel())
+    rec.active_updates += float(x.numel())  # its state lives in the module between calls: not tracked
+    rec.activity = _merge_activity(rec.activity, "not tracked")
     rec.input_type = _merge_type(rec.input_type, "spikes" if is_binary(x) else "real")
     if out is not None:
+        rec.outputs += float(out.numel())
+        rec.nonzero_outputs += float(torch.count_nonzero(out.detach()))
         rec.spikes_out += float(spike_indicator(out.detach()).sum())
 
 

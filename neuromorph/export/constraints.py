@@ -1,5 +1,6 @@
 """Hardware constraint checks of an exported network against a profile (``hardware/<name>.toml``,
-tables ``[constraints]`` and ``[neuron]``; every limit there carries its source).
+tables ``[constraints]`` and ``[neuron]``, read by :func:`neuromorph.hardware_profile.load_profile`; every
+limit there carries its source).
 
 Checks per layer: fan-in (presynaptic neurons per neuron), fan-out, weight mantissa bits, threshold
 mantissa bits, decays on the 12-bit scale, axonal delay range, graded output spikes, supported neuron
@@ -13,61 +14,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from neuromorph.errors import ConfigError, ExportError
+from neuromorph.errors import ExportError
 from neuromorph.export.netx import NetxLayer, NetxNetwork
+from neuromorph.hardware_profile import HardwareProfile, load_profile
 
-
-@dataclass
-class Profile:
-    """The export-relevant part of a hardware profile: limit name -> value, and their sources."""
-
-    name: str
-    limits: dict[str, Any]
-    sources: dict[str, str]
-    neuron: dict[str, Any]
-
-
-def load_profile(name: str) -> Profile:
-    """Read ``[constraints]``/``[neuron]`` of the profile ``name`` (``"loihi"``, ``"loihi2"``) or of a
-    ``.toml`` path. Raises ``ConfigError`` naming the file or the missing table."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    from neuromorph.resources import hardware_dir
-
-    path = Path(name) if str(name).endswith(".toml") else None
-    if path is None:
-        candidates = {p.stem: p for p in hardware_dir().glob("*.toml")}
-        repo = Path(__file__).resolve().parents[2] / "hardware"
-        if repo.is_dir():
-            candidates.update({p.stem: p for p in repo.glob("*.toml") if p.stem not in candidates})
-        if name not in candidates:
-            raise ConfigError(f"hardware profile {name!r} is unknown; choose one of {', '.join(sorted(candidates))}")
-        path = candidates[name]
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"hardware profile {str(path)!r} cannot be read: {exc}") from None
-    cons = data.get("constraints")
-    if not isinstance(cons, dict) or not cons:
-        raise ConfigError(f"hardware profile {str(path)!r} has no [constraints] table (needed for export checks)")
-    limits, sources = {}, {}
-    for key, entry in cons.items():
-        if not isinstance(entry, dict) or "value" not in entry:
-            raise ConfigError(f"hardware profile {str(path)!r}: constraints.{key} needs 'value' and 'source'")
-        value = entry["value"]
-        if key != "graded_spikes" and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-            raise ConfigError(f"hardware profile {str(path)!r}: constraints.{key}.value={value!r} must be a number >= 0")
-        limits[key] = value
-        sources[key] = str(entry.get("source", ""))
-    return Profile(name=Path(path).stem, limits=limits, sources=sources, neuron=dict(data.get("neuron", {})))
+#: the export checks' former profile type is the one hardware profile type (same class, old name)
+Profile = HardwareProfile
 
 
 @dataclass
@@ -116,9 +72,17 @@ def _fan(layer: NetxLayer) -> tuple[int, int, int]:
     return fan_in, fan_out, n_out * fan_in
 
 
-def check_network(net: NetxNetwork, profile: str | Profile) -> CheckReport:
+def _constraint_profile(profile: str | HardwareProfile) -> HardwareProfile:
+    """The profile, which must have a ``[constraints]`` table to check anything against."""
+    prof = load_profile(profile)
+    if "constraints" not in prof.tables:
+        prof.limit("max_fan_in", needed_by="export checks")  # raises: names the file and the missing table
+    return prof
+
+
+def check_network(net: NetxNetwork, profile: str | HardwareProfile) -> CheckReport:
     """Check a quantized network (``NetxNetwork``) against ``profile``; see the module docstring."""
-    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    prof = _constraint_profile(profile)
     L = prof.limits
     rep = CheckReport(profile=prof.name)
     cores = 0
@@ -167,7 +131,7 @@ def check_network(net: NetxNetwork, profile: str | Profile) -> CheckReport:
     return rep
 
 
-def check_model(model, sample, profile: str | Profile, dt: float | None = None) -> CheckReport:
+def check_model(model, sample, profile: str | HardwareProfile, dt: float | None = None) -> CheckReport:
     """Export ``model`` for Loihi in memory and check it against ``profile``. Layers that cannot be
     mapped at all (soft reset, MaxPool, ALIF, ...) become failing rows naming the layer instead of
     stopping the check; nothing is written."""
@@ -175,7 +139,7 @@ def check_model(model, sample, profile: str | Profile, dt: float | None = None) 
     from neuromorph.export.loihi import quantize_layer
     from neuromorph.export.nir import to_nir
 
-    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+    prof = _constraint_profile(profile)
     rep = CheckReport(profile=prof.name)
     _check_input(rep, sample, prof)
     try:
@@ -212,7 +176,7 @@ def _layer_of(msg: str) -> str:
 _NEURON_NAMES = {"LIF": "LIF", "IF": "IF", "CubaLIF": "CubaLIF", "LI": "LI", "CubaLI": "LI"}
 
 
-def _check_neurons(rep: CheckReport, graph, prof: Profile) -> None:
+def _check_neurons(rep: CheckReport, graph, prof: HardwareProfile) -> None:
     """One row per neuron node: is its model in the profile's ``[neuron].accepts``?"""
     accepts = prof.neuron.get("accepts")
     if not accepts:
@@ -224,7 +188,7 @@ def _check_neurons(rep: CheckReport, graph, prof: Profile) -> None:
                     f"use one of the neuron models {', '.join(accepts)} for this layer")
 
 
-def _check_input(rep: CheckReport, sample, prof: Profile) -> None:
+def _check_input(rep: CheckReport, sample, prof: HardwareProfile) -> None:
     """The input must be spike counts: non-negative integers, and 0/1 where the chip has no graded spikes."""
     import torch
 

@@ -36,11 +36,15 @@ from neuromorph.export.netx import (
     DECAY_UNITY,
     MAX_DELAY,
     MAX_VTH_MANT,
+    MSB_SHIFT,
+    STATE_BITS,
+    WEIGHT_BITS,
     NetxLayer,
     read_netx,
 )
 
-_UV_MAX = 1 << 23  # u and v are 24-bit signed on Loihi
+_UV_MAX = 1 << (STATE_BITS - 1)  # u and v are signed STATE_BITS-bit integers on Loihi
+DECAY_SHIFT = DECAY_UNITY.bit_length() - 1  # decays on the 2**DECAY_SHIFT scale
 
 
 # --------------------------------------------------------------------------------------------------
@@ -88,7 +92,7 @@ def decay_to_loihi(tau: float | None, name: str) -> int:
     return int(round(DECAY_UNITY / tau))
 
 
-def quantize_layer(fl: FloatLayer, weight_bits: int = 8) -> NetxLayer:
+def quantize_layer(fl: FloatLayer, weight_bits: int = WEIGHT_BITS) -> NetxLayer:
     """Quantize one ``FloatLayer`` to Loihi integers (see the module docstring for the mapping).
 
     Raises ``HardwareConstraintError`` naming the layer for what Loihi cannot do: soft or no reset on a
@@ -226,7 +230,7 @@ class SimulationResult:
 
 def _decay(x: np.ndarray, d: int) -> np.ndarray:
     p = x * (DECAY_UNITY - d)
-    return np.sign(p) * (np.abs(p) >> 12)
+    return np.sign(p) * (np.abs(p) >> DECAY_SHIFT)
 
 
 def _synaptic_input(layer: NetxLayer, s: np.ndarray) -> np.ndarray:
@@ -240,7 +244,7 @@ def _synaptic_input(layer: NetxLayer, s: np.ndarray) -> np.ndarray:
         else:
             y = torch.nn.functional.conv2d(x, w, stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
             # Lava's fixed-point conv clamps its output to signed 24 bit
-            y = y.clamp(-(1 << 23), (1 << 23) - 1)
+            y = y.clamp(-_UV_MAX, _UV_MAX - 1)
     # float64 holds these integer sums exactly (|sum| < 2**53)
     return np.rint(y.numpy()).astype(np.int64).reshape(S, B, *layer.shape)
 
@@ -325,10 +329,10 @@ def simulate(path: str | os.PathLike, events, num_steps: int | None = None, dt_u
         v = np.zeros((steps,) + a.shape[1:], dtype=np.int64)
         vt = np.zeros(a.shape[1:], dtype=np.int64)
         out = np.zeros_like(a)
-        bias = 0 if layer.bias is None else _bias_shape(layer) << 6
-        vth = layer.v_th_mant << 6
+        bias = 0 if layer.bias is None else _bias_shape(layer) << MSB_SHIFT
+        vth = layer.v_th_mant << MSB_SHIFT
         for t in range(steps):
-            du = _decay(u, layer.i_decay) + (a[t] << 6)
+            du = _decay(u, layer.i_decay) + (a[t] << MSB_SHIFT)
             wrapped = np.where(du > _UV_MAX, du - 2 * _UV_MAX, du)
             u = np.where(wrapped <= -_UV_MAX, du + 2 * _UV_MAX, wrapped)
             vt = np.clip(_decay(vt, layer.v_decay) + u + bias, -_UV_MAX + 1, _UV_MAX - 1)
@@ -363,7 +367,7 @@ class _FakeQuantWeight(torch.nn.Module):
     """Straight-through fake quantization of a weight tensor to an 8-bit mantissa with a shared
     power-of-two exponent (the same rule as :func:`quantize_layer`); the gradient passes unchanged."""
 
-    def __init__(self, bits: int = 8):
+    def __init__(self, bits: int = WEIGHT_BITS):
         super().__init__()
         self.bits = bits
 
@@ -371,7 +375,7 @@ class _FakeQuantWeight(torch.nn.Module):
         return fake_quant_weight(w, self.bits)
 
 
-def fake_quant_weight(w: torch.Tensor, bits: int = 8) -> torch.Tensor:
+def fake_quant_weight(w: torch.Tensor, bits: int = WEIGHT_BITS) -> torch.Tensor:
     """w_q = round(w * 2**k) / 2**k with k = floor(log2((2**(bits-1)-1) / max|w|)), straight-through
     (forward w_q, gradient of the identity)."""
     qmax = (1 << (bits - 1)) - 1
@@ -389,7 +393,7 @@ def fake_quant_tau(tau: torch.Tensor) -> torch.Tensor:
     return tau + (DECAY_UNITY / dq - tau).detach()
 
 
-def enable_quantization_aware(model: torch.nn.Module, bits: int = 8) -> list[str]:
+def enable_quantization_aware(model: torch.nn.Module, bits: int = WEIGHT_BITS) -> list[str]:
     """Register straight-through fake quantization on the weights of every Linear/Conv layer of
     ``model`` (ops ``linear``/``conv1d``/``conv2d`` in the layer protocol; ``torch.nn.utils.parametrize``),
     so fine-tuning sees the weights Loihi will use.

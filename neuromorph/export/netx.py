@@ -33,14 +33,22 @@ import numpy as np
 
 from neuromorph._atomic import atomic_path
 from neuromorph.errors import DataFormatError
+from neuromorph.hardware_profile import load_profile
 
-# Loihi ranges (Lava's fixed-point LIF: du, dv unsigned 12 bit plus the ds_offset bit; vth unsigned
-# 17 bit; bias_mant signed 13 bit; netx clamps delays above 62; weights signed 8-bit mantissa).
-DECAY_UNITY = 4096
-MAX_VTH_MANT = (1 << 17) - 1
-BIAS_RANGE = (-(1 << 12), (1 << 12) - 1)
-WEIGHT_RANGE = (-128, 127)
-MAX_DELAY = 62
+# Loihi fixed-point ranges, read from the hardware profile (hardware/loihi2.toml [constraints], each with
+# its source; Loihi 1 and 2 share Lava's fixed-point CUBA neuron and the netx format, and loihi.toml holds
+# the same values): du, dv unsigned on the 2**decay_bits scale; vth unsigned threshold_mantissa_bits;
+# bias_mant signed bias_mantissa_bits; weights signed weight_bits mantissas; u and v signed state_bits;
+# threshold, synaptic input and bias left-shifted by msb_shift_bits; netx clamps delays above max_delay.
+LAVA_PROFILE = load_profile("loihi2")
+DECAY_UNITY = 1 << int(LAVA_PROFILE.limit("decay_bits"))
+MAX_VTH_MANT = (1 << int(LAVA_PROFILE.limit("threshold_mantissa_bits"))) - 1
+BIAS_RANGE = (-(1 << (int(LAVA_PROFILE.limit("bias_mantissa_bits")) - 1)), (1 << (int(LAVA_PROFILE.limit("bias_mantissa_bits")) - 1)) - 1)
+WEIGHT_BITS = int(LAVA_PROFILE.limit("weight_bits"))
+WEIGHT_RANGE = (-(1 << (WEIGHT_BITS - 1)), (1 << (WEIGHT_BITS - 1)) - 1)
+STATE_BITS = int(LAVA_PROFILE.limit("state_bits"))
+MSB_SHIFT = int(LAVA_PROFILE.limit("msb_shift_bits"))
+MAX_DELAY = int(LAVA_PROFILE.limit("max_delay"))
 
 _FORMAT_TAG = "neuromorph-netx-1"
 

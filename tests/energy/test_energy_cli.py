@@ -61,6 +61,11 @@ def test_cli_table_and_errors(checkpoint, capsys):
     assert "truenorth" in err and "loihi" in err
     assert main(["energy", str(path), "--inputs", str(inputs), "--hardware", "loihi2", "--json"]) == 2
     assert "loihi2" in json.loads(capsys.readouterr().out)["error"]
+    # a profile without published energies gives "n/a", never a ratio of 0
+    assert main(["energy", str(path), "--inputs", str(inputs), "--hardware", "loihi2,loihi", "--allow-missing"]) == 0
+    table = capsys.readouterr().out
+    assert "SNN/ANN energy ratio [loihi2]: n/a" in table and "SNN/ANN energy ratio [loihi]: n/a" not in table
+    assert "x T = 5" in table and "active" in table
     assert main(["energy", "--list-hardware", "--json"]) == 0
     assert "cmos45nm" in json.loads(capsys.readouterr().out)["hardware"]
     garbage = inputs.parent / "garbage.pt"

@@ -31,7 +31,7 @@ def test_linear_synops_hand_computed():
     assert layer.spikes_in == 5
     assert layer.spikes_per_step == [2, 3]
     assert layer.macs == 0
-    assert layer.ann_macs_per_sample == 3  # three nonzero synapses
+    assert layer.ann_macs_per_sample == 3 * 2  # three nonzero synapses at each of the T = 2 steps
     assert layer.rate == pytest.approx(5 / 6)
 
 
@@ -188,7 +188,7 @@ def test_functional_product_of_two_spike_tensors_is_macs():
         for t in range(3) for b in range(2) for i in range(4) for j in range(4) for d in range(5)
     )
     assert rec.macs == coincident
-    assert rec.ann_macs_per_sample == 4 * 4 * 5  # dense, one step of one sample: every output element, dim MACs
+    assert rec.ann_macs_per_sample == 3 * 4 * 4 * 5  # dense, T = 3 steps of one sample: every output element, dim MACs
     assert rec.synops == 0
 
 

@@ -185,7 +185,7 @@ def test_constraint_violations_on_purpose_built_models(tmp_path):
         to_lava(wide, tmp_path / "wide.h5", x, check="loihi")
     assert not (tmp_path / "wide.h5").exists()
     prof = load_profile("loihi2")
-    assert prof.limits["max_delay"] == 62 and "netx" in prof.sources["max_delay"]
+    assert prof.limits["max_delay"] == 62 and "netx" in prof.constraints["max_delay"].source
     bad = tmp_path / "bad.toml"
     bad.write_text('[constraints.max_fan_in]\nvalue = "many"\nsource = "none"\n')
     with pytest.raises(ConfigError, match="max_fan_in"):
