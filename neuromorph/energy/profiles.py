@@ -32,11 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-try:  # Python >= 3.11
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
-
+from neuromorph._compat import tomllib
 from neuromorph.errors import ConfigError, DataFormatError
 
 __all__ = ["OPERATIONS", "EnergyConstant", "HardwareProfile", "list_profiles", "load_profile"]

@@ -35,10 +35,7 @@ class Profile:
 def load_profile(name: str) -> Profile:
     """Read ``[constraints]``/``[neuron]`` of the profile ``name`` (``"loihi"``, ``"loihi2"``) or of a
     ``.toml`` path. Raises ``ConfigError`` naming the file or the missing table."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    from neuromorph._compat import tomllib
     from neuromorph.resources import hardware_dir
 
     path = Path(name) if str(name).endswith(".toml") else None
