@@ -154,6 +154,33 @@ def test_version_and_help_load_no_torch(argv):
                    for m in loaded)
 
 
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_subcommand_help_loads_no_torch(command):
+    """Each command module is imported only when dispatched, and its package loads submodules lazily."""
+    loaded = _imports_after(f"main([{command!r}, '--help'])")
+    assert "torch" not in loaded and "numba" not in loaded
+    others = {m for c, (m, _) in COMMANDS.items() if m != COMMANDS[command][0]}
+    assert not others & loaded
+
+
+def test_data_read_loads_no_torch(files):
+    loaded = _imports_after(f"main(['data', 'read', '--json', {str(files['bin'])!r}])")
+    assert "torch" not in loaded and "neuromorph.data.readers.detect" in loaded
+
+
+@pytest.mark.parametrize("package", ["neuromorph.train", "neuromorph.energy", "neuromorph.export", "neuromorph.data"])
+def test_lazy_packages_export_every_listed_name(package):
+    import importlib
+
+    module = importlib.import_module(package)
+    assert module.__all__ and set(dir(module)) >= set(module.__all__)
+    for name in module.__all__:
+        assert getattr(module, name) is not None
+    assert importlib.import_module(f"{package}.cli") is getattr(module, "cli")  # submodules as attributes
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        getattr(module, "no_such_name")
+
+
 def test_help_lists_the_registered_help_lines():
     """COMMANDS (what --help lists without importing) matches what each module registers."""
     parser = build_parser(None)  # every module registered in full

@@ -5,14 +5,15 @@
 inference; the SNN/ANN energy ratio). Conventions: METHODS.md §10 and :mod:`neuromorph.energy.counters`.
 """
 
-from neuromorph.energy.counters import LayerCounts, conv_fanout, is_binary, linear_fanout, pool_fanout
-from neuromorph.energy.measure import measure, parse_hardware
-from neuromorph.energy.monitor import CONTAINER, FREE, NEURON, EnergyMonitor, register_rule, unregister_rule
-from neuromorph.energy.profiles import OPERATIONS, EnergyConstant, HardwareProfile, list_profiles, load_profile
-from neuromorph.energy.report import EnergyReport, layer_energy_pj
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "CONTAINER", "FREE", "NEURON", "OPERATIONS", "EnergyConstant", "EnergyMonitor", "EnergyReport", "HardwareProfile",
-    "LayerCounts", "conv_fanout", "is_binary", "layer_energy_pj", "linear_fanout", "list_profiles",
-    "load_profile", "measure", "parse_hardware", "pool_fanout", "register_rule", "unregister_rule",
-]
+from neuromorph._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names; each loads its submodule on first use (neuromorph._lazy)
+    from neuromorph.energy.counters import LayerCounts, conv_fanout, is_binary, linear_fanout, pool_fanout
+    from neuromorph.energy.measure import measure, parse_hardware
+    from neuromorph.energy.monitor import CONTAINER, FREE, NEURON, EnergyMonitor, register_rule, unregister_rule
+    from neuromorph.energy.profiles import OPERATIONS, EnergyConstant, HardwareProfile, list_profiles, load_profile
+    from neuromorph.energy.report import EnergyReport, layer_energy_pj
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)
