@@ -17,7 +17,7 @@ from pathlib import Path
 
 # which scripts each group runs (globs inside benchmarks/)
 GROUPS: dict[str, tuple[str, ...]] = {
-    "speed": ("speed*.py", "kernels*.py", "delays.py", "rsm.py"),
+    "speed": ("speed*.py", "kernels*.py", "delays.py", "rsm.py", "startup.py"),
     "data": ("data_*.py",),
     "accuracy": ("accuracy*.py", "feast.py"),
 }
