@@ -59,7 +59,7 @@ def register(subparsers) -> None:
 
 def _cmd_bench(args) -> int:
     # errors go to neuromorph.cli.main, which reports them per the CLI error contract
-    from neuromorph.errors import ConfigError
+    from neuromorph.errors import ConfigError, NeuromorphError
 
     scripts = scripts_for(args.group, benchmarks_dir(args.dir))
     try:
@@ -88,6 +88,12 @@ def _cmd_bench(args) -> int:
             print(f"== {script.name}", flush=True)
             proc = subprocess.run(cmd)
             results.append({"script": script.name, "returncode": proc.returncode, "seconds": round(time.perf_counter() - t0, 1)})
+    failed = [r for r in results if r["returncode"] != 0]
+    if failed:  # reported by neuromorph.cli.main: the error object, with the per-script results beside it
+        exc = NeuromorphError(f"{len(failed)} of {len(results)} {args.group} benchmark scripts failed: "
+                              + ", ".join(f"{r['script']} (exit status {r['returncode']})" for r in failed))
+        exc.context = {"group": args.group, "results": results}
+        raise exc
     if args.json:
         print(json.dumps({"group": args.group, "results": results}))
-    return 0 if all(r["returncode"] == 0 for r in results) else 1
+    return 0

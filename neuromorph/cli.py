@@ -16,7 +16,9 @@ exit status for every subcommand:
 
   ``type`` is the ``neuromorph.errors`` class (or the Python one for file-system errors), ``file``,
   ``field``, ``layer`` (and ``offset`` for damaged files) are filled where known; a command may add
-  keys beside ``error`` (``export --check`` adds the failed ``check`` table).
+  keys beside ``error`` (``export --check`` adds the failed ``check`` table, ``bench`` its per-script results).
+
+Errors of other types are bugs: they propagate with their traceback (exit status 1).
 """
 
 from __future__ import annotations

@@ -88,7 +88,9 @@ def test_bench_lists_scripts_and_rejects_unknown_group(capsys, tmp_path):
     result = json.loads(out)
     assert rc == 0 and result["results"][0]["script"] == "accuracy.py" and result["results"][0]["result"] == {"ok": 1}
     rc, out, _ = run(capsys, "bench", "data", "--dir", str(tmp_path), "--json")
-    assert rc == 1 and json.loads(out)["results"][0]["returncode"] == 3
+    result = json.loads(out)
+    assert rc == 1 and result["results"][0]["returncode"] == 3
+    assert result["error"]["exit_code"] == 1 and "data_binning.py (exit status 3)" in result["error"]["message"]
     rc, _, err = run(capsys, "bench", "gpu", "--dir", str(tmp_path))
     assert rc == 2 and "'speed'" in err
 
