@@ -66,7 +66,6 @@ class ArgumentParser(argparse.ArgumentParser):
         # argparse names the argument at fault as "argument --to/-t: ..." or "...required: checkpoint"
         m = re.match(r"argument ([^:\s]+): ", message) or re.match(r"the following arguments are required: ([^,\s]+)", message)
         exc = UsageError(message, field=m.group(1).split("/")[-1] if m else None)
-        exc.context = {}
         exc.usage = self.format_usage()  # type: ignore[attr-defined]
         exc.prog = self.prog  # type: ignore[attr-defined]
         raise exc
@@ -150,9 +149,6 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
         command = args.command
         return int(args.func(args) or 0)
-    except KeyboardInterrupt as exc:
-        exc.context = {}  # type: ignore[attr-defined]
-        return report_error(exc, command, as_json)
-    except (NeuromorphError, OSError, ImportError) as exc:
+    except (NeuromorphError, OSError, ImportError, KeyboardInterrupt) as exc:
         # ImportError: an optional extra that is not installed (matplotlib for plots, triton, lava)
         return report_error(exc, command, as_json)

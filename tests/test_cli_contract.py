@@ -119,7 +119,7 @@ def test_human_form_is_one_line_on_stderr(files, capsys):
                                 f"{str(files['dir'] / 'missing.pt')!r} does not exist"]
 
 
-def test_failed_hardware_check_keeps_its_table(tmp_path, capsys):
+def test_context_beside_the_error_and_os_errors(tmp_path, capsys):
     """A command may add context beside "error": export --check adds the failed constraint table."""
     import torch
 
@@ -135,6 +135,11 @@ def test_failed_hardware_check_keeps_its_table(tmp_path, capsys):
     obj = json.loads(capsys.readouterr().out)
     assert rc == 1 and obj["error"]["type"] == "HardwareConstraintError" and obj["error"]["layer"] == "1"
     assert obj["written"] is False and not obj["check"]["ok"]
+    # a file-system error keeps its Python type; the path goes to "file", not twice into the message
+    missing = tmp_path / "none.pt"
+    assert main(["energy", str(path), "--inputs", str(missing), "--json"]) == 1
+    err = json.loads(capsys.readouterr().out)["error"]
+    assert (err["type"], err["file"], err["command"]) == ("FileNotFoundError", str(missing), "energy")
 
 
 def _imports_after(code: str) -> set[str]:
