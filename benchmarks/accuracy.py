@@ -169,9 +169,9 @@ def task_shd(args) -> dict[str, Any]:
         "learned delays": lambda r: (r, None),
         "fixed random delays": lambda r: (r, FixedDelayHooks("random")),
         "no delays": lambda r: (r, FixedDelayHooks("none")),
-        "GRU (non-spiking)": lambda r: (r.replace(model="benchmarks.GRUBaseline", model_kwargs={}, optimizer="adam",
+        "GRU (non-spiking)": lambda r: (r.replace(model="benchmarks.GRUBaseline", model_kwargs={}, hooks="standard", optimizer="adam",
                                                   schedule="cosine", readout="mean", lr=2e-3, weight_decay=0.0), Hooks()),
-        "1D CNN (non-spiking)": lambda r: (r.replace(model="benchmarks.CNNBaseline", model_kwargs={}, optimizer="adam",
+        "1D CNN (non-spiking)": lambda r: (r.replace(model="benchmarks.CNNBaseline", model_kwargs={}, hooks="standard", optimizer="adam",
                                                      schedule="cosine", readout="mean", lr=2e-3, weight_decay=0.0), Hooks()),
     }
     chosen = [v for v in variants if any(v.lower().startswith(c) for c in args.variants)] if args.variants else list(variants)

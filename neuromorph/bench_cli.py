@@ -17,7 +17,7 @@ from pathlib import Path
 
 # which scripts each group runs (globs inside benchmarks/)
 GROUPS: dict[str, tuple[str, ...]] = {
-    "speed": ("speed*.py", "kernels*.py", "delays.py", "rsm.py"),
+    "speed": ("speed*.py", "kernels*.py", "delays.py", "rsm.py", "startup.py"),
     "data": ("data_*.py",),
     "accuracy": ("accuracy*.py", "feast.py"),
 }
@@ -30,14 +30,14 @@ def benchmarks_dir(explicit: str | None = None) -> Path:
     path = Path(explicit) if explicit else Path(__file__).resolve().parents[1] / "benchmarks"
     if not path.is_dir():
         raise ConfigError(f"benchmark scripts not found at {str(path)!r}: they ship with the source repository; "
-                          "run from a checkout or pass --dir")
+                          "run from a checkout or pass --dir", file=str(path), field="--dir")
     return path
 
 
 def scripts_for(group: str, folder: Path) -> list[Path]:
     from neuromorph.errors import ConfigError, check_choice
 
-    check_choice("group", group, sorted(GROUPS))
+    check_choice("group", group, sorted(GROUPS))  # ConfigError naming the valid groups
     found = sorted({p for pattern in GROUPS[group] for p in folder.glob(pattern) if p.is_file()})
     if not found:
         raise ConfigError(f"no {group} benchmark scripts in {str(folder)!r} (looked for {', '.join(GROUPS[group])})")
@@ -58,21 +58,14 @@ def register(subparsers) -> None:
 
 
 def _cmd_bench(args) -> int:
-    from neuromorph.errors import NeuromorphError
+    # errors go to neuromorph.cli.main, which reports them per the CLI error contract
+    from neuromorph.errors import ConfigError, NeuromorphError
 
-    from neuromorph.errors import ConfigError
-
+    scripts = scripts_for(args.group, benchmarks_dir(args.dir))
     try:
-        scripts = scripts_for(args.group, benchmarks_dir(args.dir))
-        try:
-            extra = shlex.split(args.script_args)
-        except ValueError as exc:  # unbalanced quotes
-            raise ConfigError(f"--args {args.script_args!r}: {exc}") from exc
-    except NeuromorphError as exc:
-        if args.json:
-            print(json.dumps({"error": str(exc)}))
-        print(f"neuromorph bench: error: {exc}", file=sys.stderr)
-        return 2
+        extra = shlex.split(args.script_args)
+    except ValueError as exc:  # unbalanced quotes
+        raise ConfigError(f"--args {args.script_args!r}: {exc}", field="--args") from exc
     if args.list:
         print(json.dumps({"scripts": [str(s) for s in scripts]}) if args.json else "\n".join(map(str, scripts)))
         return 0
@@ -95,6 +88,12 @@ def _cmd_bench(args) -> int:
             print(f"== {script.name}", flush=True)
             proc = subprocess.run(cmd)
             results.append({"script": script.name, "returncode": proc.returncode, "seconds": round(time.perf_counter() - t0, 1)})
+    failed = [r for r in results if r["returncode"] != 0]
+    if failed:  # reported by neuromorph.cli.main: the error object, with the per-script results beside it
+        exc = NeuromorphError(f"{len(failed)} of {len(results)} {args.group} benchmark scripts failed: "
+                              + ", ".join(f"{r['script']} (exit status {r['returncode']})" for r in failed))
+        exc.context = {"group": args.group, "results": results}
+        raise exc
     if args.json:
         print(json.dumps({"group": args.group, "results": results}))
-    return 0 if all(r["returncode"] == 0 for r in results) else 1
+    return 0

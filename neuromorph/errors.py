@@ -11,11 +11,29 @@ from typing import Callable
 
 
 class NeuromorphError(Exception):
-    """Base class of all neuromorph errors."""
+    """Base class of all neuromorph errors.
+
+    The message names the file, field or layer for people. Programs get them as attributes, given as
+    optional keywords (``file``, ``field``, ``layer``; ``None`` when not known); the CLI copies them into
+    its JSON error object. ``context`` holds further JSON-able facts a command reports beside the
+    error (e.g. the failed constraint table of ``neuromorph export --check``).
+    """
+
+    def __init__(self, *args: object, file: object | None = None, field: str | None = None,
+                 layer: str | None = None) -> None:
+        super().__init__(*args)
+        self.file = file
+        self.field = field
+        self.layer = layer
+        self.context: dict = {}
 
 
 class ConfigError(NeuromorphError, ValueError):
     """An invalid parameter value: names the parameter and lists the valid values."""
+
+
+class UsageError(ConfigError):
+    """A command line the ``neuromorph`` CLI cannot parse (unknown option, missing or invalid argument)."""
 
 
 class ShapeError(NeuromorphError, ValueError):
@@ -42,7 +60,7 @@ class DataFormatError(NeuromorphError, ValueError):
             where.append(f"file {str(path)!r}")
         if offset is not None:
             where.append(f"byte offset {offset}")
-        super().__init__(f"{message} ({', '.join(where)})" if where else message)
+        super().__init__(f"{message} ({', '.join(where)})" if where else message, file=path)
         self.path = path
         self.offset = offset
         self.message = message
@@ -99,7 +117,7 @@ def check_choice(name: str, value: object, valid) -> None:
     """Raise ``ConfigError`` naming ``name`` and listing ``valid`` unless ``value`` is one of them."""
     valid = list(valid)
     if value not in valid:
-        raise ConfigError(f"{name}={value!r} is not valid; choose one of {', '.join(map(repr, valid))}")
+        raise ConfigError(f"{name}={value!r} is not valid; choose one of {', '.join(map(repr, valid))}", field=name)
 
 
 class UnknownLayerError(ConfigError, ExportError):

@@ -1,8 +1,9 @@
-"""Locate the data files shipped inside the package: hardware profiles and dataset manifests.
+"""Locate the hardware profiles shipped inside the package.
 
-In the repository they live in the top-level ``hardware/`` and ``datasets/`` folders; the wheel maps
-them to ``neuromorph.hardware`` and ``neuromorph.datasets``. When Python runs from the repository root,
-the source folder shadows the editable install's mapping, so the top-level folders are used directly.
+In the repository they live in the top-level ``hardware/`` folder; the wheel maps it to
+``neuromorph.hardware``. When Python runs from the repository root, the source folder shadows the
+editable install's mapping, so the top-level folder is used directly. (Dataset manifests are package
+data of ``neuromorph.data.datasets``: see ``neuromorph.data.datasets.manifests_dir``.)
 """
 
 from __future__ import annotations
@@ -27,7 +28,3 @@ def hardware_dir() -> Path:
     """Folder holding the hardware profiles (``*.toml``)."""
     return _locate("neuromorph.hardware", "hardware")
 
-
-def datasets_dir() -> Path:
-    """Folder holding the dataset manifests (``*.toml``)."""
-    return _locate("neuromorph.datasets", "datasets")

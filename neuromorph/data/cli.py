@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 #: the reader option each ``data read`` flag sets: one table for parsing and for naming the flags in errors
 #: (readers advise their own option names, e.g. ``address_bytes=2``; the CLI shows ``--address-bytes 2``)
@@ -50,7 +49,7 @@ def register(subparsers) -> None:
                    help="with --format aedat2 (AEDAT 2.0 whose header names no known chip): the address layout")
     r.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     r.set_defaults(func=_cmd_read)
-    p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
+    p.set_defaults(func=lambda args: p.error("choose a subcommand: read"))
 
 
 def _summarize(path: str, format: str | None, options: dict) -> dict:
@@ -66,34 +65,26 @@ def _summarize(path: str, format: str | None, options: dict) -> dict:
 
 
 def _cmd_read(args) -> int:
+    # errors go to neuromorph.cli.main, which reports them per the CLI error contract
     from neuromorph.data.readers.detect import FORMATS
-    from neuromorph.errors import NeuromorphError
+    from neuromorph.errors import UsageError
 
     if args.format is not None and args.format not in FORMATS:
-        print(f"error: --format {args.format!r} is not one of {', '.join(FORMATS)}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--format {args.format!r} is not one of {', '.join(FORMATS)}", field="--format")
     options = {}
     if args.address_bytes is not None or args.tick_us is not None:
         if args.format != "aedat_addresses":
-            print("error: --address-bytes/--tick-us apply to --format aedat_addresses", file=sys.stderr)
-            return 2
+            raise UsageError("--address-bytes/--tick-us apply to --format aedat_addresses",
+                             field="--address-bytes" if args.address_bytes is not None else "--tick-us")
         if args.address_bytes is not None:
             options["address_bytes"] = args.address_bytes
         if args.tick_us is not None:
             options["timestamp_tick_us"] = args.tick_us
     if args.chip is not None:
         if args.format != "aedat2":
-            print("error: --chip applies to --format aedat2", file=sys.stderr)
-            return 2
+            raise UsageError("--chip applies to --format aedat2", field="--chip")
         options["chip"] = args.chip
-    try:
-        info = _summarize(args.file, args.format, options)
-    except NeuromorphError as exc:
-        if args.json:
-            print(json.dumps({"path": args.file, "error": str(exc), "offset": getattr(exc, "offset", None)}))
-        else:
-            print(f"error: {exc}", file=sys.stderr)
-        return 1
+    info = _summarize(args.file, args.format, options)
     if args.json:
         print(json.dumps(info))
         return 0

@@ -8,7 +8,6 @@ runs the model on the first ``--limit`` samples of a split and prints the per-la
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 
@@ -51,9 +50,9 @@ def _inputs(args) -> tuple[Any, Any]:
 
     model, info = ck.load_model(args.checkpoint)
     if args.limit is not None and args.limit < 1:
-        raise ConfigError(f"--limit={args.limit} must be at least 1")
+        raise ConfigError(f"--limit={args.limit} must be at least 1", field="--limit")
     if args.batch_size < 1:
-        raise ConfigError(f"--batch-size={args.batch_size} must be at least 1")
+        raise ConfigError(f"--batch-size={args.batch_size} must be at least 1", field="--batch-size")
     if args.inputs:
         import pickle
         import zipfile
@@ -63,9 +62,10 @@ def _inputs(args) -> tuple[Any, Any]:
         try:
             x = torch.load(args.inputs, map_location="cpu", weights_only=True)  # never unpickles code
         except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError) as exc:
-            raise DataFormatError(f"--inputs {args.inputs!r} is not a torch tensor file: {exc}") from exc
+            raise DataFormatError(f"--inputs {args.inputs!r} is not a torch tensor file: {exc}", path=args.inputs) from exc
         if not isinstance(x, torch.Tensor) or x.dim() < 2:
-            raise ShapeError(f"--inputs {args.inputs!r}: expected one tensor [T, B, ...], got {type(x).__name__}")
+            raise ShapeError(f"--inputs {args.inputs!r}: expected one tensor [T, B, ...], got {type(x).__name__}",
+                             file=args.inputs, field="--inputs")
         x = x[:, : args.limit].to(torch.float32)
         return model, [x[:, i : i + args.batch_size] for i in range(0, x.shape[1], args.batch_size)]
     from neuromorph.train.data import load_split
@@ -79,41 +79,33 @@ def _inputs(args) -> tuple[Any, Any]:
 
 
 def _cmd_energy(args) -> int:
-    from neuromorph.errors import ConfigError, NeuromorphError
+    # errors go to neuromorph.cli.main, which reports them per the CLI error contract
+    from neuromorph.energy import list_profiles, measure
+    from neuromorph.errors import UsageError
 
     fmt = args.format or ("json" if args.json else "table")
     args.json = fmt != "table"
-
-    try:
-        from neuromorph.energy import list_profiles, measure
-
-        if args.list_hardware:
-            names = list_profiles()
-            print(json.dumps({"hardware": names}) if args.json else "\n".join(names))
-            return 0
-        if not args.checkpoint:
-            raise ConfigError("neuromorph energy: give a checkpoint (or --list-hardware)")
-        model, batches = _inputs(args)
-        ann = None if str(args.ann_hardware).lower() == "none" else args.ann_hardware
-        report = measure(model, batches, hardware=args.hardware, ann_hardware=ann,
-                         skip_zeros=args.skip_zeros, allow_missing=args.allow_missing or fmt == "neurobench",
-                         counts_as_spikes=not args.counts_as_macs)
-        result = report.to_dict()
-        result["checkpoint"] = str(args.checkpoint)
-        if args.out:
-            report.to_json(args.out)
-            result["json_file"] = str(args.out)
-        if args.plot:
-            result["plot_file"] = str(report.plot(args.plot))
-        if fmt == "neurobench":
-            result = {**report.neurobench(), "checkpoint": str(args.checkpoint),
-                      **{k: result[k] for k in ("json_file", "plot_file") if k in result}}
-    except (NeuromorphError, OSError) as exc:
-        if args.json:
-            print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
-        else:
-            print(f"neuromorph energy: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+    if args.list_hardware:
+        names = list_profiles()
+        print(json.dumps({"hardware": names}) if args.json else "\n".join(names))
+        return 0
+    if not args.checkpoint:
+        raise UsageError("give a checkpoint (or --list-hardware)", field="checkpoint")
+    model, batches = _inputs(args)
+    ann = None if str(args.ann_hardware).lower() == "none" else args.ann_hardware
+    report = measure(model, batches, hardware=args.hardware, ann_hardware=ann,
+                     skip_zeros=args.skip_zeros, allow_missing=args.allow_missing or fmt == "neurobench",
+                     counts_as_spikes=not args.counts_as_macs)
+    result = report.to_dict()
+    result["checkpoint"] = str(args.checkpoint)
+    if args.out:
+        report.to_json(args.out)
+        result["json_file"] = str(args.out)
+    if args.plot:
+        result["plot_file"] = str(report.plot(args.plot))
+    if fmt == "neurobench":
+        result = {**report.neurobench(), "checkpoint": str(args.checkpoint),
+                  **{k: result[k] for k in ("json_file", "plot_file") if k in result}}
     if args.json:
         print(json.dumps(result))
     else:

@@ -6,26 +6,26 @@ point; a bit-accurate simulator of the exported network; hardware constraint che
 ``check_network`` (:mod:`.constraints`). Formats and equations are in each module's docstring.
 """
 
-from neuromorph.export.constraints import CheckReport, check_model, check_network, load_profile
-from neuromorph.export.lava import graph_to_layers, to_lava
-from neuromorph.export.loihi import (
-    FidelityReport,
-    FloatLayer,
-    SimulationResult,
-    disable_quantization_aware,
-    enable_quantization_aware,
-    fake_quant_tau,
-    fake_quant_weight,
-    fidelity_report,
-    quantize_layer,
-    simulate,
-)
-from neuromorph.export.netx import NetxLayer, NetxNetwork, read_netx, write_netx
-from neuromorph.export.nir import NIRGraphModule, NIRNeuron, from_nir, to_nir, write_nir
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "CheckReport", "FidelityReport", "FloatLayer", "NIRGraphModule", "NIRNeuron", "NetxLayer", "NetxNetwork",
-    "SimulationResult", "check_model", "check_network", "disable_quantization_aware", "enable_quantization_aware",
-    "fake_quant_tau", "fake_quant_weight", "fidelity_report", "from_nir", "graph_to_layers", "load_profile",
-    "quantize_layer", "read_netx", "simulate", "to_lava", "to_nir", "write_netx", "write_nir",
-]
+from neuromorph._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names; each loads its submodule on first use (neuromorph._lazy)
+    from neuromorph.export.constraints import CheckReport, check_model, check_network, load_profile
+    from neuromorph.export.lava import graph_to_layers, to_lava
+    from neuromorph.export.loihi import (
+        FidelityReport,
+        FloatLayer,
+        SimulationResult,
+        disable_quantization_aware,
+        enable_quantization_aware,
+        fake_quant_tau,
+        fake_quant_weight,
+        fidelity_report,
+        quantize_layer,
+        simulate,
+    )
+    from neuromorph.export.netx import NetxLayer, NetxNetwork, read_netx, write_netx
+    from neuromorph.export.nir import NIRGraphModule, NIRNeuron, from_nir, to_nir, write_nir
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)

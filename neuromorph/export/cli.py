@@ -33,28 +33,29 @@ def register(subparsers) -> None:
     p.set_defaults(func=_cmd_export)
 
 
-def _run(args) -> tuple[dict[str, Any], int]:
+def _run(args) -> dict[str, Any]:
     import warnings
 
     import torch
 
-    from neuromorph.errors import ConfigError
+    from neuromorph.errors import CheckpointError, ConfigError
     from neuromorph.train import checkpoint as ck
 
     model, info = ck.load_model(args.checkpoint)
     shape = info.get("input_shape")
     if not shape:
-        raise ConfigError(f"checkpoint {args.checkpoint!r} records no input_shape; cannot build a tracing sample")
+        raise CheckpointError(f"checkpoint {args.checkpoint!r} records no input_shape; cannot build a tracing sample",
+                              file=args.checkpoint)
     steps = args.steps if args.steps is not None else int((info.get("data") or {}).get("n_steps", 0) or (info.get("recipe") or {}).get("n_time_bins", 0) or 10)
     if steps < 1:
-        raise ConfigError(f"--steps={steps} must be >= 1")
+        raise ConfigError(f"--steps={steps} must be >= 1", field="--steps")
     sample = torch.zeros((steps, 1, *shape))
     dt = args.dt  # None: the neurons' own dt, else 1e-4 s
     ckpt = Path(args.checkpoint)
     out = Path(args.out) if args.out else ckpt.with_suffix(".nir" if args.to == "nir" else ".net.h5")
     result: dict[str, Any] = {"checkpoint": str(ckpt), "to": args.to, "out": str(out), "written": False, "check": None}
-    status = 0
     if args.check:
+        from neuromorph.errors import HardwareConstraintError
         from neuromorph.export.constraints import check_model
 
         rep = check_model(model, sample, args.check, dt=dt)
@@ -62,9 +63,12 @@ def _run(args) -> tuple[dict[str, Any], int]:
         if not args.json:
             print(rep.table())
         if not rep.ok:
-            result["error"] = f"model violates {rep.profile} constraints: " + "; ".join(
-                f"{r['layer']} {r['check']}" for r in rep.violations())
-            return result, 1
+            bad = rep.violations()
+            exc = HardwareConstraintError(
+                f"model violates {rep.profile} constraints: " + "; ".join(f"{r['layer']} {r['check']}" for r in bad)
+                + "; nothing written", file=str(ckpt), layer=str(bad[0]["layer"]))
+            exc.context = {k: v for k, v in result.items() if k != "error"}
+            raise exc
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if args.to == "nir":
@@ -89,29 +93,18 @@ def _run(args) -> tuple[dict[str, Any], int]:
     result["warnings"] = [str(w.message) for w in caught]
     for w in result["warnings"]:
         print(f"neuromorph export: warning: {w}", file=sys.stderr)
-    return result, status
+    return result
 
 
 def _cmd_export(args) -> int:
-    from neuromorph.errors import NeuromorphError
-
-    try:
-        result, status = _run(args)
-    except (NeuromorphError, OSError) as exc:
-        if args.json:
-            print(json.dumps({"error": f"{type(exc).__name__}: {exc}", "written": False}))
-        else:
-            print(f"neuromorph export: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+    # errors go to neuromorph.cli.main, which reports them per the CLI error contract
+    result = _run(args)
     if args.json:
         print(json.dumps(result, default=str))
     else:
-        if result["written"]:
-            print(f"wrote {result['out']}")
-            if result.get("peers"):
-                from neuromorph.export.peers import format_peer_report
+        print(f"wrote {result['out']}")
+        if result.get("peers"):
+            from neuromorph.export.peers import format_peer_report
 
-                print(format_peer_report(result["peers"]))
-        elif "error" in result:
-            print(f"neuromorph export: {result['error']}; nothing written", file=sys.stderr)
-    return status
+            print(format_peer_report(result["peers"]))
+    return 0

@@ -209,7 +209,7 @@ class MPBNLIF(LIF):
 
     def extra_repr(self) -> str:
         state = "folded" if self.folded else f"mpbn={self.mode}"
-        return f"features={self.features}, tau={float(self.tau.detach()):.4g}, {super().extra_repr()}, {state}"
+        return f"features={self.features}, {super().extra_repr()}, {state}"
 
 
 def fold_mpbn(model: torch.nn.Module, allow_negative_gamma: bool = True) -> torch.nn.Module:

@@ -53,6 +53,12 @@ def _as_tensor(value: Number) -> torch.Tensor:
     return torch.as_tensor(value, dtype=torch.get_default_dtype())
 
 
+def _describe(name: str, value: torch.Tensor) -> str:
+    """``tau=5`` for a scalar, ``tau=per-neuron(4, 8)`` otherwise; ``(learned)`` for a parameter."""
+    shown = f"{value.item():g}" if value.numel() == 1 and value.dim() == 0 else f"per-neuron{tuple(value.shape)}"
+    return f"{name}={shown}" + (" (learned)" if isinstance(value, nn.Parameter) else "")
+
+
 class SpikingNeuron(nn.Module):
     """Base of all neuron layers: parameters, validation, backend dispatch, streaming."""
 
@@ -94,6 +100,7 @@ class SpikingNeuron(nn.Module):
                               f"shape={self.shape}") from None
 
     def _register(self, name: str, value: torch.Tensor, learn: bool) -> None:
+        self.__dict__.setdefault("_neuron_params", []).append(name)  # shown by extra_repr
         if learn:
             self.register_parameter(name, nn.Parameter(value))
         else:
@@ -132,11 +139,24 @@ class SpikingNeuron(nn.Module):
         return LayerDecl(Role.NEURON if self._fires else Role.READOUT, self.kind)
 
     def extra_repr(self) -> str:
-        parts = [f"reset={self.reset!r}", f"surrogate={self.surrogate.name}({self.surrogate.alpha:g})"]
+        """Parameters as passed (time constants in steps): scalars by value, per-neuron ones by shape."""
+        names = getattr(self, "_neuron_params", [])
+        parts = [_describe(n, getattr(self, n)) for n in sorted(names, key=lambda n: n == "threshold")]
+        if hasattr(self, "decay_input"):
+            parts.append(f"decay_input={self.decay_input}")
+        if self._fires:
+            parts.append(f"reset={self.reset!r}")
+            if self.reset == "hard" and self.v_reset != 0.0:
+                parts.append(f"v_reset={self.v_reset:g}")
+            if self.reset_amount is not None:
+                parts.append(f"reset_amount={self.reset_amount:g}")
+            parts.append(f"surrogate={self.surrogate.name}({self.surrogate.alpha:g})")
         if self.detach_reset:
             parts.append("detach_reset=True")
         if self.mpr:
             parts.append("mpr=True")
+        if self.dt is not None:
+            parts.append(f"dt={self.dt:g}")
         if self.backend != "auto":
             parts.append(f"backend={self.backend!r}")
         if self.streaming:
@@ -285,6 +305,3 @@ class LI(SpikingNeuron):
 
     def spec(self) -> NeuronSpec:
         return NeuronSpec(kind="LI", threshold=None, tau=self.tau.detach(), decay_input=self.decay_input, dt=self.dt)
-
-    def extra_repr(self) -> str:
-        return f"decay_input={self.decay_input}"

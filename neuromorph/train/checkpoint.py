@@ -131,12 +131,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist", file=path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - damaged bytes make the weights-only unpickler raise anything
         # (IndexError, KeyError, struct.error, ... besides UnpicklingError/EOFError/BadZipFile)
-        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or not a torch file: {exc}") from exc
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or not a torch file: {exc}", file=path) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is not a neuromorph checkpoint (no format={FORMAT!r} field)")
     version = ckpt.get("version")

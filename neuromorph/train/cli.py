@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -58,15 +57,14 @@ def register(subparsers) -> None:
 
 
 def _parse_sets(items: list[str]) -> dict[str, Any]:
-    import tomllib
-
+    from neuromorph._compat import tomllib
     from neuromorph.errors import ConfigError
 
     changes: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE", field="--set")
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
@@ -78,20 +76,9 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
     return changes
 
 
-def _fail(args, exc: Exception) -> int:
-    if getattr(args, "json", False):
-        print(json.dumps({"error": str(exc), "type": type(exc).__name__}))
-    print(f"neuromorph {args.command}: error: {exc}", file=sys.stderr)
-    return 2
-
-
 def _cmd_train(args) -> int:
-    from neuromorph.errors import NeuromorphError
-
-    try:
-        return _train(args)
-    except NeuromorphError as exc:
-        return _fail(args, exc)
+    # errors go to neuromorph.cli.main, which reports them per the CLI error contract
+    return _train(args)
 
 
 def _train(args) -> int:
@@ -241,17 +228,12 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
 
 
 def _cmd_eval(args) -> int:
-    from neuromorph.errors import NeuromorphError
+    from neuromorph.train.evaluation import evaluate_checkpoint, make_plots
 
-    try:
-        from neuromorph.train.evaluation import evaluate_checkpoint, make_plots
-
-        result = evaluate_checkpoint(args.checkpoint, data_root=args.data_root, split=args.split, device=args.device,
-                                     batch_size=args.batch_size)
-        if args.plots:
-            result["plots"] = [str(p) for p in make_plots(args.checkpoint, args.plots, data_root=args.data_root)]
-    except NeuromorphError as exc:
-        return _fail(args, exc)
+    result = evaluate_checkpoint(args.checkpoint, data_root=args.data_root, split=args.split, device=args.device,
+                                 batch_size=args.batch_size)
+    if args.plots:
+        result["plots"] = [str(p) for p in make_plots(args.checkpoint, args.plots, data_root=args.data_root)]
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
@@ -265,16 +247,11 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_plot(args) -> int:
-    from neuromorph.errors import NeuromorphError
+    from neuromorph.train.evaluation import make_plots
 
-    try:
-        from neuromorph.train.evaluation import make_plots
-
-        run = Path(args.run)
-        out = Path(args.out) if args.out else (run / "plots" if run.is_dir() else run.parent / "plots")
-        written = make_plots(run, out, data_root=args.data_root, sample=args.sample)
-    except NeuromorphError as exc:
-        return _fail(args, exc)
+    run = Path(args.run)
+    out = Path(args.out) if args.out else (run / "plots" if run.is_dir() else run.parent / "plots")
+    written = make_plots(run, out, data_root=args.data_root, sample=args.sample)
     if args.json:
         print(json.dumps({"plots": [str(p) for p in written]}))
     else:

@@ -1,4 +1,5 @@
-"""Loop hooks of the DCLS delay recipe (Hammouamri et al., ICLR 2024; METHODS.md §3(b)-(c)).
+"""Training hooks ``"dcls-delays"`` of the DCLS delay recipes shd and ssc (Hammouamri et al., ICLR 2024;
+METHODS.md §3(b)-(c)); a recipe selects them by name (``Recipe.hooks``, registry ``recipes.HOOKS``):
 
 - two Adam optimisers: weights and BN (lr 1e-3, weight decay 1e-5 on weights only, OneCycleLR with
   max_lr 5e-3 stepped once per epoch) and delay positions (lr 100x the weight lr = 0.1, no weight
@@ -23,11 +24,19 @@ from neuromorph.train.recipes import Recipe
 
 
 class DelayHooks(Hooks):
+    """The DCLS method's steps around the generic loop (the list in the module docstring)."""
+
     def __init__(self) -> None:
         self.schedule = None
 
     def build_optimizers(self, model: torch.nn.Module, recipe: Recipe, steps_per_epoch: int):
+        from neuromorph.errors import ConfigError
         from neuromorph.models.shd import build_optimizers, sigma_schedule
+
+        if (recipe.optimizer, recipe.schedule) != ("adam", "onecycle"):
+            raise ConfigError(f"hooks='dcls-delays' train with Adam and OneCycle (delay positions: Adam, cosine); "
+                              f"optimizer={recipe.optimizer!r}, schedule={recipe.schedule!r} would be ignored: use "
+                              "optimizer='adam', schedule='onecycle', or hooks='standard'", field="hooks")
 
         self.schedule = sigma_schedule(model, recipe.epochs)
         # max_lr 5e-3 = 5x the base lr and positions at 100x the base lr, as in best_config_SHD.py

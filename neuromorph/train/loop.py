@@ -89,12 +89,10 @@ class Hooks:
 
 
 def hooks_for(recipe: Recipe) -> Hooks:
-    """The hooks a recipe needs: the DCLS delay recipe (shd, ssc) gets the SHD model's own."""
-    if recipe.optimizer == "shd-delays" or recipe.schedule == "shd-delays":
-        from neuromorph.train.delay_hooks import DelayHooks
+    """The training hooks the recipe names (``recipe.hooks``, one of ``neuromorph.train.recipes.HOOKS``)."""
+    from neuromorph.train.recipes import build_hooks
 
-        return DelayHooks()
-    return Hooks()
+    return build_hooks(recipe)
 
 
 # ----------------------------------------------------------------------------------------------------

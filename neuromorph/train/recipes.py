@@ -17,18 +17,26 @@ TOML config files use the field names below as top-level keys, with the model's 
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from neuromorph._compat import tomllib
 from neuromorph.errors import ConfigError, check_choice
 
 DATASETS = ("digits-dvs", "nmnist", "shd", "ssc")
-OPTIMIZERS = ("adam", "adamw", "sgd", "shd-delays")
-SCHEDULES = ("none", "cosine", "onecycle", "shd-delays")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("none", "cosine", "onecycle")
 READOUTS = ("mean", "sum", "summed-softmax", "last")
 PADDINGS = ("dataset", "batch")
+
+# The training hooks a recipe can name (``Recipe.hooks``): name -> "module:qualname" of a
+# ``neuromorph.train.loop.Hooks`` subclass, imported only when a run uses it. The hooks own what a method
+# adds to the generic loop (its optimisers, per-step and per-epoch steps, evaluation context).
+HOOKS: dict[str, str] = {
+    "standard": "neuromorph.train.loop:Hooks",  # one optimiser (``optimizer``) and schedule (``schedule``)
+    "dcls-delays": "neuromorph.train.delay_hooks:DelayHooks",  # learnable DCLS delays (shd, ssc)
+}
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class Recipe:
     weight_decay: float = 0.0
     momentum: float = 0.9
     schedule: str = "cosine"
+    hooks: str = "standard"  # the training hooks (see HOOKS): what the method adds to the generic loop
     readout: str = "mean"
     label_smoothing: float = 0.0
     grad_clip: float | None = None
@@ -75,6 +84,7 @@ class Recipe:
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("hooks", self.hooks, sorted(HOOKS))
         check_choice("readout", self.readout, READOUTS)
         check_choice("pad", self.pad, PADDINGS)
         if self.crop is not None and (not isinstance(self.crop, int) or isinstance(self.crop, bool) or self.crop < 1):
@@ -100,6 +110,10 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Recipe":
+        """The recipe stored in a checkpoint (``to_dict``). Recipes stored before they named their hooks
+        said ``optimizer = schedule = "shd-delays"``: read as ``hooks="dcls-delays"`` (same training)."""
+        if "hooks" not in data and "shd-delays" in (data.get("optimizer"), data.get("schedule")):
+            data = {**data, "hooks": "dcls-delays", "optimizer": "adam", "schedule": "onecycle"}
         unknown = sorted(set(data) - set(field_names()))
         if unknown:
             raise ConfigError(f"unknown recipe option(s) {unknown}; valid options: {', '.join(field_names())}")
@@ -121,8 +135,9 @@ _FRAME_MODEL = "neuromorph.models.nmnist:NMNISTConvSNN"
 _SHD_MODEL = "neuromorph.models.shd:SHDDelayNet"
 
 # The named recipes. SHD/SSC follow METHODS.md §3(c) (Hammouamri et al. 2024, best_config_{SHD,SSC}.py):
-# 10 ms bins, 700 channels summed in groups of 5, batch 256/128, 150/60 epochs, two Adam optimisers
-# (weights: lr 1e-3, wd 1e-5, OneCycle max 5e-3 per epoch; positions: lr 0.1, cosine), summed-softmax readout.
+# 10 ms bins, 700 channels summed in groups of 5, batch 256/128, 150/60 epochs, summed-softmax readout; the
+# "dcls-delays" hooks train the weights with Adam (lr 1e-3, wd 1e-5, OneCycle to 5e-3 stepped per epoch) and
+# the delay positions with a second Adam (lr 0.1, cosine), see neuromorph.train.delay_hooks.
 RECIPES: dict[str, Recipe] = {
     "digits-dvs": Recipe(
         name="digits-dvs", dataset="digits-dvs", model=_FRAME_MODEL, model_kwargs={"pool": "avg"}, epochs=8,
@@ -137,17 +152,26 @@ RECIPES: dict[str, Recipe] = {
         batch_size=32, lr=2e-3, schedule="cosine", n_time_bins=5, val_fraction=0.0,
     ),
     "shd": Recipe(
-        name="shd", dataset="shd", model=_SHD_MODEL, epochs=150, batch_size=256, optimizer="shd-delays",
-        lr=1e-3, weight_decay=1e-5, schedule="shd-delays", readout="summed-softmax", dt_us=10_000,
+        name="shd", dataset="shd", model=_SHD_MODEL, epochs=150, batch_size=256, optimizer="adam",
+        lr=1e-3, weight_decay=1e-5, schedule="onecycle", hooks="dcls-delays", readout="summed-softmax", dt_us=10_000,
         channel_group=5, pad="batch", val_fraction=0.1,
     ),
     "ssc": Recipe(
         name="ssc", dataset="ssc", model=_SHD_MODEL,
         model_kwargs={"n_classes": 35, "hidden": 512, "n_hidden_layers": 3, "max_delay": 31, "tau": 1.5, "dropout": 0.25},
-        epochs=60, batch_size=128, optimizer="shd-delays", lr=1e-3, weight_decay=1e-5, schedule="shd-delays",
-        readout="summed-softmax", dt_us=10_000, channel_group=5, pad="batch", val_fraction=0.0,
+        epochs=60, batch_size=128, optimizer="adam", lr=1e-3, weight_decay=1e-5, schedule="onecycle",
+        hooks="dcls-delays", readout="summed-softmax", dt_us=10_000, channel_group=5, pad="batch", val_fraction=0.0,
     ),
 }
+
+
+def build_hooks(recipe: Recipe):
+    """A fresh instance of the training hooks ``recipe.hooks`` names (a ``neuromorph.train.loop.Hooks``)."""
+    import importlib
+
+    check_choice("hooks", recipe.hooks, sorted(HOOKS))
+    module, _, qualname = HOOKS[recipe.hooks].partition(":")
+    return getattr(importlib.import_module(module), qualname)()
 
 
 def get_recipe(name: str) -> Recipe:

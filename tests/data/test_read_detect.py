@@ -114,8 +114,8 @@ def test_cli_data_read(shared_data, capsys, tmp_path):
     bad = tmp_path / "t.bin"
     bad.write_bytes(bytes(7))
     assert main(["data", "read", "--json", str(bad)]) == 1
-    err = json.loads(capsys.readouterr().out)
-    assert err["offset"] == 5 and "t.bin" in err["error"]
+    err = json.loads(capsys.readouterr().out)["error"]
+    assert err["type"] == "DataFormatError" and err["offset"] == 5 and err["file"] == str(bad)
     cochlea = shared_data / "cochlea_sensor" / "130Hz_mono_64ch_ONOFF_addr2b_ts02.aedat"
     assert main(["data", "read", "--json", "--format", "aedat_addresses", "--address-bytes", "2",
                  "--tick-us", "0.2", str(cochlea)]) == 0

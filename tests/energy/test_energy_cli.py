@@ -58,9 +58,10 @@ def test_cli_table_and_errors(checkpoint, capsys):
     assert "SNN/ANN energy ratio" in capsys.readouterr().out
     assert main(["energy", str(path), "--inputs", str(inputs), "--hardware", "truenorth", "--json"]) == 2
     err = json.loads(capsys.readouterr().out)["error"]
-    assert "truenorth" in err and "loihi" in err
-    assert main(["energy", str(path), "--inputs", str(inputs), "--hardware", "loihi2", "--json"]) == 2
-    assert "loihi2" in json.loads(capsys.readouterr().out)["error"]
+    assert err["type"] == "HardwareProfileError" and "truenorth" in err["message"] and "loihi" in err["message"]
+    code = main(["energy", str(path), "--inputs", str(inputs), "--hardware", "loihi2", "--json"])
+    err = json.loads(capsys.readouterr().out)["error"]
+    assert code == err["exit_code"] and "loihi2" in err["message"]
     # a profile without published energies gives "n/a", never a ratio of 0
     assert main(["energy", str(path), "--inputs", str(inputs), "--hardware", "loihi2,loihi", "--allow-missing"]) == 0
     table = capsys.readouterr().out
@@ -70,16 +71,18 @@ def test_cli_table_and_errors(checkpoint, capsys):
     assert "cmos45nm" in json.loads(capsys.readouterr().out)["hardware"]
     garbage = inputs.parent / "garbage.pt"
     garbage.write_bytes(b"not a torch file")
-    assert main(["energy", str(path), "--inputs", str(garbage), "--json"]) == 2
-    assert json.loads(capsys.readouterr().out)["error"].startswith("DataFormatError")
+    assert main(["energy", str(path), "--inputs", str(garbage), "--json"]) == 1
+    err = json.loads(capsys.readouterr().out)["error"]
+    assert err["type"] == "DataFormatError" and err["file"] == str(garbage)
 
 
 def test_cli_allow_missing_leaves_layers_out(checkpoint, tmp_path, capsys):
     path, _, model, x = checkpoint
     analog = tmp_path / "analog.pt"
     torch.save(torch.rand(3, 2, 2, 8, 8), analog)  # analog input: the first conv needs MACs, Loihi has none
-    assert main(["energy", str(path), "--inputs", str(analog), "--hardware", "loihi", "--json"]) == 2
-    assert "'mac'" in json.loads(capsys.readouterr().out)["error"]
+    code = main(["energy", str(path), "--inputs", str(analog), "--hardware", "loihi", "--json"])
+    err = json.loads(capsys.readouterr().out)["error"]
+    assert code == err["exit_code"] and "'mac'" in err["message"]
     assert main(["energy", str(path), "--inputs", str(analog), "--hardware", "loihi", "--allow-missing", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["layers"][0]["energy_pj"]["loihi"] is None

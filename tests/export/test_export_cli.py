@@ -48,13 +48,15 @@ def test_failed_check_names_layer_and_writes_nothing(tmp_path, capsys):
     path = ck.save_checkpoint(tmp_path / "soft.pt", _soft_net(), "tests.soft_net", {}, info={"input_shape": [6]})
     code, res = _run(capsys, ["export", str(path), "--to", "lava", "--check", "loihi", "--json"])
     assert code == 1 and not res["written"]
+    assert (res["error"]["type"], res["error"]["layer"], res["error"]["exit_code"]) == ("HardwareConstraintError", "1", 1)
     bad = [r for r in res["check"]["rows"] if not r["ok"]]
     assert bad[0]["layer"] == "1" and "soft reset" in bad[0]["fix"]
     assert not (tmp_path / "soft.net.h5").exists()
     code, res = _run(capsys, ["export", str(path), "--to", "nir", "--json"])
-    assert code == 2 and "soft reset" in res["error"] and not (tmp_path / "soft.nir").exists()
+    assert code == 1 and res["error"]["type"] == "ExportError" and "soft reset" in res["error"]["message"]
+    assert not (tmp_path / "soft.nir").exists()
     code, res = _run(capsys, ["export", str(path), "--to", "nir", "--non-strict", "--json"])
     assert code == 0 and res["written"] and any("soft reset" in w for w in res["warnings"])
     (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
     code, res = _run(capsys, ["export", str(tmp_path / "broken.pt"), "--to", "nir", "--json"])
-    assert code == 2 and "broken.pt" in res["error"]
+    assert code == 1 and res["error"]["type"] == "CheckpointError" and "broken.pt" in res["error"]["message"]

@@ -103,7 +103,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint(tmp_path, uninterrupted):
 def test_delay_recipe_resumes_bitwise_with_sigma_schedule_and_two_optimisers(tmp_path):
     """The SHD/DCLS recipe adds two optimisers, per-epoch schedules, σ shrinking and rounded evaluation:
     an interrupted + resumed run must still equal the uninterrupted one exactly."""
-    recipe = toy_recipe(model="neuromorph.models.shd:SHDDelayNet", optimizer="shd-delays", schedule="shd-delays",
+    recipe = toy_recipe(model="neuromorph.models.shd:SHDDelayNet", hooks="dcls-delays", optimizer="adam", schedule="onecycle",
                         readout="summed-softmax", lr=1e-3, weight_decay=1e-5, epochs=4, batch_size=32,
                         model_kwargs={"hidden": 8, "n_hidden_layers": 1, "max_delay": 5, "dropout": 0.2})
     data = toy_bundle(n_train=64, steps=6)

@@ -20,9 +20,10 @@ def run(capsys, *argv):
 def test_unknown_recipe_lists_valid_ones(capsys):
     rc, out, err = run(capsys, "train", "mnist-typo", "--json")
     assert rc == 2
-    assert json.loads(out)["type"] == "ConfigError"
+    error = json.loads(out)["error"]
+    assert (error["type"], error["field"], error["exit_code"]) == ("ConfigError", "recipe", 2)
     for name in RECIPES:
-        assert repr(name) in err
+        assert repr(name) in err and repr(name) in error["message"]
 
 
 def test_unknown_option_lists_valid_ones(capsys, tmp_path):
@@ -65,18 +66,19 @@ def test_config_file_and_overrides_precedence(tmp_path):
 @pytest.mark.parametrize("recipe,expect", [("nmnist", "Train/<label 0-9>/<id>.bin"), ("shd", "shd_train.h5")])
 def test_missing_data_root_shows_expected_layout(capsys, tmp_path, recipe, expect):
     rc, out, err = run(capsys, "train", recipe, "--data-root", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "--json")
-    assert rc == 2
-    assert json.loads(out)["type"] == "DatasetError"
+    assert rc == 1  # a data error (exit status 2 is for a wrong command line)
+    assert json.loads(out)["error"]["type"] == "DatasetError"
     assert expect in err and "nope" in err
     rc, _, err = run(capsys, "train", recipe, "--out", str(tmp_path / "o2"))
-    assert rc == 2 and "needs --data-root" in err and expect in err
+    assert rc == 1 and "needs --data-root" in err and expect in err
 
 
 def test_eval_of_corrupt_checkpoint_is_a_clear_error(capsys, tmp_path):
     bad = tmp_path / "best.pt"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
     rc, out, err = run(capsys, "eval", str(bad), "--json")
-    assert rc == 2 and json.loads(out)["type"] == "CheckpointError" and "best.pt" in err
+    error = json.loads(out)["error"]
+    assert rc == 1 and error["type"] == "CheckpointError" and "best.pt" in err and "best.pt" in error["message"]
 
 
 def test_bench_lists_scripts_and_rejects_unknown_group(capsys, tmp_path):
@@ -86,7 +88,9 @@ def test_bench_lists_scripts_and_rejects_unknown_group(capsys, tmp_path):
     result = json.loads(out)
     assert rc == 0 and result["results"][0]["script"] == "accuracy.py" and result["results"][0]["result"] == {"ok": 1}
     rc, out, _ = run(capsys, "bench", "data", "--dir", str(tmp_path), "--json")
-    assert rc == 1 and json.loads(out)["results"][0]["returncode"] == 3
+    result = json.loads(out)
+    assert rc == 1 and result["results"][0]["returncode"] == 3
+    assert result["error"]["exit_code"] == 1 and "data_binning.py (exit status 3)" in result["error"]["message"]
     rc, _, err = run(capsys, "bench", "gpu", "--dir", str(tmp_path))
     assert rc == 2 and "'speed'" in err
 
@@ -97,4 +101,4 @@ def test_resume_refuses_options_that_would_change_the_run(capsys, tmp_path):
     rc, _, err = run(capsys, "train", "--resume")
     assert rc == 2 and "--resume needs --out" in err
     rc, _, err = run(capsys, "train", "--resume", "--out", str(tmp_path))
-    assert rc == 2 and "last.pt" in err  # nothing to resume: an error, never a fresh start
+    assert rc == 1 and "last.pt" in err  # nothing to resume: an error (no file), never a fresh start

@@ -1,4 +1,4 @@
-"""Event data sets declared by manifests (``datasets/*.toml``): NMNIST, SHD, SSC, DVSGesture."""
+"""Event data sets declared by manifests (``manifests/*.toml``): NMNIST, SHD, SSC, DVSGesture."""
 
 from neuromorph.data.datasets.base import EventDataset, load_manifest, manifests_dir
 from neuromorph.data.datasets.download import download, extract, verify

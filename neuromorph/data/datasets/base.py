@@ -1,7 +1,7 @@
 """Base class of the downloadable event data sets: manifest, local layout, download, disk cache.
 
-Each data set declares its metadata in a manifest ``datasets/<name>.toml`` (shipped in the wheel as
-``neuromorph.datasets``): sensor size, classes, homepage, the expected folder layout and, per split,
+Each data set declares its metadata in a manifest ``manifests/<name>.toml`` beside this module (package
+data of ``neuromorph.data.datasets``): sensor size, classes, homepage, the expected folder layout and, per split,
 the official files with URL and checksum (``sha256`` and/or ``md5``). A data set object
 
 - finds the split under ``root`` in the documented layout and needs no network when it is there;
@@ -29,13 +29,13 @@ import io
 import json
 import logging
 import os
-import tomllib
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from neuromorph._atomic import atomic_write_bytes
+from neuromorph._compat import tomllib
 from neuromorph.data.cache import CACHE_ENV, cache_dir
 from neuromorph.data.datasets.download import download, extract
 from neuromorph.data.transforms import cache_key
@@ -45,17 +45,8 @@ log = logging.getLogger("neuromorph.data")
 
 
 def manifests_dir() -> Path:
-    """The folder of dataset manifests: the installed ``neuromorph.datasets`` package, else the repository's
-    top-level ``datasets/`` (a source checkout run from the repository root shadows the editable mapping)."""
-    try:
-        from neuromorph.resources import datasets_dir
-
-        d = datasets_dir()
-        if d.is_dir():
-            return d
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parents[3] / "datasets"
+    """The folder of dataset manifests (``manifests/*.toml``, package data of ``neuromorph.data.datasets``)."""
+    return Path(__file__).resolve().parent / "manifests"
 
 
 def load_manifest(name: str) -> dict:
