@@ -37,6 +37,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", metavar="JSON", help="also write the report as JSON to this file")
     p.add_argument("--list-hardware", action="store_true", help="list the known hardware profiles and exit")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    from neuromorph.train.model_args import add_loader_arguments  # light: argparse only
+
+    add_loader_arguments(p)
     p.set_defaults(func=_cmd_energy)
 
 
@@ -45,8 +48,9 @@ def _inputs(args) -> tuple[Any, Any]:
 
     from neuromorph.errors import ConfigError, ShapeError
     from neuromorph.train import checkpoint as ck
+    from neuromorph.train.model_args import loader_options
 
-    model, info = ck.load_model(args.checkpoint)
+    model, info = ck.load_model(args.checkpoint, **loader_options(args))
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit={args.limit} must be at least 1")
     if args.batch_size < 1:
@@ -68,7 +72,7 @@ def _inputs(args) -> tuple[Any, Any]:
     from neuromorph.train.data import load_split
     from neuromorph.train.evaluation import checkpoint_recipe
 
-    recipe = checkpoint_recipe(info, args.checkpoint, data_root=args.data_root)
+    recipe = checkpoint_recipe(info, args.checkpoint, args.recipe, data_root=args.data_root)
     data = load_split(recipe, args.split, info.get("data", {}).get("n_steps"))
     n = min(args.limit, len(data))
     batches = (data.batch(torch.arange(i, min(i + args.batch_size, n))) for i in range(0, n, args.batch_size))

@@ -88,7 +88,7 @@ def test_loader_never_runs_foreign_code(tmp_path):
     ckpt = ck.load_checkpoint(path)
     ckpt["model"]["builder"] = "os:system"
     torch.save(ckpt, path)
-    with pytest.raises(CheckpointError, match="neither inside the neuromorph package"):
+    with pytest.raises(CheckpointError, match="outside the neuromorph package.*--trust-builder"):
         ck.load_model(path)
 
     class Evil:
@@ -96,5 +96,5 @@ def test_loader_never_runs_foreign_code(tmp_path):
             return (os.system, ("echo pwned",))
 
     torch.save({"format": ck.FORMAT, "evil": Evil()}, path)
-    with pytest.raises(CheckpointError, match="corrupt or not a torch file"):
+    with pytest.raises(CheckpointError, match=r"pickled Python objects \(posix.system\)"):
         ck.load_checkpoint(path)
