@@ -401,4 +401,22 @@ def load_model(
     info = dict(ckpt["info"])
     info.setdefault("builder", ckpt["model"]["builder"])
     info.setdefault("kwargs", ckpt["model"]["kwargs"])
+    _declare_layout(model, info)
     return model, info
+
+
+def _declare_layout(model: torch.nn.Module, info: dict[str, Any]) -> None:
+    """Make the loaded model check its inputs against the recorded layout (``neuromorph.nn.layout``): a
+    batch-first or time-less batch then gets a clear error instead of a wrong answer. The time length is
+    declared only where it is fixed (frames: recipes that pad to the data set's length, or ``n_steps``
+    given to save_model without a recipe)."""
+    shape = info.get("input_shape")
+    if not isinstance(shape, (list, tuple)) or not shape or not all(isinstance(d, int) for d in shape):
+        return
+    from neuromorph.nn.layout import expect_input
+
+    steps = (info.get("data") or {}).get("n_steps")
+    recipe = info.get("recipe")
+    if not isinstance(steps, int) or (isinstance(recipe, dict) and recipe.get("pad") != "dataset"):
+        steps = None
+    expect_input(model, shape, steps)
