@@ -1,5 +1,5 @@
 """A model defined in the user's own module: saved with neuromorph.save_model in the user's script, then
-evaluated, measured and exported by the CLI in other processes, which import the builder only when trusted."""
+evaluated, measured, plotted and exported by the CLI in other processes, which import the builder only when trusted."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def user_run(shared_data, tmp_path_factory):
     return folder, root, json.loads((folder / "expected.json").read_text())
 
 
-def test_cli_evaluates_measures_and_exports_a_user_model(user_run, tmp_path):
+def test_cli_evaluates_measures_and_exports_a_user_model(user_run, tmp_path, monkeypatch, capsys):
     folder, root, expected = user_run
     trust = ["--trust-builder", "--python-path", str(folder)]
     # run from elsewhere: the module is found only through --python-path
@@ -92,15 +92,23 @@ def test_cli_evaluates_measures_and_exports_a_user_model(user_run, tmp_path):
                          tmp_path).stdout)
     assert ev["n"] == expected["n"] and round(ev["accuracy"] * ev["n"]) == expected["correct"]
     assert ev["loss"] == pytest.approx(expected["loss"], rel=1e-5)
-    # a checkpoint saved without a recipe is pointed at the data with --recipe
-    ev2 = json.loads(_run(["neuromorph", "eval", str(folder / "bare.pt"), "--recipe", "nmnist", "--data-root", str(root),
-                           "--json", *trust], tmp_path).stdout)
+    # a checkpoint saved without a recipe is pointed at the data with --recipe (same command, run in-process)
+    from neuromorph.cli import main
+
+    monkeypatch.syspath_prepend(str(tmp_path))  # --python-path changes sys.path: undo it after the test
+    assert main(["eval", str(folder / "bare.pt"), "--recipe", "nmnist", "--data-root", str(root), "--json", *trust]) == 0
+    ev2 = json.loads(capsys.readouterr().out)
+    sys.modules.pop("usermodel", None)
     assert (ev2["accuracy"], ev2["loss"], ev2["dataset"]) == (ev["accuracy"], ev["loss"], "nmnist")
 
     en = json.loads(_run(["neuromorph", "energy", str(folder / "bare.pt"), "--recipe", "nmnist", "--data-root", str(root),
                           "--limit", "8", "--json", *trust], tmp_path).stdout)
     layer1 = next(layer for layer in en["layers"] if layer["name"] == "1")
     assert layer1["spikes_out"] == expected["spikes_layer1"]
+
+    plots = json.loads(_run(["neuromorph", "plot", str(folder / "with_recipe.pt"), "--data-root", str(root), "--out",
+                             str(tmp_path / "plots"), "--json", *trust], tmp_path).stdout)["plots"]
+    assert sorted(Path(p).name for p in plots) == ["confusion.png", "firing_rates.png", "raster_sample0.png"]
 
     out = tmp_path / "user.nir"
     _run(["neuromorph", "export", str(folder / "bare.pt"), "--to", "nir", "--out", str(out), *trust], tmp_path)
