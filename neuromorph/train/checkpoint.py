@@ -27,6 +27,7 @@ import importlib
 import os
 import re
 import sys
+import types
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -137,6 +138,9 @@ def resolve_builder(
         obj: Any = importlib.import_module(module_name)
         for part in qualname.split("."):
             obj = getattr(obj, part)
+            if isinstance(obj, types.ModuleType):  # the module is named before the colon, never reached through it
+                raise CheckpointError(f"{where}model builder {name!r} reaches module {obj.__name__!r} through an attribute; "
+                                      f"name it as '{obj.__name__}:...' instead")
     except (ImportError, AttributeError) as exc:
         if _is_internal(module_name):
             raise CheckpointError(f"{where}model builder {name!r} not found in this neuromorph version: {exc}") from exc
@@ -147,6 +151,12 @@ def resolve_builder(
         ) from exc
     if not callable(obj):
         raise CheckpointError(f"{where}model builder {name!r} is not callable")
+    # a name inside neuromorph must be defined there: "neuromorph.x:os.system" reaches a foreign function
+    # through a module attribute, which the package trust must not extend to
+    defined_in = getattr(obj, "__module__", None) or ""
+    if _is_internal(module_name) and not _is_internal(defined_in):
+        raise CheckpointError(f"{where}model builder {name!r} is not defined in neuromorph (it is {defined_in or 'a builtin'}"
+                              f"{'.' if defined_in else ''}{getattr(obj, '__qualname__', '')}); refused")
     return obj
 
 
