@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from neuromorph.errors import ConfigError, ShapeError
+from neuromorph.nn.layout import InputLayout, check_input, input_layout
 from neuromorph.nn.neurons import SpikingNeuron
 
 __all__ = ["Streaming"]
@@ -97,6 +98,9 @@ class Streaming(nn.Module):
         if x.dim() < 2:
             raise ShapeError(f"Streaming: a chunk must be [t, B, ...], got shape {tuple(x.shape)}; use .step(x) for one "
                              f"step [B, ...]")
+        layout = input_layout(self.network)
+        if layout is not None:  # declared with expect_input (e.g. a model loaded from a checkpoint)
+            check_input(x, InputLayout(layout.shape), f"Streaming({type(self.network).__name__})")
         for name, module in self._layers:
             if isinstance(module, SpikingNeuron):
                 x, self._states[name] = self._run_neuron(name, module, x)

@@ -96,3 +96,11 @@ def test_refuses_what_cannot_be_streamed():
         Streaming(torch.nn.Sequential(Block()))
     with pytest.raises(ConfigError, match="Sequential"):
         Streaming(Block())
+
+
+def test_streaming_checks_a_declared_layout():
+    net = nm.nn.expect_input(conv_net(), (2, 16, 16))
+    stream = Streaming(net)
+    assert stream.step(torch.zeros(3, 2, 16, 16)).shape == (3, 5)
+    with pytest.raises(ShapeError, match="no time axis"):
+        stream(torch.zeros(3, 2, 16, 16))  # one step given as a chunk: .step() is meant
