@@ -403,7 +403,13 @@ def fit(
                         opt.zero_grad(set_to_none=True)
                     acc["skipped"] += 1
                     acc["bad_run"] += 1
-                    where = f"epoch {epoch + 1} batch {step} (samples {idx[:8].tolist()}{'...' if idx.numel() > 8 else ''})"
+                    # name the training samples whose input is non-finite (the usual cause), else the batch's
+                    bad_input = (~torch.isfinite(x)).reshape(x.shape[0], x.shape[1], -1).any(2).any(0).cpu() if x.is_floating_point() else None
+                    if bad_input is not None and bool(bad_input.any()):
+                        samples = f"training samples with NaN/Inf input: {idx[bad_input].tolist()}"
+                    else:
+                        samples = f"samples {idx[:8].tolist()}{'...' if idx.numel() > 8 else ''}"
+                    where = f"epoch {epoch + 1} batch {step} ({samples})"
                     what = f"loss {loss_value}, gradient norm {float(grad_norm)}"
                     if acc["bad_run"] >= max_nonfinite:
                         if info.is_main:

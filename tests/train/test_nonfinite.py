@@ -24,8 +24,11 @@ def _with_nan(bundle: DataBundle, rows: list[int]) -> DataBundle:
 
 def test_one_nan_sample_is_skipped_and_weights_stay_finite(tmp_path):
     data = _with_nan(toy_bundle(), [17])
-    with pytest.warns(RuntimeWarning, match=r"epoch 1 batch \d+ .*batch skipped"):
+    with pytest.warns(RuntimeWarning, match=r"epoch \d batch \d+ .*batch skipped") as caught:
         summary = fit(toy_recipe(), tmp_path, data=data, progress=False)
+    messages = [str(w.message) for w in caught]
+    assert [m.split(" batch ")[0].split(" at ")[1] for m in messages] == ["epoch 1", "epoch 2", "epoch 3"]
+    assert all("training samples with NaN/Inf input: [17]" in m for m in messages)
     assert summary["status"] == "completed"
     records = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if "event" not in r]
     assert [r["skipped_batches"] for r in records] == [1, 1, 1]  # the batch holding sample 17, every epoch
