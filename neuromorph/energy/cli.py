@@ -39,6 +39,9 @@ def register(subparsers) -> None:
     p.add_argument("--format", choices=("table", "json", "neurobench"), default=None,
                    help="table (default), json, or neurobench: one JSON object with NeuroBench's metric names "
                         "(SynapticOperations: Effective_MACs, Effective_ACs, Dense; ActivationSparsity)")
+    from neuromorph.train.model_args import add_loader_arguments  # light: argparse only
+
+    add_loader_arguments(p)
     p.set_defaults(func=_cmd_energy)
 
 
@@ -47,8 +50,9 @@ def _inputs(args) -> tuple[Any, Any]:
 
     from neuromorph.errors import ConfigError, ShapeError
     from neuromorph.train import checkpoint as ck
+    from neuromorph.train.model_args import loader_options
 
-    model, info = ck.load_model(args.checkpoint)
+    model, info = ck.load_model(args.checkpoint, **loader_options(args))
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit={args.limit} must be at least 1", field="--limit")
     if args.batch_size < 1:
@@ -71,7 +75,7 @@ def _inputs(args) -> tuple[Any, Any]:
     from neuromorph.train.data import load_split
     from neuromorph.train.evaluation import checkpoint_recipe
 
-    recipe = checkpoint_recipe(info, args.checkpoint, data_root=args.data_root)
+    recipe = checkpoint_recipe(info, args.checkpoint, args.recipe, data_root=args.data_root)
     data = load_split(recipe, args.split, info.get("data", {}).get("n_steps"))
     n = min(args.limit, len(data))
     batches = (data.batch(torch.arange(i, min(i + args.batch_size, n))) for i in range(0, n, args.batch_size))

@@ -30,6 +30,9 @@ def register(subparsers) -> None:
     p.add_argument("--non-strict", action="store_true",
                    help="NIR only: export soft-reset neurons with a warning instead of an error")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    from neuromorph.train.model_args import add_loader_arguments  # light: argparse only
+
+    add_loader_arguments(p, recipe=False)
     p.set_defaults(func=_cmd_export)
 
 
@@ -40,12 +43,13 @@ def _run(args) -> dict[str, Any]:
 
     from neuromorph.errors import CheckpointError, ConfigError
     from neuromorph.train import checkpoint as ck
+    from neuromorph.train.model_args import loader_options
 
-    model, info = ck.load_model(args.checkpoint)
+    model, info = ck.load_model(args.checkpoint, **loader_options(args))
     shape = info.get("input_shape")
     if not shape:
-        raise CheckpointError(f"checkpoint {args.checkpoint!r} records no input_shape; cannot build a tracing sample",
-                              file=args.checkpoint)
+        raise CheckpointError(f"checkpoint {args.checkpoint!r} records no input_shape; cannot build a tracing sample "
+                              f"(save the model with neuromorph.save_model(..., input_shape=...))", file=args.checkpoint)
     steps = args.steps if args.steps is not None else int((info.get("data") or {}).get("n_steps", 0) or (info.get("recipe") or {}).get("n_time_bins", 0) or 10)
     if steps < 1:
         raise ConfigError(f"--steps={steps} must be >= 1", field="--steps")

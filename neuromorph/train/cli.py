@@ -9,6 +9,7 @@ from typing import Any
 
 def register(subparsers) -> None:
     """Add the ``train``, ``eval`` and ``plot`` subcommands."""
+    from neuromorph.train.model_args import add_loader_arguments  # light: argparse only
     from neuromorph.train.recipes import RECIPES  # light: dataclasses only
 
     names = ", ".join(sorted(RECIPES))
@@ -44,6 +45,7 @@ def register(subparsers) -> None:
     e.add_argument("--batch-size", type=int)
     e.add_argument("--plots", metavar="DIR", help="also write confusion/firing-rate/raster PNGs into DIR")
     e.add_argument("--json", action="store_true")
+    add_loader_arguments(e)
     e.set_defaults(func=_cmd_eval)
 
     q = subparsers.add_parser("plot", help="plot a run folder or checkpoint", description="Loss/accuracy curves, confusion "
@@ -53,6 +55,7 @@ def register(subparsers) -> None:
     q.add_argument("--data-root", help="data folder (default: the one used in training)")
     q.add_argument("--sample", type=int, default=0, help="test sample for the spike raster")
     q.add_argument("--json", action="store_true")
+    add_loader_arguments(q)
     q.set_defaults(func=_cmd_plot)
 
 
@@ -230,10 +233,13 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
 def _cmd_eval(args) -> int:
     from neuromorph.train.evaluation import evaluate_checkpoint, make_plots
 
+    from neuromorph.train.model_args import loader_options
+
+    opts = {"recipe": args.recipe, **loader_options(args)}
     result = evaluate_checkpoint(args.checkpoint, data_root=args.data_root, split=args.split, device=args.device,
-                                 batch_size=args.batch_size)
+                                 batch_size=args.batch_size, **opts)
     if args.plots:
-        result["plots"] = [str(p) for p in make_plots(args.checkpoint, args.plots, data_root=args.data_root)]
+        result["plots"] = [str(p) for p in make_plots(args.checkpoint, args.plots, data_root=args.data_root, **opts)]
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
@@ -249,9 +255,11 @@ def _cmd_eval(args) -> int:
 def _cmd_plot(args) -> int:
     from neuromorph.train.evaluation import make_plots
 
+    from neuromorph.train.model_args import loader_options
+
     run = Path(args.run)
     out = Path(args.out) if args.out else (run / "plots" if run.is_dir() else run.parent / "plots")
-    written = make_plots(run, out, data_root=args.data_root, sample=args.sample)
+    written = make_plots(run, out, data_root=args.data_root, sample=args.sample, recipe=args.recipe, **loader_options(args))
     if args.json:
         print(json.dumps({"plots": [str(p) for p in written]}))
     else:

@@ -95,11 +95,69 @@ def _stack(samples: Sequence[np.ndarray], max_steps: int | None) -> torch.Tensor
     return tensor
 
 
-def materialize(dataset: Any, limit: int | None = None, max_steps: int | None = None) -> Split:
-    """Read every ``(sample, label)`` of ``dataset`` (already transformed to ``[T, ...]`` arrays) into a Split."""
-    n = len(dataset) if limit is None else min(limit, len(dataset))
+# seed of the test subset (``test_limit``) and of a limited own validation split: fixed, so that runs with
+# different training seeds are evaluated on the same samples
+EVAL_SUBSET_SEED = 0
+
+
+def stratified_indices(labels: Sequence[int] | np.ndarray | torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """``n`` indices into ``labels``, every class in proportion to its frequency, drawn at random per class.
+
+    Each class gets ``n * n_c / N`` samples rounded by largest remainder (so the counts add up to ``n``);
+    the samples of a class are a permutation seeded by ``seed`` (the same indices for the same seed). A
+    label-sorted data set (N-MNIST's folders, SHD's files) therefore still gives every class, where the
+    first ``n`` samples would give only the first classes. Returned sorted.
+    """
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.int64).reshape(-1)
+    total = int(y.numel())
+    if not 0 <= n <= total:
+        raise ConfigError(f"cannot take {n} samples of a split of {total}")
+    if n == total:
+        return torch.arange(total)
+    classes, counts = torch.unique(y, return_counts=True)
+    exact = counts.double() * n / total
+    quota = exact.floor().long()
+    left = n - int(quota.sum())
+    if left:  # largest remainders first; ties go to the larger class, then the smaller label
+        order = sorted(range(len(classes)), key=lambda i: (-(float(exact[i] - quota[i])), -int(counts[i]), int(classes[i])))
+        for i in order[:left]:
+            quota[i] += 1
+    gen = torch.Generator().manual_seed(int(seed))
+    chosen = []
+    for c, k in zip(classes.tolist(), quota.tolist()):
+        members = torch.nonzero(y == c).reshape(-1)
+        chosen.append(members[torch.randperm(members.numel(), generator=gen)[:k]])
+    return torch.cat(chosen).sort().values
+
+
+def _labels(dataset: Any) -> np.ndarray | None:
+    targets = getattr(dataset, "targets", None)
+    if targets is None:
+        return None
+    targets = np.asarray(targets)
+    return targets if targets.shape == (len(dataset),) else None
+
+
+def materialize(dataset: Any, limit: int | None = None, max_steps: int | None = None, seed: int = 0) -> Split:
+    """Read every ``(sample, label)`` of ``dataset`` (already transformed to ``[T, ...]`` arrays) into a Split.
+
+    ``limit`` keeps a class-stratified subset of that many samples chosen with ``seed``
+    (:func:`stratified_indices`, from the data set's ``targets``; a data set without ``targets`` gets a
+    seeded random subset), never the first ``limit`` samples of a possibly label-sorted data set.
+    """
+    if limit is None or limit >= len(dataset):
+        indices = range(len(dataset))
+    else:
+        if limit < 1:
+            raise ConfigError(f"limit={limit} must be at least 1")
+        labels = _labels(dataset)
+        if labels is not None:
+            indices = stratified_indices(labels, limit, seed).tolist()
+        else:
+            gen = torch.Generator().manual_seed(int(seed))
+            indices = torch.randperm(len(dataset), generator=gen)[:limit].sort().values.tolist()
     xs, ys = [], []
-    for i in range(n):
+    for i in indices:
         x, y = dataset[i]
         xs.append(np.asarray(x))
         ys.append(int(y))
@@ -109,13 +167,15 @@ def materialize(dataset: Any, limit: int | None = None, max_steps: int | None = 
 
 
 def split_validation(train: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
-    """Hold out ``fraction`` of the training split (a seeded random subset) for model selection."""
+    """Hold out ``fraction`` of the training split for model selection: a class-stratified subset drawn
+    with ``seed`` (every class in proportion, as in :func:`stratified_indices`)."""
     n_val = int(round(len(train) * fraction))
     if n_val == 0:
         return train, None
-    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 7919))
-    val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
-    return train.subset(train_idx), train.subset(val_idx)
+    val_idx = stratified_indices(train.y, n_val, seed + 7919)
+    keep = torch.ones(len(train), dtype=torch.bool)
+    keep[val_idx] = False
+    return train.subset(torch.nonzero(keep).reshape(-1)), train.subset(val_idx)
 
 
 def _missing_root(recipe: Recipe) -> DatasetError:
@@ -178,12 +238,12 @@ def load_data(recipe: Recipe) -> DataBundle:
     out; it is never taken from test.
     """
     train_ds, valid_ds, test_ds, info = _open_splits(recipe)
-    train = materialize(train_ds, recipe.train_limit, recipe.max_steps)
+    train = materialize(train_ds, recipe.train_limit, recipe.max_steps, recipe.seed)
     max_steps = recipe.max_steps if recipe.max_steps is not None else int(train.x.shape[1])
-    test = materialize(test_ds, recipe.test_limit, max_steps)
+    test = materialize(test_ds, recipe.test_limit, max_steps, EVAL_SUBSET_SEED)
     if test.x.shape[2:] != train.x.shape[2:]:
         raise DatasetError(f"train and test samples differ in shape: {tuple(train.x.shape[2:])} vs {tuple(test.x.shape[2:])}")
-    val = materialize(valid_ds, recipe.test_limit, max_steps) if valid_ds is not None else None
+    val = materialize(valid_ds, recipe.test_limit, max_steps, EVAL_SUBSET_SEED) if valid_ds is not None else None
     train, test = _padded(train, recipe), _padded(test, recipe)
     val = _padded(val, recipe) if val is not None else None
     if val is None:
@@ -228,7 +288,7 @@ def load_split(recipe: Recipe, split: str, n_steps: int | None = None) -> Split:
     check_choice("split", split, ("train", "val", "test"))
     if split == "test":
         _, _, test_ds, _ = _open_splits(recipe)
-        return _padded(materialize(test_ds, recipe.test_limit, recipe.max_steps or n_steps), recipe)
+        return _padded(materialize(test_ds, recipe.test_limit, recipe.max_steps or n_steps, EVAL_SUBSET_SEED), recipe)
     bundle = load_data(recipe)
     if split == "val":
         if bundle.val is None:

@@ -12,16 +12,25 @@ Output folder::
     OUT/best.pt        weights of the epoch with the best validation accuracy (validation is held out of
                        the training split; the test split is only evaluated, never used for selection)
     OUT/metrics.jsonl  one JSON object per epoch, then one with "event": "final" (test metrics)
+                       (``skipped_batches``: batches whose loss or gradient was NaN/Inf, see below)
     OUT/summary.json   the final summary (also printed by ``neuromorph train --json``)
+
+Non-finite values: a batch whose loss or gradient norm is NaN/Inf (one bad sample, an overflow) is
+skipped (no optimiser step, so the weights stay finite), warned about naming the epoch and batch, and
+counted in the epoch's ``skipped_batches``; ``max_nonfinite`` such batches in a row stop the run with a
+``NonFiniteError`` (also recorded as an ``"event": "nonfinite"`` line). Weights are checked before every
+checkpoint: non-finite weights are never written as best.pt or last.pt.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -29,7 +38,7 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from neuromorph.errors import CheckpointError, ConfigError
+from neuromorph.errors import CheckpointError, ConfigError, NonFiniteError
 from neuromorph.train import checkpoint as ck
 from neuromorph.train import distributed as dd
 from neuromorph.train.data import DataBundle, Split, epoch_batches, load_data, shard
@@ -257,6 +266,18 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+# batches in a row with a non-finite loss or gradient after which training stops (see the module docstring)
+MAX_NONFINITE = 5
+
+
+def _nonfinite_weights(model: torch.nn.Module) -> str | None:
+    """The name of the first parameter or buffer holding NaN/Inf, or None (run once per checkpoint)."""
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return name
+    return None
+
+
 def fit(
     recipe: Recipe,
     out: str | Path,
@@ -266,6 +287,7 @@ def fit(
     progress: bool = True,
     on_step: Callable[[int, int], bool] | None = None,
     hooks: Hooks | None = None,
+    max_nonfinite: int = MAX_NONFINITE,
 ) -> dict[str, Any]:
     """Train ``recipe``, writing ``OUT/{last,best}.pt``, ``metrics.jsonl`` and ``summary.json``.
 
@@ -274,7 +296,8 @@ def fit(
     ``CheckpointError``, never starts afresh. ``on_step(epoch, step)`` is called after
     every optimiser step; returning True stops the run like Ctrl-C does (save ``last.pt``, return a
     summary with ``"status": "interrupted"``). ``hooks`` replaces the recipe's method hooks (ablations).
-    Under torchrun the process group is joined here.
+    ``max_nonfinite``: batches in a row with a NaN/Inf loss or gradient before the run stops with
+    ``NonFiniteError`` (single ones are skipped and counted). Under torchrun the process group is joined here.
     """
     out = Path(out)
     last_path, best_path = out / "last.pt", out / "best.pt"
@@ -327,6 +350,12 @@ def fit(
     monitor = FiringRateMonitor(model)
     ckpt_info = {"recipe": recipe.to_dict(), "data": data.info, "n_classes": data.n_classes, "input_shape": list(data.input_shape)}
 
+    def check_weights(epoch: int) -> None:
+        bad = _nonfinite_weights(model)
+        if bad is not None:
+            raise NonFiniteError(f"training {recipe.name!r}: parameter {bad!r} holds NaN/Inf after epoch {epoch}; nothing "
+                                 f"was saved for this epoch (lower lr or set grad_clip; the last good checkpoint is kept)")
+
     def train_state(epoch: int, step: int, accum: dict[str, Any]) -> dict[str, Any]:
         return {
             "epoch": epoch, "step": step, "best_val": pos.best_val, "best_epoch": pos.best_epoch, "accum": accum,
@@ -340,6 +369,8 @@ def fit(
             epoch = pos.epoch
             batches = epoch_batches(len(data.train), recipe.batch_size, recipe.seed, epoch)
             acc = pos.accum or {"loss_sum": torch.zeros((), dtype=torch.float64), "correct": 0, "count": 0, "rate_sums": {}, "rate_counts": {}}
+            acc.setdefault("skipped", 0)
+            acc.setdefault("bad_run", 0)
             monitor.reset()
             monitor.sums.update({k: v.clone() for k, v in acc["rate_sums"].items()})
             monitor.counts.update(acc["rate_counts"])
@@ -358,18 +389,52 @@ def fit(
                 for opt in optimizers:
                     opt.zero_grad(set_to_none=True)
                 loss.backward()
-                if recipe.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-                for opt in optimizers:
-                    opt.step()
-                hooks.after_step(model)
-                for sched, when in schedulers:
-                    if when == "step":
-                        sched.step()
-                acc["loss_sum"] = acc["loss_sum"] + loss.detach().double().cpu() * y.numel()
-                acc["correct"] += int((scores.argmax(-1) == y).sum())
-                acc["count"] += y.numel()
-                bar.update(step + 1, loss=float(acc["loss_sum"]) / acc["count"], acc=acc["correct"] / acc["count"], rate=monitor.mean_rate())
+                # the gradient norm (computed by the clipping; max_norm=inf scales by exactly 1) is NaN/Inf when
+                # any gradient is; under DDP the gradients are already all-reduced, and any_rank makes the local
+                # loss check global too, so every rank skips the same batches
+                clip = recipe.grad_clip if recipe.grad_clip is not None else math.inf
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                loss_value = float(loss.detach())
+                bad = dd.any_rank(not (math.isfinite(loss_value) and bool(torch.isfinite(grad_norm))), info)
+                if bad:
+                    for opt in optimizers:  # no step: the weights stay as they were
+                        opt.zero_grad(set_to_none=True)
+                    acc["skipped"] += 1
+                    acc["bad_run"] += 1
+                    # name the training samples whose input is non-finite (the usual cause), else the batch's
+                    bad_input = (~torch.isfinite(x)).reshape(x.shape[0], x.shape[1], -1).any(2).any(0).cpu() if x.is_floating_point() else None
+                    if bad_input is not None and bool(bad_input.any()):
+                        samples = f"training samples with NaN/Inf input: {idx[bad_input].tolist()}"
+                    else:
+                        samples = f"samples {idx[:8].tolist()}{'...' if idx.numel() > 8 else ''}"
+                    where = f"epoch {epoch + 1} batch {step} ({samples})"
+                    what = f"loss {loss_value}, gradient norm {float(grad_norm)}"
+                    if acc["bad_run"] >= max_nonfinite:
+                        if info.is_main:
+                            log.write({"event": "nonfinite", "epoch": epoch + 1, "batch": step, "in_a_row": acc["bad_run"],
+                                       "loss": str(loss_value), "grad_norm": str(float(grad_norm))})
+                        bar.close()
+                        monitor.close()
+                        raise NonFiniteError(
+                            f"training {recipe.name!r} stopped: {acc['bad_run']} batches in a row had a non-finite loss or "
+                            f"gradient, the last at {where}: {what}. Check the inputs for NaN/Inf, lower lr or set "
+                            f"grad_clip; the weights were not updated by these batches and the checkpoints in {str(out)!r} "
+                            f"are from the last completed epoch")
+                    warnings.warn(f"training {recipe.name!r}: non-finite {what} at {where}; batch skipped (no optimiser "
+                                  f"step)", RuntimeWarning, stacklevel=2)
+                else:
+                    acc["bad_run"] = 0
+                    for opt in optimizers:
+                        opt.step()
+                    hooks.after_step(model)
+                    for sched, when in schedulers:
+                        if when == "step":
+                            sched.step()
+                    acc["loss_sum"] = acc["loss_sum"] + loss.detach().double().cpu() * y.numel()
+                    acc["correct"] += int((scores.argmax(-1) == y).sum())
+                    acc["count"] += y.numel()
+                bar.update(step + 1, loss=float(acc["loss_sum"]) / max(acc["count"], 1), acc=acc["correct"] / max(acc["count"], 1),
+                           rate=monitor.mean_rate())
                 requested = dd.any_rank(stop.requested or bool(on_step is not None and on_step(epoch, step)), info)
                 stop_at_epoch_end = stop_at_epoch_end or requested
                 if requested and step + 1 < len(batches):
@@ -389,8 +454,11 @@ def fit(
             hooks.end_epoch(model, epoch)
             totals = dd.all_reduce_sum(torch.tensor([float(acc["loss_sum"]), acc["correct"], acc["count"]], dtype=torch.float64), info)
             rates = monitor.rates()
+            check_weights(epoch + 1)
+            n_seen = float(totals[2]) or float("nan")  # every batch skipped: no loss to report
             record: dict[str, Any] = {
-                "epoch": epoch + 1, "train_loss": float(totals[0] / totals[2]), "train_accuracy": float(totals[1] / totals[2]),
+                "epoch": epoch + 1, "train_loss": float(totals[0] / n_seen), "train_accuracy": float(totals[1] / n_seen),
+                "skipped_batches": int(acc["skipped"]),
                 "train_firing_rate": rates, "train_mean_firing_rate": monitor.mean_rate(),
                 "lr": [g["lr"] for o in optimizers for g in o.param_groups][:4], "time_s": round(time.perf_counter() - t_start, 3),
             }

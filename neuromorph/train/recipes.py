@@ -74,8 +74,8 @@ class Recipe:
     # held out of the training split to pick best.pt when the data set has no validation split of its own
     # (SSC has one and uses it); the test split is never used for model selection
     val_fraction: float = 0.1
-    train_limit: int | None = None  # use only the first N training samples (quick runs, tests)
-    test_limit: int | None = None  # ... and the first N of the test (and own validation) split
+    train_limit: int | None = None  # a class-stratified subset of N training samples, drawn with seed (quick runs)
+    test_limit: int | None = None  # ... and of N test (and own validation) samples, the same for every seed
     seed: int = 0
     backend: str = "auto"
     device: str = "cpu"

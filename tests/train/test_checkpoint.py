@@ -88,7 +88,7 @@ def test_loader_never_runs_foreign_code(tmp_path):
     ckpt = ck.load_checkpoint(path)
     ckpt["model"]["builder"] = "os:system"
     torch.save(ckpt, path)
-    with pytest.raises(CheckpointError, match="neither inside the neuromorph package"):
+    with pytest.raises(CheckpointError, match="outside the neuromorph package.*--trust-builder"):
         ck.load_model(path)
 
     class Evil:
@@ -96,5 +96,19 @@ def test_loader_never_runs_foreign_code(tmp_path):
             return (os.system, ("echo pwned",))
 
     torch.save({"format": ck.FORMAT, "evil": Evil()}, path)
-    with pytest.raises(CheckpointError, match="corrupt or not a torch file"):
+    with pytest.raises(CheckpointError, match=r"pickled Python objects \(posix.system\)"):
         ck.load_checkpoint(path)
+
+
+@pytest.mark.parametrize("builder", ["neuromorph.train.checkpoint:os.system", "neuromorph.train.checkpoint:Path",
+                                     "neuromorph:importlib.import_module"])
+def test_package_trust_does_not_reach_foreign_functions(tmp_path, builder):
+    """A name inside neuromorph that reaches a foreign function through a module attribute (os.system with
+    kwargs {"command": ...} would run a shell command) is refused, untrusted, before anything is called."""
+    path = ck.save_checkpoint(tmp_path / "x.pt", tiny(), "tests.tiny", {})
+    ckpt = ck.load_checkpoint(path)
+    ckpt["model"] = {"builder": builder, "kwargs": {"command": f"touch {tmp_path / 'pwned'}"}}
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match="reaches module|not defined in neuromorph|not found"):
+        ck.load_model(path)
+    assert not (tmp_path / "pwned").exists()

@@ -1,0 +1,106 @@
+"""nm.nn.Streaming: a whole Sequential run step by step (or in chunks) gives exactly the spikes of the
+whole sequence run at once; what cannot be streamed is refused by name."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import neuromorph as nm
+from neuromorph.errors import ConfigError, ShapeError
+from neuromorph.nn import Streaming
+
+
+def conv_net() -> torch.nn.Sequential:
+    return torch.nn.Sequential(
+        nm.nn.Conv2d(2, 4, 3, padding=1), nm.nn.LIF(tau=2.0, threshold=0.3), nm.nn.AvgPool2d(2),
+        nm.nn.Flatten(), nm.nn.Linear(4 * 8 * 8, 10), nm.nn.CubaLIF(threshold=0.2), nm.nn.Linear(10, 5), nm.nn.LI(),
+    ).eval()
+
+
+def mlp(streaming: bool = False) -> torch.nn.Sequential:
+    return torch.nn.Sequential(
+        nm.nn.Linear(20, 32), nm.nn.ALIF(tau=3.0, threshold=0.4, streaming=streaming),
+        torch.nn.Sequential(nm.nn.Linear(32, 16), nm.nn.IF(threshold=0.5, reset="hard", streaming=streaming)),
+        nm.nn.Linear(16, 4), nm.nn.LIF(tau=2.0, threshold=0.2, streaming=streaming),
+    ).eval()
+
+
+def _spikes(net: torch.nn.Module, run) -> dict[str, torch.Tensor]:
+    """Output of every neuron layer of ``net`` while ``run()`` drives it, concatenated over calls."""
+    rec: dict[str, list[torch.Tensor]] = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, k=k: rec.setdefault(k, []).append(o[0] if isinstance(o, tuple) else o))
+             for k, m in net.named_modules() if isinstance(m, nm.nn.SpikingNeuron)]
+    try:
+        with torch.no_grad():
+            run()
+    finally:
+        for h in hooks:
+            h.remove()
+    return {k: torch.cat(v) for k, v in rec.items()}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_conv_net_step_by_step_equals_whole_sequence(dtype):
+    torch.manual_seed(0)
+    net = conv_net().to(dtype)
+    x = (torch.rand(12, 3, 2, 16, 16) < 0.3).to(dtype)
+    whole = _spikes(net, lambda: net(x))
+    stream = Streaming(net)
+    steps = _spikes(net, lambda: [stream.step(x[t]) for t in range(12)])
+    stream.reset()
+    chunks = _spikes(net, lambda: [stream(x[a:b]) for a, b in ((0, 5), (5, 6), (6, 12))])
+    assert whole["1"].sum() > 100 and whole["5"].sum() > 10  # the layers do spike
+    for name in ("1", "5"):  # spikes: exactly equal
+        assert torch.equal(steps[name], whole[name]) and torch.equal(chunks[name], whole[name]), name
+    # the LI readout's membrane: exact in float64; float32 GEMMs of a different batch shape round differently
+    if dtype == torch.float64:
+        assert torch.equal(steps["7"], whole["7"])
+    torch.testing.assert_close(steps["7"], whole["7"])
+
+
+def test_mlp_with_streaming_neurons_and_nested_sequential():
+    """Neurons built with streaming=True return (spikes, state): plain Sequential fails on them, Streaming runs them."""
+    torch.manual_seed(1)
+    reference, streamed = mlp(streaming=False), mlp(streaming=True)
+    streamed.load_state_dict(reference.state_dict())
+    x = (torch.rand(15, 4, 20) < 0.4).float()
+    with pytest.raises(TypeError, match="not tuple"):
+        streamed(x)
+    whole = reference(x)
+    stream = Streaming(streamed)
+    with torch.no_grad():
+        steps = torch.stack([stream.step(x[t]) for t in range(15)])
+    assert whole.sum() > 5 and torch.equal(steps, whole)
+    assert set(stream.states) == {"1", "2.1", "4"} and all(m.streaming for m in streamed.modules()
+                                                            if isinstance(m, nm.nn.SpikingNeuron))
+    with pytest.raises(ShapeError, match="reset"):  # a batch of another size needs a new sequence
+        stream.step(x[0, :2])
+    stream.reset()
+    assert stream.step(x[0, :2]).shape == (2, 4)
+
+
+def test_refuses_what_cannot_be_streamed():
+    with pytest.raises(ConfigError, match="mixes time steps"):
+        Streaming(torch.nn.Sequential(nm.nn.DelayedLinear(4, 4, max_delay=3), nm.nn.LIF()))
+
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.lif = nm.nn.Linear(4, 4), nm.nn.LIF()
+
+        def forward(self, x):
+            return self.lif(self.fc(x))
+
+    with pytest.raises(ConfigError, match=r"'0' \(Block\) holds neurons.*0.lif"):
+        Streaming(torch.nn.Sequential(Block()))
+    with pytest.raises(ConfigError, match="Sequential"):
+        Streaming(Block())
+
+
+def test_streaming_checks_a_declared_layout():
+    net = nm.nn.expect_input(conv_net(), (2, 16, 16))
+    stream = Streaming(net)
+    assert stream.step(torch.zeros(3, 2, 16, 16)).shape == (3, 5)
+    with pytest.raises(ShapeError, match="no time axis"):
+        stream(torch.zeros(3, 2, 16, 16))  # one step given as a chunk: .step() is meant
