@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 
@@ -34,60 +33,19 @@ def register(subparsers) -> None:
 
 
 def _run(args) -> tuple[dict[str, Any], int]:
-    import warnings
+    # the same function as the automatic export after `neuromorph train` (one path, one verdict)
+    from neuromorph.export.pipeline import export_checkpoint
 
-    import torch
-
-    from neuromorph.errors import ConfigError
-    from neuromorph.train import checkpoint as ck
-
-    model, info = ck.load_model(args.checkpoint)
-    shape = info.get("input_shape")
-    if not shape:
-        raise ConfigError(f"checkpoint {args.checkpoint!r} records no input_shape; cannot build a tracing sample")
-    steps = args.steps if args.steps is not None else int((info.get("data") or {}).get("n_steps", 0) or (info.get("recipe") or {}).get("n_time_bins", 0) or 10)
-    if steps < 1:
-        raise ConfigError(f"--steps={steps} must be >= 1")
-    sample = torch.zeros((steps, 1, *shape))
-    dt = args.dt  # None: the neurons' own dt, else 1e-4 s
-    ckpt = Path(args.checkpoint)
-    out = Path(args.out) if args.out else ckpt.with_suffix(".nir" if args.to == "nir" else ".net.h5")
-    result: dict[str, Any] = {"checkpoint": str(ckpt), "to": args.to, "out": str(out), "written": False, "check": None}
-    status = 0
-    if args.check:
-        from neuromorph.export.constraints import check_model
-
-        rep = check_model(model, sample, args.check, dt=dt)
-        result["check"] = rep.as_dict()
-        if not args.json:
-            print(rep.table())
-        if not rep.ok:
-            result["error"] = f"model violates {rep.profile} constraints: " + "; ".join(
-                f"{r['layer']} {r['check']}" for r in rep.violations())
-            return result, 1
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        if args.to == "nir":
-            from neuromorph.export.nir import to_nir, write_nir
-
-            graph = to_nir(model, sample, strict=not args.non_strict, dt=dt)
-            write_nir(graph, out)
-            result["nodes"] = len(graph.nodes)
-        else:
-            from neuromorph.export.lava import to_lava
-            from neuromorph.export.netx import read_netx
-
-            to_lava(model, out, sample, dt=dt)
-            result["layers"] = [
-                {"name": l.name, "kind": l.kind, "shape": list(l.shape), "weight_exponent": l.weight_exponent,
-                 "vThMant": l.v_th_mant, "iDecay": l.i_decay, "vDecay": l.v_decay, "delays": l.delay is not None}
-                for l in read_netx(out).layers
-            ]
-    result["written"] = True
-    result["warnings"] = [str(w.message) for w in caught]
-    for w in result["warnings"]:
+    res = export_checkpoint(args.checkpoint, args.to, args.out, check=args.check, dt=args.dt, steps=args.steps,
+                            strict=not args.non_strict)
+    result = {"checkpoint": str(args.checkpoint), **res.as_dict()}
+    if res.check is not None and not args.json:
+        print(res.check.table())
+    for note in res.notes:
+        print(f"neuromorph export: note: {note}", file=sys.stderr)
+    for w in res.warnings:
         print(f"neuromorph export: warning: {w}", file=sys.stderr)
-    return result, status
+    return result, 0 if res.written else 1
 
 
 def _cmd_export(args) -> int:
