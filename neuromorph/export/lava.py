@@ -199,15 +199,16 @@ def _synapse(name: str, node, pend: dict, cur_shape: tuple[int, ...]) -> FloatLa
     W = np.asarray(node.weight, dtype=np.float64)
     b = np.asarray(node.bias, dtype=np.float64) if isinstance(node, nir.Affine) and node.bias is not None else None
     if pools:
-        # pooling matrix P: pooled = P @ unpooled (flattened CHW); dense weight W @ P
+        # W @ P for the pooling matrix P (pooled = P @ unpooled, flattened CHW), without forming P (it has
+        # (C*H*W)**2 entries): each pooled input's weight spreads over its k x k window, times the pooling
+        # scale; rows/columns the pooling drops (a map that is not whole windows) get weight 0
         in_shape = pools[0][2]
-        n = int(np.prod(in_shape))
-        eye = torch.eye(n, dtype=torch.float64).reshape(n, *in_shape)
-        y = eye
-        for k, scale, *_ in pools:
-            y = torch.nn.functional.avg_pool2d(y, k, k, divisor_override=1) * scale
-        P = y.reshape(n, -1).T.numpy()
-        W = W @ P
+        Wm = W.reshape(W.shape[0], int(in_shape[0]), -1)
+        for k, scale, pre, *_ in reversed(pools):
+            h, w = pre[1] // k[0], pre[2] // k[1]
+            up = np.repeat(np.repeat(Wm.reshape(W.shape[0], pre[0], h, w), k[0], axis=2), k[1], axis=3) * scale
+            Wm = np.pad(up, ((0, 0), (0, 0), (0, pre[1] - h * k[0]), (0, pre[2] - w * k[1])))
+        W = Wm.reshape(W.shape[0], -1)
         return FloatLayer(kind="dense", weight=W, shape=(), neuron="none", bias=b, flatten_before=True, name=name, in_shape=in_shape)
     return FloatLayer(kind="dense", weight=W, shape=(), neuron="none", bias=b, flatten_before=pend["flatten"] and len(pend["in_shape"]) > 1,
                       name=name, in_shape=pend["in_shape"])

@@ -515,7 +515,7 @@ def _maxpool_nodes(m: torch.nn.Module, r: _Rec, src: str, src_node: Any, dt: flo
 
     src_kind = type(src_node).__name__ if src_node is not None else ""
     if src_kind not in _SPIKING_NODES:
-        what = f"node {src!r} ({src_kind})" if src_node is not None else ("the network input" if src == "input" else f"synapse {src!r}")
+        what = "the network input" if src == "input" else f"node {src!r} ({src_kind})" if src_node is not None else f"synapse {src!r}"
         raise ExportError(
             f"layer {r.name!r}: MaxPool2d is exported (as SumPool2d + a unit IF gate) only where its input is binary spikes "
             f"from a spiking neuron; here its input comes from {what}, so it has no exact NIR mapping (use AvgPool2d "
