@@ -3,10 +3,12 @@ point; a bit-accurate simulator of the exported network; hardware constraint che
 
 ``to_nir(model, sample)`` / ``from_nir(graph)`` (:mod:`.nir`), ``to_lava(model, path, sample)``
 (:mod:`.lava`), ``simulate(path, events)`` and ``fidelity_report`` (:mod:`.loihi`), ``check_model`` /
-``check_network`` (:mod:`.constraints`). Formats and equations are in each module's docstring.
+``check_network`` (:mod:`.constraints`); ``export_checkpoint`` (:mod:`.pipeline`: the one export path of
+``neuromorph export`` and of the export after ``neuromorph train``). Formats and equations are in each
+module's docstring.
 """
 
-from neuromorph.export.constraints import CheckReport, check_model, check_network, load_profile
+from neuromorph.export.constraints import CheckReport, check_model, check_network, load_profile, mapping_costs
 from neuromorph.export.lava import graph_to_layers, to_lava
 from neuromorph.export.loihi import (
     FidelityReport,
@@ -22,10 +24,11 @@ from neuromorph.export.loihi import (
 )
 from neuromorph.export.netx import NetxLayer, NetxNetwork, read_netx, write_netx
 from neuromorph.export.nir import NIRGraphModule, NIRNeuron, from_nir, to_nir, write_nir
+from neuromorph.export.pipeline import ExportResult, export_checkpoint
 
 __all__ = [
-    "CheckReport", "FidelityReport", "FloatLayer", "NIRGraphModule", "NIRNeuron", "NetxLayer", "NetxNetwork",
+    "CheckReport", "ExportResult", "FidelityReport", "FloatLayer", "NIRGraphModule", "NIRNeuron", "NetxLayer", "NetxNetwork",
     "SimulationResult", "check_model", "check_network", "disable_quantization_aware", "enable_quantization_aware",
-    "fake_quant_tau", "fake_quant_weight", "fidelity_report", "from_nir", "graph_to_layers", "load_profile",
-    "quantize_layer", "read_netx", "simulate", "to_lava", "to_nir", "write_netx", "write_nir",
+    "export_checkpoint", "fake_quant_tau", "fake_quant_weight", "fidelity_report", "from_nir", "graph_to_layers", "load_profile",
+    "mapping_costs", "quantize_layer", "read_netx", "simulate", "to_lava", "to_nir", "write_netx", "write_nir",
 ]

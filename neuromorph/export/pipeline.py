@@ -16,11 +16,14 @@ import contextlib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 
 from neuromorph.errors import ConfigError
+
+if TYPE_CHECKING:
+    from neuromorph.export.constraints import CheckReport
 
 #: the profile the automatic export after training checks against: Lava's netx networks run on Loihi 2
 DEFAULT_PROFILE = "loihi2"
@@ -33,7 +36,7 @@ class ExportResult:
     to: str
     out: Path
     written: bool = False
-    check: Any = None  # CheckReport or None
+    check: CheckReport | None = None
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
@@ -61,12 +64,9 @@ def tracing_sample(info: dict[str, Any], steps: int | None = None, checkpoint: s
 
 
 def _delay_layers(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
-    return {n: m for n, m in model.named_modules() if callable(getattr(m, "integer_delays", None)) and hasattr(m, "positions")}
+    from neuromorph.nn.delays import DelayedLinear
 
-
-def _integer(m: torch.nn.Module) -> bool:
-    p = m.positions.detach()
-    return getattr(m, "form", "max") == "max" and not bool((m.sigma != 0).any()) and bool(torch.equal(p, p.round()))
+    return {n: m for n, m in model.named_modules() if isinstance(m, DelayedLinear)}
 
 
 @contextlib.contextmanager
@@ -77,14 +77,15 @@ def evaluated_form(model: torch.nn.Module, info: dict[str, Any], checkpoint: str
     if "recipe" not in info:
         yield notes
         return
+    from neuromorph.export.nir import _delays_are_integer
     from neuromorph.train.evaluation import checkpoint_recipe
     from neuromorph.train.loop import hooks_for
 
     recipe = checkpoint_recipe(info, checkpoint)
-    real = [n for n, m in _delay_layers(model).items() if not _integer(m)]
+    real = [n for n, m in _delay_layers(model).items() if not _delays_are_integer(m)]
     with hooks_for(recipe).eval_context(model):
         layers = _delay_layers(model)
-        rounded = [n for n in real if _integer(layers[n])]
+        rounded = [n for n in real if _delays_are_integer(layers[n])]
         if rounded:
             d_max = max(int(layers[n].integer_delays().max()) for n in rounded)
             notes.append(
