@@ -3,7 +3,9 @@ point; a bit-accurate simulator of the exported network; hardware constraint che
 
 ``to_nir(model, sample)`` / ``from_nir(graph)`` (:mod:`.nir`), ``to_lava(model, path, sample)``
 (:mod:`.lava`), ``simulate(path, events)`` and ``fidelity_report`` (:mod:`.loihi`), ``check_model`` /
-``check_network`` (:mod:`.constraints`). Formats and equations are in each module's docstring.
+``check_network`` (:mod:`.constraints`); ``export_checkpoint`` (:mod:`.pipeline`: the one export path of
+``neuromorph export`` and of the export after ``neuromorph train``). Formats and equations are in each
+module's docstring.
 """
 
 from typing import TYPE_CHECKING
@@ -11,7 +13,7 @@ from typing import TYPE_CHECKING
 from neuromorph._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the public names; each loads its submodule on first use (neuromorph._lazy)
-    from neuromorph.export.constraints import CheckReport, check_model, check_network, load_profile
+    from neuromorph.export.constraints import CheckReport, check_model, check_network, load_profile, mapping_costs
     from neuromorph.export.lava import graph_to_layers, to_lava
     from neuromorph.export.loihi import (
         FidelityReport,
@@ -27,5 +29,6 @@ if TYPE_CHECKING:  # the public names; each loads its submodule on first use (ne
     )
     from neuromorph.export.netx import NetxLayer, NetxNetwork, read_netx, write_netx
     from neuromorph.export.nir import NIRGraphModule, NIRNeuron, from_nir, to_nir, write_nir
+    from neuromorph.export.pipeline import ExportResult, export_checkpoint
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)

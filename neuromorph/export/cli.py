@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 
@@ -37,65 +36,31 @@ def register(subparsers) -> None:
 
 
 def _run(args) -> dict[str, Any]:
-    import warnings
-
-    import torch
-
-    from neuromorph.errors import CheckpointError, ConfigError
-    from neuromorph.train import checkpoint as ck
+    # the same function as the automatic export after `neuromorph train` (one path, one verdict)
+    from neuromorph.errors import HardwareConstraintError
+    from neuromorph.export.pipeline import export_checkpoint
     from neuromorph.train.model_args import loader_options
 
-    model, info = ck.load_model(args.checkpoint, **loader_options(args))
-    shape = info.get("input_shape")
-    if not shape:
-        raise CheckpointError(f"checkpoint {args.checkpoint!r} records no input_shape; cannot build a tracing sample "
-                              f"(save the model with neuromorph.save_model(..., input_shape=...))", file=args.checkpoint)
-    steps = args.steps if args.steps is not None else int((info.get("data") or {}).get("n_steps", 0) or (info.get("recipe") or {}).get("n_time_bins", 0) or 10)
-    if steps < 1:
-        raise ConfigError(f"--steps={steps} must be >= 1", field="--steps")
-    sample = torch.zeros((steps, 1, *shape))
-    dt = args.dt  # None: the neurons' own dt, else 1e-4 s
-    ckpt = Path(args.checkpoint)
-    out = Path(args.out) if args.out else ckpt.with_suffix(".nir" if args.to == "nir" else ".net.h5")
-    result: dict[str, Any] = {"checkpoint": str(ckpt), "to": args.to, "out": str(out), "written": False, "check": None}
-    if args.check:
-        from neuromorph.errors import HardwareConstraintError
-        from neuromorph.export.constraints import check_model
+    res = export_checkpoint(args.checkpoint, args.to, args.out, check=args.check, dt=args.dt, steps=args.steps,
+                            strict=not args.non_strict, **loader_options(args))
+    result = {"checkpoint": str(args.checkpoint), **res.as_dict()}
+    if res.check is not None and not args.json:
+        print(res.check.table())
+    if not res.written:
+        bad = res.check.violations() if res.check is not None else []
+        exc = HardwareConstraintError(f"{res.error}; nothing written", file=str(args.checkpoint),
+                                      layer=str(bad[0]["layer"]) if bad else None)
+        exc.context = {k: v for k, v in result.items() if k != "error"}
+        raise exc
+    if args.to == "nir":
+        import nir
 
-        rep = check_model(model, sample, args.check, dt=dt)
-        result["check"] = rep.as_dict()
-        if not args.json:
-            print(rep.table())
-        if not rep.ok:
-            bad = rep.violations()
-            exc = HardwareConstraintError(
-                f"model violates {rep.profile} constraints: " + "; ".join(f"{r['layer']} {r['check']}" for r in bad)
-                + "; nothing written", file=str(ckpt), layer=str(bad[0]["layer"]))
-            exc.context = {k: v for k, v in result.items() if k != "error"}
-            raise exc
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        if args.to == "nir":
-            from neuromorph.export.nir import to_nir, write_nir
-            from neuromorph.export.peers import peer_report
+        from neuromorph.export.peers import peer_report
 
-            graph = to_nir(model, sample, strict=not args.non_strict, dt=dt)
-            write_nir(graph, out)
-            result["nodes"] = len(graph.nodes)
-            result["peers"] = peer_report(graph)  # what snnTorch/Norse/SpikingJelly/Sinabs cannot do with the file
-        else:
-            from neuromorph.export.lava import to_lava
-            from neuromorph.export.netx import read_netx
-
-            to_lava(model, out, sample, dt=dt)
-            result["layers"] = [
-                {"name": l.name, "kind": l.kind, "shape": list(l.shape), "weight_exponent": l.weight_exponent,
-                 "vThMant": l.v_th_mant, "iDecay": l.i_decay, "vDecay": l.v_decay, "delays": l.delay is not None}
-                for l in read_netx(out).layers
-            ]
-    result["written"] = True
-    result["warnings"] = [str(w.message) for w in caught]
-    for w in result["warnings"]:
+        result["peers"] = peer_report(nir.read(res.out))  # what snnTorch/Norse/SpikingJelly/Sinabs cannot do with the file
+    for note in res.notes:
+        print(f"neuromorph export: note: {note}", file=sys.stderr)
+    for w in res.warnings:
         print(f"neuromorph export: warning: {w}", file=sys.stderr)
     return result
 

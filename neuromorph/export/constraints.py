@@ -22,8 +22,6 @@ from neuromorph.errors import ExportError
 from neuromorph.export.netx import NetxLayer, NetxNetwork
 from neuromorph.hardware_profile import HardwareProfile, load_profile
 
-#: the export checks' former profile type is the one hardware profile type (same class, old name)
-Profile = HardwareProfile
 
 
 @dataclass
@@ -128,13 +126,42 @@ def check_network(net: NetxNetwork, profile: str | HardwareProfile) -> CheckRepo
     if "cores_per_chip" in L:
         rep.add("(chip)", "cores_total", cores, L["cores_per_chip"], cores <= L["cores_per_chip"],
                 f"the model needs {cores} cores: shrink layers, or split the model across chips")
+    for row in mapping_costs(net):
+        rep.add(row["layer"], row["check"], row["value"], "-", True)
     return rep
+
+
+def mapping_costs(net: NetxNetwork) -> list[dict]:
+    """What the Loihi mapping adds to the model, as rows ``layer``, ``check``, ``value``, ``note``: one row
+    per max-pool gate layer (a ``MaxPool2d`` of spikes becomes sum pooling + an IF gate: one more layer
+    and one more step of latency, since every Loihi layer delivers its input one step late), and the
+    network's latency (its output lags the input by one step per layer; the simulator's
+    ``SimulationResult.aligned`` and the fidelity report shift it back)."""
+    rows = []
+    gates = [l for l in net.layers if l.extra.get("role") == "maxpool_gate"]
+    for l in gates:
+        n = int(np.prod(l.shape))
+        rows.append({"layer": l.name, "check": "maxpool_gate", "value": f"+1 layer ({n} neurons), +1 step latency",
+                     "note": f"MaxPool2d {l.name.rsplit('->', 1)[-1]!r} runs on Loihi as sum pooling + an IF gate (exact for spikes): "
+                             f"one more layer ({n} neurons) and one more step of latency"})
+    total = len(net.layers)
+    rows.append({"layer": "(network)", "check": "latency_steps", "value": f"{total} ({len(gates)} from max-pool gates)",
+                 "note": f"on Loihi the output lags the input by {total} steps (one per layer"
+                         + (f", {len(gates)} of them max-pool gates)" if gates else ")")})
+    return rows
 
 
 def check_model(model, sample, profile: str | HardwareProfile, dt: float | None = None) -> CheckReport:
     """Export ``model`` for Loihi in memory and check it against ``profile``. Layers that cannot be
-    mapped at all (soft reset, MaxPool, ALIF, ...) become failing rows naming the layer instead of
-    stopping the check; nothing is written."""
+    mapped at all (soft reset, max pooling of non-spikes, ALIF, ...) become failing rows naming the layer
+    instead of stopping the check; nothing is written. The one check behind ``to_lava(check=...)``,
+    ``neuromorph export --check`` and the automatic export after ``neuromorph train``."""
+    return map_and_check(model, sample, profile, dt)[0]
+
+
+def map_and_check(model, sample, profile: str | HardwareProfile, dt: float | None = None) -> tuple[CheckReport, NetxNetwork | None]:
+    """:func:`check_model`, also returning the quantized network (``None`` when some layer cannot be
+    mapped), so that a checked export writes exactly the network that was checked."""
     from neuromorph.export.lava import graph_to_layers
     from neuromorph.export.loihi import quantize_layer
     from neuromorph.export.nir import to_nir
@@ -146,23 +173,23 @@ def check_model(model, sample, profile: str | HardwareProfile, dt: float | None 
         graph = to_nir(model, sample, strict=True, dt=dt)
     except ExportError as exc:
         rep.add(_layer_of(str(exc)), "mapping", "unsupported", "-", False, str(exc))
-        return rep
+        return rep, None
     _check_neurons(rep, graph, prof)
     try:
         input_shape, flayers = graph_to_layers(graph)
     except ExportError as exc:
         rep.add(_layer_of(str(exc)), "mapping", "unsupported", "-", False, str(exc))
-        return rep
+        return rep, None
     qlayers = []
     for fl in flayers:
         try:
             qlayers.append(quantize_layer(fl))
         except ExportError as exc:
             rep.add(fl.name, "mapping", "unsupported", "-", False, str(exc))
+    net = NetxNetwork(input_shape=tuple(input_shape), layers=qlayers)
     if qlayers:
-        sub = check_network(NetxNetwork(input_shape=tuple(input_shape), layers=qlayers), prof)
-        rep.rows.extend(sub.rows)
-    return rep
+        rep.rows.extend(check_network(net, prof).rows)
+    return rep, net if len(qlayers) == len(flayers) else None
 
 
 def _layer_of(msg: str) -> str:

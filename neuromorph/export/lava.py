@@ -13,6 +13,12 @@ k x k times and scaled by 1/k^2 for averaging), stride k*s, padding k*p; before 
 matrix is multiplied into the weight matrix. The convolution fold is exact when the pooled map's size is a
 multiple of k (or the convolution has no padding); otherwise the pooling drops the last rows/columns while
 the folded convolution reads them where the original reads zero padding, and ``to_lava`` warns.
+
+A pooling directly followed by a neuron cannot be folded: that is how ``to_nir`` writes a max pooling of
+spikes (SumPool2d -> IF gate with threshold 1/2). It becomes a layer of its own, a depthwise convolution
+with unit weights (the pooling window) and the gate neuron (IF: vDecay 0, vThMant half a unit weight), so
+max pooling costs one more layer and, as every Loihi layer delivers one step late, one more step of
+latency (reported by :func:`~neuromorph.export.constraints.mapping_costs`).
 """
 
 from __future__ import annotations
@@ -63,6 +69,8 @@ def graph_to_layers(graph) -> tuple[tuple[int, ...], list[FloatLayer]]:
 
     def flush(neuron_node: str | None, out_shape: tuple[int, ...]) -> None:
         syn = pend["syn"]
+        if syn is None and neuron_node is not None and pend["pools"] and not pend["flatten"]:
+            syn = _pool_synapse(neuron_node, pend["pools"])
         if syn is None:
             what = neuron_node or "Output"
             raise ExportError(f"to_lava: node {what!r} has no synapse (Linear/Conv) before it; Loihi layers are synapse + neuron")
@@ -87,6 +95,9 @@ def graph_to_layers(graph) -> tuple[tuple[int, ...], list[FloatLayer]]:
             layer.reset = nm.reset
             layer.v_reset = nm.v_reset
             layer.name = f"{layer.name}->{neuron_node}"
+            role = ((graph.nodes[neuron_node].metadata or {}).get(_META) or {}).get("role")
+            if role:
+                layer.extra["role"] = str(role)
         layers.append(layer)
         pend.update(pools=[], flatten=False, syn=None, name=None, in_shape=tuple(out_shape))
 
@@ -112,11 +123,9 @@ def graph_to_layers(graph) -> tuple[tuple[int, ...], list[FloatLayer]]:
             if pend["syn"] is not None:
                 raise ExportError(f"to_lava: pooling node {name!r} follows a synapse; Loihi pools spikes, so pool after the neuron")
             k, s, p = _pairs(node.kernel_size), _pairs(node.stride), _pairs(node.padding)
-            if k != s or p != (0, 0):
-                raise ExportError(f"to_lava: pooling node {name!r} needs stride == kernel and no padding to fold into the next synapse")
             scale = 1.0 / (k[0] * k[1]) if isinstance(node, nir.AvgPool2d) else 1.0
-            pend["pools"].append((k, scale, cur_shape))
-            cur_shape = (cur_shape[0], cur_shape[1] // k[0], cur_shape[2] // k[1])
+            pend["pools"].append((k, scale, cur_shape, s, p, name))
+            cur_shape = (cur_shape[0],) + tuple((cur_shape[1 + a] + 2 * p[a] - k[a]) // s[a] + 1 for a in (0, 1))
         elif isinstance(node, nir.Flatten):
             pend["flatten"] = True
             cur_shape = (int(np.prod(cur_shape)),)
@@ -139,6 +148,20 @@ def graph_to_layers(graph) -> tuple[tuple[int, ...], list[FloatLayer]]:
     return input_shape, layers
 
 
+def _pool_synapse(neuron_node: str, pools: list) -> FloatLayer:
+    """A pooling node directly followed by a neuron (to_nir's max-pool gate: SumPool2d -> IF) becomes its
+    own layer: a depthwise convolution (groups = channels) whose kernel is the pooling window with weight 1
+    (sum) or 1/k^2 (average), same stride and padding. On Loihi this is one more layer, so one more step
+    of latency (every layer delivers one step late; ``SimulationResult.aligned`` shifts it back)."""
+    if len(pools) != 1:
+        names = [p[-1] for p in pools]
+        raise ExportError(f"to_lava: pooling nodes {names} follow each other before neuron {neuron_node!r}; merge them into one pooling")
+    k, scale, pre, s, p, pool = pools[0]
+    C = int(pre[0])
+    return FloatLayer(kind="conv", weight=np.full((C, 1, k[0], k[1]), scale), shape=(), neuron="none", stride=s, padding=p,
+                      groups=C, name=pool, in_shape=tuple(pre))
+
+
 def _uniform(a: np.ndarray, what: str, name: str) -> float:
     a = np.asarray(a, dtype=np.float64).reshape(-1)
     if not np.allclose(a, a[0], rtol=0, atol=0):
@@ -150,10 +173,13 @@ def _synapse(name: str, node, pend: dict, cur_shape: tuple[int, ...]) -> FloatLa
     import nir
 
     pools = pend["pools"]
+    for k, _, _, s, p, pool in pools:
+        if k != s or p != (0, 0):
+            raise ExportError(f"to_lava: pooling node {pool!r} needs stride == kernel and no padding to fold into the next synapse {name!r}")
     if isinstance(node, nir.Conv2d):
         W = np.asarray(node.weight, dtype=np.float64)
         stride, padding, dilation = _pairs(node.stride), _pairs(node.padding), _pairs(node.dilation)
-        for k, scale, pre in reversed(pools):
+        for k, scale, pre, *_ in reversed(pools):
             if dilation != (1, 1):
                 raise ExportError(f"to_lava: cannot fold pooling into dilated convolution {name!r}")
             if any(pre[1 + a] % k[a] and padding[a] for a in (0, 1)):
@@ -173,15 +199,16 @@ def _synapse(name: str, node, pend: dict, cur_shape: tuple[int, ...]) -> FloatLa
     W = np.asarray(node.weight, dtype=np.float64)
     b = np.asarray(node.bias, dtype=np.float64) if isinstance(node, nir.Affine) and node.bias is not None else None
     if pools:
-        # pooling matrix P: pooled = P @ unpooled (flattened CHW); dense weight W @ P
+        # W @ P for the pooling matrix P (pooled = P @ unpooled, flattened CHW), without forming P (it has
+        # (C*H*W)**2 entries): each pooled input's weight spreads over its k x k window, times the pooling
+        # scale; rows/columns the pooling drops (a map that is not whole windows) get weight 0
         in_shape = pools[0][2]
-        n = int(np.prod(in_shape))
-        eye = torch.eye(n, dtype=torch.float64).reshape(n, *in_shape)
-        y = eye
-        for k, scale, _ in pools:
-            y = torch.nn.functional.avg_pool2d(y, k, k, divisor_override=1) * scale
-        P = y.reshape(n, -1).T.numpy()
-        W = W @ P
+        Wm = W.reshape(W.shape[0], int(in_shape[0]), -1)
+        for k, scale, pre, *_ in reversed(pools):
+            h, w = pre[1] // k[0], pre[2] // k[1]
+            up = np.repeat(np.repeat(Wm.reshape(W.shape[0], pre[0], h, w), k[0], axis=2), k[1], axis=3) * scale
+            Wm = np.pad(up, ((0, 0), (0, 0), (0, pre[1] - h * k[0]), (0, pre[2] - w * k[1])))
+        W = Wm.reshape(W.shape[0], -1)
         return FloatLayer(kind="dense", weight=W, shape=(), neuron="none", bias=b, flatten_before=True, name=name, in_shape=in_shape)
     return FloatLayer(kind="dense", weight=W, shape=(), neuron="none", bias=b, flatten_before=pend["flatten"] and len(pend["in_shape"]) > 1,
                       name=name, in_shape=pend["in_shape"])
@@ -244,17 +271,19 @@ def to_lava(model: torch.nn.Module, path: str | os.PathLike, sample: torch.Tenso
     (:func:`~neuromorph.export.loihi.quantize_layer`: 8-bit weight mantissa with a shared power-of-two
     exponent per layer, decays on the 4096 scale, threshold mantissa, integer delays 0..62) ->
     :func:`~neuromorph.export.netx.write_netx` (temp file + rename: nothing partial is left behind).
-    ``check`` names a hardware profile (``"loihi"``, ``"loihi2"``): any violation raises
-    ``HardwareConstraintError`` listing the offending layers, and no file is written.
+    ``check`` names a hardware profile (``"loihi"``, ``"loihi2"``): the model is checked with
+    :func:`~neuromorph.export.constraints.check_model` (the same check as ``neuromorph export --check``);
+    any violation raises ``HardwareConstraintError`` with the pass/fail table, and no file is written.
+    A ``MaxPool2d`` of spikes becomes its own gate layer (see :func:`_pool_synapse`).
     """
+    if check is not None:
+        from neuromorph.export.constraints import map_and_check
+
+        report, net = map_and_check(model, sample, check, dt=dt)
+        if not report.ok or net is None:
+            raise HardwareConstraintError(f"to_lava: the model violates {report.profile} constraints:\n" + report.table())
+        return write_netx(net, path)
     graph = to_nir(model, sample, strict=True, dt=dt)
     input_shape, flayers = graph_to_layers(graph)
     qlayers = [quantize_layer(fl) for fl in flayers]
-    net = NetxNetwork(input_shape=tuple(input_shape), layers=qlayers)
-    if check is not None:
-        from neuromorph.export.constraints import check_network
-
-        report = check_network(net, check)
-        if not report.ok:
-            raise HardwareConstraintError(f"to_lava: the model violates {check} constraints:\n" + report.table())
-    return write_netx(net, path)
+    return write_netx(NetxNetwork(input_shape=tuple(input_shape), layers=qlayers), path)

@@ -193,6 +193,7 @@ def quantize_layer(fl: FloatLayer, weight_bits: int = WEIGHT_BITS) -> NetxLayer:
         name=name,
         weight_exponent=-k,
         spiking=spiking,
+        extra=dict(fl.extra),
     )
 
 
@@ -452,15 +453,24 @@ class FidelityReport:
 def fidelity_report(model: torch.nn.Module, path: str | os.PathLike, inputs: torch.Tensor, labels: torch.Tensor | None = None) -> FidelityReport:
     """Compare ``model`` (eval mode) with the integer simulation of its netx export at ``path``.
 
-    ``inputs``: ``[T, B, ...]`` integer spike counts. Spiking layers are matched in order with the
-    model's spiking layers (role ``neuron`` in the layer protocol) whose outputs feed the exported layers.
+    ``inputs``: ``[T, B, ...]`` integer spike counts. Each spiking netx layer is compared with the model
+    layer it was exported from, found by name (the neuron of a synapse + neuron layer; the ``MaxPool2d`` of
+    a max-pool gate layer), shifted back by the layer's latency (:meth:`SimulationResult.aligned`).
     Accuracy (with ``labels``): float prediction = argmax over classes of the model output summed over T;
     quantized prediction = argmax of the last layer's spike count (or summed voltage if it does not spike).
     """
-    from neuromorph.nn.protocol import eval_for, spiking_layers
+    from neuromorph.export.nir import _clean
+    from neuromorph.nn.protocol import eval_for
 
-    outs: list[torch.Tensor] = []
-    hooks = [m.register_forward_hook(lambda _m, _i, o: outs.append(o[0] if isinstance(o, tuple) else o)) for _, m in spiking_layers(model)]
+    net_layers = read_netx(path).layers
+    by_name = {_clean(n): m for n, m in model.named_modules() if n}
+    sources = {li: by_name.get(l.name.rsplit("->", 1)[-1]) for li, l in enumerate(net_layers) if l.spiking and "->" in l.name}
+    outs: dict[int, torch.Tensor] = {}
+
+    def keep(li: int):
+        return lambda _m, _i, o: outs.__setitem__(li, o[0] if isinstance(o, tuple) else o)
+
+    hooks = [m.register_forward_hook(keep(li)) for li, m in sources.items() if m is not None]
     try:
         with torch.no_grad(), eval_for(model, "fidelity_report"):  # the float model as exported: eval mode
             y = model(inputs.float())
@@ -468,15 +478,14 @@ def fidelity_report(model: torch.nn.Module, path: str | os.PathLike, inputs: tor
         for h in hooks:
             h.remove()
     y = y[0] if isinstance(y, tuple) else y
-    t_model = max([int(o.shape[0]) for o in outs] + [int(y.shape[0])])
-    net_layers = read_netx(path).layers
+    t_model = max([int(o.shape[0]) for o in outs.values()] + [int(y.shape[0])])
     n_layers = len(net_layers)
     sim = simulate(path, inputs, num_steps=t_model + n_layers + 1)
     rows = []
     for li, name in enumerate(sim.names):
-        q = sim.aligned(li, int(outs[li].shape[0]) if li < len(outs) else None)
+        q = sim.aligned(li, int(outs[li].shape[0]) if li in outs else None)
         row = {"layer": name, "spiking": bool(net_layers[li].spiking)}
-        if li < len(outs) and tuple(outs[li].shape) == q.shape:
+        if li in outs and tuple(outs[li].shape) == q.shape:
             f = outs[li].detach().cpu().numpy() > 0
             row["match_rate"] = float((f == (q > 0)).mean())
             row["spikes_float"] = int(f.sum())

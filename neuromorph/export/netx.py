@@ -18,8 +18,9 @@ Layout, as lava-dl 0.6.0's ``lava/lib/dl/netx/hdf5.py`` and ``netx/utils.py`` (c
   ``refDelay``, ``gradedSpike``.
 
 neuromorph also stores, as HDF5 *attributes* (which netx never reads), the layer name in the source
-model, the power-of-two weight scale and whether the layer spikes, so that fidelity reports can map the
-integers back to real units.
+model, the power-of-two weight scale, whether the layer spikes and its role (``"maxpool_gate"`` for the
+gate layer of an exported max pooling), so that fidelity and constraint reports can map the integers back to
+the model.
 """
 
 from __future__ import annotations
@@ -138,6 +139,8 @@ def write_netx(net: NetxNetwork, path: str | os.PathLike) -> Path:
                 g.attrs["name"] = layer.name
                 g.attrs["weight_exponent"] = int(layer.weight_exponent)
                 g.attrs["spiking"] = bool(layer.spiking)
+                if layer.extra.get("role"):
+                    g.attrs["role"] = str(layer.extra["role"])  # e.g. "maxpool_gate" (see export.nir)
     return path
 
 
@@ -227,6 +230,8 @@ def read_netx(path: str | os.PathLike) -> NetxNetwork:
                 weight_exponent=int(g.attrs.get("weight_exponent", 0)),
                 spiking=bool(g.attrs.get("spiking", True)),
             )
+            if "role" in g.attrs:
+                layer.extra["role"] = str(g.attrs["role"])
             flatten_next = False
             if "messageBits" in n and _int_scalar(n, "messageBits", path) != 0:
                 raise DataFormatError(f"netx layer {i}: graded output spikes (messageBits) are not supported", path=path)

@@ -19,6 +19,9 @@ Neuron mapping (time in steps of ``dt``; NIR writes continuous time in seconds):
     LI:       as LIF without firing
     Delay:    integer synaptic delays d_ji of ``DelayedLinear`` become, per distinct delay d, a branch
               ``Delay(d*dt) -> Linear(W * [D == d])`` whose outputs add up at the next node
+    MaxPool2d of spikes (input from a spiking neuron): SumPool2d -> IF gate (threshold 1/2, hard reset to 0,
+              no leak), which fires iff any input in the window fired: exact for binary input. Max pooling of
+              anything else (event counts, currents) raises ExportError
     BatchNorm (eval) is folded into the Linear/Conv before it; MPBN is folded into thresholds first.
 
 NIR resets to ``v_reset`` (hard reset). A soft-reset (or no-reset) neuron therefore raises
@@ -257,15 +260,20 @@ def _map_avg_pool2d(r: _Rec, ctx: _Ctx):
     import nir
 
     m = r.module
-    if m.ceil_mode or m.divisor_override is not None or (not m.count_include_pad and _pair(m.padding) != (0, 0)):
+    # divisor_override=1 is a sum pooling (what from_nir builds for SumPool2d)
+    if m.ceil_mode or m.divisor_override not in (None, 1) or (not m.count_include_pad and _pair(m.padding) != (0, 0)):
         raise ExportError(f"layer {r.name!r}: AvgPool2d with ceil_mode/divisor_override/count_include_pad=False has no NIR mapping")
     k = _pair(m.kernel_size)
     s = _pair(m.stride if m.stride is not None else m.kernel_size)
-    return nir.AvgPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array(_pair(m.padding)))
+    pool_cls = nir.SumPool2d if m.divisor_override == 1 else nir.AvgPool2d
+    return pool_cls(kernel_size=np.array(k), stride=np.array(s), padding=np.array(_pair(m.padding)))
 
 
 def _map_max_pool2d(r: _Rec, ctx: _Ctx):
-    raise ExportError(f"layer {r.name!r}: MaxPool2d has no NIR mapping (NIR has sum and average pooling); use AvgPool2d")
+    # a chain: SumPool2d (name_sum) -> IF gate (the layer's own name, which the Loihi export and the
+    # fidelity report match by)
+    pool, gate = _maxpool_nodes(r.module, r, ctx.src, ctx.nodes.get(ctx.src), ctx.dt)
+    return [("_sum", pool), ("", gate)]
 
 
 def _map_flatten(r: _Rec, ctx: _Ctx):
@@ -339,7 +347,7 @@ def to_nir(model: torch.nn.Module, sample: torch.Tensor, strict: bool = True, dt
     ``strict=False`` exports soft-reset / no-reset neurons with a warning instead of an error.
     Layers are read through the layer protocol (:mod:`neuromorph.nn.protocol`); an undeclared layer raises
     ``UnknownLayerError``. Mapping and sources: see the module docstring. Raises ``ExportError`` naming the
-    layer for anything NIR cannot hold (MaxPool, ALIF, HoyerSpike, non-module operations between layers, ...).
+    layer for anything NIR cannot hold (MaxPool of non-spike input, ALIF, HoyerSpike, non-module operations between layers, ...).
     """
     import nir
 
@@ -472,6 +480,43 @@ def to_nir(model: torch.nn.Module, sample: torch.Tensor, strict: bool = True, dt
 
     del keep
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": float(dt), "source": "neuromorph"})
+
+
+# Max pooling of binary spikes = sum pooling + a unit gate: an IF neuron with threshold 1/2 and a hard
+# reset to 0 starts every step at v = 0 (it was reset, or it received nothing), so it fires iff the window
+# sum c >= 1, i.e. iff any input in the window fired. 1/2 is exact under either firing convention
+# (v > theta here and on Loihi, v >= theta in some peers) for integer sums.
+MAXPOOL_GATE_THRESHOLD = 0.5
+_SPIKING_NODES = ("LIF", "IF", "CubaLIF")
+
+
+def _maxpool_nodes(m: torch.nn.Module, r: _Rec, src: str, src_node: Any, dt: float) -> tuple[Any, Any]:
+    """The (SumPool2d, IF gate) pair for a ``MaxPool2d`` layer whose input is binary spikes.
+
+    The input counts as binary when it is produced by a spiking neuron node (LIF, IF, CubaLIF: they emit
+    0/1 events; a max-pool gate is such a node too). Anything else (event counts, currents, an average
+    pooling of spikes) raises ``ExportError``: max pooling of real values has no exact NIR form.
+    """
+    import nir
+
+    src_kind = type(src_node).__name__ if src_node is not None else ""
+    if src_kind not in _SPIKING_NODES:
+        what = "the network input" if src == "input" else f"node {src!r} ({src_kind})" if src_node is not None else f"synapse {src!r}"
+        raise ExportError(
+            f"layer {r.name!r}: MaxPool2d is exported (as SumPool2d + a unit IF gate) only where its input is binary spikes "
+            f"from a spiking neuron; here its input comes from {what}, so it has no exact NIR mapping (use AvgPool2d "
+            "or put the pooling after a spiking neuron)"
+        )
+    if m.ceil_mode or m.return_indices or _pair(m.dilation) != (1, 1):
+        raise ExportError(f"layer {r.name!r}: MaxPool2d with ceil_mode, return_indices or dilation has no NIR mapping")
+    k = _pair(m.kernel_size)
+    s = _pair(m.stride if m.stride is not None else m.kernel_size)
+    pool = nir.SumPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array(_pair(m.padding)))
+    shape = _feat(r.out)
+    meta = {"kind": "IF", "reset": "hard", "decay_input": False, "role": "maxpool_gate", "layer": r.name}
+    gate = nir.IF(r=np.ones(shape) / dt, v_threshold=np.full(shape, MAXPOOL_GATE_THRESHOLD), v_reset=np.zeros(shape),
+                  metadata={_META: meta})
+    return pool, gate
 
 
 def _delays_are_integer(m) -> bool:

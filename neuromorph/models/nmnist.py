@@ -43,8 +43,12 @@ class NMNISTConvSNN(torch.nn.Module):
         dropout: on the flattened spikes before the readout.
         train_shift: maximum random translation (pixels) of each training sample; 0 disables it.
         backend: the LIF backend (``"auto"``: fused on CPU, Triton on CUDA).
-        pool: ``"max"`` (default) or ``"avg"``. Average pooling of spikes is a linear map, so it folds into
-            the next synapse and the network maps to NIR and Loihi; max pooling has no such mapping.
+        pool: ``"max"`` (default) or ``"avg"``. Both export to NIR and Loihi. Max pooling of spikes is
+            exported exactly as sum pooling + an IF gate (``neuromorph.export.nir``): on Loihi one more
+            layer and one more step of latency per stage. Average pooling is linear and folds into the next
+            synapse (no extra layer), but multiplies that synapse's fan-in by the window size: with the
+            ``nmnist`` recipe's channels (32, 64) the readout's fan-in becomes 64·16·16 (16,284 non-zero),
+            beyond Loihi 2's 8,192, while the max-pooling model fits.
 
     Input ``[T, B, in_channels, input_size, input_size]``; output ``[T, B, n_classes]``: the readout
     current at every step (average it over T for logits).

@@ -158,6 +158,7 @@ def _report(out: Path) -> dict[str, Any]:
     """
     import torch
 
+    from neuromorph.export.pipeline import DEFAULT_PROFILE
     from neuromorph.train import checkpoint as ck
     from neuromorph.train.data import load_split
     from neuromorph.train.evaluation import checkpoint_recipe
@@ -166,9 +167,8 @@ def _report(out: Path) -> dict[str, Any]:
     recipe = checkpoint_recipe(info, out / "best.pt")
     data = load_split(recipe, "test", info.get("data", {}).get("n_steps"))
     x, _ = data.batch(torch.arange(min(64, len(data))))
-    sample = x[:, :1]
-    steps = {"energy": lambda: _energy(out, model, x), "nir": lambda: _nir(out, model, sample),
-             "lava": lambda: _lava(out, model, sample)}
+    steps = {"energy": lambda: _energy(out, model, x), "nir": lambda: _export(out, "nir", None),
+             "lava": lambda: _export(out, "lava", DEFAULT_PROFILE)}
     report: dict[str, Any] = {}
     for name, step in steps.items():
         try:
@@ -191,20 +191,19 @@ def _energy(out: Path, model, x) -> dict[str, Any]:
     return {"status": "ok", "file": str(path), "text": report.table()}
 
 
-def _nir(out: Path, model, sample) -> dict[str, Any]:
-    from neuromorph.export.nir import to_nir, write_nir
+def _export(out: Path, to: str, check: str | None) -> dict[str, Any]:
+    # the very function behind `neuromorph export best.pt --to TO --check PROFILE`: same files, same verdict
+    from neuromorph.export.pipeline import export_checkpoint
 
-    graph = to_nir(model, sample)
-    path = out / "model.nir"
-    write_nir(graph, path)  # temp file + rename: no partial file if writing fails
-    return {"status": "ok", "file": str(path), "nodes": len(graph.nodes)}
-
-
-def _lava(out: Path, model, sample) -> dict[str, Any]:
-    from neuromorph.export.lava import to_lava
-
-    path = to_lava(model, out / "model.net.h5", sample)
-    return {"status": "ok", "file": str(path)}
+    name = "model.nir" if to == "nir" else "model.net.h5"
+    res = export_checkpoint(out / "best.pt", to, out / name, check=check)
+    item: dict[str, Any] = {"status": "ok" if res.written else "failed", "file": str(res.out) if res.written else None,
+                            "notes": res.notes, "warnings": res.warnings}
+    if res.check is not None:
+        item["check"] = {"profile": res.check.profile, "ok": res.check.ok, "violations": res.check.violations()}
+    if not res.written:
+        item["reason"] = res.error
+    return item
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
@@ -221,7 +220,10 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
             rates = ", ".join(f"{k} {v:.3f}" for k, v in summary["firing_rate"].items() if v is not None)
             lines.append(f"  firing rate (spikes/neuron/step): mean {summary['mean_firing_rate']:.3f}; {rates}")
         for name, item in summary.get("report", {}).items():
-            lines.append(f"  {name}: {item.get('status')} {item.get('file') or item.get('reason', '')}")
+            check = item.get("check")
+            verdict = f" ({check['profile']} check {'passed' if check['ok'] else 'failed'})" if check else ""
+            lines.append(f"  {name}: {item.get('status')} {item.get('file') or item.get('reason', '')}{verdict}")
+            lines.extend(f"    note: {n}" for n in item.get("notes", []))
             if item.get("text"):
                 lines.append(item["text"])
         lines.append(f"  checkpoints: {summary['best_checkpoint']}, {summary['last_checkpoint']}")

@@ -22,7 +22,7 @@ def test_one_loader_and_one_type_for_energy_and_export():
     from neuromorph.export import constraints, netx
 
     assert ne.load_profile is hp.load_profile and nx.load_profile is hp.load_profile
-    assert ne.HardwareProfile is hp.HardwareProfile and constraints.Profile is hp.HardwareProfile
+    assert ne.HardwareProfile is hp.HardwareProfile
     lo = hp.load_profile("loihi")
     # energy, constraints and neuron model of one file in one object, every value with its source
     assert lo.energy_pj("synop") == pytest.approx(23.6) and lo.limit("max_delay") == 62

@@ -64,3 +64,21 @@ def shd_delay_net(seed: int = 0) -> torch.nn.Module:
                 mod.weight.mul_(2.0)
                 mod.round_delays()
     return m.eval()
+
+
+def maxpool_net(seed: int = 0) -> torch.nn.Module:
+    """conv -> LIF(tau 2) -> MaxPool2d(2) -> conv -> LIF -> MaxPool2d(3, 2, 1) -> flatten -> linear readout, on
+    [T, B, 2, 16, 16], with every parameter exact in Loihi's fixed point: weights are multiples of 1/64 below
+    1 (with the LIF's input scale 1/2 folded in, multiples of 1/128: exact 8-bit mantissas at the exponent
+    to_lava picks), threshold 1, tau 2 (vDecay 2048: halving a multiple of 64 stays exact for 6 steps), no bias. For T <= 6 the integer
+    simulation must then equal the float model spike for spike."""
+    torch.manual_seed(seed)
+    m = torch.nn.Sequential(
+        nnm.Conv2d(2, 6, 3, padding=1, bias=False), nnm.LIF(tau=2.0, reset="hard"), nnm.MaxPool2d(2),
+        nnm.Conv2d(6, 8, 3, padding=1, bias=False), nnm.LIF(tau=2.0, reset="hard"), nnm.MaxPool2d(3, stride=2, padding=1),
+        nnm.Flatten(), nnm.Linear(8 * 4 * 4, 5, bias=False),
+    )
+    with torch.no_grad():
+        for i, (lo, hi) in ((0, (-24, 60)), (3, (-30, 50)), (7, (-40, 40))):
+            m[i].weight.copy_(torch.randint(lo, hi, m[i].weight.shape).float() / 64)
+    return m.eval()

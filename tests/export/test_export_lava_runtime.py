@@ -52,12 +52,13 @@ def test_lava_matches_simulator_exactly(lava_python, shared_data, tmp_path):
     """Lava's fixed-point spikes equal our simulator's, layer by layer, for (1) a hand-built net with
     conv (padding, stride, bias, CUBA current decay), flatten, dense with delays; (2) the N-MNIST conv net
     exported by to_lava on real N-MNIST input (graded spike counts, pooling folded into synapses); (3) the
-    SHD delay net (per-synapse delays, BatchNorm folded into a bias, LI readout)."""
+    SHD delay net (per-synapse delays, BatchNorm folded into a bias, LI readout); (4) a net with max pooling
+    of spikes (gate layers: grouped unit-weight convolutions + IF)."""
     import torch
 
     from neuromorph.export.lava import to_lava
 
-    from ._models import nmnist_frames, nmnist_net, shd_delay_net
+    from ._models import maxpool_net, nmnist_frames, nmnist_net, shd_delay_net
 
     rng = np.random.default_rng(1)
     conv = NetxLayer(kind="conv", weight=rng.integers(-40, 90, (3, 2, 3, 3)), shape=(3, 5, 5), i_decay=4096, v_decay=800, v_th_mant=180, padding=(1, 1))
@@ -82,7 +83,13 @@ def test_lava_matches_simulator_exactly(lava_python, shared_data, tmp_path):
     shd = to_lava(shd_delay_net(), tmp_path / "shd.h5", xs)
     x_shd = xs[:, 0].numpy().astype(np.int64)
 
-    jobs = [(hand, x_hand), (nmnist, x_nmnist), (shd, x_shd)]
+    # (4) max pooling of spikes: unit-weight depthwise conv + IF gate layers (exact parameters, so the
+    # simulator also equals the float model: test_export_maxpool)
+    xm = torch.poisson(torch.full((12, 1, 2, 16, 16), 0.4), generator=torch.Generator().manual_seed(4))
+    maxpool = to_lava(maxpool_net(), tmp_path / "maxpool.h5", xm, check="loihi2")
+    x_maxpool = xm[:, 0].numpy().astype(np.int64)
+
+    jobs = [(hand, x_hand), (nmnist, x_nmnist), (shd, x_shd), (maxpool, x_maxpool)]
     lava = _run_lava(lava_python, jobs, tmp_path)
     for (net, xin), got in zip(jobs, lava):
         ours = simulate(net, xin, num_steps=xin.shape[0])
