@@ -65,7 +65,7 @@ import torch
 
 from neuromorph.errors import ConfigError, check_choice
 
-#: surrogate ids (the ``SID`` flag); the shapes are tabulated in :mod:`neuromorph.functional.surrogate`
+#: surrogate ids (the ``sid`` argument); the shapes are tabulated in :mod:`neuromorph.functional.surrogate`
 SURROGATE_IDS = {"atan": 0, "sigmoid": 1, "fast_sigmoid": 2, "triangle": 3, "rectangular": 4, "mpr": 5}
 RESET_MODES = ("soft", "hard", "none")
 RESET_IDS = {"none": 0, "soft": 1, "hard": 2}
@@ -149,7 +149,7 @@ def static_flags(cfg: DynamicsConfig, adjoint: bool = True) -> dict:
 # ----------------------------------------------------------------------------------------------------------
 # the definitions (names in CAPITALS and the primitives are bound by `bind`)
 # ----------------------------------------------------------------------------------------------------------
-# flake8: noqa: F821  (the free names are bound per backend)
+# (linters see undefined names here: the flags and primitives are bound per backend by `bind`)
 def surrogate_grad(x, a, sid, one, zero):
     """dH/dx of surrogate ``sid`` (:data:`SURROGATE_IDS`) with slope/width ``a`` at ``x = u − θ`` (the table
     is in :mod:`neuromorph.functional.surrogate`)."""
