@@ -2,9 +2,10 @@
 with the hand-written adjoint of :mod:`neuromorph.functional.dynamics`.
 
 On the CPU both directions are numba loops, one per configuration: the definitions are compiled with the
-static flags frozen as constants, so each configuration (e.g. the plain soft-reset LIF) gets a branch-free
-inner loop over neurons that vectorises, and the compiled code is cached on disk under a name that carries
-the configuration and a fingerprint of the definition. On other devices (or with ``force_torch``) the same
+static flags frozen as constants, so each configuration (e.g. the plain soft-reset LIF) gets an inner loop
+over neurons without the other models' branches, and the compiled code is cached on disk under a name that
+carries the configuration and a fingerprint of the definition (the first use of a configuration compiles
+for a few seconds). On other devices (or with ``force_torch``) the same
 definitions run on tensors, one step at a time. This module only walks time and moves data; every formula
 is in :mod:`neuromorph.functional.dynamics`.
 """
