@@ -606,7 +606,7 @@ class NIRNeuron(torch.nn.Module):
         if self.gain is not None:
             x = x * self.gain.to(dtype)
         beta = torch.ones((), dtype=dtype) if self.tau is None else (1.0 - 1.0 / self.tau).to(dtype)
-        alpha = None if self.tau_syn is None else (1.0 - 1.0 / self.tau_syn).to(dtype)
+        syn_decay = None if self.tau_syn is None else (1.0 - 1.0 / self.tau_syn).to(dtype)
         cfg = DynamicsConfig(
             reset=self.reset if self.kind != "LI" else "none",
             v_reset=self.v_reset,
@@ -615,7 +615,7 @@ class NIRNeuron(torch.nn.Module):
             cuba=self.kind == "CubaLIF",
             fire=self.kind != "LI",
         )
-        out, _, _ = run(x, DynamicsParams(beta=beta, threshold=self.threshold.to(dtype), alpha=alpha), cfg, backend="reference")
+        out, _, _ = run(x, DynamicsParams(beta=beta, threshold=self.threshold.to(dtype), syn_decay=syn_decay), cfg, backend="reference")
         return out
 
     def extra_repr(self) -> str:

@@ -13,25 +13,21 @@ neurons fire).
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from neuromorph.functional.dynamics import POINTWISE_FLAGS, torch_definitions
+
+_DEFS = torch_definitions(POINTWISE_FLAGS)
 
 
 def mpr(u: torch.Tensor, k: float = 3.0) -> torch.Tensor:
-    """The rectifier φ(u) (differentiable)."""
-    lo = 1 - (1 - torch.clamp(u, max=0.0)) ** (1.0 / 3.0)
-    hi = torch.clamp(u, min=1.0) ** (1.0 / 3.0)
-    mid = 0.5 + torch.tanh(k * (torch.clamp(u, 0.0, 1.0) - 0.5)) / (2 * math.tanh(k / 2))
-    return torch.where(u < 0, lo, torch.where(u > 1, hi, mid))
+    """The rectifier φ(u) (differentiable; :func:`neuromorph.functional.dynamics.phi` on tensors)."""
+    return _DEFS.phi(u, k, torch.ones((), dtype=u.dtype, device=u.device))
 
 
 def mpr_grad(u: torch.Tensor, k: float = 3.0) -> torch.Tensor:
-    """φ′(u)."""
-    lo = (1.0 / 3.0) * (1 - torch.clamp(u, max=0.0)) ** (-2.0 / 3.0)
-    hi = (1.0 / 3.0) * torch.clamp(u, min=1.0) ** (-2.0 / 3.0)
-    mid = k / (2 * math.tanh(k / 2)) / torch.cosh(k * (torch.clamp(u, 0.0, 1.0) - 0.5)) ** 2
-    return torch.where(u < 0, lo, torch.where(u > 1, hi, mid))
+    """φ′(u) (:func:`neuromorph.functional.dynamics.phi_grad`)."""
+    return _DEFS.phi_grad(u, k, torch.ones((), dtype=u.dtype, device=u.device))
 
 
 class _MPRFire(torch.autograd.Function):

@@ -16,56 +16,22 @@ name            dH/dx used in backward                                      defa
 =============== ========================================================== ========= ===============================
 
 ``mpr`` is the Membrane Potential Rectifier's effective surrogate: with threshold ½ it equals φ′(u)·1[0≤u≤1].
+
+The derivatives are written once, in :func:`neuromorph.functional.dynamics.surrogate_grad`, which every
+backend compiles; ``Surrogate.grad`` evaluates it on tensors.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 
 from neuromorph.errors import ConfigError, check_choice
+from neuromorph.functional.dynamics import SURROGATE_IDS, Surrogate
 
-#: kernel ids; the fused and Triton kernels implement the same formulas by id
-SURROGATE_IDS = {"atan": 0, "sigmoid": 1, "fast_sigmoid": 2, "triangle": 3, "rectangular": 4, "mpr": 5}
 DEFAULT_ALPHA = {"atan": 2.0, "sigmoid": 4.0, "fast_sigmoid": 25.0, "triangle": 1.0, "rectangular": 1.0, "mpr": 3.0}
 _ALIASES = {"superspike": "fast_sigmoid", "ste": "rectangular", "straight_through": "rectangular", "arctan": "atan"}
 
-
-@dataclass(frozen=True)
-class Surrogate:
-    """A named surrogate shape with its slope/width ``alpha``."""
-
-    name: str = "atan"
-    alpha: float = 2.0
-
-    def __post_init__(self):
-        if not math.isfinite(self.alpha) or self.alpha <= 0:
-            raise ConfigError(f"surrogate alpha must be a positive finite number, got {self.alpha!r} for {self.name!r}")
-
-    @property
-    def id(self) -> int:
-        return SURROGATE_IDS[self.name]
-
-    def grad(self, x: torch.Tensor) -> torch.Tensor:
-        """The surrogate derivative dH/dx evaluated at ``x = u - threshold``."""
-        a = self.alpha
-        if self.name == "atan":
-            return (a / 2) / (1 + (math.pi / 2 * a * x) ** 2)
-        if self.name == "sigmoid":
-            sg = torch.sigmoid(a * x)
-            return a * sg * (1 - sg)
-        if self.name == "fast_sigmoid":
-            return 1 / (1 + a * x.abs()) ** 2
-        if self.name == "triangle":
-            return torch.clamp(1 - x.abs() / a, min=0) / a
-        if self.name == "rectangular":
-            return (x.abs() < a / 2).to(x.dtype) / a
-        if self.name == "mpr":
-            peak = a / (2 * math.tanh(a / 2))
-            return torch.where(x.abs() <= 0.5, peak / torch.cosh(a * x) ** 2, torch.zeros_like(x))
-        raise AssertionError(self.name)
+__all__ = ["DEFAULT_ALPHA", "SURROGATE_IDS", "Surrogate", "get_surrogate", "spike_fn"]
 
 
 def get_surrogate(surrogate: str | Surrogate = "atan", alpha: float | None = None) -> Surrogate:

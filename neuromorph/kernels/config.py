@@ -1,73 +1,22 @@
-"""What every backend receives: the dynamics configuration, its tensor parameters and the state."""
+"""What every backend receives (the dynamics configuration, its tensor parameters, the state; all defined
+in :mod:`neuromorph.functional.dynamics`) and the autograd Function the compiled backends share.
+
+``fused`` and ``triton`` differ only in the engine that walks time over flat ``[T, M]`` arrays (numba, torch
+operations or Triton); flattening, what is saved for the backward and the shaping of the gradients are
+done once here, in :class:`MultiStep`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import NamedTuple, Optional
+from typing import Optional, Protocol
 
 import torch
 
-from neuromorph.errors import ConfigError, check_choice
-from neuromorph.functional.surrogate import Surrogate
+from neuromorph.functional.dynamics import (RESET_IDS, RESET_MODES, DynamicsConfig, DynamicsParams, NeuronState,
+                                            static_flags)
 
-RESET_MODES = ("soft", "hard", "none")
-RESET_IDS = {"none": 0, "soft": 1, "hard": 2}
-
-
-@dataclass(frozen=True)
-class DynamicsConfig:
-    """Static (non-tensor) description of one neuron model's multi-step dynamics.
-
-    Per step (time in steps; METHODS.md §1, SpikingJelly/Loihi conventions)::
-
-        i_t = α i_{t-1} + x_t                       (cuba; else i_t := x_t)
-        h_t = β v_{t-1} + (1 - β) v_rest + c i_t    c = 1 - β if decay_input else 1
-        θ_t = θ + a_{t-1}                           (alif; else θ_t := θ)
-        s_t = H(h_t - θ_t)   or  H(φ(h_t) - θ_t) with mpr
-        v_t = h_t - s̃_t R_t                         soft, R_t = θ_t (or reset_amount)
-        v_t = h_t (1 - s̃_t) + v_reset s̃_t           hard
-        v_t = h_t                                   none
-        a_t = ρ a_{t-1} + b s_t                     (alif)
-
-    with s̃ = sg(s) when ``detach_reset``. Without ``fire`` (leaky integrator) there are no spikes and
-    v_t = h_t is the output.
-    """
-
-    reset: str = "soft"
-    v_reset: float = 0.0
-    v_rest: float = 0.0
-    decay_input: bool = True
-    detach_reset: bool = False
-    surrogate: Surrogate = field(default_factory=Surrogate)
-    mpr: bool = False
-    mpr_k: float = 3.0
-    reset_amount: Optional[float] = None
-    cuba: bool = False
-    alif: bool = False
-    fire: bool = True
-
-    def __post_init__(self):
-        check_choice("reset", self.reset, RESET_MODES)
-        if self.reset_amount is not None and self.reset != "soft":
-            raise ConfigError("reset_amount applies only to reset='soft'")
-
-
-class DynamicsParams(NamedTuple):
-    """Tensor parameters, each broadcastable to the feature shape ``x.shape[2:]``."""
-
-    beta: torch.Tensor  # membrane decay (1 - 1/tau); 1 for IF
-    threshold: torch.Tensor
-    alpha: Optional[torch.Tensor] = None  # synaptic current decay (cuba)
-    rho: Optional[torch.Tensor] = None  # adaptation decay (alif)
-    adapt: Optional[torch.Tensor] = None  # threshold increment per spike (alif)
-
-
-class NeuronState(NamedTuple):
-    """Per-neuron state ``[B, *features]``; unused parts are None."""
-
-    v: torch.Tensor
-    i: Optional[torch.Tensor] = None
-    a: Optional[torch.Tensor] = None
+__all__ = ["RESET_IDS", "RESET_MODES", "DynamicsConfig", "DynamicsParams", "NeuronState", "static_flags",
+           "initial_state", "Engine", "MultiStep", "run_engine"]
 
 
 def initial_state(x: torch.Tensor, cfg: DynamicsConfig) -> NeuronState:
@@ -81,22 +30,87 @@ def initial_state(x: torch.Tensor, cfg: DynamicsConfig) -> NeuronState:
 
 def flat_param(p: Optional[torch.Tensor], state_shape, ref: torch.Tensor) -> torch.Tensor:
     """A parameter broadcast to the state shape ``[B, *F]`` and flattened to ``[M]`` (a 1-element zero
-    placeholder for an unused one), as the fused and Triton kernels index it."""
+    placeholder for an unused one), as the engines index it."""
     if p is None:
         return ref.new_zeros(1)
     return torch.broadcast_to(p.to(ref.dtype), state_shape).reshape(-1).contiguous()
 
 
-def backward_outputs(ctx, cfg: DynamicsConfig, gx, param_grads, dv, di, da):
-    """Shape the kernels' flat gradients into what ``Function.backward`` returns for the inputs
-    ``(x, beta, threshold, alpha, rho, adapt, v0, i0, a0, ...)``: per-element parameter gradients are
-    summed to each parameter's own (broadcast) shape, and only requested gradients are returned."""
-    state_shape = ctx.shape[1:]
-    need = ctx.needs_input_grad
-    grads = []
-    for n, g in enumerate(param_grads):
-        shape = ctx.param_shapes[n]
-        grads.append(None if shape is None or not need[1 + n] else g.view(state_shape).sum_to_size(shape))
-    return (gx.view(ctx.shape), *grads, dv.view(state_shape) if need[6] else None,
-            di.view(state_shape) if (need[7] and cfg.cuba) else None,
-            da.view(state_shape) if (need[8] and cfg.alif) else None)
+class Engine(Protocol):
+    """Walks the dynamics over flat arrays ``[T, M]`` (M = batch × features); see :class:`MultiStep`."""
+
+    def forward(self, cfg, xf, P, v, i, a, want_mem, save_i):
+        """Return ``(out, hseq, mem, iseq, aseq, vT, iT, aT)``: the outputs, the pre-reset membranes (``out``
+        itself without firing), the membranes if ``want_mem`` (else None), i_t if ``save_i`` and a_{t−1}
+        (alif) for the backward, and the final state (``i``/``a`` are 1-element placeholders when unused)."""
+
+    def backward(self, cfg, gout, gmem, hseq, iseq, aseq, xf, P, v0, i0, need_beta, need_alpha, dv, di, da):
+        """Return ``(gx, [dβ, dθ, dκ, dρ, db], dv, di, da)``, the parameter gradients per element ``[M]``."""
+
+
+class MultiStep(torch.autograd.Function):
+    """The dynamics over all T steps as one autograd node, computed by an :class:`Engine`.
+
+    The forward keeps only what the backward needs: the pre-reset membrane h_t of every step (the spikes
+    and every reset are recomputed from it), plus the synaptic current (CubaLIF, when its decay or a decayed
+    input needs a gradient), the input (when β needs a gradient with ``decay_input``) and a_{t−1} (ALIF).
+    """
+
+    @staticmethod
+    def forward(ctx, x, beta, threshold, syn_decay, rho, adapt, v0, i0, a0, cfg, want_mem, engine):
+        T = x.shape[0]
+        shape = x.shape[1:]
+        M = v0.numel()
+        xf = x.reshape(T, M).contiguous()
+        P = [flat_param(q, shape, x) for q in (beta, threshold, syn_decay, rho, adapt)]
+        need = ctx.needs_input_grad
+        need_beta, need_alpha = bool(need[1]), bool(need[3])
+        save_i = cfg.cuba and (need_alpha or (need_beta and cfg.decay_input))
+        want_mem = want_mem and cfg.fire
+        v0f = v0.reshape(M).contiguous()
+        i0f = i0.reshape(M).contiguous() if cfg.cuba else x.new_zeros(1)
+        a0f = a0.reshape(M).contiguous() if cfg.alif else x.new_zeros(1)
+        out, hseq, mem, iseq, aseq, vT, iT, aT = engine.forward(cfg, xf, P, v0f.clone(), i0f.clone(), a0f.clone(),
+                                                               want_mem, save_i)
+        keep_x = xf if (need_beta and cfg.decay_input and not cfg.cuba) else None
+        ctx.save_for_backward(hseq, iseq, aseq, keep_x, *P, v0f, i0f)
+        ctx.cfg, ctx.shape, ctx.want_mem, ctx.engine = cfg, x.shape, want_mem, engine
+        ctx.need_beta, ctx.need_alpha = need_beta, need_alpha
+        ctx.param_shapes = [None if q is None else q.shape for q in (beta, threshold, syn_decay, rho, adapt)]
+        return (out.view(x.shape), mem.view(x.shape) if want_mem else None, vT.view(shape),
+                iT.view(shape) if cfg.cuba else None, aT.view(shape) if cfg.alif else None)
+
+    @staticmethod
+    def backward(ctx, gout, gmem, gvT, giT, gaT):
+        hseq, iseq, aseq, xf, *P, v0f, i0f = ctx.saved_tensors
+        cfg = ctx.cfg
+        T = ctx.shape[0]
+        M = v0f.numel()
+        gout = hseq.new_zeros(T, M) if gout is None else gout.reshape(T, M).contiguous()
+        gmem = gmem.reshape(T, M).contiguous() if (ctx.want_mem and gmem is not None) else None
+        vec = lambda g: hseq.new_zeros(M) if g is None else g.reshape(M).contiguous().clone()  # noqa: E731
+        gx, grads, dv, di, da = ctx.engine.backward(cfg, gout, gmem, hseq, iseq, aseq, xf, P, v0f, i0f,
+                                                    ctx.need_beta, ctx.need_alpha, vec(gvT), vec(giT), vec(gaT))
+        state_shape = ctx.shape[1:]
+        need = ctx.needs_input_grad
+        pgrads = []
+        for n, g in enumerate(grads):
+            shape = ctx.param_shapes[n]
+            pgrads.append(None if shape is None or not need[1 + n] else g.view(state_shape).sum_to_size(shape))
+        return (gx.view(ctx.shape), *pgrads, dv.view(state_shape) if need[6] else None,
+                di.view(state_shape) if (need[7] and cfg.cuba) else None,
+                da.view(state_shape) if (need[8] and cfg.alif) else None, None, None, None)
+
+
+def run_engine(engine: Engine, x: torch.Tensor, params: DynamicsParams, cfg: DynamicsConfig,
+               state: Optional[NeuronState] = None, return_membrane: bool = False):
+    """Run ``engine`` over ``x`` ``[T, B, ...]``; same contract as :func:`neuromorph.kernels.reference.run`."""
+    if state is None:
+        state = initial_state(x, cfg)
+    as_t = lambda q: None if q is None else torch.as_tensor(q, dtype=x.dtype, device=x.device)  # noqa: E731
+    out, mem, vT, iT, aT = MultiStep.apply(
+        x, as_t(params.beta), as_t(params.threshold), as_t(params.syn_decay), as_t(params.rho), as_t(params.adapt),
+        state.v, state.i, state.a, cfg, bool(return_membrane), engine)
+    if return_membrane and not cfg.fire:
+        mem = out
+    return out, mem, NeuronState(vT, iT, aT)

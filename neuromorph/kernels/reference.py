@@ -1,4 +1,10 @@
-"""The reference backend: plain autograd, one step at a time. The ground truth for the others."""
+"""The reference backend: plain autograd, one step at a time. The ground truth for the others.
+
+Deliberately written apart from :mod:`neuromorph.functional.dynamics` (the definition the compiled backends
+are built from): its recursion is its own and its gradients come from autograd, so a slip in the shared
+definition or its hand-written adjoint shows up as a difference from this backend. It uses only the
+pointwise pieces (the surrogate spike function and the MPR), which are tested against closed forms.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +48,7 @@ def run(
     for t in range(x.shape[0]):
         y = x[t]
         if cfg.cuba:
-            i = params.alpha * i + y
+            i = params.syn_decay * i + y
             y = i
         h = beta * v + (1 - beta) * cfg.v_rest + c * y
         if not cfg.fire:

@@ -246,7 +246,7 @@ class ALIF(SpikingNeuron):
 
     def dynamics(self):
         return (self._cfg(decay_input=self.decay_input, alif=True),
-                DynamicsParams(1 - 1 / self.tau, self.threshold, None, 1 - 1 / self.tau_adapt, self.adapt_increment))
+                DynamicsParams(1 - 1 / self.tau, self.threshold, rho=1 - 1 / self.tau_adapt, adapt=self.adapt_increment))
 
     def spec(self) -> NeuronSpec:
         return self._spec("ALIF", tau=self.tau.detach(), tau_adapt=self.tau_adapt.detach(),
@@ -277,7 +277,7 @@ class CubaLIF(SpikingNeuron):
 
     def dynamics(self):
         return (self._cfg(decay_input=self.decay_input, cuba=True),
-                DynamicsParams(1 - 1 / self.tau_mem, self.threshold, 1 - 1 / self.tau_syn))
+                DynamicsParams(1 - 1 / self.tau_mem, self.threshold, syn_decay=1 - 1 / self.tau_syn))
 
     def spec(self) -> NeuronSpec:
         return self._spec("CubaLIF", tau=self.tau_mem.detach(), tau_syn=self.tau_syn.detach(),

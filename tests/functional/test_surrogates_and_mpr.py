@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from neuromorph.errors import ConfigError
-from neuromorph.functional import get_surrogate, if_, mpr, mpr_fire, mpr_grad, spike_fn
+from neuromorph import kernels
+from neuromorph.functional import get_surrogate, mpr, mpr_fire, mpr_grad, spike_fn
 from neuromorph.functional.surrogate import SURROGATE_IDS
+from neuromorph.kernels import DynamicsConfig, DynamicsParams
 
 
 def test_heaviside_is_strict_and_grads_follow_formulas():
@@ -83,6 +85,8 @@ def test_soft_reset_invariant_spike_count_is_rounded_input_sum():
     """METHODS §1(d): IF, threshold ½, subtract 1 per spike, inputs in [0,1]: |Σo − Σx| ≤ ½."""
     g = torch.Generator().manual_seed(0)
     x = torch.rand(64, 8, 32, generator=g, dtype=torch.float64)
-    s, mem, _ = if_(x, threshold=0.5, reset="soft", reset_amount=1.0, mpr=True, return_membrane=True)
+    cfg = DynamicsConfig(reset="soft", reset_amount=1.0, mpr=True, decay_input=False)  # IF: beta = 1
+    one = torch.ones((), dtype=x.dtype)
+    s, mem, _ = kernels.run(x, DynamicsParams(one, 0.5 * one), cfg, return_membrane=True)
     assert ((mem > -0.5) & (mem <= 0.5)).all()
     assert ((s.sum(0) - x.sum(0)).abs() <= 0.5).all()

@@ -1,0 +1,51 @@
+"""The compiled backends are built from the one definition in functional/dynamics.py; reference is not."""
+
+import ast
+import importlib
+import inspect
+
+import pytest
+
+from neuromorph.functional import dynamics
+from neuromorph.kernels import DynamicsConfig, fused, reference, triton_available
+
+CONFIGS = [DynamicsConfig(), DynamicsConfig(cuba=True, reset="hard", decay_input=False), DynamicsConfig(alif=True),
+           DynamicsConfig(fire=False, reset="none"), DynamicsConfig(mpr=True, reset_amount=1.0)]
+
+
+def _code(fn):
+    """The Python code object behind a numba dispatcher or Triton JIT function."""
+    return getattr(fn, "py_func", getattr(fn, "fn", fn)).__code__
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=range(len(CONFIGS)))
+def test_numba_loops_call_the_definitions(cfg):
+    for adjoint, name in [(False, "step"), (True, "adjoint")]:
+        ns = fused._compiled(cfg, adjoint).py_func.__globals__
+        assert _code(ns[name]) is getattr(dynamics, name).__code__
+        assert ns["CUBA"] == cfg.cuba and ns["FIRE"] == cfg.fire  # configuration frozen at compile time
+
+
+@pytest.mark.skipif(not triton_available(), reason="Triton is not installed or cannot run here")
+@pytest.mark.parametrize("cfg", CONFIGS, ids=range(len(CONFIGS)))
+def test_triton_kernels_call_the_definitions(cfg):
+    from neuromorph.kernels import triton as triton_backend
+
+    for adjoint, name in [(False, "step"), (True, "adjoint")]:
+        ns = triton_backend._compiled(cfg, adjoint).fn.__globals__
+        assert _code(ns[name]) is getattr(dynamics, name).__code__
+
+
+def test_surrogates_and_mpr_evaluate_the_same_definitions():
+    mpr = importlib.import_module("neuromorph.functional.mpr")  # the module (the package exports the function)
+    surrogate = importlib.import_module("neuromorph.functional.surrogate")
+    assert _code(mpr._DEFS.phi) is dynamics.phi.__code__
+    assert "surrogate_grad" in inspect.getsource(surrogate.Surrogate.grad)
+
+
+def test_reference_stays_independent_of_the_definition():
+    """reference is the ground truth the backends are tested against: it must not run the shared step."""
+    tree = ast.parse(inspect.getsource(reference))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "neuromorph.functional.dynamics" not in imported and "neuromorph.kernels.fused" not in imported
+    assert "step" not in {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
