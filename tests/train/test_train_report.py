@@ -72,3 +72,19 @@ def test_train_energy_is_measured_with_the_evaluated_integer_delays(shd_run):
     assert tot == {k: rounded["totals_per_inference"][k] for k in keys}
     assert saved["energy_pj_per_inference"] == rounded["energy_pj_per_inference"]
     assert tot != {k: real["totals_per_inference"][k] for k in keys}  # the real-valued delays count otherwise
+
+
+@pytest.mark.timeout(300)
+def test_energy_cli_measures_the_same_evaluated_network(shd_run):
+    """`neuromorph energy best.pt` on the same samples gives the train report's counts (integer delays), and says so."""
+    out, _ = shd_run
+    proc = _cli("energy", str(out / "best.pt"), "--hardware", "loihi,cmos45nm", "--allow-missing", "--limit", "8",
+                "--batch-size", "8", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(proc.stdout)
+    saved = json.loads((out / "energy.json").read_text())
+    assert res["totals_per_inference"] == saved["totals_per_inference"]
+    assert res["energy_pj_per_inference"] == saved["energy_pj_per_inference"]
+    assert any("integer delays" in n for n in res["notes"]), res["notes"]
+    proc = _cli("energy", str(out / "best.pt"), "--limit", "8", "--batch-size", "8")
+    assert proc.returncode == 0 and "note: measured as evaluated and exported: delays:" in proc.stdout, proc.stderr[-2000:]
