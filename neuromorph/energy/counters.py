@@ -74,6 +74,10 @@ class LayerCounts:
     acs: float = 0.0
     neuron_updates: float = 0.0
     active_updates: float = 0.0  # neuron updates with input or a state change (all of them if not tracked)
+    # MaxPool2d of spikes: the gate neurons the Loihi export adds (one IF per pooled output and step; active
+    # when a spike fell in its window: its state is 0 before and after every step)
+    gate_updates: float = 0.0
+    gate_active_updates: float = 0.0
     activity: str = ""  # neurons: "tracked" | "not tracked" (state not visible: updates counted as active)
     outputs: float = 0.0  # neurons: output elements (activations) emitted
     nonzero_outputs: float = 0.0  # neurons: nonzero output elements (spikes, or nonzero voltages of a readout)
@@ -114,6 +118,7 @@ class LayerCounts:
             "spikes_in": self.spikes_in, "spikes_out": self.spikes_out, "rate": self.rate,
             "synops": self.synops, "macs": self.macs, "acs": self.acs, "neuron_updates": self.neuron_updates,
             "active_updates": self.active_updates, "inactive_updates": self.neuron_updates - self.active_updates,
+            "maxpool_gate_updates": self.gate_updates, "maxpool_gate_active_updates": self.gate_active_updates,
             "activity": self.activity, "outputs": self.outputs, "nonzero_outputs": self.nonzero_outputs,
             "dense_macs": self.dense_macs, "ann_macs_per_sample": self.ann_macs_per_sample,
             "neurobench": {"Effective_ACs": self.nb_acs, "Effective_MACs": self.nb_macs, "Dense": self.nb_dense},

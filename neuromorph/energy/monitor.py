@@ -193,6 +193,12 @@ def _pool_rule(mon, name, module, inputs, output):
         mon._cache[key] = fan
     _count_synaptic(mon, name, module, x, fan, role="pool")
     out = _output_tensor(output)
+    if op.startswith("max_pool") and out is not None and _events(mon, x)[0] == "spikes":
+        # exported (NIR, Loihi) as sum pooling + one gate neuron per pooled output: priced where a profile
+        # prices active/inactive neuron updates (energy.report.MAXPOOL_GATE_RULE)
+        rec = mon.record(name, module, "pool")
+        rec.gate_updates += float(out.numel())
+        rec.gate_active_updates += float(torch.count_nonzero(out.detach()))
     if op.startswith("avg_pool") and _events(mon, x)[0] in ("spikes", "counts"):
         # average pooling of spikes is a linear map that hardware folds into the next synapse (every spike
         # of a window reaches the next layer through the pooled position): the next layer sees event

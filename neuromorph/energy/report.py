@@ -28,7 +28,7 @@ from neuromorph.energy.counters import LayerCounts
 from neuromorph.errors import ConfigError
 from neuromorph.hardware_profile import HardwareProfile
 
-__all__ = ["ANN_ASSUMPTION", "EnergyReport", "NEURON_UPDATE_RULE", "layer_energy_pj"]
+__all__ = ["ANN_ASSUMPTION", "EnergyReport", "MAXPOOL_GATE_RULE", "NEURON_UPDATE_RULE", "layer_energy_pj"]
 
 _COUNT_OPS = (("synops", "synop"), ("macs", "mac"), ("acs", "ac"))
 
@@ -37,6 +37,12 @@ NEURON_UPDATE_RULE = (
     "one neuron update per neuron per time step per sample; an update is active when the neuron received "
     "nonzero input that step or any of its state variables (v, i, a) changed in it, else inactive; layers "
     "whose state is not visible to the monitor count every update as active (upper bound)"
+)
+#: how max pooling of spikes is priced (stated in every report that has such a layer)
+MAXPOOL_GATE_RULE = (
+    "MaxPool2d of spikes is exported to Loihi (netx) as sum pooling followed by a gate layer: one IF neuron per "
+    "pooled output, updated every step; its updates are charged on profiles that price active/inactive neuron "
+    "updates (active when a spike fell in its window), not on the others (where max pooling is a comparison)"
 )
 #: what the ANN-equivalent baseline is (stated in every report)
 ANN_ASSUMPTION = (
@@ -61,6 +67,9 @@ def layer_energy_pj(rec: LayerCounts, profile: HardwareProfile, samples: int) ->
                       + (n - rec.active_updates) * profile.energy_pj("neuron_update_inactive", needed_by=who))
         else:
             total += n * profile.energy_pj("neuron_update", needed_by=who)
+    if rec.gate_updates and profile.has("neuron_update_active"):  # MAXPOOL_GATE_RULE
+        total += (rec.gate_active_updates * profile.energy_pj("neuron_update_active")
+                  + (rec.gate_updates - rec.gate_active_updates) * profile.energy_pj("neuron_update_inactive"))
     if rec.role == "neuron" and rec.spikes_out and profile.has("spike"):
         total += rec.spikes_out * profile.energy_pj("spike")
     return total / max(samples, 1)
@@ -110,6 +119,9 @@ class EnergyReport:
             ann_macs = sum(rec.ann_macs_per_sample for rec in layers)
             report.ann_energy_pj = ann_macs * ann_profile.energy_pj("mac", needed_by="the ANN-equivalent estimate") if ann_macs else 0.0
         return report
+
+    def _gate_layers(self) -> list[LayerCounts]:
+        return [r for r in self.layers if r.gate_updates]
 
     # -- totals
     def totals(self) -> dict[str, float]:
@@ -242,6 +254,7 @@ class EnergyReport:
             "layers": per_layer,
             "totals_per_inference": self.totals(),
             "neuron_update_rule": NEURON_UPDATE_RULE,
+            **({"maxpool_gate_rule": MAXPOOL_GATE_RULE} if self._gate_layers() else {}),
             "activity_not_tracked": self.untracked_activity(),
             "energy_pj_band": {label: self.energy_band_pj(label) for label in self.energy_pj
                                if self.energy_band_pj(label) is not None},
@@ -302,6 +315,12 @@ class EnergyReport:
         lines.append(f"per inference: {self.samples} sample(s) measured, T = {self.time_steps}")
         lines.append(f"neuron updates: {_fmt(t['active_updates'])} active, {_fmt(t['inactive_updates'])} inactive "
                      f"per inference ({NEURON_UPDATE_RULE})")
+        gates = self._gate_layers()
+        if gates:
+            g_all = sum(r.gate_updates for r in gates) / n
+            g_act = sum(r.gate_active_updates for r in gates) / n
+            lines.append(f"max-pool gates ({', '.join(r.name for r in gates)}): {_fmt(g_all)} updates per inference, "
+                         f"{_fmt(g_act)} active, not in the counts above ({MAXPOOL_GATE_RULE})")
         if self.untracked_activity():
             lines.append("  * activity not tracked (counted as active): " + ", ".join(self.untracked_activity()))
         for p in self.profiles:

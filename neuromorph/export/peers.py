@@ -16,8 +16,9 @@ Verdicts per peer and input layout ("per_sample": batch of 1, "batched": batch >
 - ``fails``: the peer cannot load or run it;
 - ``unchecked``: the graph holds a node type nobody has checked with that peer.
 
-Workaround helpers: :func:`fix_peer_flatten` (batches in snnTorch/Norse) and :func:`avgpool_to_sumpool`
-(AvgPool2d for Norse; an equivalent standard NIR graph).
+Workaround helpers: :func:`fix_peer_flatten` (batches in snnTorch/Norse), :func:`avgpool_to_sumpool`
+(AvgPool2d for Norse) and :func:`maxpool_gates_to_lif` (max-pool gates for snnTorch); the last two return
+an equivalent standard NIR graph. :func:`peer_summary` is the one-line form of a report.
 """
 
 from __future__ import annotations
@@ -56,11 +57,12 @@ PEERS: dict[str, dict[str, str]] = {
 
 # node types each peer ran exactly in our tests where no entry of LIMITS applies
 SUPPORTED: dict[str, frozenset[str]] = {
-    "snntorch": frozenset({"Input", "Output", "Affine", "Linear", "Conv1d", "Conv2d", "AvgPool2d", "Flatten", "LIF", "CubaLIF"}),
+    "snntorch": frozenset({"Input", "Output", "Affine", "Linear", "Conv1d", "Conv2d", "AvgPool2d", "SumPool2d", "Flatten", "LIF",
+                           "CubaLIF"}),
     "norse": frozenset({"Input", "Output", "Affine", "Linear", "Conv2d", "SumPool2d", "Flatten", "LIF", "IF", "CubaLIF"}),
-    "spikingjelly": frozenset({"Input", "Output", "Affine", "Linear", "Conv1d", "Conv2d", "AvgPool2d", "Flatten", "LIF", "IF",
-                               "CubaLIF"}),
-    "sinabs": frozenset({"Input", "Output", "Affine", "Conv2d", "Flatten"}),
+    "spikingjelly": frozenset({"Input", "Output", "Affine", "Linear", "Conv1d", "Conv2d", "AvgPool2d", "SumPool2d", "Flatten",
+                               "LIF", "IF", "CubaLIF"}),
+    "sinabs": frozenset({"Input", "Output", "Affine", "Conv2d", "SumPool2d", "Flatten"}),
 }
 
 FAILS, BATCH, SPIKES = "fails", "batch", "spikes"  # effects: cannot load/run; fails for batch > 1; other spikes
@@ -117,6 +119,18 @@ def _soft_reset(node: Any, ctx: dict) -> bool:
     return (getattr(node, "metadata", None) or {}).get("neuromorph", {}).get("reset", "hard") != "hard"
 
 
+def _padded(node: Any, ctx: dict) -> bool:
+    return bool(np.any(_arr(node, "padding") != 0))
+
+
+def _maxpool_gate(node: Any, ctx: dict) -> bool:
+    return (getattr(node, "metadata", None) or {}).get("neuromorph", {}).get("role") == "maxpool_gate"
+
+
+def _tau_not_above_dt(node: Any, ctx: dict) -> bool:
+    return bool(np.any(_arr(node, "tau") <= float(ctx.get("dt", np.nan))))
+
+
 def _not(pred: Callable[[Any, dict], bool]) -> Callable[[Any, dict], bool]:
     return lambda node, ctx: not pred(node, ctx)
 
@@ -157,6 +171,10 @@ _SOFT = ("neuromorph's soft/no-reset neurons (exported with strict=False) are ha
          "the reset mode is only in neuromorph's node metadata")
 
 _FROM_NIR = "run the file with neuromorph.export.from_nir"
+# every peer builds sum pooling without padding (nirtorch's torch.nn.LPPool2d(1, ...), Sinabs' SumPool2d)
+_PAD = ("nir.SumPool2d with padding (a MaxPool2d with padding, e.g. MaxPool2d(3, stride=2, padding=1)) is built without "
+        "its padding: the pooled map is smaller and the next layer fails ('mat1 and mat2 shapes cannot be multiplied')")
+_PAD_FIX = "pool without padding (MaxPool2d(2): kernel = stride), or " + _FROM_NIR
 _WORKAROUND = {
     ("norse", "AvgPool2d"): "graph = neuromorph.export.peers.avgpool_to_sumpool(graph): SumPool2d with the 1/k^2 folded into "
                             "the next layer's weights, an equivalent standard NIR graph that Norse runs (exact for 2x2 pooling)",
@@ -176,7 +194,12 @@ LIMITS: tuple[Limit, ...] = (
     Limit("snntorch", "LI", FAILS, "no mapping for nir.LI (ValueError: Unknown node type)",
           "end the model with a spiking neuron, or " + _FROM_NIR),
     Limit("snntorch", "IF", FAILS, "nir.IF is read as snn.Leaky(beta=0.9) and refused unless r == 1; it does not run",
-          "use LIF neurons for snnTorch, or " + _FROM_NIR),
+          "use LIF neurons for snnTorch, or " + _FROM_NIR, _not(_maxpool_gate)),
+    Limit("snntorch", "IF", FAILS, "the max-pool gates (nir.IF, threshold 0.5, r = 1/dt, hard reset to 0, written for "
+          "MaxPool2d of spikes) are read as snn.Leaky(beta=0.9) and refused (r != 1); they do not run",
+          "graph = neuromorph.export.peers.maxpool_gates_to_lif(graph): each gate as the equivalent nir.LIF with tau = dt "
+          "and r = 1 (v = input each step, so it fires iff a spike fell in its window), which snnTorch runs exactly",
+          _maxpool_gate),
     Limit("snntorch", "LIF", SPIKES, f"the importer assumes dt = {SNNTORCH_DT:g} s per step; with the graph's other dt the "
           "decays are wrong", f"export with dt={SNNTORCH_DT:g} (neuromorph export --dt {SNNTORCH_DT:g}); time constants in steps "
           "do not change", _dt_not_snntorch),
@@ -201,6 +224,9 @@ LIMITS: tuple[Limit, ...] = (
     Limit("spikingjelly", "Delay", FAILS, "no mapping for nir.Delay (ValueError: Unknown node type)", _NO_DELAY),
     Limit("spikingjelly", "LI", FAILS, "no mapping for nir.LI (ValueError: Unknown node type)",
           "end the model with a spiking neuron, or " + _FROM_NIR),
+    Limit("spikingjelly", "LIF", FAILS, "tau <= dt is refused (ValueError: nir.LIF.tau / dt must be ... greater than 1); "
+          "maxpool_gates_to_lif writes such LIFs", "for SpikingJelly keep the max-pool gates as nir.IF (it runs them exactly)",
+          _tau_not_above_dt),
     Limit("spikingjelly", "LIF", FAILS, "per-neuron parameters are refused (ValueError: ... must be uniform)",
           "use one value per layer (MPBN folds into per-neuron thresholds), or use Norse", _any_param_varies),
     Limit("spikingjelly", "IF", FAILS, "per-neuron parameters are refused", "use one value per layer, or use Norse",
@@ -221,6 +247,8 @@ LIMITS: tuple[Limit, ...] = (
     *(Limit("sinabs", kind, SPIKES, "Sinabs runs its own discrete-time neuron (multi-spike, subtractive reset, exponential "
             "decay with tau read as steps), not NIR's: other spikes", "none in Sinabs' NIR import; " + _FROM_NIR, pred)
       for kind, pred in (("LIF", _not(_multi_dim)), ("IF", _always), ("LI", _not(_r_not_one)))),
+    # every peer: sum pooling (max-pool windows) with padding
+    *(Limit(peer, "SumPool2d", FAILS, _PAD, _PAD_FIX, _padded) for peer in ("snntorch", "norse", "spikingjelly", "sinabs")),
     # every peer but Sinabs (whose neurons never give our spikes anyway)
     *(Limit(peer, "LIF", SPIKES, _SOFT, "retrain with reset='hard' for other tools", _soft_reset)
       for peer in ("snntorch", "norse", "spikingjelly")),
@@ -344,3 +372,34 @@ def avgpool_to_sumpool(graph):
     for c, s in scale.items():
         g.nodes[c].weight = np.asarray(g.nodes[c].weight) * s
     return g
+
+
+def maxpool_gates_to_lif(graph):
+    """An equivalent NIR graph with each max-pool gate (the ``nir.IF`` that :func:`~neuromorph.export.to_nir`
+    writes after a ``SumPool2d`` for ``MaxPool2d`` of spikes) as a ``nir.LIF`` with ``tau = dt``, ``r = 1``,
+    ``v_leak = 0``, the same threshold and hard reset to 0: its Euler step sets ``v`` to the input, so it
+    fires iff a spike fell in its window, as the gate does. Standard NIR, for tools that refuse ``r != 1``
+    IF neurons (snnTorch); other nodes are unchanged. Gates are found by their neuromorph metadata."""
+    import nir
+
+    dt = float((getattr(graph, "metadata", None) or {}).get("dt", 0.0))
+    if not dt > 0:
+        raise ExportError("maxpool_gates_to_lif: the graph has no metadata['dt'] (write it with neuromorph.export.to_nir)")
+    g = copy.deepcopy(graph)
+    for name, node in list(g.nodes.items()):
+        if isinstance(node, nir.IF) and _maxpool_gate(node, {}):
+            th = np.asarray(node.v_threshold, dtype=np.float64)
+            g.nodes[name] = nir.LIF(tau=np.full(th.shape, dt), r=np.ones(th.shape), v_leak=np.zeros(th.shape),
+                                    v_threshold=th.copy(), v_reset=np.zeros(th.shape), metadata={"neuromorph": {"role": "maxpool_gate", "reset": "hard"}})
+    return g
+
+
+def peer_summary(report: dict[str, dict[str, Any]]) -> str:
+    """One line saying which peers run the file: per peer the verdicts (per sample/batched) and the node
+    types behind a verdict that is not ``exact`` (the full report, with workarounds: :func:`format_peer_report`)."""
+    parts = []
+    for peer, r in report.items():
+        v = r["per_sample"] if r["per_sample"] == r["batched"] else f"{r['per_sample']}/{r['batched']}"
+        nodes = sorted({i["node"] for i in r["issues"]})
+        parts.append(f"{peer} {v}" + (f" ({', '.join(nodes)})" if nodes else ""))
+    return "peers (per sample/batched): " + "; ".join(parts)

@@ -123,6 +123,10 @@ def test_train_nmnist_ends_with_nir_ok_lava_ok_and_the_files_reproduce_its_spike
     out, stdout = nmnist_run
     assert f"nir: ok {out / 'model.nir'}" in stdout and f"lava: ok {out / 'model.net.h5'} (loihi2 check passed)" in stdout
     assert "max-pool gates" in stdout  # the report says what the max pooling costs on Loihi
+    # which peers run model.nir (one line; the energy report charges the gate neurons on Loihi)
+    assert ("    peers (per sample/batched): snntorch fails (Flatten, IF); norse exact/fails (Flatten); spikingjelly exact; "
+            "sinabs fails (IF, LIF)") in stdout
+    assert "max-pool gates (net.3, net.7): " in stdout
     report = json.loads((out / "summary.json").read_text())["report"]
     assert report["lava"]["check"] == {"profile": "loihi2", "ok": True, "violations": []}
     proc = _cli("export", str(out / "best.pt"), "--to", "lava", "--check", "loihi2", "--out", str(out / "again.net.h5"))

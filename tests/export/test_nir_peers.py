@@ -21,7 +21,8 @@ import torch
 
 import neuromorph.nn as nnm
 from neuromorph.export.nir import from_nir, to_nir, write_nir
-from neuromorph.export.peers import BATCH, FAILS, LIMITS, PEERS, SPIKES, avgpool_to_sumpool, fix_peer_flatten, peer_report
+from neuromorph.export.peers import (BATCH, FAILS, LIMITS, PEERS, SPIKES, avgpool_to_sumpool, fix_peer_flatten,
+                                     maxpool_gates_to_lif, peer_report, peer_summary)
 
 from ._models import nmnist_frames, nmnist_net, shd_delay_net
 
@@ -154,6 +155,11 @@ def _hand_delay_case():
     return g, x, ref
 
 
+def _gates_lif(case):
+    g, x, ref = case
+    return maxpool_gates_to_lif(g), x, ref
+
+
 def _hand_case(nodes: dict, edges: list, x: torch.Tensor):
     """A graph written by hand (dt = 1e-4 s); neuromorph's output is from_nir's."""
     g = nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": 1e-4})
@@ -164,6 +170,35 @@ def _hand_case(nodes: dict, edges: list, x: torch.Tensor):
 
 def _lif(n: int, dt: float = 1e-4):
     return nir.LIF(tau=np.full(n, 2 * dt), r=np.ones(n), v_leak=np.zeros(n), v_threshold=np.full(n, 0.3), v_reset=np.zeros(n))
+
+
+def nmnist_recipe_net(seed: int = 0) -> torch.nn.Module:
+    """The N-MNIST recipe's model (models.nmnist, max pooling) at a small width, with BatchNorm statistics."""
+    from neuromorph.models.nmnist import NMNISTConvSNN
+
+    torch.manual_seed(seed)
+    m = NMNISTConvSNN(channels=(4, 8), dropout=0.0, train_shift=0)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.1, 0.1)
+                mod.running_var.uniform_(0.5, 1.5)
+        m.net[5].weight.mul_(3.0)  # BatchNorm gain: the second stage fires (its gates too)
+        m.net[5].bias.add_(0.3)
+    return m.eval()
+
+
+def _sumpool(k: int, s: int, p: int):
+    return nir.SumPool2d(kernel_size=np.array([k, k]), stride=np.array([s, s]), padding=np.array([p, p]))
+
+
+def _pool_graph(pool, head: dict, n_out: int, x: torch.Tensor):
+    """Input [2, 6, 6] -> ``pool`` (to [2, 3, 3]) -> Flatten -> ``head`` nodes in a chain -> Output [n_out], by hand."""
+    nodes = {"input": nir.Input({"input": np.array([2, 6, 6])}), "pool": pool,
+             "flat": nir.Flatten(input_type={"input": np.array([2, 3, 3])}, start_dim=0, end_dim=-1), **head,
+             "output": nir.Output({"output": np.array([n_out])})}
+    chain = ["input", "pool", "flat", *head, "output"]
+    return _hand_case(nodes, list(zip(chain, chain[1:])), x)
 
 
 def _cases(shared_data: Path) -> dict:
@@ -220,6 +255,17 @@ def _cases(shared_data: Path) -> dict:
             {"input": nir.Input({"input": np.array([6])}), "d": nir.Delay(delay=np.full(6, 2e-4)),
              "fc": nir.Affine(weight=_rng_w(4, 6, 3), bias=np.zeros(4)), "output": nir.Output({"output": np.array([4])})},
             [("input", "d"), ("d", "fc"), ("fc", "output")], _binary((20, 3, 6))),
+        # the N-MNIST recipe's model: max pooling of spikes as SumPool2d + IF gate (threshold 0.5, r = 1/dt, reset to 0)
+        "nmnist_recipe": _model_case(nmnist_recipe_net(), conv_x),
+        "nmnist_recipe_gates_lif": _gates_lif(_model_case(nmnist_recipe_net(), conv_x)),
+        "maxpool_pad": _model_case(_scaled(nnm.Conv2d(2, 4, 3, padding=1), nnm.LIF(tau=2.0, threshold=0.3, reset="hard"),
+                                           nnm.MaxPool2d(3, stride=2, padding=1), nnm.Flatten(), nnm.Linear(4 * 3 * 3, 5),
+                                           nnm.LIF(tau=2.0, threshold=0.3, reset="hard"), gain=2.0), _binary((15, 3, 2, 6, 6))),
+        # sum pooling alone: without padding (identity readout: the pooled counts themselves), with padding
+        "sumpool": _pool_graph(_sumpool(2, 2, 0), {"fc": nir.Affine(weight=np.eye(18, dtype=np.float32),
+                                                                    bias=np.zeros(18, dtype=np.float32))}, 18, _binary((10, 3, 2, 6, 6))),
+        "sumpool_pad": _pool_graph(_sumpool(3, 2, 1), {"fc": nir.Affine(weight=_rng_w(5, 18, 4), bias=np.zeros(5)), "lif": _lif(5)},
+                                   5, _binary((10, 3, 2, 6, 6))),
         "conv_flat": _model_case(_scaled(nnm.Conv2d(2, 4, 3, padding=1), nnm.LIF(tau=2.0, threshold=0.3, reset="hard"),
                                          nnm.Flatten(), nnm.Linear(4 * 6 * 6, 5), nnm.LIF(tau=2.0, threshold=0.3, reset="hard"),
                                          gain=2.0), _binary((15, 3, 2, 6, 6))),
@@ -386,3 +432,45 @@ def test_export_cli_prints_the_peers(tmp_path):
     assert "snntorch: per sample exact, batched fails" in out and "spikingjelly: per sample exact, batched exact" in out
     assert "Flatten '7'" in out and "fix_peer_flatten" in out
     assert "AvgPool2d '3', '6'" in out and "avgpool_to_sumpool" in out
+
+
+def test_nmnist_recipe_matrix(cases):
+    """The N-MNIST recipe's model (max pooling as SumPool2d + IF gates): no node type is left unchecked, and the
+    verdicts are those the docs state."""
+    g, x, ref = cases["nmnist_recipe"]
+    kinds = [type(n).__name__ for n in g.nodes.values()]
+    assert kinds.count("SumPool2d") == 2 and kinds.count("IF") == 2
+    gate = next(n for n in g.nodes.values() if isinstance(n, nir.IF))
+    np.testing.assert_array_equal(gate.v_threshold, 0.5)
+    np.testing.assert_array_equal(gate.r, 1 / g.metadata["dt"])
+    rep = peer_report(g)
+    assert not [i for r in rep.values() for i in r["issues"] if i["effect"] == "unchecked"]
+    assert {p: (r["per_sample"], r["batched"]) for p, r in rep.items()} == {
+        "snntorch": ("fails", "fails"), "norse": ("exact", "fails"), "spikingjelly": ("exact", "exact"), "sinabs": ("fails", "fails")}
+    assert any(i["node"] == "IF" and "maxpool_gates_to_lif" in i["workaround"] for i in rep["snntorch"]["issues"])
+    assert peer_summary(rep) == ("peers (per sample/batched): snntorch fails (Flatten, IF); norse exact/fails (Flatten); "
+                                 "spikingjelly exact; sinabs fails (IF, LIF)")
+    # not vacuous: the gates fire (pooled spikes reach the second stage and the readout)
+    model, pooled = nmnist_recipe_net(), []
+    for m in model.modules():
+        if isinstance(m, nnm.MaxPool2d):
+            m.register_forward_hook(lambda mod, i, o: pooled.append(float(o.sum())))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref, rtol=0, atol=0)
+    assert len(pooled) == 2 and min(pooled) >= 10, pooled
+
+
+def test_maxpool_gate_workaround_gives_exact_spikes(cases):
+    """The snnTorch workaround the report names for the gates: maxpool_gates_to_lif (plus fix_peer_flatten for
+    batches) runs the recipe's model with neuromorph's outputs; from_nir agrees with the original graph."""
+    g, x, ref = cases["nmnist_recipe"]
+    lif = maxpool_gates_to_lif(g)
+    assert [type(n).__name__ for n in lif.nodes.values()].count("IF") == 0
+    with torch.no_grad():
+        assert torch.equal(from_nir(lif)(x), ref)
+    assert peer_report(lif)["snntorch"]["per_sample"] == "exact"
+    if not _peer_available("snntorch"):
+        pytest.skip("snntorch is not installed")
+    assert _observe("snntorch", g, x, ref, "per_sample") == "fails"
+    assert _observe("snntorch", lif, x, ref, "per_sample") == "exact"
+    assert _observe("snntorch", lif, x, ref, "batched", fix=fix_peer_flatten) == "exact"
