@@ -5,7 +5,7 @@ used for training or model selection: best.pt is chosen on a validation part hel
 
 - ``nmnist``: the N-MNIST conv SNN recipe on the real N-MNIST subset (train: nmnist/Train, 1000
   samples; test: nmnist/Test, 100 samples). Target >= 97 %.
-- ``shd-fsdd``: the DCLS delay SNN recipe (METHODS §3(c)) on shd_fsdd (FSDD spoken digits through the
+- ``shd-fsdd``: the DCLS delay SNN recipe (Hammouamri et al., ICLR 2024) on shd_fsdd (FSDD spoken digits through the
   SHD cochlea model; not the real SHD), against non-spiking baselines trained by this script on the
   same count bins (a GRU and a 1-D CNN), and against the same network with no delays and with fixed
   random delays, each over several seeds (mean ± std).
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, help="override the recipe's epochs")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--variants", nargs="*", help="shd-fsdd: subset of 'learned', 'fixed', 'no', 'gru', '1d' (default all)")
-    p.add_argument("--dt-ms", type=int, default=10, help="shd-fsdd: count-bin width (METHODS §3(c): 10 ms)")
+    p.add_argument("--dt-ms", type=int, default=10, help="shd-fsdd: count-bin width (Hammouamri et al.: 10 ms)")
     p.add_argument("--batch-size", type=int, default=64, help="shd-fsdd: batch (the SHD recipe's 256 is for 8k samples)")
     p.add_argument("--max-steps", type=int, help="shd-fsdd: pad/crop to this many bins")
     p.add_argument("--threads", type=int, help="torch threads")

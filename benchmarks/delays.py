@@ -1,6 +1,6 @@
 """DelayedLinear vs DCLS's Dcls1d at the SHD configuration: forward+backward time and peak memory.
 
-Configuration (METHODS.md §3(c), first layer of the SHD delay net): batch 256, 140 inputs, 256 outputs,
+Configuration (first layer of the SHD delay net of Hammouamri et al., ICLR 2024): batch 256, 140 inputs, 256 outputs,
 K = 25, T = 100 steps of 10 ms, input spike counts (10 % nonzero), Gaussian (training) form with σ = 6,
 gradients for weights and positions (``--input-grad`` adds the input gradient, as in a hidden layer).
 Dcls1d is called exactly as SNN-delays calls it: permute [T, B, C] -> [B, C, T], zero-pad K-1 left and

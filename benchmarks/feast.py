@@ -1,9 +1,9 @@
 """FEAST throughput on real N-MNIST events (one core), side by side with a plain-Python transcription.
 
-No peer library implements FEAST (Tonic has time-surface transforms but no FEAST learning rule), so
-the comparison is with the plain per-event Python transcription of METHODS.md §6 that the tests use
-as reference, run on a small slice and reported as a ratio. Both wall-clock and CPU time (of this
-process: the numba kernel is single-threaded) are given, because the machine is shared.
+No peer library implements FEAST (Tonic has time-surface transforms but no FEAST learning rule), so the
+comparison is with the plain per-event Python transcription of the FEAST rule (Afshar et al., Sensors
+2020) that the tests use as reference, run on a small slice and reported as a ratio. Both wall-clock and
+CPU time (of this process: the numba kernel is single-threaded) are given, because the machine is shared.
 
     python benchmarks/feast.py [--files 300] [--repeats 3] [--json]
 """

@@ -1,6 +1,6 @@
 """MPBN at inference: unfolded vs folded into thresholds, beside a plain LIF and SpikingJelly's MPBN neuron.
 
-Claim checked (Guo et al., ICCV 2023; METHODS.md §2): folding MPBN into per-channel thresholds gives
+Claim checked (Guo et al., ICCV 2023): folding MPBN into per-channel thresholds gives
 the same spikes at no extra inference cost. Measured: eval-mode forward time of one neuron layer on
 ``[T, B, C, H, W]`` input for
 
@@ -8,7 +8,7 @@ the same spikes at no extra inference cost. Measured: eval-mode forward time of 
 - ``neuromorph MPBNLIF`` after ``fold_mpbn`` (a per-channel-threshold LIF on the fused backend),
 - ``neuromorph LIF`` with a scalar threshold (the cost floor),
 - SpikingJelly 2.0 ``MPBNLIFNode`` (multi-step, torch backend, unfolded; note it resets the normalised
-  potential, so its spikes differ from the official code's: METHODS.md §2).
+  potential, so its spikes differ from those of the official code, yfguo91/MPBN).
 
 Also checks that the folded layer's spikes equal the unfolded ones. Times are medians over ``--repeats``.
 

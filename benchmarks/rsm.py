@@ -1,8 +1,8 @@
 """Random Spike Masking study: accuracy, synops and energy against the masking ratio on a trained model.
 
-Claim compared (Masked Spiking Transformer, Wang et al., ICCV 2023, abstract; METHODS.md §5): about 27 %
+Claim compared (Masked Spiking Transformer, Wang et al., ICCV 2023, abstract): about 27 %
 (26.8 %) lower power at a 75 % masking ratio with unchanged accuracy. MST's power model is not
-confirmed (METHODS.md §5(e)); here energy is the package's estimate (``neuromorph.energy``, METHODS.md §10).
+confirmed; here energy is the package's estimate (``neuromorph.energy``).
 
 Setup (a CPU-sized MST, ``neuromorph.models.MaskedSpikingTransformer``): scikit-learn's 8x8 digits
 (1797 images, bundled with scikit-learn, no download; pixels scaled to [0, 1]; fixed split 1397 train /

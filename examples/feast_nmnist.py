@@ -1,11 +1,11 @@
 """FEAST features + linear readout on real N-MNIST.
 
-Learns FEAST features on nmnist/Train only (1000 samples in ../shared/data), builds per-sample
+Learns FEAST features on nmnist/Train only (a 1000-sample subset), builds per-sample
 feature histograms over a 4 x 4 spatial grid, fits a logistic-regression readout on Train and reports
 the accuracy on nmnist/Test (100 samples). Hyper-parameters were chosen by 5-fold cross-validation on
 Train (``--select`` reruns that search); Test is touched once, at the end.
 
-    python examples/feast_nmnist.py [--data-root ../shared/data] [--out runs/feast] [--select] [--json]
+    python examples/feast_nmnist.py --data-root ROOT [--out runs/feast] [--select] [--json]
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def cv_accuracy(cfg: dict, streams, labels, seed: int) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    ap.add_argument("--data-root", type=Path, required=True, help="folder holding nmnist/Train and nmnist/Test")
     ap.add_argument("--out", type=Path, default=None, help="folder for PNG plots and result.json")
     ap.add_argument("--select", action="store_true", help="rerun the 5-fold CV search on Train first")
     ap.add_argument("--seed", type=int, default=0)

@@ -1,8 +1,8 @@
 """HD-SNN pruning experiment: motion-direction accuracy against the number of kept synapses.
 
-Trains one heterogeneous-delay layer (METHODS.md §7) as time-invariant logistic regression on
-synthetic motion clips (random 1/f² textures translated in ``--directions`` directions, ON/OFF events
-from a residual threshold; a scaled-down version of the paper's stimuli), then
+Trains one heterogeneous-delay layer (Grimaldi & Perrinet, Biological Cybernetics 2023) as time-invariant
+logistic regression on synthetic motion clips (random 1/f² textures translated in ``--directions``
+directions, ON/OFF events from a residual threshold; a scaled-down version of the paper's stimuli), then
 
 - prunes: keeps the n largest |weights| for n on a log grid (the paper's pruning curve), and
 - shortens: keeps only the shortest delays (the paper's baseline),

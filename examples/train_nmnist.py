@@ -1,6 +1,6 @@
 """Train the N-MNIST conv SNN on event frames and evaluate it on the test split.
 
-    python examples/train_nmnist.py --data-root ../shared/data/nmnist --epochs 3
+    python examples/train_nmnist.py --data-root DATA_ROOT --epochs 3
 
 DATA_ROOT holds N-MNIST's own layout, Train/<label>/<id>.bin and Test/<label>/<id>.bin (40-bit ATIS
 files). The same run from the command line: ``neuromorph train nmnist --data-root DATA_ROOT``.
@@ -11,7 +11,7 @@ import argparse
 from neuromorph.train import fit, resolve_recipe
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("--data-root", default="../shared/data/nmnist")
+parser.add_argument("--data-root", required=True, help="N-MNIST root (Train/ and Test/)")
 parser.add_argument("--epochs", type=int, default=3)
 parser.add_argument("--out", default="runs/example-nmnist")
 args = parser.parse_args()

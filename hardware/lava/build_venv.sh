@@ -5,7 +5,7 @@
 #   VENV_DIR defaults to ${NEUROMORPH_LAVA_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/neuromorph/lava-venv}.
 # The venv is built once and reused: a stamp file records the requirements it was built from.
 #
-# Why these steps (see ENVIRONMENT notes): lava-nc 0.10 and lava-dl 0.6 declare Python <3.11 and
+# Why these steps: lava-nc 0.10 and lava-dl 0.6 declare Python <3.11 and
 # numpy <2; with numpy 2, six of lava-dl's own netx tests fail, so numpy<2 is pinned here. On
 # Python 3.11, lava-nc's var_model.py uses mutable dataclass defaults (ByteEncoder()), which 3.11
 # rejects: they are patched to default_factory. lava-dl is installed with --no-deps so it cannot pull

@@ -254,7 +254,7 @@ def to_spike_counts(
     (so a spike exactly on the last bin edge joins the last bin). This is SpikingJelly's
     ``integrate_events_by_fixed_duration`` for SHD (spikingjelly/datasets/shd.py) followed by the sum
     over groups of ``group`` adjacent channels, the preprocessing of the SHD/SSC delay networks (Hammouamri
-    et al., ICLR 2024; METHODS.md §3(c): Δt = 10 ms, 700 channels in groups of 5 -> 140). With
+    et al., ICLR 2024: Δt = 10 ms, 700 channels in groups of 5 -> 140). With
     ``n_time_bins`` the result is cut or zero-padded at the end to exactly that many bins.
 
     Accepts neuromorph's ``(t, unit)`` arrays and Tonic's SHD arrays ``(t, x, p)``.

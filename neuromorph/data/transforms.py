@@ -95,8 +95,8 @@ class ToFrame(Transform):
 
 @dataclass(frozen=True)
 class ToSpikeCounts(Transform):
-    """Audio events -> counts ``[T, n_units // group]`` in bins of ``dt_us`` (METHODS.md §3(c) SHD
-    preprocessing: ``ToSpikeCounts(700, 10_000, 5)`` gives 140 channels at 10 ms)."""
+    """Audio events -> counts ``[T, n_units // group]`` in bins of ``dt_us`` (SHD preprocessing of
+    Hammouamri et al., ICLR 2024: ``ToSpikeCounts(700, 10_000, 5)`` gives 140 channels at 10 ms)."""
 
     n_units: int = 700
     dt_us: int = 10_000

@@ -13,7 +13,7 @@ nothing. A layer that declares no role raises the package's one ``UnknownLayerEr
 runs. Containers are looked into: linear algebra called directly inside a container's ``forward``
 (``F.linear``, ``F.conv*``, ``matmul``/``@``, ``mm``, ``bmm``, ``addmm``, ``baddbmm``,
 ``F.scaled_dot_product_attention``, ``einsum`` (dense)) is caught by a ``TorchFunctionMode`` and counted
-too, e.g. the ``Q·Kᵀ`` product of two spike tensors in attention (MACs, METHODS.md §10). A container with
+too, e.g. the ``Q·Kᵀ`` product of two spike tensors in attention (MACs). A container with
 weights of its own whose forward showed no such operation (a fused kernel) is reported by name and type
 (``ConfigError``) by :meth:`EnergyMonitor.check`, never counted as zero silently.
 Not counted (by convention, as in most papers): softmax, normalisations at inference (folded),
@@ -95,7 +95,7 @@ def _count_synaptic(mon: "EnergyMonitor", name: str, module: torch.nn.Module, x:
                 rec.add_per_step("synops_per_step", ops)
     else:
         # real-valued input: every synapse works at every step, unless the hardware skips zero
-        # activations (delta / event-driven inference, METHODS.md §9), then only nonzero inputs count
+        # activations (delta / event-driven inference, Yousefzadeh & Sifalakis 2021), then only nonzero inputs count
         dense = float((spike_indicator(xv) * fan).sum()) if mon.skip_zeros else slots * total_fan
         if role == "synaptic":
             rec.macs += dense
@@ -345,7 +345,7 @@ def _step_neuron_rule(mon, name, module, inputs, output):
 
 
 def _delayed_linear_rule(mon, name, module, inputs, output):
-    """DelayedLinear (DCLS delays, METHODS.md §3): one synop per input spike per synapse with a nonzero
+    """DelayedLinear (DCLS delays, Hammouamri et al., ICLR 2024): one synop per input spike per synapse with a nonzero
     weight, at the synapse's integer delay (``integer_delays()``, what rounding gives for inference and
     hardware). A spike at input step t through a synapse of delay d lands at output step t + d; the
     layer's output has T + ⌊(K-1)/2⌋ steps, so deliveries past its end never happen and are not counted.
@@ -417,7 +417,7 @@ _ROLE_RULES: dict[Role, Any] = {
     Role.NORMALISATION: FREE,  # folded into weights or thresholds at inference
     Role.RESHAPE: FREE,
     Role.IDENTITY: FREE,
-    Role.ACTIVATION: FREE,  # element-wise non-linearities are not priced (METHODS.md §10 counts MACs/ACs)
+    Role.ACTIVATION: FREE,  # element-wise non-linearities are not priced (the usual SNN estimate counts MACs/ACs only)
     Role.CONTAINER: CONTAINER,
 }
 
@@ -671,7 +671,7 @@ class EnergyMonitor:
         rec.calls += 1
         rec.dense_macs += dense
         if ba and bb:
-            # a product of two spike tensors (Q·Kᵀ): METHODS.md §10 counts it as MACs (the product of two
+            # a product of two spike tensors (Q·Kᵀ) counts as MACs (the product of two
             # graded amplitudes is a multiplication). Only coincident nonzero pairs do work in an
             # event-driven implementation, so that is what is counted (masking Q or K lowers it); the
             # dense count is the ANN equivalent.

@@ -1,8 +1,8 @@
 """FEAST: Feature Extraction with Adaptive Selection Thresholds.
 
 Afshar, Ralph, Xu, Tapson, van Schaik, Cohen, "Event-based feature extraction using adaptive selection
-thresholds", Sensors 20(6):1600, 2020 (arXiv 1907.07853). Equations as written in METHODS.md §6 (read
-from Afshar's reference MATLAB demo and the SimpleFeast python port).
+thresholds", Sensors 20(6):1600, 2020 (arXiv 1907.07853). Equations as in Afshar's reference MATLAB demo
+("A simple one-layer FEAST") and the SimpleFeast python port (yeshwanthravitheja/SimpleFeast.py@f2d05bb).
 
 For every input event e = (x, y, p, t), in time order:
 
@@ -138,7 +138,7 @@ class FeastTrace:
     ``thresholds[r]`` is theta after event ``event_index[r]`` (counted from the start of the call);
     ``miss_rate[r]`` is the fraction of missed events in the window that ends there. ``wins`` counts
     the events each neuron won during the call, ``misses`` the events no neuron accepted. FEAST's
-    steady state (METHODS.md §6b) has equal win counts and ``wins.sum() / misses`` near
+    steady state has equal win counts and ``wins.sum() / misses`` near
     ``n_neurons * delta_open / delta_close``; flat threshold trajectories signal converged weights.
     """
 
@@ -183,7 +183,7 @@ def _check_positive(name: str, value, allow_zero: bool = False) -> float:
 class FeastLayer:
     """One FEAST layer: ``n_neurons`` unit-norm kernels over (channel, 2R+1, 2R+1) time-surface patches.
 
-    Parameters (defaults of the reference demo where it has one, METHODS.md §6c):
+    Parameters (defaults of Afshar's reference demo where it has one):
         n_neurons: number of feature neurons N (>= 1).
         sensor_size: (width, height) of the input; x in [0, width), y in [0, height).
         n_channels: input channels C (1: ignore ``p``; 2: ON/OFF polarity; a previous layer's N).

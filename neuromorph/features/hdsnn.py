@@ -2,8 +2,8 @@
 logistic regression on event streams.
 
 Grimaldi & Perrinet, "Learning heterogeneous delays in a layer of spiking neurons for fast motion
-detection", Biological Cybernetics 2023 (doi 10.1007/s00422-023-00975-8); equations as in METHODS.md §7
-(read from the paper's LaTeX, SpikeAI/2023_GrimaldiPerrinet_HeterogeneousDelaySNN@dde1dca).
+detection", Biological Cybernetics 2023 (doi 10.1007/s00422-023-00975-8); equations as in
+the paper's LaTeX source (SpikeAI/2023_GrimaldiPerrinet_HeterogeneousDelaySNN@dde1dca).
 
 Input A ∈ {0,1}^{P×T×X×Y} (binned events), kernel 𝒦 ∈ ℝ^{C×P×D×Kx×Ky} (one weight per synapse
 (polarity p, delay d, offset δx, δy) of output class c), bias b_c:
@@ -198,7 +198,7 @@ def evidence_from_events(a: torch.Tensor | np.ndarray, kernel: torch.Tensor | np
     """Event-driven evidence: for each input spike A(p, t, x, y) = 1 and each nonzero synapse
     𝒦(c, p, d, δx, δy), add the weight to B(c, t + d, x + δx, y + δy).
 
-    The same B as :meth:`HDSNN.evidence` without contrast symmetry (METHODS.md §7d), and the number of
+    The same B as :meth:`HDSNN.evidence` without contrast symmetry, and the number of
     synaptic operations it took (= the paper's cost model). ``a`` is one sample [P, T, X, Y].
     Returns (B [C, T, X, Y] float64, synaptic operations).
     """
@@ -302,7 +302,7 @@ def fit(model: HDSNN, inputs: torch.Tensor, labels: torch.Tensor, epochs: int = 
 def motion_clips(n_clips: int, size: int = 24, n_steps: int = 32, n_directions: int = 8,
                  speeds: tuple[float, ...] = (1.0,), threshold: float = 1.0, seed: int = 0
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Synthetic motion stimuli in the manner of the paper (§ Stimuli, METHODS.md §7c), scaled down.
+    """Synthetic motion stimuli in the manner of the paper (Grimaldi & Perrinet 2023, § Stimuli), scaled down.
 
     Each clip translates a random 1/f² texture (periodic, size × size) at one of ``n_directions`` ×
     ``len(speeds)`` velocities (speed in px per bin; sub-pixel shifts in Fourier space). Each pixel

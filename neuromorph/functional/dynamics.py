@@ -20,7 +20,7 @@ module: it is the independent ground truth (plain autograd through its own recur
 tested against. ``one``/``zero`` are passed in so that numba keeps the data's precision (a Python float
 literal would promote float32 to float64 and change which spikes fire).
 
-Per step (time in steps; METHODS.md §1, SpikingJelly/Loihi conventions)::
+Per step (time in steps; SpikingJelly/Loihi conventions)::
 
     i_t = κ i_{t-1} + x_t                       (cuba, κ = syn_decay; else i_t := x_t)
     h_t = β v_{t-1} + (1 - β) v_rest + c i_t    c = 1 - β if decay_input else 1

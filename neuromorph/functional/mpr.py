@@ -1,4 +1,4 @@
-"""Membrane Potential Rectifier (Guo et al., ECCV 2022; METHODS.md §1).
+"""Membrane Potential Rectifier (Guo et al., "Reducing Information Loss for Spiking Neural Networks", ECCV 2022).
 
 φ(u) = 1 − (1 − u)^{1/3}                        for u < 0
 φ(u) = ½ + tanh(k(u − ½)) / (2 tanh(k/2))       for 0 ≤ u ≤ 1

@@ -1,7 +1,8 @@
 """Validation of what a neuron receives: time-major sequences, time constants, thresholds.
 
 Time constants are in time steps (divide a physical τ by ``dt`` first). The membrane decay is the Euler
-form β = 1 − 1/τ of SpikingJelly and of Guo/Hammouamri's code (METHODS.md §1, §3); the dynamics themselves
+form β = 1 − 1/τ of SpikingJelly and of the official code of Guo et al. (ECCV 2022) and Hammouamri et al.
+(ICLR 2024); the dynamics themselves
 are defined in :mod:`neuromorph.functional.dynamics` and run by :func:`neuromorph.kernels.run`.
 """
 

@@ -12,7 +12,7 @@ name            dH/dx used in backward                                      defa
 ``fast_sigmoid`` 1 / (1 + α|x|)²  (SuperSpike)                              α = 25    Zenke & Ganguli 2018; snnTorch
 ``triangle``    max(0, 1 − |x|/α) / α   (unit area, half-width α)          α = 1     Bellec et al. 2018
 ``rectangular`` 1[|x| < α/2] / α   (straight-through in a window)           α = 1     Wu et al. 2018
-``mpr``         k/(2 tanh(k/2)) sech²(k x) on |x| ≤ ½, else 0   (α = k)    k = 3     Guo et al. 2022, METHODS §1
+``mpr``         k/(2 tanh(k/2)) sech²(k x) on |x| ≤ ½, else 0   (α = k)    k = 3     Guo et al., ECCV 2022
 =============== ========================================================== ========= ===============================
 
 ``mpr`` is the Membrane Potential Rectifier's effective surrogate: with threshold ½ it equals φ′(u)·1[0≤u≤1].

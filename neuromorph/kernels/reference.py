@@ -37,7 +37,7 @@ def run(
     Returns ``(out, membrane, final_state)``: ``out`` is the spike train (the membrane for a
     non-firing neuron), ``membrane`` the post-reset v_t for every step when ``return_membrane``.
     ``pre_fire(h_t, t)`` (reference only) maps the membrane before the threshold test while the reset
-    keeps acting on the raw h_t: the hook MPBN uses (METHODS.md §2).
+    keeps acting on the raw h_t: the hook MPBN uses (Guo et al., ICCV 2023).
     """
     if state is None:
         state = initial_state(x, cfg)

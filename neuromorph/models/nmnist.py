@@ -6,7 +6,7 @@ whose output at every step is averaged over T by the training loop (``readout="m
 statistics over T·B (tdBN style) so that event-count frames of any scale are normalised before the
 first LIF.
 
-With only ~1000 training recordings (the real subset in ../shared/data), the net over-fits without
+With only ~1000 training recordings (a 1,000-sample subset of N-MNIST), the net over-fits without
 augmentation; ``train_shift`` translates every training sample by a random offset of up to that many
 pixels (the same for all its time steps, zero-filled borders), in training mode only, like dropout.
 

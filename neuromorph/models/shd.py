@@ -1,4 +1,4 @@
-"""The SHD delay network of Hammouamri, Khalfaoui-Hassani & Masquelier (ICLR 2024), METHODS.md §3(c).
+"""The SHD delay network of Hammouamri, Khalfaoui-Hassani & Masquelier (ICLR 2024).
 
 Feed-forward, no recurrence; every synapse has a learnable delay (DCLS, :class:`~neuromorph.nn.DelayedLinear`)::
 
@@ -46,7 +46,7 @@ __all__ = [
 
 
 class SHDDelayNet(torch.nn.Sequential):
-    """Delay network for SHD/SSC (METHODS.md §3(c)); input spike counts ``[T, B, n_inputs]``, output the
+    """Delay network for SHD/SSC (Hammouamri et al., ICLR 2024); input spike counts ``[T, B, n_inputs]``, output the
     readout membrane ``[T + (n_hidden_layers + 1)·⌊(K-1)/2⌋, B, n_classes]``.
 
     Defaults are the SHD configuration; SSC is ``hidden=512, n_hidden_layers=3, max_delay=31, tau=1.5,
@@ -102,7 +102,10 @@ class SHDDelayNet(torch.nn.Sequential):
 
 
 def summed_softmax(v_out: Tensor) -> Tensor:
-    """Class scores m = Σ_t softmax(v_out[t]) over the class axis: ``[T, B, C] -> [B, C]`` (METHODS §3(b))."""
+    """Class scores m = Σ_t softmax(v_out[t]) over the class axis: ``[T, B, C] -> [B, C]``.
+
+    The readout of Hammouamri et al., ICLR 2024.
+    """
     if v_out.dim() != 3:
         raise ShapeError(f"summed_softmax: v_out must be [T, B, classes], got shape {list(v_out.shape)}")
     return torch.softmax(v_out, dim=-1).sum(0)
@@ -123,7 +126,7 @@ def build_optimizers(
     weight_decay: float = 1e-5,
     lr_positions: float = 0.1,
 ) -> tuple[list[torch.optim.Optimizer], list[tuple[Any, str]]]:
-    """The two optimisers of SNN-delays and their per-epoch schedules (METHODS.md §3(c)).
+    """The two optimisers of SNN-delays and their per-epoch schedules (best_config_*.py of SNN-delays).
 
     - weights: Adam(lr, betas (0.9, 0.999)); weight decay on the DelayedLinear weights only (0 on
       BatchNorm, biases and any other parameter), OneCycleLR(max_lr, total_steps=epochs);

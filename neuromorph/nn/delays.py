@@ -3,7 +3,7 @@
 Hammouamri, Khalfaoui-Hassani, Masquelier, "Learning Delays in Spiking Neural Networks using Dilated
 Convolutions with Learnable Spacings", ICLR 2024 (code: Thvnvtos/SNN-delays@d169b4e, library
 K-H-Ismail/Dilated-Convolution-with-Learnable-Spacings-PyTorch@83de562, ``DCLS/construct/modules.py``).
-The equations below are those of METHODS.md §3(b).
+The equations below are those of the official SNN-delays and DCLS code.
 
 A fully connected layer in which every synapse i→j has a weight ``w_ji`` and a real-valued position
 ``P_ji ∈ [-⌊K/2⌋, ⌊K/2⌋]``. The layer is a 1-D convolution over time whose kernel for (j, i) holds a
@@ -71,14 +71,14 @@ __all__ = [
 
 FORMS = ("gauss", "max")
 METHODS = ("auto", "spectral", "direct", "shift")
-SIGMA_OFFSET = 0.27  # σ_eff = |σ| + 0.27 (DCLS library since 2023-06; METHODS.md §3(b))
+SIGMA_OFFSET = 0.27  # σ_eff = |σ| + 0.27 (in the DCLS library since 2023-06)
 NORM_EPS = 1e-7  # added to the tap sum before normalising (DCLS)
 
 
 def delay_kernel_size(max_delay: float, dt: float = 1.0) -> int:
     """Kernel length K for a maximum delay: ``K = ⌊max_delay / dt⌋``, made odd by adding 1 if even.
 
-    METHODS.md §3(b): 250 ms at dt = 10 ms gives K = 25 (SHD); 300 ms gives 30, bumped to 31 (SSC/GSC).
+    Hammouamri et al., ICLR 2024: 250 ms at dt = 10 ms gives K = 25 (SHD); 300 ms gives 30, bumped to 31 (SSC/GSC).
     Delays then range over 0 .. K-1 steps. ``max_delay`` shorter than one step raises ``ConfigError``.
     """
     if isinstance(max_delay, bool) or not isinstance(max_delay, (int, float)) or not math.isfinite(max_delay):
@@ -94,7 +94,7 @@ def delay_kernel_size(max_delay: float, dt: float = 1.0) -> int:
 class DelayedLinear(torch.nn.Module):
     """Fully connected layer with one learnable weight and one learnable delay per synapse (DCLS).
 
-    Equations: see the module docstring (METHODS.md §3(b), Hammouamri et al. ICLR 2024).
+    Equations: see the module docstring (Hammouamri et al., ICLR 2024).
 
     Args:
         in_features, out_features: numbers of presynaptic and postsynaptic neurons.
@@ -162,7 +162,7 @@ class DelayedLinear(torch.nn.Module):
 
     @property
     def output_extension(self) -> int:
-        """Steps the output is longer than the input: ⌊(K-1)/2⌋ (METHODS.md §3(b))."""
+        """Steps the output is longer than the input: ⌊(K-1)/2⌋, so delayed spikes still reach the readout."""
         return (self.kernel_size - 1) // 2
 
     def _label(self) -> str:
@@ -228,7 +228,7 @@ class DelayedLinear(torch.nn.Module):
         return (self.half_width - p).to(torch.int64)
 
     def round_delays(self) -> Tensor:
-        """Switch to integer delays for inference and export (METHODS.md §3(b), "Rounding").
+        """Switch to integer delays for inference and export (as SNN-delays does).
 
         Sets σ = 0, the "max" form, P ← clamp(round(P)) (``torch.round``: half to even). Each synapse
         then has exactly one tap, of weight w_ji, at delay d_ji = ⌊K/2⌋ - P_ji. Returns those delays
@@ -473,7 +473,7 @@ def rounded_delays(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     """Evaluate with integer delays, then restore the real-valued positions, σ and form.
 
     SNN-delays evaluates with rounded delays at every evaluation, so its reported accuracies are for
-    integer delays (METHODS.md §3(b)); wrap evaluation in ``with rounded_delays(model): ...``.
+    integer delays (Hammouamri et al., ICLR 2024); wrap evaluation in ``with rounded_delays(model): ...``.
     """
     saved = [(m, m.positions.detach().clone(), m.sigma.clone(), m.form) for m in delayed_layers(model)]
     try:
@@ -490,7 +490,7 @@ def rounded_delays(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
 
 @dataclass(frozen=True)
 class SigmaSchedule:
-    """The σ schedule of SNN-delays (``decrease_sig``, METHODS.md §3(b)).
+    """The σ schedule of SNN-delays (``decrease_sig``, Hammouamri et al., ICLR 2024).
 
     σ starts at ``sigma_init`` (⌊K/2⌋) and, at the end of each epoch while epoch < ``final_epoch``
     (⌊epochs/4⌋) and σ > ``sigma_final`` (0.23), is multiplied by α = (sigma_final/sigma_init)^(1/final_epoch).

@@ -2,7 +2,7 @@
 
 Source: Datta, Liu, Beerel, "Hoyer regularizer is all you need for ultra low-latency spiking neural
 networks", arXiv 2212.10170; official code ``godatta/Ultra-Low-Latency-SNN@20c7c83``
-(``models/self_modules.py``: ``HoyerBiAct``, ``Spike_func``). See METHODS.md §4.
+(``models/self_modules.py``: ``HoyerBiAct``, ``Spike_func``).
 
     z = u / |v_th|                       v_th trainable (init 1.0)
     z_clip = clip(z, 0, 1)
@@ -39,7 +39,7 @@ def _finite(value) -> bool:
 def hoyer_extremum(z: torch.Tensor, dims: tuple[int, ...] | None = None) -> torch.Tensor:
     """E(z) = Σ z² / Σ |z| over ``dims`` (all dims if None); 0/0 (an all-zero slice) gives 1.0.
 
-    Equals the point where ∂H/∂z_i = 0 for H = ‖z‖₁²/‖z‖₂² (Datta et al., METHODS.md §4(b)); for
+    Equals the point where ∂H/∂z_i = 0 for H = ‖z‖₁²/‖z‖₂² (Datta et al., arXiv 2212.10170); for
     z ≥ 0 it is a self-weighted mean, so mean(z[z > 0]) ≤ E ≤ max(z).
     """
     if dims is None:
@@ -72,7 +72,7 @@ class _HoyerFire(torch.autograd.Function):
 
 
 class HoyerSpike(torch.nn.Module):
-    """Spiking activation with the Hoyer-extremum threshold (Datta et al., METHODS.md §4).
+    """Spiking activation with the Hoyer-extremum threshold (Datta et al., arXiv 2212.10170).
 
     Input: the pre-activation ``u`` (e.g. BN(conv(o))) as ``[T, B, C, ...]`` (T = 1 is the method's
     setting); output binary spikes of the same shape. Every time step is thresholded on its own

@@ -1,7 +1,7 @@
 """Random Spike Masking (RSM) of the Masked Spiking Transformer.
 
 Source: Wang et al., "Masked Spiking Transformer", ICCV 2023; official code
-``bic-L/Masked-Spiking-Transformer@368c9a5`` (``models/mst.py``). See METHODS.md §5.
+``bic-L/Masked-Spiking-Transformer@368c9a5`` (``models/mst.py``).
 
     out = s ⊙ m,   m ~ Bernoulli(1 − p) i.i.d. per element,
 

@@ -2,7 +2,7 @@
 
 Source: Fang et al., "Spiking Neural Networks Need High-Frequency Information", NeurIPS 2025
 (arXiv 2505.18608); official code ``bic-L/MaxFormer@6ddd4cc``, ``imagenet/{max_former,embedding_hub,
-mixer_hub}.py``. See METHODS.md §8.
+mixer_hub}.py``.
 
 All blocks act on time-major ``[T, B, C, H, W]`` real-valued tensors (the "membrane shortcut" stream)
 and fire a LIF (τ = 2, hard reset to 0, detached reset: SpikingJelly's ``MultiStepLIFNode`` as used in
@@ -132,7 +132,7 @@ class SpikingMLP(torch.nn.Module):
 
 
 class SpikingSelfAttention2d(torch.nn.Module):
-    """Spikformer-style spiking self-attention on the H·W tokens (no softmax; METHODS.md §8(b)).
+    """Spikformer-style spiking self-attention on the H·W tokens (no softmax; as in the Max-Former code).
 
     Q, K, V = LIF(BN(conv1×1(LIF(x)))); per head A = LIF_{θ=0.5}(Q (Kᵀ V) · scale); out = BN(conv1×1(A)) + x.
     """

@@ -1,7 +1,7 @@
 """MPBN: membrane-potential batch normalisation between charge and fire, and its folding into thresholds.
 
 Source: Guo et al., "Membrane Potential Batch Normalization for Spiking Neural Networks", ICCV 2023;
-official code ``yfguo91/MPBN@149379d`` (``models/spike_layer.py``). See METHODS.md §2.
+official code ``yfguo91/MPBN@149379d`` (``models/spike_layer.py``).
 
 Per step (time in steps)::
 
@@ -121,7 +121,7 @@ class MPBN(torch.nn.Module):
 
 
 class MPBNLIF(LIF):
-    """LIF neuron with membrane-potential batch norm between charge and fire (MPBN, METHODS.md §2).
+    """LIF neuron with membrane-potential batch norm between charge and fire (MPBN, Guo et al., ICCV 2023).
 
     A :class:`neuromorph.nn.LIF` (so monitors and exporters see a spiking neuron): input
     ``[T, B, *features]`` (float), output spikes of the same shape, stateless across calls (or
@@ -216,7 +216,7 @@ def fold_mpbn(model: torch.nn.Module, allow_negative_gamma: bool = True) -> torc
     """Remove every MPBN of ``model`` (in place) and write the equivalent thresholds; returns ``model``.
 
     θ̃ = (θ − β) sqrt(σ² + ε)/γ + μ per channel (channel-wise) or per neuron (element-wise), with the
-    firing sign s = sign(γ) (METHODS.md §2). In eval mode the folded model emits exactly the spikes of
+    firing sign s = sign(γ) (Guo et al., ICCV 2023). In eval mode the folded model emits exactly the spikes of
     the unfolded one. ``allow_negative_gamma=False`` refuses γ < 0 (for targets that cannot flip a
     comparison, e.g. hardware export) instead of storing a sign.
 

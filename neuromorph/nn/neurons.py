@@ -177,7 +177,7 @@ class IF(SpikingNeuron):
     """Integrate-and-fire: h_t = v_{t−1} + x_t; s_t = H(h_t − θ); reset soft/hard/none.
 
     With ``threshold=0.5, reset="soft", reset_amount=1.0, mpr=True`` it is the neuron of Guo et al.
-    (ECCV 2022, METHODS.md §1): the MPR φ feeds the threshold test and the reset subtracts the spike
+    (ECCV 2022): the MPR φ feeds the threshold test and the reset subtracts the spike
     amplitude 1.
     """
 

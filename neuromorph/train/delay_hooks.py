@@ -1,5 +1,6 @@
 """Training hooks ``"dcls-delays"`` of the DCLS delay recipes shd and ssc (Hammouamri et al., ICLR 2024;
-METHODS.md §3(b)-(c)); a recipe selects them by name (``Recipe.hooks``, registry ``recipes.HOOKS``):
+code Thvnvtos/SNN-delays, ``best_config_{SHD,SSC}.py``);
+a recipe selects them by name (``Recipe.hooks``, registry ``recipes.HOOKS``):
 
 - two Adam optimisers: weights and BN (lr 1e-3, weight decay 1e-5 on weights only, OneCycleLR with
   max_lr 5e-3 stepped once per epoch) and delay positions (lr 100x the weight lr = 0.1, no weight

@@ -22,8 +22,8 @@ def readout(out: torch.Tensor, mode: str) -> torch.Tensor:
 
     - ``mean``: logits = (1/T) Σ_t out[t] (rate-coded readout; the usual choice for LIF/LI outputs).
     - ``sum``: Σ_t out[t].
-    - ``summed-softmax``: m = Σ_t softmax(out[t]), the SHD delay paper's readout (METHODS §3(b),
-      Hammouamri et al. 2024); cross-entropy is then applied to m as if it were logits, as their code does.
+    - ``summed-softmax``: m = Σ_t softmax(out[t]), the SHD delay paper's readout (Hammouamri et
+      al., ICLR 2024); cross-entropy is then applied to m as if it were logits, as their code does.
     - ``last``: out[T-1].
     """
     if out.dim() == 2:

@@ -134,7 +134,7 @@ def field_names() -> list[str]:
 _FRAME_MODEL = "neuromorph.models.nmnist:NMNISTConvSNN"
 _SHD_MODEL = "neuromorph.models.shd:SHDDelayNet"
 
-# The named recipes. SHD/SSC follow METHODS.md §3(c) (Hammouamri et al. 2024, best_config_{SHD,SSC}.py):
+# The named recipes. SHD/SSC follow Hammouamri et al., ICLR 2024 (code: best_config_{SHD,SSC}.py):
 # 10 ms bins, 700 channels summed in groups of 5, batch 256/128, 150/60 epochs, summed-softmax readout; the
 # "dcls-delays" hooks train the weights with Adam (lr 1e-3, wd 1e-5, OneCycle to 5e-3 stepped per epoch) and
 # the delay positions with a second Adam (lr 0.1, cosine), see neuromorph.train.delay_hooks.

@@ -47,7 +47,8 @@ class SHD(_HDF5Spikes):
     ``root`` holds ``shd_train.h5`` / ``shd_test.h5`` (or ``root/SHD/...``, or a single ``*_train.h5`` /
     ``*_test.h5`` in SHD's layout, such as shd_fsdd). 700 units; the classes are the file's ``extra/keys``
     when it has them (20 for SHD), else the manifest's.
-    For the delay network use ``transform=ToSpikeCounts(700, 10_000, 5)`` (METHODS.md §3(c)).
+    For the delay network use ``transform=ToSpikeCounts(700, 10_000, 5)`` (Hammouamri et al., ICLR 2024:
+    10 ms bins, 700 channels in groups of 5).
     """
 
     name = "shd"
