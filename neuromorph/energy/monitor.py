@@ -188,8 +188,7 @@ def _pool_rule(mon, name, module, inputs, output):
     key = (id(module), feature_shape, "pool", str(x.device))
     fan = mon._cache.get(key)
     if fan is None:
-        fan = _adaptive_pool_fanout(module, feature_shape, x.device) if op.startswith("adaptive") else \
-            pool_fanout(module, feature_shape, device=x.device)
+        fan = pool_fanout(module, feature_shape, device=x.device)
         mon._cache[key] = fan
     _count_synaptic(mon, name, module, x, fan, role="pool")
     out = _output_tensor(output)
@@ -202,22 +201,6 @@ def _pool_rule(mon, name, module, inputs, output):
             ks = module.kernel_size if isinstance(module.kernel_size, tuple) else (module.kernel_size,) * nd
             divisor = math.prod(ks)
         mon.pooled_counts[_storage(out)] = (out.numel(), float(divisor))
-
-
-def _adaptive_pool_fanout(module: torch.nn.Module, feature_shape: tuple[int, ...], device) -> torch.Tensor:
-    """Windows containing each input position of adaptive pooling: output i of a dimension of size n
-    pools inputs floor(i n / m) .. ceil((i + 1) n / m) - 1 (torch's rule), m the output size."""
-    spatial = feature_shape[1:]
-    size = module.output_size
-    size = tuple(size) if isinstance(size, (tuple, list)) else (size,) * len(spatial)
-    fan = torch.ones((), dtype=torch.float64)
-    for n, m in zip(spatial, size):
-        m = n if m is None else int(m)
-        count = torch.zeros(n, dtype=torch.float64)
-        for i in range(m):
-            count[(i * n) // m: -((-(i + 1) * n) // m)] += 1
-        fan = fan.unsqueeze(-1) * count
-    return fan.expand(*feature_shape).to(device)
 
 
 def _neuron_rule(mon, name, module, inputs, output):

@@ -626,7 +626,7 @@ class DelayNode(torch.nn.Module):
     """y[t, :, i] = x[t - d_i, :, i] (zero before the start); the input is first extended by
     ``extend`` zero steps (the extra steps DelayedLinear gives delayed spikes to arrive)."""
 
-    layer_decl = LayerDecl(Role.SYNAPSE, "delay")  # a delay line: the weights are the Linear after it
+    layer_decl = LayerDecl(Role.SYNAPSE, "delay", mixes_time=True)  # a delay line: the weights are the Linear after it
 
     def __init__(self, delay_steps: np.ndarray, extend: int = 0, dt: float = DEFAULT_DT):
         super().__init__()
