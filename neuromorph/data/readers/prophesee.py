@@ -38,8 +38,7 @@ from neuromorph.data.readers._common import (
     DEFAULT_CHUNK_EVENTS,
     PathLike,
     check_sensor_size,
-    header_line_end,
-    read_header_block,
+    header_lines,
 )
 from neuromorph.errors import DataFormatError
 
@@ -63,23 +62,11 @@ _ERR_BOUNDS = 2
 def _percent_header(path: PathLike, extra: int, stop_at_end: bool) -> tuple[bytes, list[str], int]:
     """The ``%`` header lines shared by Prophesee ``.raw`` and ``.dat`` files: (header bytes read, lines
     without the marker, byte offset after the header). ``.raw`` headers may close with ``% end``."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataFormatError("no such event file", path=path)
-    head = read_header_block(p, b"%", extra=extra)
-    lines: list[str] = []
-    pos = 0
-    while pos < len(head) and head[pos : pos + 1] == b"%":
-        end = header_line_end(head, pos)
-        if end is None:
-            break  # binary data that starts with the marker byte: the header is over
-        if end < 0:
-            raise DataFormatError("header line not terminated by a newline", path=path, offset=pos)
-        line = head[pos + 1 : end].decode("latin-1").strip()
-        pos = end + 1
-        if stop_at_end and line == "end":
-            break
-        lines.append(line)
+    head, raw, pos = header_lines(path, b"%", "Prophesee", extra=extra,
+                                  last=(lambda line: line[1:].strip() == "end") if stop_at_end else None)
+    lines = [line[1:].strip() for line in raw]
+    if stop_at_end and lines and lines[-1] == "end":
+        lines.pop()  # the closing mark is not a header field
     return head, lines, pos
 
 
