@@ -446,18 +446,14 @@ def to_nir(model: torch.nn.Module, sample: torch.Tensor, strict: bool = True, dt
         if p["kind"] == "affine":
             nodes[name] = nir.Affine(weight=p["W"], bias=p["b"]) if p["b"] is not None else nir.Linear(weight=p["W"])
             edges.append((src, name))
-        elif p["kind"] == "conv2d":
+        elif p["kind"] in ("conv1d", "conv2d"):
+            one = p["kind"] == "conv1d"  # nir.Conv1d takes plain ints, nir.Conv2d pairs
+            geom = (lambda v: _ints(v, 1)[0]) if one else _ints
             b = p["b"] if p["b"] is not None else np.zeros(p["W"].shape[0])
-            nodes[name] = nir.Conv2d(
-                input_shape=tuple(p["in_shape"][1:]), weight=p["W"], stride=_ints(p["stride"]), padding=_ints(p["padding"]),
-                dilation=_ints(p["dilation"]), groups=int(p["groups"]), bias=b,
-            )
-            edges.append((src, name))
-        elif p["kind"] == "conv1d":
-            b = p["b"] if p["b"] is not None else np.zeros(p["W"].shape[0])
-            nodes[name] = nir.Conv1d(
-                input_shape=int(p["in_shape"][1]), weight=p["W"], stride=int(p["stride"][0]), padding=int(p["padding"][0]),
-                dilation=int(p["dilation"][0]), groups=int(p["groups"]), bias=b,
+            nodes[name] = (nir.Conv1d if one else nir.Conv2d)(
+                input_shape=int(p["in_shape"][1]) if one else tuple(p["in_shape"][1:]), weight=p["W"],
+                stride=geom(p["stride"]), padding=geom(p["padding"]), dilation=geom(p["dilation"]), groups=int(p["groups"]),
+                bias=b,
             )
             edges.append((src, name))
         else:  # delayed: one Delay -> Linear branch per distinct delay value
