@@ -100,6 +100,12 @@ class LayerCounts:
             return None
         return spikes / denom
 
+    def add_call(self, neurons: int, slots: int) -> None:
+        """Book one call of the layer: ``neurons`` per sample (or input positions), ``slots`` (step, sample) pairs."""
+        self.neurons = int(neurons)
+        self.slots += int(slots)
+        self.calls += 1
+
     def add_per_step(self, attr: str, values: torch.Tensor | None) -> None:
         if values is None:
             return
