@@ -106,6 +106,16 @@ def parse_raw_header(path: PathLike) -> tuple[dict, int]:
     return fields, pos
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _time_high(high, last_high, loops, time_set, shift, wrap_bits):
+    """A TIME_HIGH word (EVT 2.0 and 3.0): the raw counter ``high`` wraps after ``2**wrap_bits`` µs; a value
+    more than 10 below the previous one (after the first) counts one more wrap. Returns (last_high, loops,
+    time base in µs)."""
+    if time_set and last_high > high + 10:
+        loops += 1
+    return high, loops, (high << shift) + loops * (np.int64(1) << wrap_bits)
+
+
 # --------------------------------------------------------------------------------------------- EVT 2.0
 @numba.njit(cache=True, nogil=True)
 def _decode_evt2(words, x, y, t, p, state, width, height):
@@ -134,12 +144,8 @@ def _decode_evt2(words, x, y, t, p, state, width, height):
             t[k] = time_base + ((w >> 22) & 0x3F)
             k += 1
         elif typ == 8:
-            high = w & 0xFFFFFFF
-            if time_set and last_high > high + 10:
-                loops += 1
-            last_high = high
+            last_high, loops, time_base = _time_high(w & 0xFFFFFFF, last_high, loops, time_set, 6, 34)
             time_set = 1
-            time_base = (high << 6) + loops * (np.int64(1) << 34)
         elif typ == 0xA or typ == 0xE or typ == 0xF:
             continue
         else:
@@ -238,12 +244,8 @@ def _decode_evt3(words, x, y, t, p, state, width, height):
         elif typ == 6:
             time_low = w & 0xFFF
         elif typ == 8:
-            high = w & 0xFFF
-            if time_set and last_high > high + 10:
-                loops += 1
-            last_high = high
+            last_high, loops, time_base = _time_high(w & 0xFFF, last_high, loops, time_set, 12, 24)
             time_set = 1
-            time_base = (high << 12) + loops * (np.int64(1) << 24)
         elif typ == 7 or typ == 0xA or typ == 0xE or typ == 0xF:
             continue
         else:
