@@ -395,6 +395,19 @@ def parse_dat_header(path: PathLike) -> tuple[dict, int]:
     return fields, pos + 2
 
 
+def _dat_layout(path: PathLike, sensor_size: tuple[int, int] | None) -> tuple[tuple[int, int] | None, int, int]:
+    """(sensor size, byte offset of the events, file size) of a ``.dat`` file whose data is whole events."""
+    fields, off = parse_dat_header(path)
+    sensor = check_sensor_size(sensor_size, path, declared=fields.get("sensor_size"))
+    size = Path(path).stat().st_size
+    if (size - off) % DAT_EVENT_BYTES:
+        whole = size - (size - off) % DAT_EVENT_BYTES
+        raise DataFormatError(
+            f"dat: data length {size - off} is not a whole number of 8-byte events (truncated file?)", path=path, offset=whole
+        )
+    return sensor, off, size
+
+
 def read_dat(path: PathLike, sensor_size: tuple[int, int] | None = None) -> np.ndarray:
     """Read a Prophesee ``.dat`` CD file into an EVENT_DTYPE array.
 
@@ -402,28 +415,14 @@ def read_dat(path: PathLike, sensor_size: tuple[int, int] | None = None) -> np.n
     y = bits 27..14, p = bit 28 (Prophesee "DAT File Format"; ``dat_events_tools.py`` of the
     automotive dataset toolbox).
     """
-    fields, off = parse_dat_header(path)
-    sensor = check_sensor_size(sensor_size, path, declared=fields.get("sensor_size"))
-    size = Path(path).stat().st_size
-    if (size - off) % DAT_EVENT_BYTES:
-        whole = size - (size - off) % DAT_EVENT_BYTES
-        raise DataFormatError(
-            f"dat: data length {size - off} is not a whole number of 8-byte events (truncated file?)", path=path, offset=whole
-        )
+    sensor, off, size = _dat_layout(path, sensor_size)
     return _decode_dat_words(np.fromfile(path, dtype="<u4", offset=off), sensor, path, off)
 
 
 def iter_dat(path: PathLike, sensor_size: tuple[int, int] | None = None,
              chunk_events: int = DEFAULT_CHUNK_EVENTS) -> Iterator[np.ndarray]:
     """Stream a Prophesee ``.dat`` file in chunks of at most ``chunk_events`` events (bounded memory)."""
-    fields, off = parse_dat_header(path)
-    sensor = check_sensor_size(sensor_size, path, declared=fields.get("sensor_size"))
-    size = Path(path).stat().st_size
-    if (size - off) % DAT_EVENT_BYTES:
-        whole = size - (size - off) % DAT_EVENT_BYTES
-        raise DataFormatError(
-            f"dat: data length {size - off} is not a whole number of 8-byte events (truncated file?)", path=path, offset=whole
-        )
+    sensor, off, size = _dat_layout(path, sensor_size)
     n_chunk = max(1, min(int(chunk_events), (size - off) // DAT_EVENT_BYTES or 1))
     pos = off
     while pos < size:
