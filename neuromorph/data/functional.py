@@ -427,19 +427,18 @@ def center_crop(events: np.ndarray, sensor_size: tuple[int, int, int], size: tup
 
 def flip_lr(events: np.ndarray, sensor_size: tuple[int, int, int]) -> np.ndarray:
     """Mirror left-right: ``x' = W - 1 - x`` (Tonic's ``RandomFlipLR`` with p = 1)."""
-    require_fields(events, ("x",), "events")
-    w, _, _ = _sensor(sensor_size)
-    out = events.copy()
-    out["x"] = w - 1 - out["x"]
-    return out
+    return _mirror(events, "x", _sensor(sensor_size)[0])
 
 
 def flip_ud(events: np.ndarray, sensor_size: tuple[int, int, int]) -> np.ndarray:
     """Mirror up-down: ``y' = H - 1 - y`` (Tonic's ``RandomFlipUD`` with p = 1)."""
-    require_fields(events, ("y",), "events")
-    _, h, _ = _sensor(sensor_size)
+    return _mirror(events, "y", _sensor(sensor_size)[1])
+
+
+def _mirror(events: np.ndarray, field: str, size: int) -> np.ndarray:
+    require_fields(events, (field,), "events")
     out = events.copy()
-    out["y"] = h - 1 - out["y"]
+    out[field] = size - 1 - out[field]
     return out
 
 

@@ -46,6 +46,9 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from neuromorph.errors import ConfigError
+from neuromorph.nn.protocol import Role, declaration, unknown_layer
+
 __all__ = ["LayerCounts", "is_binary", "spike_indicator", "linear_fanout", "conv_fanout", "pool_fanout"]
 
 
@@ -100,6 +103,12 @@ class LayerCounts:
         if self.input_type == "real" and self.role not in ("neuron", "mask"):
             return None
         return spikes / denom
+
+    def add_call(self, neurons: int, slots: int) -> None:
+        """Book one call of the layer: ``neurons`` per sample (or input positions), ``slots`` (step, sample) pairs."""
+        self.neurons = int(neurons)
+        self.slots += int(slots)
+        self.calls += 1
 
     def add_per_step(self, attr: str, values: torch.Tensor | None) -> None:
         if values is None:
@@ -183,9 +192,22 @@ def conv_fanout(
 def pool_fanout(pool: torch.nn.Module, feature_shape: tuple[int, ...], device: torch.device | str | None = None) -> torch.Tensor:
     """Number of pooling windows that contain each input position ``[C, *spatial]`` (float64).
 
+    What kind of pooling ``pool`` is comes from its layer-protocol declaration (op ``max_pool2d``,
+    ``avg_pool1d``, ``adaptive_avg_pool2d``, ...; ``neuromorph.nn.protocol``), never from its class.
     Computed from the window geometry (kernel, stride, padding, dilation, ceil_mode) with a depthwise
-    ones convolution, cropped to the pooling layer's own output size so ``ceil_mode`` is honoured.
+    ones convolution, cropped to the pooling layer's own output size so ``ceil_mode`` is honoured;
+    adaptive pooling by torch's window rule.
     """
+    decl = declaration(pool)
+    if decl is None:
+        raise unknown_layer(type(pool).__name__, pool)
+    op = decl.op
+    kinds = ("max_pool", "avg_pool", "adaptive_avg_pool")
+    if decl.role is not Role.POOLING or not any(op.startswith(k) for k in kinds):
+        raise ConfigError(f"pool_fanout: {type(pool).__name__} is declared as a {decl.role.value} {op!r}, not as one of "
+                          f"the poolings {', '.join(k + '{1,2,3}d' for k in kinds)}")
+    if op.startswith("adaptive"):
+        return _adaptive_pool_fanout(pool, feature_shape, device)
     nd = len(feature_shape) - 1
     def _tuple(v: Any) -> tuple[int, ...]:
         return tuple(v) if isinstance(v, (tuple, list)) else (int(v),) * nd
@@ -197,7 +219,7 @@ def pool_fanout(pool: torch.nn.Module, feature_shape: tuple[int, ...], device: t
     probe = torch.zeros((1, 1, *feature_shape[1:]))
     with torch.no_grad():
         # the functional form (not pool.forward, which wrappers may reshape) gives the output size
-        if isinstance(pool, (torch.nn.MaxPool1d, torch.nn.MaxPool2d, torch.nn.MaxPool3d)):
+        if op.startswith("max_pool"):
             fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[nd]
             out_shape = fn(probe, kernel, stride, padding, dilation, ceil_mode=ceil_mode).shape[2:]
         else:
@@ -218,6 +240,22 @@ def pool_fanout(pool: torch.nn.Module, feature_shape: tuple[int, ...], device: t
         y = y[(slice(None), slice(None), *[slice(0, n) for n in out_shape])]
         y.sum().backward()
     return x.grad[0, 0].detach().expand(feature_shape[0], *spatial)
+
+
+def _adaptive_pool_fanout(module: torch.nn.Module, feature_shape: tuple[int, ...], device) -> torch.Tensor:
+    """Windows containing each input position of adaptive pooling: output i of a dimension of size n
+    pools inputs floor(i n / m) .. ceil((i + 1) n / m) - 1 (torch's rule), m the output size."""
+    spatial = feature_shape[1:]
+    size = module.output_size
+    size = tuple(size) if isinstance(size, (tuple, list)) else (size,) * len(spatial)
+    fan = torch.ones((), dtype=torch.float64)
+    for n, m in zip(spatial, size):
+        m = n if m is None else int(m)
+        count = torch.zeros(n, dtype=torch.float64)
+        for i in range(m):
+            count[(i * n) // m: -((-(i + 1) * n) // m)] += 1
+        fan = fan.unsqueeze(-1) * count
+    return fan.expand(*feature_shape).to(device)
 
 
 def split_leading(x: torch.Tensor, n_features: int, time_steps: int | None, batch: int | None) -> tuple[torch.Tensor, bool]:

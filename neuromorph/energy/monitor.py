@@ -71,9 +71,7 @@ def _count_synaptic(mon: "EnergyMonitor", name: str, module: torch.nn.Module, x:
     nfeat = fan.dim()
     xv, timed = split_leading(x.detach(), nfeat, mon.time_steps, mon.batch_size)
     slots = xv.shape[0] * xv.shape[1]
-    rec.neurons = numel(tuple(fan.shape))
-    rec.slots += slots
-    rec.calls += 1
+    rec.add_call(numel(tuple(fan.shape)), slots)
     total_fan = float(fan.sum())
     kind, xd = _events(mon, xv)
     binary = xd is not None
@@ -188,8 +186,7 @@ def _pool_rule(mon, name, module, inputs, output):
     key = (id(module), feature_shape, "pool", str(x.device))
     fan = mon._cache.get(key)
     if fan is None:
-        fan = _adaptive_pool_fanout(module, feature_shape, x.device) if op.startswith("adaptive") else \
-            pool_fanout(module, feature_shape, device=x.device)
+        fan = pool_fanout(module, feature_shape, device=x.device)
         mon._cache[key] = fan
     _count_synaptic(mon, name, module, x, fan, role="pool")
     out = _output_tensor(output)
@@ -210,31 +207,13 @@ def _pool_rule(mon, name, module, inputs, output):
         mon.pooled_counts[_storage(out)] = (out.numel(), float(divisor))
 
 
-def _adaptive_pool_fanout(module: torch.nn.Module, feature_shape: tuple[int, ...], device) -> torch.Tensor:
-    """Windows containing each input position of adaptive pooling: output i of a dimension of size n
-    pools inputs floor(i n / m) .. ceil((i + 1) n / m) - 1 (torch's rule), m the output size."""
-    spatial = feature_shape[1:]
-    size = module.output_size
-    size = tuple(size) if isinstance(size, (tuple, list)) else (size,) * len(spatial)
-    fan = torch.ones((), dtype=torch.float64)
-    for n, m in zip(spatial, size):
-        m = n if m is None else int(m)
-        count = torch.zeros(n, dtype=torch.float64)
-        for i in range(m):
-            count[(i * n) // m: -((-(i + 1) * n) // m)] += 1
-        fan = fan.unsqueeze(-1) * count
-    return fan.expand(*feature_shape).to(device)
-
-
 def _neuron_rule(mon, name, module, inputs, output):
     x = inputs[0]
     out = _output_tensor(output)
     rec = mon.record(name, module, "neuron")
     if x.dim() < 2:
         raise ConfigError(f"layer {name!r} ({type(module).__name__}): expected input [T, B, ...], got shape {tuple(x.shape)}")
-    rec.neurons = numel(tuple(x.shape[2:]))
-    rec.slots += x.shape[0] * x.shape[1]
-    rec.calls += 1
+    rec.add_call(numel(tuple(x.shape[2:])), x.shape[0] * x.shape[1])
     rec.neuron_updates += float(x.numel())
     active = _neuron_activity(module, inputs, out)
     if active is None:  # state not observable: charged as active (upper bound), flagged in the report
@@ -312,9 +291,7 @@ def _mask_rule(mon, name, module, inputs, output):
     out = _output_tensor(output)
     rec = mon.record(name, module, "mask")
     xv, timed = split_leading(x.detach(), max(x.dim() - 2, 1) if x.dim() >= 3 else 1, mon.time_steps, mon.batch_size)
-    rec.neurons = numel(tuple(xv.shape[2:]))
-    rec.slots += xv.shape[0] * xv.shape[1]
-    rec.calls += 1
+    rec.add_call(numel(tuple(xv.shape[2:])), xv.shape[0] * xv.shape[1])
     rec.input_type = _merge_type(rec.input_type, "spikes" if is_binary(x) else "real")
     rec.spikes_in += float(spike_indicator(x.detach()).sum())
     if out is not None:
@@ -331,9 +308,7 @@ def _step_neuron_rule(mon, name, module, inputs, output):
     x = inputs[0]
     out = _output_tensor(output)
     rec = mon.record(name, module, "neuron")
-    rec.neurons = numel(tuple(x.shape[1:]))
-    rec.slots += x.shape[0]
-    rec.calls += 1
+    rec.add_call(numel(tuple(x.shape[1:])), x.shape[0])
     rec.neuron_updates += float(x.numel())
     rec.active_updates += float(x.numel())  # its state lives in the module between calls: not tracked
     rec.activity = _merge_activity(rec.activity, "not tracked")
@@ -360,9 +335,7 @@ def _delayed_linear_rule(mon, name, module, inputs, output):
     last = (out_steps - 1) - torch.arange(steps, device=nz.device)  # latest delay still delivered from step t
     fan = ((delays.unsqueeze(0) <= last.view(-1, 1, 1)) & nz.unsqueeze(0)).sum(1).to(torch.float64)  # [T, in]
     rec = mon.record(name, module, "synaptic")
-    rec.neurons = int(x.shape[-1])
-    rec.slots += steps * x.shape[1]
-    rec.calls += 1
+    rec.add_call(int(x.shape[-1]), steps * x.shape[1])
     rec.dense_macs += float(nz.sum()) * steps * x.shape[1]  # an ANN with these synapses: all of them per step
     kind, xd = _events(mon, x.detach())
     binary = xd is not None
@@ -390,9 +363,7 @@ def _recurrent_rule(mon, name, module, inputs, output):
                           "tensor (batch_first=False, no PackedSequence)")
     per_step = float(sum(p.numel() for p in module.parameters() if p.dim() == 2))
     rec = mon.record(name, module, "synaptic")
-    rec.neurons = int(x.shape[-1])
-    rec.slots += x.shape[0] * x.shape[1]
-    rec.calls += 1
+    rec.add_call(int(x.shape[-1]), x.shape[0] * x.shape[1])
     rec.input_type = _merge_type(rec.input_type, "real")
     rec.macs += per_step * x.shape[0] * x.shape[1]
     rec.dense_macs += per_step * x.shape[0] * x.shape[1]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neuromorph._atomic import atomic_path, atomic_write_bytes
+from neuromorph._atomic import atomic_write_bytes
 from neuromorph.energy.counters import LayerCounts
 from neuromorph.errors import ConfigError
 from neuromorph.hardware_profile import HardwareProfile
@@ -345,11 +345,9 @@ class EnergyReport:
 
     def plot(self, path: str | os.PathLike) -> Path:
         """Bar chart of energy per layer (one bar group per profile), written atomically as PNG."""
-        import matplotlib
+        from neuromorph._plot import pyplot, save_png
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         labels = list(self.energy_pj)
         names = [r.name for r in self.layers]
         fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(names) + 2), 4))
@@ -365,13 +363,7 @@ class EnergyReport:
         ax.set_title("Energy per layer")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        path = Path(path)
-        try:
-            with atomic_path(path, suffix=".png") as tmp:
-                fig.savefig(tmp, format="png", dpi=100)
-        finally:
-            plt.close(fig)
-        return path
+        return save_png(fig, path, dpi=100)
 
 
 def _fmt(x: float | None) -> str:

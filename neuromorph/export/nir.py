@@ -196,8 +196,10 @@ def _feat(t: torch.Tensor) -> tuple[int, ...]:
     return tuple(int(s) for s in t.shape[2:])
 
 
-def _pair(v) -> tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+def _ints(v, n: int = 2) -> tuple[int, ...]:
+    """``v`` (an int, or a sequence or array of 1 or ``n`` ints: torch's and NIR's forms of a kernel size,
+    stride, padding or dilation) as ``n`` ints."""
+    return tuple(int(x) for x in np.broadcast_to(np.asarray(v).reshape(-1), (n,)))
 
 
 # One mapping per declared op (or role, for neurons): ``mapper(r, ctx)`` returns a NIR node, a chain
@@ -261,12 +263,12 @@ def _map_avg_pool2d(r: _Rec, ctx: _Ctx):
 
     m = r.module
     # divisor_override=1 is a sum pooling (what from_nir builds for SumPool2d)
-    if m.ceil_mode or m.divisor_override not in (None, 1) or (not m.count_include_pad and _pair(m.padding) != (0, 0)):
+    if m.ceil_mode or m.divisor_override not in (None, 1) or (not m.count_include_pad and _ints(m.padding) != (0, 0)):
         raise ExportError(f"layer {r.name!r}: AvgPool2d with ceil_mode/divisor_override/count_include_pad=False has no NIR mapping")
-    k = _pair(m.kernel_size)
-    s = _pair(m.stride if m.stride is not None else m.kernel_size)
+    k = _ints(m.kernel_size)
+    s = _ints(m.stride if m.stride is not None else m.kernel_size)
     pool_cls = nir.SumPool2d if m.divisor_override == 1 else nir.AvgPool2d
-    return pool_cls(kernel_size=np.array(k), stride=np.array(s), padding=np.array(_pair(m.padding)))
+    return pool_cls(kernel_size=np.array(k), stride=np.array(s), padding=np.array(_ints(m.padding)))
 
 
 def _map_max_pool2d(r: _Rec, ctx: _Ctx):
@@ -444,18 +446,14 @@ def to_nir(model: torch.nn.Module, sample: torch.Tensor, strict: bool = True, dt
         if p["kind"] == "affine":
             nodes[name] = nir.Affine(weight=p["W"], bias=p["b"]) if p["b"] is not None else nir.Linear(weight=p["W"])
             edges.append((src, name))
-        elif p["kind"] == "conv2d":
+        elif p["kind"] in ("conv1d", "conv2d"):
+            one = p["kind"] == "conv1d"  # nir.Conv1d takes plain ints, nir.Conv2d pairs
+            geom = (lambda v: _ints(v, 1)[0]) if one else _ints
             b = p["b"] if p["b"] is not None else np.zeros(p["W"].shape[0])
-            nodes[name] = nir.Conv2d(
-                input_shape=tuple(p["in_shape"][1:]), weight=p["W"], stride=_pair(p["stride"]), padding=_pair(p["padding"]),
-                dilation=_pair(p["dilation"]), groups=int(p["groups"]), bias=b,
-            )
-            edges.append((src, name))
-        elif p["kind"] == "conv1d":
-            b = p["b"] if p["b"] is not None else np.zeros(p["W"].shape[0])
-            nodes[name] = nir.Conv1d(
-                input_shape=int(p["in_shape"][1]), weight=p["W"], stride=int(p["stride"][0]), padding=int(p["padding"][0]),
-                dilation=int(p["dilation"][0]), groups=int(p["groups"]), bias=b,
+            nodes[name] = (nir.Conv1d if one else nir.Conv2d)(
+                input_shape=int(p["in_shape"][1]) if one else tuple(p["in_shape"][1:]), weight=p["W"],
+                stride=geom(p["stride"]), padding=geom(p["padding"]), dilation=geom(p["dilation"]), groups=int(p["groups"]),
+                bias=b,
             )
             edges.append((src, name))
         else:  # delayed: one Delay -> Linear branch per distinct delay value
@@ -507,11 +505,11 @@ def _maxpool_nodes(m: torch.nn.Module, r: _Rec, src: str, src_node: Any, dt: flo
             f"from a spiking neuron; here its input comes from {what}, so it has no exact NIR mapping (use AvgPool2d "
             "or put the pooling after a spiking neuron)"
         )
-    if m.ceil_mode or m.return_indices or _pair(m.dilation) != (1, 1):
+    if m.ceil_mode or m.return_indices or _ints(m.dilation) != (1, 1):
         raise ExportError(f"layer {r.name!r}: MaxPool2d with ceil_mode, return_indices or dilation has no NIR mapping")
-    k = _pair(m.kernel_size)
-    s = _pair(m.stride if m.stride is not None else m.kernel_size)
-    pool = nir.SumPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array(_pair(m.padding)))
+    k = _ints(m.kernel_size)
+    s = _ints(m.stride if m.stride is not None else m.kernel_size)
+    pool = nir.SumPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array(_ints(m.padding)))
     shape = _feat(r.out)
     meta = {"kind": "IF", "reset": "hard", "decay_input": False, "role": "maxpool_gate", "layer": r.name}
     gate = nir.IF(r=np.ones(shape) / dt, v_threshold=np.full(shape, MAXPOOL_GATE_THRESHOLD), v_reset=np.zeros(shape),
@@ -626,7 +624,7 @@ class DelayNode(torch.nn.Module):
     """y[t, :, i] = x[t - d_i, :, i] (zero before the start); the input is first extended by
     ``extend`` zero steps (the extra steps DelayedLinear gives delayed spikes to arrive)."""
 
-    layer_decl = LayerDecl(Role.SYNAPSE, "delay")  # a delay line: the weights are the Linear after it
+    layer_decl = LayerDecl(Role.SYNAPSE, "delay", mixes_time=True)  # a delay line: the weights are the Linear after it
 
     def __init__(self, delay_steps: np.ndarray, extend: int = 0, dt: float = DEFAULT_DT):
         super().__init__()
@@ -727,6 +725,15 @@ def _scalar_if_uniform(a: np.ndarray, what: str, node: str) -> float:
     return float(a.reshape(-1)[0]) if a.size else 0.0
 
 
+def _with_weights(m: torch.nn.Module, weight: np.ndarray, bias: Any) -> torch.nn.Module:
+    """``m`` with its weight and bias set from a NIR node's arrays (a bias of None: zero)."""
+    with torch.no_grad():
+        m.weight.copy_(torch.from_numpy(weight))
+        if m.bias is not None:
+            m.bias.copy_(torch.as_tensor(np.asarray(0.0 if bias is None else bias, dtype=np.float64)))
+    return m
+
+
 def _node_module(name: str, node, dt: float) -> torch.nn.Module | None:
     import nir
 
@@ -735,40 +742,20 @@ def _node_module(name: str, node, dt: float) -> torch.nn.Module | None:
         return None
     if isinstance(node, (nir.Affine, nir.Linear)):
         W = np.asarray(node.weight, dtype=np.float64)
-        bias = isinstance(node, nir.Affine) and node.bias is not None
-        m = torch.nn.Linear(W.shape[1], W.shape[0], bias=bias)
-        with torch.no_grad():
-            m.weight.copy_(torch.from_numpy(W))
-            if bias:
-                m.bias.copy_(torch.as_tensor(np.asarray(node.bias, dtype=np.float64)))
-        return m
-    if isinstance(node, nir.Conv2d):
+        bias = node.bias if isinstance(node, nir.Affine) else None
+        return _with_weights(torch.nn.Linear(W.shape[1], W.shape[0], bias=bias is not None), W, bias)
+    if isinstance(node, (nir.Conv1d, nir.Conv2d)):
         W = np.asarray(node.weight, dtype=np.float64)
         if isinstance(node.padding, str):
             raise ExportError(f"NIR node {name!r}: padding={node.padding!r} is not supported; give integers")
-        m = TimeConv2d(W.shape[1] * node.groups, W.shape[0], W.shape[2:], stride=_pair(node.stride), padding=_pair(node.padding),
-                       dilation=_pair(node.dilation), groups=int(node.groups), bias=True)
-        with torch.no_grad():
-            m.weight.copy_(torch.from_numpy(W))
-            m.bias.copy_(torch.as_tensor(np.asarray(node.bias, dtype=np.float64)))
-        return m
-    if isinstance(node, nir.Conv1d):
-        W = np.asarray(node.weight, dtype=np.float64)
-        if isinstance(node.padding, str):
-            raise ExportError(f"NIR node {name!r}: padding={node.padding!r} is not supported; give integers")
-        m = TimeConv1d(W.shape[1] * node.groups, W.shape[0], W.shape[2], stride=int(np.asarray(node.stride).reshape(-1)[0]),
-                       padding=int(np.asarray(node.padding).reshape(-1)[0]), dilation=int(np.asarray(node.dilation).reshape(-1)[0]),
-                       groups=int(node.groups), bias=True)
-        with torch.no_grad():
-            m.weight.copy_(torch.from_numpy(W))
-            m.bias.copy_(torch.as_tensor(np.asarray(node.bias, dtype=np.float64)))
-        return m
+        nd = W.ndim - 2
+        conv = (TimeConv1d if nd == 1 else TimeConv2d)(
+            W.shape[1] * node.groups, W.shape[0], W.shape[2:], stride=_ints(node.stride, nd), padding=_ints(node.padding, nd),
+            dilation=_ints(node.dilation, nd), groups=int(node.groups), bias=True)
+        return _with_weights(conv, W, node.bias)
     if isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
-        k = tuple(int(v) for v in np.asarray(node.kernel_size).reshape(-1))
-        s = tuple(int(v) for v in np.asarray(node.stride).reshape(-1))
-        p = tuple(int(v) for v in np.asarray(node.padding).reshape(-1))
-        k, s, p = (k * 2)[:2], (s * 2)[:2], (p * 2)[:2]
-        return TimeAvgPool2d(k, s, p, divisor_override=1 if isinstance(node, nir.SumPool2d) else None)
+        return TimeAvgPool2d(_ints(node.kernel_size), _ints(node.stride), _ints(node.padding),
+                             divisor_override=1 if isinstance(node, nir.SumPool2d) else None)
     if isinstance(node, nir.Flatten):
         return TimeFlatten(int(node.start_dim), int(node.end_dim))
     if isinstance(node, nir.Delay):

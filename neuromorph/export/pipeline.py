@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import torch
 
 from neuromorph.errors import CheckpointError, ConfigError
+from neuromorph.nn.protocol import declaration
 
 if TYPE_CHECKING:
     from neuromorph.export.constraints import CheckReport
@@ -65,9 +66,8 @@ def tracing_sample(info: dict[str, Any], steps: int | None = None, checkpoint: s
 
 
 def _delay_layers(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
-    from neuromorph.nn.delays import DelayedLinear
-
-    return {n: m for n, m in model.named_modules() if isinstance(m, DelayedLinear)}
+    """The layers declared ``delayed_linear`` in the layer protocol (a subclass or a user's own layer too)."""
+    return {n: m for n, m in model.named_modules() if getattr(declaration(m), "op", None) == "delayed_linear"}
 
 
 @contextlib.contextmanager

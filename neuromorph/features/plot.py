@@ -10,31 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from neuromorph._atomic import atomic_path
+from neuromorph._plot import pyplot, save_png
 from neuromorph.errors import ConfigError
 
 
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ConfigError("plotting needs matplotlib: pip install 'neuromorph[plot]'") from exc
-    return plt
-
-
 def _save(fig, path) -> Path:
-    try:
-        path = Path(path)
-        if path.suffix.lower() != ".png":
-            raise ConfigError(f"path={str(path)!r} must end in .png")
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    finally:
-        _pyplot().close(fig)  # pyplot keeps every figure until closed: clf() alone leaks them
-    return path
+    if Path(path).suffix.lower() != ".png":
+        pyplot().close(fig)
+        raise ConfigError(f"path={str(path)!r} must end in .png")
+    return save_png(fig, path, bbox_inches="tight")
 
 
 def _grid(n: int) -> tuple[int, int]:
@@ -44,7 +28,7 @@ def _grid(n: int) -> tuple[int, int]:
 
 def plot_feast_kernels(layer, path) -> Path:
     """One panel per neuron and input channel: its unit-norm weights over (dx, dy), y up."""
-    plt = _pyplot()
+    plt = pyplot()
     w = layer.weights  # [N, C, side, side]
     n, c = w.shape[:2]
     rows, cols = _grid(n)
@@ -67,7 +51,7 @@ def plot_threshold_trajectories(trace, path, delta_open: float | None = None,
 
     Given the layer's steps, the steady-state miss rate 1 / (1 + N · delta_open / delta_close) is drawn.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
     ax1.plot(trace.event_index + 1, trace.thresholds, lw=0.7)
     ax1.set_ylabel("threshold θ_i")
@@ -86,7 +70,7 @@ def plot_threshold_trajectories(trace, path, delta_open: float | None = None,
 
 def plot_hdsnn_kernels(model, path, classes=None, polarity: int = 1) -> Path:
     """Kernel 𝒦(c, polarity, d, δx, δy): one row per class, one column per delay d (y up)."""
-    plt = _pyplot()
+    plt = pyplot()
     k = model.kernel.detach().cpu().numpy()
     classes = list(range(k.shape[0])) if classes is None else list(classes)
     n_d = k.shape[2]

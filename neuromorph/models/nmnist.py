@@ -24,8 +24,8 @@ from typing import Sequence
 
 import torch
 
-from neuromorph.errors import ConfigError, ShapeError, check_choice
-from neuromorph.nn import LIF, AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d
+from neuromorph.errors import ConfigError, check_choice
+from neuromorph.nn import LIF, AvgPool2d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, expect_input
 
 __all__ = ["NMNISTConvSNN"]
 
@@ -49,6 +49,11 @@ class NMNISTConvSNN(torch.nn.Module):
             synapse (no extra layer), but multiplies that synapse's fan-in by the window size: with the
             ``nmnist`` recipe's channels (32, 64) the readout's fan-in becomes 64·16·16 (16,284 non-zero),
             beyond Loihi 2's 8,192, while the max-pooling model fits.
+        steps: the number of time bins T, if the data has a fixed one (declared with the input layout).
+
+    The input layout is declared with :func:`neuromorph.nn.expect_input`: integer input (batch-first
+    counts from torch's default collate), frames without a time axis or a wrong frame shape raise
+    ``ShapeError``; with ``steps``, float input whose axis 1 has T steps warns that it may be batch-first.
 
     Input ``[T, B, in_channels, input_size, input_size]``; output ``[T, B, n_classes]``: the readout
     current at every step (average it over T for logits).
@@ -57,7 +62,7 @@ class NMNISTConvSNN(torch.nn.Module):
     def __init__(self, tau: float = 2.0, in_channels: int = 2, n_classes: int = 10,
                  channels: Sequence[int] = (32, 64, 128), input_size: int = 34, threshold: float = 1.0,
                  reset: str = "hard", detach_reset: bool = True, surrogate: str = "atan", dropout: float = 0.3,
-                 train_shift: int = 3, backend: str = "auto", pool: str = "max") -> None:
+                 train_shift: int = 3, backend: str = "auto", pool: str = "max", steps: int | None = None) -> None:
         super().__init__()
         check_choice("pool", pool, ("max", "avg"))
         channels = tuple(int(c) for c in channels)
@@ -83,14 +88,9 @@ class NMNISTConvSNN(torch.nn.Module):
             c_in, size = c, size // 2
         layers += [Flatten(), Dropout(dropout), Linear(c_in * size * size, n_classes)]
         self.net = torch.nn.Sequential(*layers)
+        expect_input(self, (self.in_channels, self.input_size, self.input_size), steps)  # checks every call
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 5 or x.shape[2] != self.in_channels or x.shape[3] != self.input_size or x.shape[4] != self.input_size:
-            raise ShapeError(
-                f"NMNISTConvSNN: input must be [T, B, {self.in_channels}, {self.input_size}, {self.input_size}] "
-                f"event frames, got shape {tuple(x.shape)}"
-            )
-        x = x.float() if not x.is_floating_point() else x
         if self.training and self.train_shift > 0:
             x = random_shift(x, self.train_shift)
         return self.net(x)

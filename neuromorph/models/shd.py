@@ -93,12 +93,7 @@ class SHDDelayNet(torch.nn.Sequential):
         super().__init__(*layers)
         self.n_inputs = n_inputs
         self.n_classes = n_classes
-
-    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
-        """Spike counts ``[T, B, n_inputs]`` -> readout membrane ``[T', B, n_classes]``."""
-        if x.dim() != 3 or x.shape[-1] != self.n_inputs:
-            raise ShapeError(f"SHDDelayNet: input must be [T, B, {self.n_inputs}] (time-major), got {list(x.shape)}")
-        return super().forward(x)
+        nnm.expect_input(self, (n_inputs,))  # time-major float [T, B, n_inputs], checked at every call
 
 
 def summed_softmax(v_out: Tensor) -> Tensor:

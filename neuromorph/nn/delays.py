@@ -116,7 +116,7 @@ class DelayedLinear(torch.nn.Module):
     :meth:`clamp_positions`), buffer ``sigma`` ``[out, in]``, ``kernel_size`` (K), ``form``.
     """
 
-    layer_decl = LayerDecl(Role.SYNAPSE, "delayed_linear")
+    layer_decl = LayerDecl(Role.SYNAPSE, "delayed_linear", mixes_time=True)
 
     def __init__(
         self,

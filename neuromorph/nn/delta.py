@@ -67,7 +67,7 @@ class DeltaActivation(torch.nn.Module):
     neuron); its events are the nonzero outputs. No NIR mapping.
     """
 
-    layer_decl = LayerDecl(Role.NEURON, "delta")
+    layer_decl = LayerDecl(Role.NEURON, "delta", mixes_time=True)  # a delta of consecutive steps within one call
 
     def __init__(
         self,

@@ -65,18 +65,23 @@ class Role(str, enum.Enum):
 
 @dataclass(frozen=True)
 class LayerDecl:
-    """A layer's declaration: its :class:`Role`, its op, and two facts about how it runs.
+    """A layer's declaration: its :class:`Role`, its op, and three facts about how it runs.
 
     ``stepwise=True``: a neuron called once per time step on ``[B, ...]`` (state kept between calls, e.g.
     ``QCFSNeuron`` of a converted network); default: the whole sequence ``[T, B, ...]`` in one call.
     ``mode_dependent=True``: it computes something else in training mode (Dropout, BatchNorm batch
     statistics, HoyerSpike's batch threshold), so exporting or measuring it in training mode would differ.
+    ``mixes_time=True``: its output at step t depends on inputs before t and it carries no state from one
+    call to the next (a delay line, a delta of consecutive steps, a recurrent layer run over the sequence):
+    cut into pieces the sequence gives other results, so :class:`~neuromorph.nn.Streaming` refuses it.
+    Neurons carry their state between calls through the streaming protocol and do not set it.
     """
 
     role: Role
     op: str
     stepwise: bool = False
     mode_dependent: bool = False
+    mixes_time: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -92,7 +97,7 @@ _REGISTRY: dict[type, LayerDecl] = {}
 
 
 def register_layer(cls: type, role: Union[Role, str], op: str | None = None, *, stepwise: bool = False,
-                   mode_dependent: bool = False) -> None:
+                   mode_dependent: bool = False, mixes_time: bool = False) -> None:
     """Declare ``cls`` (and its subclasses) as a layer of ``role`` doing ``op`` (default: the class name).
 
     The one call for classes that cannot carry a ``layer_decl`` attribute (torch built-ins, peer
@@ -100,7 +105,7 @@ def register_layer(cls: type, role: Union[Role, str], op: str | None = None, *, 
     """
     if not isinstance(cls, type) or not issubclass(cls, nn.Module):
         raise ConfigError(f"register_layer: cls={cls!r} is not a torch.nn.Module subclass")
-    _REGISTRY[cls] = LayerDecl(role, op or cls.__name__, stepwise, mode_dependent)
+    _REGISTRY[cls] = LayerDecl(role, op or cls.__name__, stepwise, mode_dependent, mixes_time)
 
 
 def unregister_layer(cls: type) -> None:
@@ -201,14 +206,15 @@ def eval_for(model: nn.Module, what: str) -> Iterator[nn.Module]:
 # torch's own layers, declared here because they cannot carry the attribute. Subclasses (neuromorph's
 # time-distributed Conv2d, BatchNorm1d, ...) inherit these declarations.
 
-for _cls, _role, _op, *_mode in (
+_MODE, _TIME = {"mode_dependent": True}, {"mode_dependent": True, "mixes_time": True}
+for _cls, _role, _op, *_facts in (
     (nn.Linear, Role.SYNAPSE, "linear"),
     (nn.Conv1d, Role.SYNAPSE, "conv1d"),
     (nn.Conv2d, Role.SYNAPSE, "conv2d"),
     (nn.Conv3d, Role.SYNAPSE, "conv3d"),
-    (nn.RNN, Role.SYNAPSE, "rnn", True),  # ANN baselines; dropout between stacked layers in training
-    (nn.GRU, Role.SYNAPSE, "gru", True),
-    (nn.LSTM, Role.SYNAPSE, "lstm", True),
+    (nn.RNN, Role.SYNAPSE, "rnn", _TIME),  # ANN baselines; dropout between stacked layers in training
+    (nn.GRU, Role.SYNAPSE, "gru", _TIME),
+    (nn.LSTM, Role.SYNAPSE, "lstm", _TIME),
     (nn.MaxPool1d, Role.POOLING, "max_pool1d"),
     (nn.MaxPool2d, Role.POOLING, "max_pool2d"),
     (nn.MaxPool3d, Role.POOLING, "max_pool3d"),
@@ -218,13 +224,13 @@ for _cls, _role, _op, *_mode in (
     (nn.AdaptiveAvgPool1d, Role.POOLING, "adaptive_avg_pool1d"),
     (nn.AdaptiveAvgPool2d, Role.POOLING, "adaptive_avg_pool2d"),
     (nn.AdaptiveAvgPool3d, Role.POOLING, "adaptive_avg_pool3d"),
-    (nn.modules.batchnorm._BatchNorm, Role.NORMALISATION, "batch_norm", True),
+    (nn.modules.batchnorm._BatchNorm, Role.NORMALISATION, "batch_norm", _MODE),
     (nn.LayerNorm, Role.NORMALISATION, "layer_norm"),
     (nn.GroupNorm, Role.NORMALISATION, "group_norm"),
     (nn.Flatten, Role.RESHAPE, "flatten"),
     (nn.Unflatten, Role.RESHAPE, "unflatten"),
     (nn.Identity, Role.IDENTITY, "identity"),
-    (nn.modules.dropout._DropoutNd, Role.IDENTITY, "dropout", True),
+    (nn.modules.dropout._DropoutNd, Role.IDENTITY, "dropout", _MODE),
     (nn.ReLU, Role.ACTIVATION, "relu"),
     (nn.LeakyReLU, Role.ACTIVATION, "leaky_relu"),
     (nn.ELU, Role.ACTIVATION, "elu"),
@@ -238,5 +244,5 @@ for _cls, _role, _op, *_mode in (
     (nn.ModuleList, Role.CONTAINER, "module_list"),
     (nn.ModuleDict, Role.CONTAINER, "module_dict"),
 ):
-    register_layer(_cls, _role, _op, mode_dependent=bool(_mode))
-del _cls, _role, _op, _mode
+    register_layer(_cls, _role, _op, **(_facts[0] if _facts else {}))
+del _cls, _role, _op, _facts, _MODE, _TIME

@@ -17,17 +17,9 @@ from torch import nn
 from neuromorph.errors import ConfigError, ShapeError
 from neuromorph.nn.layout import InputLayout, check_input, input_layout
 from neuromorph.nn.neurons import SpikingNeuron
+from neuromorph.nn.protocol import declaration
 
 __all__ = ["Streaming"]
-
-
-def _temporal_types() -> tuple[type, ...]:
-    """Layers that mix time steps (their output at t depends on inputs before t) and keep no state
-    between calls: cut into pieces they would give different results, so Streaming refuses them."""
-    from neuromorph.nn.delays import DelayedLinear
-    from neuromorph.nn.delta import DeltaActivation
-
-    return (DelayedLinear, DeltaActivation)
 
 
 def _flatten(seq: nn.Sequential, prefix: str = "") -> list[tuple[str, nn.Module]]:
@@ -50,7 +42,8 @@ class Streaming(nn.Module):
     once. :meth:`reset` starts a new sequence (and is needed before a batch of another size).
 
     The neurons may be built with or without ``streaming=True``. Layers that mix time steps without
-    keeping state between calls (``DelayedLinear``, ``DeltaActivation``), and custom modules that hold
+    keeping state between calls (declared ``mixes_time`` in the layer protocol: ``DelayedLinear``,
+    ``DeltaActivation``, recurrent torch layers, a user's layer declaring it), and custom modules that hold
     neurons inside their own ``forward``, are refused with a ``ConfigError`` naming the layer: flatten the
     network into one Sequential of layers. Use it in eval mode: a layer with batch statistics in training
     mode (BatchNorm, SequenceDropout) would only see the current chunk.
@@ -65,9 +58,8 @@ class Streaming(nn.Module):
             )
         self.network = network
         self._layers = _flatten(network)
-        temporal = _temporal_types()
         for name, module in self._layers:
-            if isinstance(module, temporal):
+            if getattr(declaration(module), "mixes_time", False):  # the layer protocol's declaration
                 raise ConfigError(f"Streaming: layer {name!r} ({type(module).__name__}) mixes time steps and keeps no "
                                   f"state between calls, so it cannot be run step by step")
             if not isinstance(module, SpikingNeuron):

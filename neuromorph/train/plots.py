@@ -11,25 +11,14 @@ from typing import Any, Sequence
 
 import torch
 
-from neuromorph._atomic import atomic_path
+from neuromorph._plot import pyplot, save_png
 from neuromorph.errors import ConfigError
 from neuromorph.nn.protocol import Role, layers
 
 
-def _plt():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ConfigError("plots need matplotlib: pip install 'neuromorph[plot]'") from exc
-    return plt
-
-
 def plot_curves(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Training/validation loss and accuracy per epoch from metrics.jsonl records."""
-    plt = _plt()
+    plt = pyplot()
     epochs = [r for r in records if "train_loss" in r]
     if not epochs:
         raise ConfigError("no epoch records to plot (metrics.jsonl is empty)")
@@ -56,7 +45,7 @@ def plot_curves(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
 
 def plot_confusion(confusion: Sequence[Sequence[int]], path: str | Path, classes: Sequence[str] | None = None) -> Path:
     """Confusion matrix (rows: true class, columns: predicted), counts annotated."""
-    plt = _plt()
+    plt = pyplot()
     cm = torch.as_tensor(confusion)
     n = cm.shape[0]
     classes = list(classes) if classes else [str(i) for i in range(n)]
@@ -74,7 +63,7 @@ def plot_confusion(confusion: Sequence[Sequence[int]], path: str | Path, classes
 
 def plot_firing_rates(rates: dict[str, float | None], path: str | Path) -> Path:
     """Mean firing rate (spikes per neuron per step) of each spiking layer."""
-    plt = _plt()
+    plt = pyplot()
     # JSON summaries store the layers with sorted keys: a natural sort ("net.2" < "net.10") restores the
     # order of the model's (numbered) submodules
     natural = lambda name: [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", name)]  # noqa: E731
@@ -104,7 +93,7 @@ def raster_rows(spikes: torch.Tensor, max_neurons: int = 256) -> tuple[torch.Ten
 def plot_raster(spikes: dict[str, torch.Tensor], path: str | Path, max_neurons: int = 256) -> Path:
     """Spike raster of one sample: one panel per layer, x = time step, y = the active neurons
     (:func:`raster_rows`; their indices label the axis when few), the selection stated in the title."""
-    plt = _plt()
+    plt = pyplot()
     if not spikes:
         raise ConfigError("no spiking layers recorded for the raster")
     fig, axes = plt.subplots(len(spikes), 1, figsize=(7, 1.8 * len(spikes)), squeeze=False)
@@ -149,13 +138,5 @@ def record_spikes(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.Te
 
 
 def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
     fig.tight_layout()
-    import matplotlib.pyplot as plt
-
-    try:  # an interrupted run never leaves a truncated PNG
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(fig, path)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import neuromorph.energy as ne
-from neuromorph.errors import ConfigError
+import neuromorph as nm
+from neuromorph.errors import ConfigError, UnknownLayerError
 from neuromorph.energy.counters import conv_fanout, pool_fanout
 
 
@@ -135,6 +136,35 @@ def test_pooling_window_fanout():
     assert fan2[0].tolist() == [1, 1, 1, 1, 1]
     fan3 = pool_fanout(torch.nn.MaxPool1d(2, stride=2), (1, 5))
     assert fan3[0].tolist() == [1, 1, 1, 1, 0]
+    # adaptive pooling (torch's window rule): length 5 to 3 -> windows {0,1}, {1,2,3}, {3,4}
+    assert pool_fanout(torch.nn.AdaptiveAvgPool1d(3), (1, 5))[0].tolist() == [1, 2, 1, 2, 1]
+
+
+class DilatedMaxPool(torch.nn.Module):
+    """A user's max pooling (this module only, no torch pooling class): it declares its op in the layer
+    protocol, and the fan-out must follow the op (max pooling honours dilation), not the class."""
+
+    layer_decl = nm.nn.LayerDecl("pooling", "max_pool1d")
+
+    def __init__(self):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode = 2, 1, 0, 2, False
+
+    def forward(self, x):
+        return torch.nn.functional.max_pool1d(x, 2, 1, 0, 2)
+
+
+def test_pooling_kind_comes_from_the_declared_op():
+    # windows {0,2}, {1,3}, {2,4}
+    assert pool_fanout(DilatedMaxPool(), (1, 5))[0].tolist() == [1, 1, 2, 1, 1]
+
+    class Undeclared(torch.nn.Module):
+        kernel_size, stride, padding = 2, 2, 0
+
+    with pytest.raises(UnknownLayerError, match="Undeclared"):
+        pool_fanout(Undeclared(), (1, 4))
+    with pytest.raises(ConfigError, match="declared as a synapse 'linear'"):
+        pool_fanout(torch.nn.Linear(4, 4), (1, 4))
 
 
 def test_pooling_over_spikes_counts_accumulates():

@@ -1,5 +1,7 @@
 """The N-MNIST convolutional SNN on real N-MNIST recordings."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -32,10 +34,24 @@ def test_shapes_parameters_and_neurons():
     assert all(x.tau.item() == 3.0 for x in NMNISTConvSNN(tau=3.0).modules() if isinstance(x, LIF))
 
 
-def test_integer_frames_are_accepted():
-    m = NMNISTConvSNN().eval()
-    x = torch.randint(0, 4, (3, 2, 2, 34, 34), dtype=torch.uint8)
-    assert torch.equal(m(x), m(x.float()))
+def test_input_layout_is_declared_and_batch_first_input_is_caught():
+    """The model declares its layout with nm.nn.expect_input (as a model loaded from a checkpoint does):
+    batch-first input [B, T, 2, 34, 34] is caught, float (with the model's T) or integer counts."""
+    from neuromorph.nn.layout import input_layout
+
+    m = NMNISTConvSNN(channels=(4, 8), steps=5).eval()
+    assert input_layout(m).shape == (2, 34, 34) and input_layout(m).steps == 5
+    x = (torch.rand(5, 3, 2, 34, 34) < 0.2).float()  # time-major [T, B, ...]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = m(x)
+    assert y.shape == (5, 3, 10)
+    with pytest.warns(UserWarning, match=r"\(3, 5, 2, 34, 34\).*batch-first"):
+        m(x.transpose(0, 1))  # float batch-first [B, T, ...]: read as T=3, B=5 without the declaration
+    with pytest.raises(ShapeError, match="batch-first.*collate_time_major"):
+        m(x.transpose(0, 1).to(torch.int16))  # torch's default collate of neuromorph samples
+    with pytest.raises(ShapeError, match="int16"):
+        m(x.to(torch.int16))  # integer counts: convert (the collate does), never a silent guess
 
 
 def test_learns_on_real_nmnist(shared_data):

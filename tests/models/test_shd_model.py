@@ -238,3 +238,17 @@ def test_equals_reference_reconstruction(rounded):
             ref = _reference_forward(model, x)
     assert ours.shape == ref.shape == (50 + 36, 4, 20)
     torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_input_layout_is_declared():
+    """SHDDelayNet declares [T, B, n_inputs] with nm.nn.expect_input: integer counts batch-first (torch's default
+    collate) and a missing time axis are refused with the fix, a wrong channel count names the layout."""
+    model = SHDDelayNet(n_inputs=12, hidden=8, max_delay=3).eval()
+    x = (torch.rand(6, 2, 12) < 0.3).float()
+    assert model(x).shape == (6 + 3 * 1, 2, 20)  # K = 3: one step more per DelayedLinear
+    with pytest.raises(ShapeError, match="batch-first.*collate_time_major"):
+        model(x.transpose(0, 1).to(torch.int16))
+    with pytest.raises(ShapeError, match="no time axis"):
+        model(x[0])
+    with pytest.raises(ShapeError, match=r"SHDDelayNet.*\[T, B, 12\]"):
+        model(torch.rand(6, 2, 13))

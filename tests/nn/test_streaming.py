@@ -98,6 +98,42 @@ def test_refuses_what_cannot_be_streamed():
         Streaming(Block())
 
 
+class RunningSum(torch.nn.Module):
+    """A user's layer (this module only) whose output at t sums inputs 0..t within one call: it declares
+    so in the layer protocol, without subclassing anything of neuromorph's."""
+
+    layer_decl = nm.nn.LayerDecl("synapse", "running_sum", mixes_time=True)
+
+    def forward(self, x):
+        return x.cumsum(0)
+
+
+class Doubler(torch.nn.Module):
+    layer_decl = nm.nn.LayerDecl("activation", "double")  # step-local: may be streamed
+
+    def forward(self, x):
+        return 2 * x
+
+
+def test_time_mixing_is_read_from_the_layer_protocol():
+    with pytest.raises(ConfigError, match=r"layer '1' \(RunningSum\) mixes time steps"):
+        Streaming(torch.nn.Sequential(nm.nn.Linear(4, 4), RunningSum(), nm.nn.LIF()))
+    for layer in (nm.nn.DeltaActivation(4), torch.nn.GRU(4, 4)):
+        with pytest.raises(ConfigError, match="mixes time steps"):
+            Streaming(torch.nn.Sequential(layer))
+    # a declared step-local layer streams, and the chunks give the whole sequence's spikes
+    net = torch.nn.Sequential(nm.nn.Linear(4, 6), Doubler(), nm.nn.LIF(tau=2.0, threshold=0.5)).eval()
+    x = torch.rand(7, 3, 4)
+    stream = Streaming(net)
+    assert torch.equal(torch.cat([stream(x[:3]), stream(x[3:])]), net(x))
+    nm.nn.register_layer(Doubler, "activation", "double", mixes_time=True)
+    try:
+        with pytest.raises(ConfigError, match="Doubler"):
+            Streaming(net)
+    finally:
+        nm.nn.unregister_layer(Doubler)
+
+
 def test_streaming_checks_a_declared_layout():
     net = nm.nn.expect_input(conv_net(), (2, 16, 16))
     stream = Streaming(net)

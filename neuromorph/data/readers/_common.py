@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -124,3 +124,29 @@ def read_header_block(path: PathLike, marker: bytes, extra: int = 0, max_bytes: 
                 break
         out += f.read(extra)
     return bytes(out)
+
+
+def header_lines(path: PathLike, marker: bytes, what: str, extra: int = 0,
+                 last: Optional[Callable[[str], bool]] = None) -> tuple[bytes, list[str], int]:
+    """The text header of an event file whose header lines start with ``marker`` (``#`` AEDAT, ``%`` Prophesee):
+    (the bytes read, :func:`read_header_block` with ``extra``; the lines, marker kept, newline and ``\\r``
+    removed; byte offset after the header). ``last(line)`` true ends the header after that line.
+    ``what`` names the format in the errors: a missing file, a header line that runs unterminated."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataFormatError("no such event file", path=path)
+    head = read_header_block(p, marker, extra=extra)
+    lines: list[str] = []
+    pos = 0
+    while pos < len(head) and head[pos : pos + 1] == marker:
+        end = header_line_end(head, pos)
+        if end is None:
+            break  # binary data that starts with the marker byte: the header is over
+        if end < 0:
+            raise DataFormatError(f"{what} header line not terminated by a newline", path=path, offset=pos)
+        line = head[pos:end].decode("latin-1").rstrip("\r")
+        pos = end + 1
+        lines.append(line)
+        if last is not None and last(line):
+            break
+    return head, lines, pos

@@ -37,7 +37,7 @@ from typing import Iterator
 import numpy as np
 
 from neuromorph.data.events import AUDIO_EVENT_DTYPE, EVENT_DTYPE
-from neuromorph.data.readers._common import PathLike, check_bounds, check_sensor_size, header_line_end, read_header_block
+from neuromorph.data.readers._common import PathLike, check_bounds, check_sensor_size, header_lines
 from neuromorph.errors import ConfigError, DataFormatError, check_choice
 
 CHIPS = {"dvs128": (128, 128), "davis240": (240, 180), "davis346": (346, 260)}
@@ -54,21 +54,9 @@ def parse_aedat_header(path: PathLike) -> tuple[dict, int]:
     ``fields["version"]`` is "1.0", "2.0", "3.1" or None (no ``#!AER-DAT`` line: a headerless jAER
     stream); ``fields["lines"]`` holds the header lines; 3.1 files add ``sources`` ({id: name}).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise DataFormatError("no such event file", path=path)
-    head = read_header_block(p, b"#")
-    fields: dict = {"version": None, "lines": [], "sources": {}}
-    pos = 0
-    while pos < len(head) and head[pos : pos + 1] == b"#":
-        end = header_line_end(head, pos)
-        if end is None:
-            break  # binary data that starts with the marker byte: the header is over
-        if end < 0:
-            raise DataFormatError("AEDAT header line not terminated by a newline", path=path, offset=pos)
-        line = head[pos:end].decode("latin-1").rstrip("\r")
-        pos = end + 1
-        fields["lines"].append(line)
+    _, lines, pos = header_lines(path, b"#", "AEDAT", last=lambda line: line == "#!END-HEADER")
+    fields: dict = {"version": None, "lines": lines, "sources": {}}
+    for line in lines:
         if line.startswith("#!AER-DAT"):
             fields["version"] = line[len("#!AER-DAT"):].strip()
         m = re.match(r"#Source (\d+): *(.+)", line)
@@ -76,8 +64,6 @@ def parse_aedat_header(path: PathLike) -> tuple[dict, int]:
             fields["sources"][int(m.group(1))] = m.group(2).strip()
         if m := re.match(r"#Format: *(.+)", line):
             fields["format"] = m.group(1).strip()
-        if line == "#!END-HEADER":
-            break
     if fields["version"] not in (None, "1.0", "2.0", "3.0", "3.1"):
         four = str(fields["version"]).startswith("4")
         raise DataFormatError(f"AEDAT version {fields['version']!r} is not supported by this reader (1.0, 2.0, 3.1)",

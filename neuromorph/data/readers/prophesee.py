@@ -38,8 +38,7 @@ from neuromorph.data.readers._common import (
     DEFAULT_CHUNK_EVENTS,
     PathLike,
     check_sensor_size,
-    header_line_end,
-    read_header_block,
+    header_lines,
 )
 from neuromorph.errors import DataFormatError
 
@@ -63,23 +62,11 @@ _ERR_BOUNDS = 2
 def _percent_header(path: PathLike, extra: int, stop_at_end: bool) -> tuple[bytes, list[str], int]:
     """The ``%`` header lines shared by Prophesee ``.raw`` and ``.dat`` files: (header bytes read, lines
     without the marker, byte offset after the header). ``.raw`` headers may close with ``% end``."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataFormatError("no such event file", path=path)
-    head = read_header_block(p, b"%", extra=extra)
-    lines: list[str] = []
-    pos = 0
-    while pos < len(head) and head[pos : pos + 1] == b"%":
-        end = header_line_end(head, pos)
-        if end is None:
-            break  # binary data that starts with the marker byte: the header is over
-        if end < 0:
-            raise DataFormatError("header line not terminated by a newline", path=path, offset=pos)
-        line = head[pos + 1 : end].decode("latin-1").strip()
-        pos = end + 1
-        if stop_at_end and line == "end":
-            break
-        lines.append(line)
+    head, raw, pos = header_lines(path, b"%", "Prophesee", extra=extra,
+                                  last=(lambda line: line[1:].strip() == "end") if stop_at_end else None)
+    lines = [line[1:].strip() for line in raw]
+    if stop_at_end and lines and lines[-1] == "end":
+        lines.pop()  # the closing mark is not a header field
     return head, lines, pos
 
 
@@ -119,6 +106,16 @@ def parse_raw_header(path: PathLike) -> tuple[dict, int]:
     return fields, pos
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _time_high(high, last_high, loops, time_set, shift, wrap_bits):
+    """A TIME_HIGH word (EVT 2.0 and 3.0): the raw counter ``high`` wraps after ``2**wrap_bits`` µs; a value
+    more than 10 below the previous one (after the first) counts one more wrap. Returns (last_high, loops,
+    time base in µs)."""
+    if time_set and last_high > high + 10:
+        loops += 1
+    return high, loops, (high << shift) + loops * (np.int64(1) << wrap_bits)
+
+
 # --------------------------------------------------------------------------------------------- EVT 2.0
 @numba.njit(cache=True, nogil=True)
 def _decode_evt2(words, x, y, t, p, state, width, height):
@@ -147,12 +144,8 @@ def _decode_evt2(words, x, y, t, p, state, width, height):
             t[k] = time_base + ((w >> 22) & 0x3F)
             k += 1
         elif typ == 8:
-            high = w & 0xFFFFFFF
-            if time_set and last_high > high + 10:
-                loops += 1
-            last_high = high
+            last_high, loops, time_base = _time_high(w & 0xFFFFFFF, last_high, loops, time_set, 6, 34)
             time_set = 1
-            time_base = (high << 6) + loops * (np.int64(1) << 34)
         elif typ == 0xA or typ == 0xE or typ == 0xF:
             continue
         else:
@@ -251,12 +244,8 @@ def _decode_evt3(words, x, y, t, p, state, width, height):
         elif typ == 6:
             time_low = w & 0xFFF
         elif typ == 8:
-            high = w & 0xFFF
-            if time_set and last_high > high + 10:
-                loops += 1
-            last_high = high
+            last_high, loops, time_base = _time_high(w & 0xFFF, last_high, loops, time_set, 12, 24)
             time_set = 1
-            time_base = (high << 12) + loops * (np.int64(1) << 24)
         elif typ == 7 or typ == 0xA or typ == 0xE or typ == 0xF:
             continue
         else:
@@ -406,6 +395,19 @@ def parse_dat_header(path: PathLike) -> tuple[dict, int]:
     return fields, pos + 2
 
 
+def _dat_layout(path: PathLike, sensor_size: tuple[int, int] | None) -> tuple[tuple[int, int] | None, int, int]:
+    """(sensor size, byte offset of the events, file size) of a ``.dat`` file whose data is whole events."""
+    fields, off = parse_dat_header(path)
+    sensor = check_sensor_size(sensor_size, path, declared=fields.get("sensor_size"))
+    size = Path(path).stat().st_size
+    if (size - off) % DAT_EVENT_BYTES:
+        whole = size - (size - off) % DAT_EVENT_BYTES
+        raise DataFormatError(
+            f"dat: data length {size - off} is not a whole number of 8-byte events (truncated file?)", path=path, offset=whole
+        )
+    return sensor, off, size
+
+
 def read_dat(path: PathLike, sensor_size: tuple[int, int] | None = None) -> np.ndarray:
     """Read a Prophesee ``.dat`` CD file into an EVENT_DTYPE array.
 
@@ -413,28 +415,14 @@ def read_dat(path: PathLike, sensor_size: tuple[int, int] | None = None) -> np.n
     y = bits 27..14, p = bit 28 (Prophesee "DAT File Format"; ``dat_events_tools.py`` of the
     automotive dataset toolbox).
     """
-    fields, off = parse_dat_header(path)
-    sensor = check_sensor_size(sensor_size, path, declared=fields.get("sensor_size"))
-    size = Path(path).stat().st_size
-    if (size - off) % DAT_EVENT_BYTES:
-        whole = size - (size - off) % DAT_EVENT_BYTES
-        raise DataFormatError(
-            f"dat: data length {size - off} is not a whole number of 8-byte events (truncated file?)", path=path, offset=whole
-        )
+    sensor, off, size = _dat_layout(path, sensor_size)
     return _decode_dat_words(np.fromfile(path, dtype="<u4", offset=off), sensor, path, off)
 
 
 def iter_dat(path: PathLike, sensor_size: tuple[int, int] | None = None,
              chunk_events: int = DEFAULT_CHUNK_EVENTS) -> Iterator[np.ndarray]:
     """Stream a Prophesee ``.dat`` file in chunks of at most ``chunk_events`` events (bounded memory)."""
-    fields, off = parse_dat_header(path)
-    sensor = check_sensor_size(sensor_size, path, declared=fields.get("sensor_size"))
-    size = Path(path).stat().st_size
-    if (size - off) % DAT_EVENT_BYTES:
-        whole = size - (size - off) % DAT_EVENT_BYTES
-        raise DataFormatError(
-            f"dat: data length {size - off} is not a whole number of 8-byte events (truncated file?)", path=path, offset=whole
-        )
+    sensor, off, size = _dat_layout(path, sensor_size)
     n_chunk = max(1, min(int(chunk_events), (size - off) // DAT_EVENT_BYTES or 1))
     pos = off
     while pos < size:
