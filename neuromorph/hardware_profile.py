@@ -148,16 +148,27 @@ class HardwareProfile:
 def _error(message: str, file: str | None = None, problem: str = "") -> HardwareProfileError:
     """The one error for profiles; ``file`` and ``field`` (the ``[table.entry]`` at fault, when the
     problem starts with one) are also attributes, for programs and the CLI's JSON error object."""
-    err = HardwareProfileError(message)
-    err.file = file
-    err.field = problem[1:problem.index("]")] if problem.startswith("[") and "]" in problem else None
-    return err
+    field = problem[1:problem.index("]")] if problem.startswith("[") and "]" in problem else None
+    return HardwareProfileError(message, file=file, field=field)
+
+
+def hardware_dir() -> Path:
+    """Folder of the shipped profiles: ``neuromorph.hardware`` (the wheel maps the repository's top-level
+    ``hardware/`` to it); when Python runs from the repository root the source folder shadows the editable
+    install's mapping, so the top-level folder is used directly."""
+    from importlib import resources
+
+    try:
+        return Path(str(resources.files("neuromorph.hardware")))
+    except ModuleNotFoundError:
+        path = Path(__file__).resolve().parents[1] / "hardware"
+        if path.is_dir():
+            return path
+        raise
 
 
 def _profile_files() -> dict[str, Path]:
-    from neuromorph.resources import hardware_dir
-
-    return {p.stem: p for p in sorted(Path(hardware_dir()).glob("*.toml"))}
+    return {p.stem: p for p in sorted(hardware_dir().glob("*.toml"))}
 
 
 def list_profiles(table: str | None = None) -> list[str]:

@@ -2,8 +2,7 @@
 
 Users get neuromorph/, hardware/, docs/, examples/ and README.md; they do not get the developers' specs
 (METHODS*.md, ARCHITECTURE.md, ENVIRONMENT.md, PROVENANCE.md, STYLE.md) nor ../shared. A docstring, error
-message or doc page must cite the original source (paper, venue, official code) instead. The one exempt
-line is the README's note telling developers where the tests look for real recordings.
+message or doc page must cite the original source (paper, venue, official code) instead. No line is exempt.
 """
 
 from __future__ import annotations
@@ -27,11 +26,6 @@ POINTER = re.compile(
 )
 
 
-def _allowed(path: Path, line: str) -> bool:
-    # README: the developers' note on where tests find real data (override NEUROMORPH_TEST_DATA)
-    return path.name == "README.md" and path.parent == REPO and "NEUROMORPH_TEST_DATA" in line
-
-
 def _shipped_files() -> list[Path]:
     files = []
     for name in SHIPPED:
@@ -50,7 +44,7 @@ def find_pointers(path: Path, text: str) -> list[str]:
     """``path:line: text`` for every line of ``text`` that points to a private spec file or ../shared."""
     return [f"{path.relative_to(REPO)}:{i}: {line.strip()}"
             for i, line in enumerate(text.splitlines(), 1)
-            if POINTER.search(line) and not _allowed(path, line)]
+            if POINTER.search(line)]
 
 
 @pytest.mark.parametrize("line", [
@@ -76,9 +70,9 @@ def test_scanner_leaves_citations_alone(line: str) -> None:
     assert not find_pointers(REPO / "neuromorph" / "x.py", line)
 
 
-def test_readme_test_data_line_is_the_only_exemption() -> None:
+def test_readme_is_scanned_like_every_shipped_file() -> None:
     readme = REPO / "README.md"
-    assert not find_pointers(readme, "Tests look in `../shared/data` (override with `NEUROMORPH_TEST_DATA`).")
+    assert find_pointers(readme, "Tests look in `../shared/data` (override with `NEUROMORPH_TEST_DATA`).")
     assert find_pointers(readme, "See METHODS.md §3 for the recipe.")
     assert find_pointers(REPO / "docs" / "x.md", "data in ../shared/data (override with NEUROMORPH_TEST_DATA)")
 

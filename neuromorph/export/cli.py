@@ -52,12 +52,6 @@ def _run(args) -> dict[str, Any]:
                                       layer=str(bad[0]["layer"]) if bad else None)
         exc.context = {k: v for k, v in result.items() if k != "error"}
         raise exc
-    if args.to == "nir":
-        import nir
-
-        from neuromorph.export.peers import peer_report
-
-        result["peers"] = peer_report(nir.read(res.out))  # what snnTorch/Norse/SpikingJelly/Sinabs cannot do with the file
     for note in res.notes:
         print(f"neuromorph export: note: {note}", file=sys.stderr)
     for w in res.warnings:

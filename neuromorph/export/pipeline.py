@@ -124,6 +124,13 @@ def export_model(model: torch.nn.Module, sample: torch.Tensor, to: str, out: str
             write_nir(graph, res.out)
             res.written = True
             res.details["nodes"] = len(graph.nodes)
+            import nir
+
+            from neuromorph.export.peers import peer_report
+
+            # what snnTorch/Norse/SpikingJelly/Sinabs cannot do with the file, judged on the graph as the
+            # peers load it (read back: the written file, not the in-memory graph, is what they see)
+            res.details["peers"] = peer_report(nir.read(res.out))
             gates = [n for n, v in graph.nodes.items() if ((v.metadata or {}).get("neuromorph") or {}).get("role") == "maxpool_gate"]
             if gates:
                 res.notes.append(f"max pooling: {', '.join(repr(g) for g in gates)} written as SumPool2d + IF gate (threshold 0.5, "

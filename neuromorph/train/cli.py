@@ -203,14 +203,12 @@ def _export(out: Path, to: str, check: str | None) -> dict[str, Any]:
     res = export_checkpoint(out / "best.pt", to, out / name, check=check)
     item: dict[str, Any] = {"status": "ok" if res.written else "failed", "file": str(res.out) if res.written else None,
                             "notes": res.notes, "warnings": res.warnings}
-    if to == "nir" and res.written:
-        import nir
-
-        from neuromorph.export.peers import peer_report, peer_summary
+    if "peers" in res.details:
+        from neuromorph.export.peers import peer_summary
 
         # what snnTorch/Norse/SpikingJelly/Sinabs can run from the file written (`neuromorph export --to nir`
         # prints the workarounds)
-        item["peers"] = peer_report(nir.read(res.out))
+        item["peers"] = res.details["peers"]
         item["peers_summary"] = peer_summary(item["peers"])
     if res.check is not None:
         item["check"] = {"profile": res.check.profile, "ok": res.check.ok, "violations": res.check.violations()}

@@ -82,3 +82,17 @@ def maxpool_net(seed: int = 0) -> torch.nn.Module:
         for i, (lo, hi) in ((0, (-24, 60)), (3, (-30, 50)), (7, (-40, 40))):
             m[i].weight.copy_(torch.randint(lo, hi, m[i].weight.shape).float() / 64)
     return m.eval()
+
+
+def outputs_of(model: torch.nn.Module, x: torch.Tensor, names: list[str]) -> tuple[dict, torch.Tensor]:
+    """Outputs of the named submodules of ``model`` on ``x`` (no grad), and the model's output."""
+    mods = dict(model.named_modules())
+    outs: dict = {}
+    hooks = [mods[n].register_forward_hook(lambda _m, _i, o, n=n: outs.__setitem__(n, o)) for n in names]
+    try:
+        with torch.no_grad():
+            y = model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return outs, y

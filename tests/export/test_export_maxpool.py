@@ -18,26 +18,12 @@ from neuromorph.export.loihi import fidelity_report, simulate
 from neuromorph.export.netx import read_netx
 from neuromorph.export.nir import from_nir, to_nir, write_nir
 
-from ._models import maxpool_net
+from ._models import maxpool_net, outputs_of
 
 
 def _counts(steps=6, batch=4, seed=1):
     g = torch.Generator().manual_seed(seed)
     return torch.poisson(torch.full((steps, batch, 2, 16, 16), 0.4), generator=g)
-
-
-def _outputs(model, x, names):
-    """Outputs of the named submodules (and the model's output) on x."""
-    mods = dict(model.named_modules())
-    outs = {}
-    hooks = [mods[n].register_forward_hook(lambda _m, _i, o, n=n: outs.__setitem__(n, o)) for n in names]
-    try:
-        with torch.no_grad():
-            y = model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return outs, y
 
 
 def test_maxpool_of_spikes_round_trips_through_a_nir_file_spike_for_spike(tmp_path):
@@ -53,8 +39,8 @@ def test_maxpool_of_spikes_round_trips_through_a_nir_file_spike_for_spike(tmp_pa
     path = write_nir(g, tmp_path / "m.nir")
     back = from_nir(path)
     layers = ["1", "2", "4", "5"]
-    ours, y = _outputs(m, x, layers)
-    theirs, y2 = _outputs(back, x, [f"nodes.{n}" for n in layers])
+    ours, y = outputs_of(m, x, layers)
+    theirs, y2 = outputs_of(back, x, [f"nodes.{n}" for n in layers])
     for n in layers:
         assert ours[n].sum() > 100, n  # the test input makes every layer spike
         torch.testing.assert_close(theirs[f"nodes.{n}"], ours[n], rtol=0, atol=0)
@@ -75,7 +61,7 @@ def test_maxpool_net_on_loihi_equals_the_float_model_spike_for_spike(tmp_path):
         assert gate.weight.shape[1:] == (1, k, k) and np.all(gate.weight == 64) and gate.v_th_mant == 32
         assert (gate.stride, gate.padding, gate.v_decay, gate.i_decay) == ((s, s), (p, p), 0, 4096)
     sim = simulate(path, x)
-    outs, y = _outputs(m, x, ["1", "2", "4", "5"])
+    outs, y = outputs_of(m, x, ["1", "2", "4", "5"])
     for li, name in enumerate(["1", "2", "4", "5"]):
         np.testing.assert_array_equal(sim.aligned(li), outs[name].numpy(), err_msg=f"layer {name}")
         # hardware time: layer li delivers li + 1 steps late, so each gate adds one step of latency

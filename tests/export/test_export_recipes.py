@@ -21,7 +21,7 @@ from neuromorph.models.nmnist import NMNISTConvSNN
 from neuromorph.train import checkpoint as ck
 from neuromorph.train.recipes import get_recipe
 
-from ._models import nmnist_frames
+from ._models import nmnist_frames, outputs_of
 
 
 def _cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -31,18 +31,6 @@ def _cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", "OMP_NUM_THREADS": "1"}
     return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
-
-def _hooked(model, x, names):
-    mods = dict(model.named_modules())
-    outs = {}
-    hooks = [mods[n].register_forward_hook(lambda _m, _i, o, n=n: outs.__setitem__(n, o)) for n in names]
-    try:
-        with torch.no_grad():
-            y = model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return outs, y
 
 
 # ------------------------------------------------------------------------------------------------ in process
@@ -92,12 +80,12 @@ def test_delay_checkpoint_exports_the_integer_delays_it_is_evaluated_with(tmp_pa
     with rounded_delays(model):
         want = [m.integer_delays().numpy() for m in delayed_layers(model)]
         x = (torch.rand(30, 3, 20, generator=torch.Generator().manual_seed(1)) < 0.3).float()
-        outs, y = _hooked(model, x, ["2"])
+        outs, y = outputs_of(model, x, ["2"])
     net = read_netx(lava_res.out)
     for layer, d in zip(net.layers, want):
         np.testing.assert_array_equal(np.where(layer.weight != 0, layer.delay, 0), np.where(layer.weight != 0, d, 0))
     back = from_nir(nir_res.out)
-    theirs, y2 = _hooked(back, x, ["nodes.2"])
+    theirs, y2 = outputs_of(back, x, ["nodes.2"])
     assert outs["2"].sum() > 20
     torch.testing.assert_close(theirs["nodes.2"], outs["2"], rtol=0, atol=0)
     torch.testing.assert_close(y2[: y.shape[0]], y)
@@ -136,8 +124,8 @@ def test_train_nmnist_ends_with_nir_ok_lava_ok_and_the_files_reproduce_its_spike
     model, _ = ck.load_model(out / "best.pt")
     x, _ = nmnist_frames(shared_data, n=4, steps=5)
     names = ["net.2", "net.3", "net.6", "net.7"]
-    ours, y = _hooked(model, x, names)
-    theirs, y2 = _hooked(from_nir(out / "model.nir"), x, [f"nodes.{n.replace('.', '_')}" for n in names])
+    ours, y = outputs_of(model, x, names)
+    theirs, y2 = outputs_of(from_nir(out / "model.nir"), x, [f"nodes.{n.replace('.', '_')}" for n in names])
     for n in names:  # NIR: every spike of every layer
         torch.testing.assert_close(theirs[f"nodes.{n.replace('.', '_')}"], ours[n], rtol=0, atol=0)
     torch.testing.assert_close(y2, y)
@@ -190,10 +178,10 @@ def test_train_shd_ends_with_nir_ok_lava_ok_with_its_evaluated_integer_delays(sh
     x, _ = load_split(checkpoint_recipe(info, out / "best.pt"), "test").batch(torch.arange(4))  # real test samples
     x = x.float()
     with rounded_delays(model):  # what evaluation runs
-        ours, y = _hooked(model, x, ["2", "6"])
+        ours, y = outputs_of(model, x, ["2", "6"])
         want = [m.integer_delays().numpy() for m in delayed_layers(model)]
         fid = fidelity_report(model, out / "model.net.h5", x).layers
-    theirs, y2 = _hooked(from_nir(out / "model.nir"), x, ["nodes.2", "nodes.6"])
+    theirs, y2 = outputs_of(from_nir(out / "model.nir"), x, ["nodes.2", "nodes.6"])
     for n in ("2", "6"):
         assert ours[n].sum() > 10
         torch.testing.assert_close(theirs[f"nodes.{n}"], ours[n], rtol=0, atol=0)
