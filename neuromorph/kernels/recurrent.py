@@ -21,6 +21,7 @@ cannot run it over all T in one call; two ways are offered:
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import types
 from typing import Callable, NamedTuple, Optional
@@ -178,6 +179,21 @@ _ADJOINT_ARGS = ("gs", "dv", "di", "da", "h", "aprev", "dterm", "iprev", "beta",
 _KNOWN_FLAGS = frozenset(static_flags(DynamicsConfig()))
 
 _COMPILED: dict = {}
+_BLAS: list = []
+
+
+def _one_blas_thread():
+    """A context that runs the BLAS numba calls (scipy's OpenBLAS) on one thread: the per-step products
+    are small ([B, N] x [N, N]), and OpenBLAS's default thread pool makes them many times slower, the more
+    so on a shared machine. The controller is built once (it scans the loaded libraries)."""
+    if not _BLAS:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS.append(ThreadpoolController())
+        except ImportError:  # scikit-learn brings threadpoolctl; without it, BLAS keeps its own setting
+            _BLAS.append(None)
+    return contextlib.nullcontext() if _BLAS[0] is None else _BLAS[0].limit(limits=1, user_api="blas")
 
 
 def fused_supported(x: torch.Tensor, params: DynamicsParams, cfg: DynamicsConfig) -> bool:
@@ -255,10 +271,12 @@ class RecurrentMultiStep(torch.autograd.Function):
         grads = [hseq.new_zeros(M) for _ in range(5)]
         dummy = hseq.new_zeros(1, 1, 1)
         arr = lambda q: (dummy if q is None else q).numpy()  # noqa: E731
-        _compiled(cfg, True)(gout.numpy(), hseq.numpy(), yseq.numpy(), arr(iseq), arr(aseq), V.numpy(),
-                             *(q.numpy() for q in P), v0.numpy(), i0.numpy(), _fused._consts(cfg, hseq.numpy().dtype),
-                             float(cfg.surrogate.alpha), cfg.surrogate.id, ctx.need_beta, ctx.need_alpha, gy.numpy(),
-                             *(g.numpy() for g in grads), dv.numpy(), di.numpy(), da.numpy(), ds.numpy())
+        kernel = _compiled(cfg, True)
+        with _one_blas_thread():
+            kernel(gout.numpy(), hseq.numpy(), yseq.numpy(), arr(iseq), arr(aseq), V.numpy(),
+                   *(q.numpy() for q in P), v0.numpy(), i0.numpy(), _fused._consts(cfg, hseq.numpy().dtype),
+                   float(cfg.surrogate.alpha), cfg.surrogate.id, ctx.need_beta, ctx.need_alpha, gy.numpy(),
+                   *(g.numpy() for g in grads), dv.numpy(), di.numpy(), da.numpy(), ds.numpy())
         need = ctx.needs_input_grad
         gV = None
         if need[1]:  # dL/dV = sum_t (dL/dy_t)^T s_{t-1}: one product over all steps
