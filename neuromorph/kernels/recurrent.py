@@ -114,8 +114,8 @@ def _forward_loop(x, VT, s0, beta, thr, syn, rho, adapt, consts, save_i, out, hs
 
 
 def _backward_loop(gout, hseq, yseq, iseq, aseq, V, beta, thr, syn, rho, adapt, v0, i0, consts, salpha, sid,
-                   need_beta, need_alpha, gy, gbeta, gthr, gsyn, grho, gadapt, dv, di, da,
-                   ds):  # pragma: no cover - compiled by numba
+                   need_beta, need_alpha, gy, gbeta, gthr, gsyn, grho, gadapt, dv, di, da, ds, out, s0, event_dv,
+                   gVT):  # pragma: no cover - compiled by numba
     T, B, N = gout.shape
     v_reset, v_rest, ramount, k, one, zero = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
     for t in range(T - 1, -1, -1):
@@ -168,6 +168,13 @@ def _backward_loop(gout, hseq, yseq, iseq, aseq, V, beta, thr, syn, rho, adapt, 
                     gadapt[m] += gad
         # dL/ds_{t-1} through y_t = x_t + V s_{t-1}: one BLAS product per step
         ds[:, :] = np.dot(gy[t], V)
+        if event_dv:  # dL/dV[:, j] += dL/dy_t[b] for every spike s_{t-1}[b, j] (sparse spikes: cheaper than a product)
+            for b in range(B):
+                for j in range(N):
+                    sj = s0[b, j] if t == 0 else out[t - 1, b, j]
+                    if sj != zero:
+                        for n in range(N):
+                            gVT[j, n] += sj * gy[t, b, n]
 
 
 #: the per-element signatures the loops above call; another signature (a model with more state or
@@ -180,6 +187,9 @@ _KNOWN_FLAGS = frozenset(static_flags(DynamicsConfig()))
 
 _COMPILED: dict = {}
 _BLAS: list = []
+#: at most this fraction of nonzero spikes, dV is accumulated spike by spike in the backward loop (cost ∝ spikes·N)
+#: instead of one dense product (cost T·B·N², at BLAS speed)
+_EVENT_DV_RATE = 0.15
 
 
 def _one_blas_thread():
@@ -271,15 +281,21 @@ class RecurrentMultiStep(torch.autograd.Function):
         grads = [hseq.new_zeros(M) for _ in range(5)]
         dummy = hseq.new_zeros(1, 1, 1)
         arr = lambda q: (dummy if q is None else q).numpy()  # noqa: E731
+        need = ctx.needs_input_grad
+        # dV event-driven inside the loop when spikes are sparse, else one product after it
+        event_dv = bool(need[1]) and int(torch.count_nonzero(out)) <= _EVENT_DV_RATE * out.numel()
+        gVT = hseq.new_zeros(N, N) if event_dv else hseq.new_zeros(1, 1)
         kernel = _compiled(cfg, True)
         with _one_blas_thread():
             kernel(gout.numpy(), hseq.numpy(), yseq.numpy(), arr(iseq), arr(aseq), V.numpy(),
                    *(q.numpy() for q in P), v0.numpy(), i0.numpy(), _fused._consts(cfg, hseq.numpy().dtype),
                    float(cfg.surrogate.alpha), cfg.surrogate.id, ctx.need_beta, ctx.need_alpha, gy.numpy(),
-                   *(g.numpy() for g in grads), dv.numpy(), di.numpy(), da.numpy(), ds.numpy())
-        need = ctx.needs_input_grad
+                   *(g.numpy() for g in grads), dv.numpy(), di.numpy(), da.numpy(), ds.numpy(), out.numpy(),
+                   s0.numpy(), event_dv, gVT.numpy())
         gV = None
-        if need[1]:  # dL/dV = sum_t (dL/dy_t)^T s_{t-1}: one product over all steps
+        if event_dv:
+            gV = gVT.t().to(ctx.v_dtype)
+        elif need[1]:  # dL/dV = sum_t (dL/dy_t)^T s_{t-1}: one product over all steps
             sprev = torch.cat([s0.unsqueeze(0), out[:-1]]).reshape(T * B, N)
             gV = gy.reshape(T * B, N).t().mm(sprev).to(ctx.v_dtype)
         pgrads = []

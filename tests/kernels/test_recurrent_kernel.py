@@ -156,3 +156,15 @@ def test_triton_backend_equals_fused():
     tri.load_state_dict(fused.state_dict())
     x = _x(torch.float32).detach()
     assert torch.equal(fused(x), tri(x))
+
+
+def test_dv_spike_by_spike_equals_the_dense_product(monkeypatch):
+    """Both ways of computing dL/dV (event-driven in the loop for sparse spikes, one product otherwise)."""
+    layer = _layer("alif", "fused")
+    x = _x()
+    grads = []
+    for rate in (0.0, 1.0):  # never / always event-driven
+        monkeypatch.setattr(recurrent, "_EVENT_DV_RATE", rate)
+        out = layer(x)
+        grads.append(torch.autograd.grad((out * torch.linspace(-1, 1, T).view(T, 1, 1)).sum(), layer.weight)[0])
+    assert torch.allclose(grads[0], grads[1], rtol=1e-12, atol=1e-12) and grads[0].abs().sum() > 0
