@@ -66,3 +66,9 @@ def test_lava_export_refuses_a_recurrent_layer_by_name(tmp_path):
     net = _net()
     with pytest.raises(ExportError, match="layer '1' is recurrent"):
         to_lava(net, tmp_path / "rec.net", torch.zeros(5, 1, 8))
+
+
+def test_the_neurons_dt_is_the_graphs():
+    net = torch.nn.Sequential(nnm.Linear(4, 3), nnm.Recurrent(nnm.LIF(tau=2e-3, dt=1e-3, reset="hard"), 3))
+    g = to_nir(net, torch.zeros(5, 1, 4))
+    assert g.metadata["dt"] == 1e-3 and np.allclose(g.nodes["1"].tau, 2e-3)
