@@ -3,8 +3,9 @@
 A page's blocks run in order in one namespace (a later block may use what an earlier one defined), in a
 temporary working folder. A block that cannot run in the tests (it downloads, trains for minutes, needs a
 GPU) is preceded by the line ``<!-- docs-test: skip REASON -->``; a skip without a reason is an error. A
-block preceded by ``<!-- docs-test: file NAME.py -->`` is the module a page tells you to write: it is
-written to that file in the working folder (importable by the blocks after it), not run.
+block (of any language) preceded by ``<!-- docs-test: file NAME -->`` is a file the page tells you to
+write (a module, a hardware profile): it is written to that file in the working folder, where the blocks
+after it can import or load it, not run.
 Docstring examples (``>>>``) run with doctest in every module of neuromorph that has them.
 """
 
@@ -27,15 +28,17 @@ DIRECTIVE = re.compile(r"<!--\s*docs-test:\s*(?P<kind>skip|file)\b(?P<arg>[^>]*?
 
 
 def python_blocks(text: str) -> list[tuple[int, str, tuple[str, str] | None]]:
-    """(line, code, directive) for each ```python block of a Markdown text; the directive is None or
+    """(line, code, directive) for each ```python block (and each block marked as a file) of a Markdown
+    text; the directive is None or
     ``("skip", reason)`` / ``("file", name)`` from the comment line just above the block."""
     blocks = []
     for m in FENCE.finditer(text):
-        if m.group("lang") not in ("python", "py"):
-            continue
         line = text.count("\n", 0, m.start()) + 1
         before = text[:m.start()].rstrip("\n").rsplit("\n", 1)[-1]
         directive = DIRECTIVE.search(before)
+        # python blocks run; a block of any language can be a file the page tells you to write
+        if m.group("lang") not in ("python", "py") and not (directive and directive.group("kind") == "file"):
+            continue
         indent = m.group("indent")
         code = "".join(l[len(indent):] if l.startswith(indent) else l
                        for l in m.group("body").splitlines(keepends=True))
@@ -46,9 +49,10 @@ def python_blocks(text: str) -> list[tuple[int, str, tuple[str, str] | None]]:
 
 def test_block_parser() -> None:
     text = ("x\n```python\na = 1\n```\n<!-- docs-test: skip downloads N-MNIST -->\n```python\nb = 2\n```\n"
-            "```bash\nls\n```\n1. item\n\n   ```python\n   c = 3\n   ```\n")
+            "```bash\nls\n```\n1. item\n\n   ```python\n   c = 3\n   ```\n"
+            "<!-- docs-test: file chip.toml -->\n```toml\n[energy]\n```\n")
     assert python_blocks(text) == [(2, "a = 1\n", None), (6, "b = 2\n", ("skip", "downloads N-MNIST")),
-                                   (14, "c = 3\n", None)]
+                                   (14, "c = 3\n", None), (18, "[energy]\n", ("file", "chip.toml"))]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(REPO)) for p in PAGES])
