@@ -91,8 +91,9 @@ def navigation(api: list[tuple[str, str, str]]) -> list:
     """The site's nav (mkdocs.yml form) from the pages that exist."""
     nav: list = [{"Home": "index.md"}, {"Installation": "installation.md"}, {"Concepts": "concepts.md"}]
     notebooks = sorted((DOCS / "tutorials").glob("[0-9][0-9]_*.ipynb"))
+    overview = [{"Overview": "tutorials/README.md"}] if (DOCS / "tutorials" / "README.md").exists() else []
     if notebooks:
-        nav.append({"Tutorials": [{notebook_title(p): f"tutorials/{p.name}"} for p in notebooks]})
+        nav.append({"Tutorials": overview + [{notebook_title(p): f"tutorials/{p.name}"} for p in notebooks]})
     methods = sorted((p for p in (DOCS / "methods").glob("*.md") if p.stem != "index"),
                      key=lambda p: (METHOD_ORDER.index(p.stem) if p.stem in METHOD_ORDER else len(METHOD_ORDER),
                                     p.stem))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import importlib.util
 import re
 from pathlib import Path
 
@@ -106,3 +107,46 @@ def test_docstring_examples_run(module: str, tmp_path: Path, monkeypatch: pytest
         runner.run(t)
     result = runner.summarize(verbose=False)
     assert result.failed == 0, f"{result.failed} docstring example(s) of {module} failed (output above)"
+
+
+def _doc_hooks():
+    pytest.importorskip("mkdocs")
+    spec = importlib.util.spec_from_file_location("doc_hooks", REPO / "scripts" / "doc_hooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _nav_pages(nav) -> list[str]:
+    pages = []
+    for entry in nav:
+        for value in (entry.values() if isinstance(entry, dict) else [entry]):
+            pages += _nav_pages(value) if isinstance(value, list) else [value]
+    return pages
+
+
+def test_site_navigation_lists_the_pages_that_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hooks = _doc_hooks()
+    pages = _nav_pages(hooks.navigation(hooks.api_pages()))
+    # every hand-written page is reachable, and every public module has an API page
+    written = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md") if "tutorials" not in p.parts}
+    assert written <= set(pages), written - set(pages)
+    assert {"reference/neuromorph/nn/neurons.md", "reference/neuromorph/energy/measure.md",
+            "reference/neuromorph/hardware_profile.md"} <= set(pages)
+    assert not any("/_" in p for p in pages if p.startswith("reference/"))  # private modules stay out
+    # tutorials and method pages appear when their files exist, in order, and are simply absent otherwise
+    docs = tmp_path / "docs"
+    (docs / "methods").mkdir(parents=True)
+    (docs / "tutorials").mkdir()
+    monkeypatch.setattr(hooks, "DOCS", docs)
+    assert not any("tutorials/" in p or "methods/" in p for p in _nav_pages(hooks.navigation([])))
+    (docs / "tutorials" / "02_b.ipynb").write_text('{"cells": [{"cell_type": "markdown", "source": ["# Two"]}]}')
+    (docs / "tutorials" / "01_a.ipynb").write_text('{"cells": []}')
+    (docs / "tutorials" / "01_a.py").write_text("# %% the jupytext source is not a page")
+    (docs / "methods" / "zeta.md").write_text("# Zeta\n")
+    (docs / "methods" / "mpbn.md").write_text("# MPBN\n")
+    nav = hooks.navigation([])
+    tutorials = next(e["Tutorials"] for e in nav if "Tutorials" in e)
+    assert tutorials == [{"A": "tutorials/01_a.ipynb"}, {"Two": "tutorials/02_b.ipynb"}]
+    methods = next(e["Methods"] for e in nav if "Methods" in e)
+    assert methods == [{"MPBN": "methods/mpbn.md"}, {"Zeta": "methods/zeta.md"}]
