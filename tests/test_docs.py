@@ -150,3 +150,16 @@ def test_site_navigation_lists_the_pages_that_exist(tmp_path: Path, monkeypatch:
     assert tutorials == [{"A": "tutorials/01_a.ipynb"}, {"Two": "tutorials/02_b.ipynb"}]
     methods = next(e["Methods"] for e in nav if "Methods" in e)
     assert methods == [{"MPBN": "methods/mpbn.md"}, {"Zeta": "methods/zeta.md"}]
+
+
+def test_api_reference_reads_rst_habits_as_markdown() -> None:
+    pytest.importorskip("griffe")
+    spec = importlib.util.spec_from_file_location("griffe_rst", REPO / "scripts" / "griffe_rst.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text = ("See :class:`~neuromorph.nn.LIF` and :func:`neuromorph.energy.measure`.\nChoices:\n- one\n- two\n\n"
+            "Per step::\n\n    a = b\n    - not a list\n\n====  ===\nname  x\n====  ===\natan  2\n====  ===\n\nEnd.")
+    assert module.markdown(text) == (
+        "See `LIF` and `neuromorph.energy.measure`.\nChoices:\n\n- one\n- two\n\n"
+        "Per step:\n\n    a = b\n    - not a list\n\n    ====  ===\n    name  x\n    ====  ===\n    atan  2\n"
+        "    ====  ===\n\nEnd.")
