@@ -33,7 +33,7 @@ from neuromorph.train import evaluate_checkpoint, fit, load_model, resolve_recip
 QUICK = os.environ.get("NEUROMORPH_TUTORIAL_QUICK") == "1"  # the test suite's reduced mode: tiny data, 1 epoch
 OUT = Path(os.environ.get("NEUROMORPH_TUTORIAL_OUT", "runs/tutorials")) / "02_nmnist"
 DATA = os.environ.get("NEUROMORPH_DATA")
-torch.manual_seed(0)
+_ = torch.manual_seed(0)
 
 if DATA:
     root = Path(DATA) / "nmnist"

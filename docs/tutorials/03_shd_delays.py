@@ -34,7 +34,7 @@ from neuromorph.train import fit, load_model, resolve_recipe
 QUICK = os.environ.get("NEUROMORPH_TUTORIAL_QUICK") == "1"  # the test suite's reduced mode: tiny data, 1 epoch
 OUT = Path(os.environ.get("NEUROMORPH_TUTORIAL_OUT", "runs/tutorials")) / "03_shd"
 DATA = os.environ.get("NEUROMORPH_DATA")
-torch.manual_seed(0)
+_ = torch.manual_seed(0)
 
 
 def write_sequence_task(folder: Path, n_train: int = 300, n_test: int = 100, seed: int = 0) -> Path:

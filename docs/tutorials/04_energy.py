@@ -21,7 +21,7 @@ from neuromorph.train import resolve_recipe
 from neuromorph.train.data import load_split
 
 QUICK = os.environ.get("NEUROMORPH_TUTORIAL_QUICK") == "1"  # the test suite's reduced mode
-torch.manual_seed(0)
+_ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## A network and real event input

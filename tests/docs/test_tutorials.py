@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 TUTORIALS = REPO / "docs" / "tutorials"
 SOURCES = sorted(TUTORIALS.glob("[0-9][0-9]_*.py"))
 # tutorials that read NEUROMORPH_DATA and have a fallback without it
-FALLBACK = ["02_nmnist_to_loihi.py", "03_shd_delays.py"]
+FALLBACK = ["02_nmnist_to_loihi.py", "03_shd_delays.py", "05_event_data.py"]
 
 
 def _run(source: Path, tmp_path: Path, data: Path | None) -> subprocess.CompletedProcess:
