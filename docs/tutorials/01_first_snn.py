@@ -147,7 +147,8 @@ print(f"loss {loss.item():.3f}, test accuracy {acc:.3f}")
 # - `triton`: GPU kernels (`pip install 'neuromorph[gpu]'`);
 # - `auto` (default): `triton` on CUDA tensors, else `fused`.
 #
-# They give the same spikes and gradients, so the choice is about speed only. Compare them here:
+# They give the same spikes and gradients, so the choice is about speed only. Compare them here (the first
+# `fused` call in a fresh environment also compiles its kernels; numba caches them on disk):
 
 # %%
 import time
@@ -161,7 +162,7 @@ for backend in ("reference", "fused"):
     s = neuron(inp)
     s.sum().backward()
     results[backend] = (s.detach(), inp.grad, time.perf_counter() - t0)
-    print(f"{backend:9s} forward+backward {1e3 * results[backend][2]:.1f} ms (the first fused call compiles)")
+    print(f"{backend:9s} forward+backward {1e3 * results[backend][2]:.1f} ms")
 print("same spikes:", torch.equal(results["reference"][0], results["fused"][0]),
       "| same gradients:", torch.allclose(results["reference"][1], results["fused"][1], atol=1e-6))
 

@@ -75,8 +75,8 @@ plt.show()
 # ## Train
 #
 # A *recipe* fixes everything a run depends on: the data set and its binning (here `n_time_bins` frames per
-# sample), the model builder and its arguments (`NMNISTConvSNN`: conv–BatchNorm–LIF blocks with pooling, and a
-# LIF output layer), optimiser, schedule, readout, epochs, batch size and seed. `fit` trains it and writes
+# sample), the model builder and its arguments (`NMNISTConvSNN`: conv–BatchNorm–LIF–pooling blocks, then a
+# linear readout), optimiser, schedule, readout, epochs, batch size and seed. `fit` trains it and writes
 # `best.pt`, `last.pt`, `metrics.jsonl` and `summary.json` into the run folder; the checkpoint stores the recipe,
 # so it can be evaluated, resumed or exported without any other input. The same run from the shell is
 # `neuromorph train nmnist --data-root DATA/nmnist --epochs 12`.
@@ -129,8 +129,8 @@ plt.show()
 #
 # `record_spikes` runs one sample and returns the spikes of every spiking layer (found through the layer
 # protocol, so it works for your own models too). A raster per layer shows which neurons fire when. The
-# output layer is a non-spiking leaky integrator (`LI`): its potential, averaged over the steps, is the score
-# of each class (the recipe's `readout="mean"`).
+# model's output is the linear readout's current at every step; averaged over the steps it is the score of
+# each class (the recipe's `readout="mean"`).
 
 # %%
 from neuromorph.train.data import load_split
@@ -210,7 +210,7 @@ print("simulated layers:", sim.names)
 print("output spike array (hardware time):", sim.spikes[-1].shape)
 report = fidelity_report(model, OUT / "model.net.h5", counts, y)
 for row in report.layers:
-    if row["match_rate"] is not None:  # the LI readout does not spike; it is judged by the accuracy below
+    if row["match_rate"] is not None:  # the readout does not spike; it is judged by the accuracy below
         print(f"{row['layer']}: float/quantized spike match {row['match_rate']:.4f} "
               f"({row['spikes_float']} vs {row['spikes_quantized']} spikes)")
 print(f"accuracy on {len(y)} test samples: float {report.accuracy_float:.3f}, Loihi integer simulation {report.accuracy_quantized:.3f}")

@@ -170,7 +170,8 @@ print("                   integer delays: ", layers[0].integer_delays().flatten(
 # ## Export
 #
 # The export writes the model in the form it is evaluated in: the integer delays. In NIR each delayed layer
-# becomes an affine node plus a delay per synapse; the Lava/Loihi netx file stores them as the layer's
+# becomes `Delay → Linear` branches (NIR's own delay node, which only neuromorph's `from_nir` runs among the libraries
+# compared in tutorial 7); the Lava/Loihi netx file stores them as the layer's
 # `delay` table, and the Loihi 2 check verifies that the delays fit the hardware's range.
 
 # %%

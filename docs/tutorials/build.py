@@ -6,6 +6,7 @@ by this script and committed, so the site renders real outputs without re-execut
 source in its reduced mode (``NEUROMORPH_TUTORIAL_QUICK=1``), and so keeps both from rotting.
 
     python docs/tutorials/build.py [--data DIR] [--threads 1] [NN_name.py ...]
+    python docs/tutorials/build.py --refresh-text [NN_name.py ...]   # text edits only: no re-execution
 
 ``--data`` sets ``NEUROMORPH_DATA`` (the folder holding ``nmnist/`` and ``shd/``; see the tutorials); without
 it the tutorials fall back to the embedded ``digits-dvs`` set and generated data. Runs niced, one kernel at a
@@ -63,13 +64,38 @@ def build(source: Path, timeout: int) -> tuple[float, float]:
     return wall, cpu
 
 
+def refresh_text(source: Path) -> None:
+    """Copy the markdown cells of ``source`` into its built notebook, keeping the outputs: for edits of the
+    text only. Refuses (ValueError) when the code cells differ, which needs a rebuild."""
+    import jupytext
+    import nbformat
+
+    out = source.with_suffix(".ipynb")
+    new, old = jupytext.read(source), nbformat.read(out, as_version=4)
+    kinds = [(c.cell_type, c.source.strip() if c.cell_type == "code" else None) for c in new.cells]
+    if kinds != [(c.cell_type, c.source.strip() if c.cell_type == "code" else None) for c in old.cells]:
+        raise ValueError(f"{source.name}: its code or cell layout changed since {out.name} was built; rebuild it")
+    for mine, built in zip(new.cells, old.cells):
+        if mine.cell_type == "markdown":
+            built.source = mine.source
+    tmp = out.with_suffix(".ipynb.tmp")
+    nbformat.write(old, tmp)
+    os.replace(tmp, out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("names", nargs="*", help="tutorial sources to build (default: all)")
     ap.add_argument("--data", type=Path, help="folder for NEUROMORPH_DATA (holds nmnist/, shd/)")
     ap.add_argument("--threads", type=int, default=1, help="torch/numba/BLAS threads of each kernel")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds one cell may run")
+    ap.add_argument("--refresh-text", action="store_true", help="copy edited markdown into the built notebooks, no execution")
     args = ap.parse_args(argv)
+    if args.refresh_text:
+        for src in sources(args.names):
+            refresh_text(src)
+            print(f"{src.name}: text refreshed", flush=True)
+        return 0
     os.environ.pop("NEUROMORPH_TUTORIAL_QUICK", None)
     os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend puts the figures into the notebook
     if args.data is not None:
