@@ -81,7 +81,7 @@ print(report.table())
 # %%
 totals = report.totals()
 fig, axes = plt.subplots(1, 2, figsize=(9, 2.8))
-names = [layer.name for layer in report.layers]
+names = [f"{layer.name} {layer.kind}" for layer in report.layers]
 axes[0].bar(names, [layer.synops / report.samples for layer in report.layers])
 axes[0].set_title("synaptic operations per inference", fontsize=9)
 for label, values in report.energy_pj.items():
