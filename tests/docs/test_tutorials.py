@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,9 @@ def test_every_tutorial_is_found():
 def test_tutorial_runs_in_quick_mode(source: Path, tmp_path: Path, shared_data: Path):
     proc = _run(source, tmp_path, shared_data)
     assert proc.returncode == 0, f"{source.name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    # the tutorials print their equivalence claims ("same spikes as neuromorph: True"); none may turn False
+    claims = [line for line in proc.stdout.splitlines() if re.search(r"\b(same|equals?|identical)\b", line)]
+    assert not [c for c in claims if "False" in c], f"{source.name}: a claim failed: {claims}"
 
 
 @pytest.mark.timeout(600)
@@ -73,6 +77,9 @@ def test_notebook_matches_its_source_and_is_executed(source: Path):
     errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, f"{notebook.name} shows an error: {errors[0].get('ename')}: {errors[0].get('evalue')}"
     assert nb["metadata"]["neuromorph"]["full_mode_wall_s"] > 0
+    text = "".join("".join(o.get("text", "")) for c in code for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    claims = [line for line in text.splitlines() if re.search(r"\b(same|equals?|identical)\b", line)]
+    assert not [c for c in claims if "False" in c], f"{notebook.name} shows a failed claim: {claims}"
 
 
 def test_build_script_help_needs_no_docs_extra():
