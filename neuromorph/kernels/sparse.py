@@ -1,0 +1,302 @@
+"""Event-driven synapses: a linear layer that does work only for the nonzero entries of its input.
+
+A layer that receives spikes (or binned event counts) sees mostly zeros: 5 % of the SHD inputs fire in a
+step and hidden layers fire less. With the input rows ``x[r, :]`` (r = batch × time) stored as the list of
+their nonzero entries (CSR: which inputs fired, and their values), the three products of a training step
+cost only ``nnz(x) · out`` multiply-adds instead of ``rows · in · out``:
+
+- forward  ``y[r, :] = b + Σ_{i: x[r,i] ≠ 0} x[r, i] · W[:, i]``  (gather the weight columns of the active
+  inputs; Perez-Nieves & Goodman, "Sparse Spiking Gradient Descent", NeurIPS 2021, input-side form);
+- weight gradient ``dW[:, i] = Σ_{r: x[r,i] ≠ 0} x[r, i] · g[r, :]`` (a scatter over the active inputs, done
+  per input column so that every sum has one fixed order: deterministic, no atomics);
+- input gradient ``dx = g W`` stays a dense product (it is needed only when the input itself needs a
+  gradient, i.e. not for the first layer).
+
+Every sum is over exactly the nonzero terms of the dense product, so the results equal the dense path up
+to float rounding (the order of the additions differs from the BLAS kernel's), for binary spikes and for
+counts or any other values alike. The input values are used, not just where they are nonzero.
+
+The kernels are numba loops, parallel over the rows (forward) or the input columns (weight gradient) for
+large inputs and serial for the few rows of a streaming step, with no Python in the loops. The forward
+keeps the CSR form (indices and values, ``nnz`` entries) for the backward instead of the dense input.
+
+:func:`count_work` reports the work the kernels did, to be compared with the energy report's synops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import numba
+import numpy as np
+import torch
+from numba import prange
+
+__all__ = ["linear", "choose", "synapse_linear", "eligible", "count_work", "Work", "Rows", "SparseLinear",
+           "SYNAPSE_BACKENDS", "DEFAULT_CROSSOVER"]
+
+_CACHE = os.environ.get("NEUROMORPH_NUMBA_CACHE", "1") != "0"
+#: below this many rows the serial kernels run (thread start-up costs more than it saves)
+PARALLEL_ROWS = 64
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the loops (each compiled twice: parallel and serial; `prange` is `range` in the serial build)
+# ----------------------------------------------------------------------------------------------------------
+def _row_counts(x, indptr):  # pragma: no cover - compiled by numba
+    """``indptr`` [R + 1] = the row starts of the nonzero entries of ``x [R, I]``; returns their number."""
+    R, I = x.shape
+    indptr[0] = 0
+    for r in prange(R):
+        c = 0
+        for i in range(I):
+            if x[r, i] != 0:
+                c += 1
+        indptr[r + 1] = c
+    for r in range(R):
+        indptr[r + 1] += indptr[r]
+    return indptr[R]
+
+
+def _fill_csr(x, indptr, idx, val):  # pragma: no cover - compiled by numba
+    """Column indices and values of the nonzero entries of each row of ``x`` (row order, then column order)."""
+    R, I = x.shape
+    for r in prange(R):
+        p = indptr[r]
+        for i in range(I):
+            xi = x[r, i]
+            if xi != 0:
+                idx[p] = i
+                val[p] = xi
+                p += 1
+
+
+def _forward(indptr, idx, val, wt, out):  # pragma: no cover - compiled by numba
+    """``out[r, :] += Σ_p val[p] · wt[idx[p], :]`` over the row's entries; ``wt`` is Wᵀ ``[I, O]``."""
+    R, O = out.shape
+    for r in prange(R):
+        for p in range(indptr[r], indptr[r + 1]):
+            i = idx[p]
+            v = val[p]
+            for o in range(O):
+                out[r, o] += v * wt[i, o]
+
+
+def _weight_grad(indptr, idx, val, g, n_in, dwt):  # pragma: no cover - compiled by numba
+    """``dwt[i, :] = Σ_{r: x[r,i] ≠ 0} x[r, i] · g[r, :]`` (dWᵀ ``[I, O]``): the CSR is turned into
+    per-column lists (rows in increasing order), then each column is summed by one thread in that order."""
+    R, O = g.shape
+    nnz = idx.shape[0]
+    colptr = np.zeros(n_in + 1, np.int64)
+    for p in range(nnz):
+        colptr[idx[p] + 1] += 1
+    for i in range(n_in):
+        colptr[i + 1] += colptr[i]
+    fill = colptr[:-1].copy()
+    rows = np.empty(nnz, np.int32)
+    cval = np.empty(nnz, val.dtype)
+    for r in range(R):
+        for p in range(indptr[r], indptr[r + 1]):
+            i = idx[p]
+            q = fill[i]
+            rows[q] = r
+            cval[q] = val[p]
+            fill[i] = q + 1
+    for i in prange(n_in):
+        for q in range(colptr[i], colptr[i + 1]):
+            r = rows[q]
+            v = cval[q]
+            for o in range(O):
+                dwt[i, o] += v * g[r, o]
+
+
+_LOOPS = {"row_counts": _row_counts, "fill_csr": _fill_csr, "forward": _forward, "weight_grad": _weight_grad}
+_COMPILED: dict = {}
+
+
+def _kernel(name: str, rows: int):
+    """The loop ``name``: parallel when there are enough rows and torch may use more than one thread (the
+    thread count follows torch's setting, so ``torch.set_num_threads(1)`` keeps everything on one core)."""
+    threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    parallel = rows >= PARALLEL_ROWS and threads > 1
+    key = (name, parallel)
+    if key not in _COMPILED:
+        _COMPILED[key] = numba.njit(parallel=parallel, cache=_CACHE, nogil=True)(_LOOPS[name])
+    if parallel:
+        numba.set_num_threads(threads)
+    return _COMPILED[key]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# work counting (for the energy report's synops)
+# ----------------------------------------------------------------------------------------------------------
+@dataclass
+class Work:
+    """What the sparse kernels did while :func:`count_work` was open (forward passes only).
+
+    ``events``: nonzero inputs processed; ``accumulates``: weight columns added, one multiply-add per event
+    and output (``events · out_features``); ``synops``: the same weighted by the input value (a count of 3
+    is 3 spikes), the energy report's ``Σ count · fan-out`` for weights without zeros."""
+
+    calls: int = 0
+    events: int = 0
+    accumulates: int = 0
+    synops: float = 0.0
+
+
+_WORK: contextvars.ContextVar[Optional[Work]] = contextvars.ContextVar("neuromorph_sparse_work", default=None)
+
+
+@contextlib.contextmanager
+def count_work() -> Iterator[Work]:
+    """Count the work of every sparse forward product inside the block::
+
+        with count_work() as work:
+            model(x)
+        work.accumulates  # == energy report synops of the sparse layers (dense weights, spike input)
+    """
+    work = Work()
+    token = _WORK.set(work)
+    try:
+        yield work
+    finally:
+        _WORK.reset(token)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the autograd Function and the entry point
+# ----------------------------------------------------------------------------------------------------------
+def eligible(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether the CPU kernels can run this product (CPU tensors of float32/float64, same dtype)."""
+    return (x.device.type == "cpu" and weight.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+            and weight.dtype == x.dtype and x.numel() > 0)
+
+
+class Rows:
+    """The nonzero entries of a row-major input ``x [R, I]``: first counted per row (:meth:`count`, one pass,
+    enough to decide dense or sparse), then listed (:meth:`csr`, a second pass, only if sparse)."""
+
+    def __init__(self, x2: torch.Tensor):
+        self.x = x2.detach().contiguous()
+        self.indptr = np.empty(self.x.shape[0] + 1, np.int64)
+        self.nnz = int(_kernel("row_counts", self.x.shape[0])(self.x.numpy(), self.indptr))
+
+    @property
+    def density(self) -> float:
+        return self.nnz / max(1, self.x.numel())
+
+    def csr(self):
+        idx = np.empty(self.nnz, np.int32)
+        val = np.empty(self.nnz, self.x.numpy().dtype)
+        _kernel("fill_csr", self.x.shape[0])(self.x.numpy(), self.indptr, idx, val)
+        return self.indptr, idx, val
+
+
+def _forward_product(csr, weight: torch.Tensor, bias: Optional[torch.Tensor], R: int) -> torch.Tensor:
+    indptr, idx, val = csr
+    O = weight.shape[0]
+    out = (bias.detach().expand(R, O).clone() if bias is not None
+           else torch.zeros(R, O, dtype=weight.dtype))
+    wt = weight.detach().t().contiguous()
+    _kernel("forward", R)(indptr, idx, val, wt.numpy(), out.numpy())
+    work = _WORK.get()
+    if work is not None:
+        work.calls += 1
+        work.events += int(idx.shape[0])
+        work.accumulates += int(idx.shape[0]) * O
+        work.synops += float(val.sum(dtype=np.float64)) * O
+    return out
+
+
+class SparseLinear(torch.autograd.Function):
+    """``y = x Wᵀ + b`` over rows ``x [R, I]`` with the event-driven forward and weight gradient above; the
+    forward saves the CSR form of ``x`` (not ``x``) and the weight."""
+
+    @staticmethod
+    def forward(ctx, x2, weight, bias, rows=None):
+        R = x2.shape[0]
+        csr = (rows if rows is not None else Rows(x2)).csr()
+        out = _forward_product(csr, weight, bias, R)
+        ctx.csr, ctx.rows, ctx.n_in = csr, R, x2.shape[1]
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(weight)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        (weight,) = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        g = g.contiguous()
+        gx = g.mm(weight) if need_x else None
+        gw = None
+        if need_w:
+            indptr, idx, val = ctx.csr
+            dwt = torch.zeros(ctx.n_in, weight.shape[0], dtype=g.dtype)
+            _kernel("weight_grad", ctx.rows)(indptr, idx, val, g.numpy(), ctx.n_in, dwt.numpy())
+            gw = dwt.t().contiguous()
+        gb = g.sum(0) if (need_b and ctx.has_bias) else None
+        return gx, gw, gb, None
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``torch.nn.functional.linear(x, weight, bias)`` computed event-driven (see the module docstring);
+    ``x`` is ``[..., in_features]`` on the CPU, float32 or float64 like the weight."""
+    _, rows, _ = choose(x, weight, "sparse")
+    return synapse_linear(x, weight, bias, rows)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# dense or sparse: the choice a layer makes per call
+# ----------------------------------------------------------------------------------------------------------
+SYNAPSE_BACKENDS = ("auto", "dense", "sparse")
+
+#: Input density below which ``backend="auto"`` runs the event-driven kernels. Measured with
+#: ``benchmarks/sparse_crossover.py`` on the 2-core x86_64 CPU of benchmarks/RESULTS.md ("Event-driven
+#: synapses"): the densities where the sparse and dense training step (forward + backward) of the SHD layer
+#: shapes (700→256, 256→256, 256→20; 3200 rows) cost the same lie between CROSSOVER_RANGE; the default is
+#: the lowest of them, so that auto never picks the slower path at these shapes. Re-measure on other
+#: machines and pass ``crossover=`` to the layer (or set this value).
+DEFAULT_CROSSOVER = 0.10
+
+
+def choose(x: torch.Tensor, weight: torch.Tensor, backend: str = "auto",
+           crossover: Optional[float] = None) -> tuple[str, Optional[Rows], float]:
+    """Which product to run for input ``x`` and ``weight``: ``("sparse" | "dense", rows, density)``.
+
+    ``"auto"`` runs sparse on eligible tensors (:func:`eligible`) whose density (one counting pass, reused by
+    the sparse kernels) is below ``crossover`` (default :data:`DEFAULT_CROSSOVER`); ``"sparse"`` insists
+    (a ConfigError if not eligible); ``"dense"`` never counts. ``density`` is NaN when not counted.
+    """
+    from neuromorph.errors import check_choice
+
+    check_choice("backend", backend, SYNAPSE_BACKENDS)
+    if backend == "dense" or (backend == "auto" and not eligible(x, weight)):
+        return "dense", None, float("nan")
+    if backend == "sparse" and not eligible(x, weight):
+        from neuromorph.errors import ConfigError
+
+        raise ConfigError(f"backend='sparse' runs on CPU float32/float64 tensors of one dtype; got input "
+                          f"{x.dtype} on {x.device} and weight {weight.dtype} on {weight.device} (use 'auto' to "
+                          f"fall back to the dense product)")
+    rows = Rows(x.reshape(-1, x.shape[-1]))
+    limit = DEFAULT_CROSSOVER if crossover is None else crossover
+    if backend == "sparse" or rows.density < limit:
+        return "sparse", rows, rows.density
+    return "dense", None, rows.density
+
+
+def synapse_linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], rows: Rows) -> torch.Tensor:
+    """The event-driven ``linear`` on the counted ``rows`` of ``x`` (from :func:`choose`)."""
+    x2 = x.reshape(-1, x.shape[-1])
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                              or (bias is not None and bias.requires_grad))
+    if needs_grad:
+        out = SparseLinear.apply(x2, weight, bias, rows)
+    else:
+        out = _forward_product(rows.csr(), weight, bias, x2.shape[0])
+    return out.reshape(*x.shape[:-1], weight.shape[0])
