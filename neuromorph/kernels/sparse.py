@@ -172,7 +172,7 @@ def count_work() -> Iterator[Work]:
 # ----------------------------------------------------------------------------------------------------------
 def eligible(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether the CPU kernels can run this product (CPU tensors of float32/float64, same dtype)."""
-    return (x.device.type == "cpu" and weight.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+    return (isinstance(x, torch.Tensor) and x.device.type == "cpu" and weight.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
             and weight.dtype == x.dtype and x.numel() > 0)
 
 
