@@ -37,7 +37,7 @@ import torch
 from numba import prange
 
 __all__ = ["linear", "choose", "synapse_linear", "eligible", "count_work", "Work", "Rows", "SparseLinear",
-           "SYNAPSE_BACKENDS", "DEFAULT_CROSSOVER"]
+           "SYNAPSE_BACKENDS", "DEFAULT_CROSSOVER", "synapse_backend"]
 
 _CACHE = os.environ.get("NEUROMORPH_NUMBA_CACHE", "1") != "0"
 #: below this many rows the serial kernels run (thread start-up costs more than it saves)
@@ -264,17 +264,40 @@ SYNAPSE_BACKENDS = ("auto", "dense", "sparse")
 DEFAULT_CROSSOVER = 0.10
 
 
+_FORCED: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("neuromorph_synapse_backend", default=None)
+
+
+@contextlib.contextmanager
+def synapse_backend(backend: str) -> Iterator[None]:
+    """Run every layer built with ``backend="auto"`` as ``backend`` (``"dense"`` or ``"sparse"``) inside
+    the block, e.g. to reproduce a dense library's float32 rounding bit for bit::
+
+        with synapse_backend("dense"):
+            ref = model(x)
+    """
+    from neuromorph.errors import check_choice
+
+    check_choice("backend", backend, SYNAPSE_BACKENDS)
+    token = _FORCED.set(None if backend == "auto" else backend)
+    try:
+        yield
+    finally:
+        _FORCED.reset(token)
+
+
 def choose(x: torch.Tensor, weight: torch.Tensor, backend: str = "auto",
            crossover: Optional[float] = None) -> tuple[str, Optional[Rows], float]:
     """Which product to run for input ``x`` and ``weight``: ``("sparse" | "dense", rows, density)``.
 
-    ``"auto"`` runs sparse on eligible tensors (:func:`eligible`) whose density (one counting pass, reused by
+    ``"auto"`` (unless :func:`synapse_backend` overrides it) runs sparse on eligible tensors (:func:`eligible`) whose density (one counting pass, reused by
     the sparse kernels) is below ``crossover`` (default :data:`DEFAULT_CROSSOVER`); ``"sparse"`` insists
     (a ConfigError if not eligible); ``"dense"`` never counts. ``density`` is NaN when not counted.
     """
     from neuromorph.errors import check_choice
 
     check_choice("backend", backend, SYNAPSE_BACKENDS)
+    if backend == "auto" and _FORCED.get() is not None:
+        backend = _FORCED.get()
     if backend == "dense" or (backend == "auto" and not eligible(x, weight)):
         return "dense", None, float("nan")
     if backend == "sparse" and not eligible(x, weight):

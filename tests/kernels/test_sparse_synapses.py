@@ -256,3 +256,14 @@ def test_streaming_uses_sparse_synapses_and_equals_whole_sequence():
         steps = torch.stack([stream.step(x[t]) for t in range(x.shape[0])])
     assert model[0].last_path == "sparse"
     torch.testing.assert_close(steps, whole, rtol=0, atol=1e-6)
+
+
+def test_synapse_backend_context_overrides_auto_layers_only():
+    auto, fixed = nm.nn.Linear(50, 4), nm.nn.Linear(50, 4, backend="sparse")
+    x = _inputs("binary", (6, 2, 50), torch.float32, 0.05)
+    with sparse.synapse_backend("dense"):
+        auto(x)
+        fixed(x)
+    assert (auto.last_path, fixed.last_path) == ("dense", "sparse")
+    auto(x)
+    assert auto.last_path == "sparse"
