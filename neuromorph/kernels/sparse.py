@@ -63,27 +63,35 @@ def _row_counts(x, indptr):  # pragma: no cover - compiled by numba
 
 
 def _fill_csr(x, indptr, idx, val):  # pragma: no cover - compiled by numba
-    """Column indices and values of the nonzero entries of each row of ``x`` (row order, then column order)."""
+    """Column indices and values of the nonzero entries of each row of ``x`` (row order, then column order);
+    a silent row is skipped and a row's scan stops at its last nonzero entry."""
     R, I = x.shape
     for r in prange(R):
         p = indptr[r]
+        end = indptr[r + 1]
+        if p == end:
+            continue
+        row = x[r]
         for i in range(I):
-            xi = x[r, i]
+            xi = row[i]
             if xi != 0:
                 idx[p] = i
                 val[p] = xi
                 p += 1
+                if p == end:
+                    break
 
 
 def _forward(indptr, idx, val, wt, out):  # pragma: no cover - compiled by numba
     """``out[r, :] += Σ_p val[p] · wt[idx[p], :]`` over the row's entries; ``wt`` is Wᵀ ``[I, O]``."""
     R, O = out.shape
     for r in prange(R):
+        orow = out[r]
         for p in range(indptr[r], indptr[r + 1]):
-            i = idx[p]
+            wrow = wt[idx[p]]
             v = val[p]
             for o in range(O):
-                out[r, o] += v * wt[i, o]
+                orow[o] += v * wrow[o]
 
 
 def _weight_grad(indptr, idx, val, g, n_in, dwt):  # pragma: no cover - compiled by numba
@@ -114,7 +122,21 @@ def _weight_grad(indptr, idx, val, g, n_in, dwt):  # pragma: no cover - compiled
                 dwt[i, o] += v * g[r, o]
 
 
-_LOOPS = {"row_counts": _row_counts, "fill_csr": _fill_csr, "forward": _forward, "weight_grad": _weight_grad}
+def _weight_grad_rows(indptr, idx, val, g, n_in, dwt):  # pragma: no cover - compiled by numba
+    """The serial form of :func:`_weight_grad`: the rows in increasing order, so every ``dwt[i, o]`` sums
+    its terms in the same order as there (same bits), without building the per-column lists."""
+    R, O = g.shape
+    for r in range(R):
+        grow = g[r]
+        for p in range(indptr[r], indptr[r + 1]):
+            drow = dwt[idx[p]]
+            v = val[p]
+            for o in range(O):
+                drow[o] += v * grow[o]
+
+
+_LOOPS = {"row_counts": _row_counts, "fill_csr": _fill_csr, "forward": _forward, "weight_grad": _weight_grad,
+          "weight_grad_rows": _weight_grad_rows}
 _COMPILED: dict = {}
 
 
@@ -123,6 +145,8 @@ def _kernel(name: str, rows: int):
     thread count follows torch's setting, so ``torch.set_num_threads(1)`` keeps everything on one core)."""
     threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
     parallel = rows >= PARALLEL_ROWS and threads > 1
+    if name == "weight_grad" and not parallel:
+        name = "weight_grad_rows"
     key = (name, parallel)
     if key not in _COMPILED:
         _COMPILED[key] = numba.njit(parallel=parallel, cache=_CACHE, nogil=True)(_LOOPS[name])

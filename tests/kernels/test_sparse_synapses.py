@@ -267,3 +267,21 @@ def test_synapse_backend_context_overrides_auto_layers_only():
     assert (auto.last_path, fixed.last_path) == ("dense", "sparse")
     auto(x)
     assert auto.last_path == "sparse"
+
+
+def test_serial_and_parallel_weight_gradients_are_bit_equal():
+    """The serial (row order) and parallel (per column) weight-gradient loops add the same terms in the same
+    order, so the thread setting does not change a bit."""
+    x = _inputs("counts", (40, 8, 60), torch.float32, 0.2)
+    g = torch.randn(40, 8, 20)
+    grads = []
+    threads = torch.get_num_threads()
+    for n in (1, 2):
+        torch.set_num_threads(n)
+        try:
+            w = torch.randn(20, 60, generator=torch.Generator().manual_seed(0), requires_grad=True)
+            sparse.linear(x, w).backward(g)
+        finally:
+            torch.set_num_threads(threads)
+        grads.append(w.grad)
+    assert torch.equal(grads[0], grads[1])
