@@ -94,6 +94,37 @@ def _forward(indptr, idx, val, wt, out):  # pragma: no cover - compiled by numba
                 orow[o] += v * wrow[o]
 
 
+def _forward_scan(x, wt, out):  # pragma: no cover - compiled by numba
+    """The forward without a saved CSR (inference): ``out[r, :] += x[r, i] · wt[i, :]`` for each nonzero
+    ``x[r, i]``, found while scanning the row; the same terms in the same order as :func:`_forward`."""
+    R, I = x.shape
+    O = out.shape[1]
+    for r in prange(R):
+        orow = out[r]
+        row = x[r]
+        for i in range(I):
+            v = row[i]
+            if v != 0:
+                wrow = wt[i]
+                for o in range(O):
+                    orow[o] += v * wrow[o]
+
+
+def _forward_scan_w(x, w, out):  # pragma: no cover - compiled by numba
+    """:func:`_forward_scan` reading the weight ``w [O, I]`` as it is (a strided column per event): for the
+    few rows of a streaming step, where transposing the whole weight would cost more than the product."""
+    R, I = x.shape
+    O = out.shape[1]
+    for r in range(R):
+        orow = out[r]
+        row = x[r]
+        for i in range(I):
+            v = row[i]
+            if v != 0:
+                for o in range(O):
+                    orow[o] += v * w[o, i]
+
+
 def _weight_grad(indptr, idx, val, g, n_in, dwt):  # pragma: no cover - compiled by numba
     """``dwt[i, :] = Σ_{r: x[r,i] ≠ 0} x[r, i] · g[r, :]`` (dWᵀ ``[I, O]``): the CSR is turned into
     per-column lists (rows in increasing order), then each column is summed by one thread in that order."""
@@ -135,7 +166,9 @@ def _weight_grad_rows(indptr, idx, val, g, n_in, dwt):  # pragma: no cover - com
                 drow[o] += v * grow[o]
 
 
-_LOOPS = {"row_counts": _row_counts, "fill_csr": _fill_csr, "forward": _forward, "weight_grad": _weight_grad,
+_LOOPS = {"row_counts": _row_counts, "fill_csr": _fill_csr, "forward": _forward, "forward_scan": _forward_scan,
+          "forward_scan_w": _forward_scan_w,
+          "weight_grad": _weight_grad,
           "weight_grad_rows": _weight_grad_rows}
 _COMPILED: dict = {}
 
@@ -220,19 +253,44 @@ class Rows:
         return self.indptr, idx, val
 
 
-def _forward_product(csr, weight: torch.Tensor, bias: Optional[torch.Tensor], R: int) -> torch.Tensor:
-    indptr, idx, val = csr
-    O = weight.shape[0]
-    out = (bias.detach().expand(R, O).clone() if bias is not None
-           else torch.zeros(R, O, dtype=weight.dtype))
-    wt = weight.detach().t().contiguous()
-    _kernel("forward", R)(indptr, idx, val, wt.numpy(), out.numpy())
+def _transposed(weight: torch.Tensor, wt: Optional[torch.Tensor]) -> np.ndarray:
+    return (wt if wt is not None else weight.detach().t().contiguous()).numpy()
+
+
+def _count(work_rows: int, idx_count: int, value_sum: float, O: int) -> None:
     work = _WORK.get()
     if work is not None:
         work.calls += 1
-        work.events += int(idx.shape[0])
-        work.accumulates += int(idx.shape[0]) * O
-        work.synops += float(val.sum(dtype=np.float64)) * O
+        work.events += idx_count
+        work.accumulates += idx_count * O
+        work.synops += value_sum * O
+
+
+def _start(weight: torch.Tensor, bias: Optional[torch.Tensor], R: int) -> torch.Tensor:
+    O = weight.shape[0]
+    return bias.detach().repeat(R, 1) if bias is not None else torch.zeros(R, O, dtype=weight.dtype)
+
+
+def _forward_product(csr, weight: torch.Tensor, bias: Optional[torch.Tensor], R: int,
+                     wt: Optional[torch.Tensor] = None) -> torch.Tensor:
+    indptr, idx, val = csr
+    out = _start(weight, bias, R)
+    _kernel("forward", R)(indptr, idx, val, _transposed(weight, wt), out.numpy())
+    if _WORK.get() is not None:
+        _count(R, int(idx.shape[0]), float(val.sum(dtype=np.float64)), weight.shape[0])
+    return out
+
+
+def _forward_inference(rows: "Rows", weight: torch.Tensor, bias: Optional[torch.Tensor],
+                       wt: Optional[torch.Tensor] = None) -> torch.Tensor:
+    R = rows.x.shape[0]
+    out = _start(weight, bias, R)
+    if rows.nnz and R < PARALLEL_ROWS and wt is None:
+        _kernel("forward_scan_w", R)(rows.x.numpy(), weight.detach().numpy(), out.numpy())
+    elif rows.nnz:
+        _kernel("forward_scan", R)(rows.x.numpy(), _transposed(weight, wt), out.numpy())
+    if _WORK.get() is not None:
+        _count(R, rows.nnz, float(rows.x.sum(dtype=torch.float64)), weight.shape[0])
     return out
 
 
@@ -241,10 +299,10 @@ class SparseLinear(torch.autograd.Function):
     forward saves the CSR form of ``x`` (not ``x``) and the weight."""
 
     @staticmethod
-    def forward(ctx, x2, weight, bias, rows=None):
+    def forward(ctx, x2, weight, bias, rows=None, wt=None):
         R = x2.shape[0]
         csr = (rows if rows is not None else Rows(x2)).csr()
-        out = _forward_product(csr, weight, bias, R)
+        out = _forward_product(csr, weight, bias, R, wt)
         ctx.csr, ctx.rows, ctx.n_in = csr, R, x2.shape[1]
         ctx.has_bias = bias is not None
         ctx.save_for_backward(weight)
@@ -264,7 +322,7 @@ class SparseLinear(torch.autograd.Function):
             _kernel("weight_grad", ctx.rows)(indptr, idx, val, g.numpy(), ctx.n_in, dwt.numpy())
             gw = dwt.t().contiguous()
         gb = g.sum(0) if (need_b and ctx.has_bias) else None
-        return gx, gw, gb, None
+        return gx, gw, gb, None, None
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -317,9 +375,10 @@ def choose(x: torch.Tensor, weight: torch.Tensor, backend: str = "auto",
     the sparse kernels) is below ``crossover`` (default :data:`DEFAULT_CROSSOVER`); ``"sparse"`` insists
     (a ConfigError if not eligible); ``"dense"`` never counts. ``density`` is NaN when not counted.
     """
-    from neuromorph.errors import check_choice
+    if backend not in SYNAPSE_BACKENDS:
+        from neuromorph.errors import check_choice
 
-    check_choice("backend", backend, SYNAPSE_BACKENDS)
+        check_choice("backend", backend, SYNAPSE_BACKENDS)
     if backend == "auto" and _FORCED.get() is not None:
         backend = _FORCED.get()
     if backend == "dense" or (backend == "auto" and not eligible(x, weight)):
@@ -337,13 +396,15 @@ def choose(x: torch.Tensor, weight: torch.Tensor, backend: str = "auto",
     return "dense", None, rows.density
 
 
-def synapse_linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], rows: Rows) -> torch.Tensor:
-    """The event-driven ``linear`` on the counted ``rows`` of ``x`` (from :func:`choose`)."""
+def synapse_linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], rows: Rows,
+                   wt: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The event-driven ``linear`` on the counted ``rows`` of ``x`` (from :func:`choose`); ``wt`` is
+    ``weight.t().contiguous()`` if the caller keeps one (else it is made here)."""
     x2 = x.reshape(-1, x.shape[-1])
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
                                               or (bias is not None and bias.requires_grad))
     if needs_grad:
-        out = SparseLinear.apply(x2, weight, bias, rows)
+        out = SparseLinear.apply(x2, weight, bias, rows, wt)
     else:
-        out = _forward_product(rows.csr(), weight, bias, x2.shape[0])
+        out = _forward_inference(rows, weight, bias, wt)
     return out.reshape(*x.shape[:-1], weight.shape[0])

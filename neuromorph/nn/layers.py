@@ -74,8 +74,8 @@ class Linear(nn.Linear):
         self.last_density: float = float("nan")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        path, rows, self.last_density = sparse.choose(x, self.weight, self.backend, self.crossover)
-        self.last_path = path
+        path, rows, density = sparse.choose(x, self.weight, self.backend, self.crossover)
+        self.__dict__.update(last_path=path, last_density=density)  # plain attributes: skip Module.__setattr__
         if path == "sparse":
             return sparse.synapse_linear(x, self.weight, self.bias, rows)
         return super().forward(x)

@@ -285,3 +285,16 @@ def test_serial_and_parallel_weight_gradients_are_bit_equal():
             torch.set_num_threads(threads)
         grads.append(w.grad)
     assert torch.equal(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("rows", [(1, 1), (3,), (40, 8)])  # streaming step, few rows (weight read as is), many
+def test_inference_path_equals_training_path_bit_for_bit(rows):
+    """Without gradients the product scans the input instead of listing its events; it adds the same terms
+    in the same order, so it gives the training forward's bits (and so streaming gives the whole sequence's)."""
+    x = _inputs("counts", (*rows, 70), torch.float32, 0.1)
+    lin = nm.nn.Linear(70, 33, backend="sparse")
+    with torch.no_grad():
+        infer = lin(x)
+    train = lin(x.clone().requires_grad_())
+    assert torch.equal(infer, train.detach())
+    torch.testing.assert_close(infer, torch.nn.functional.linear(x, lin.weight, lin.bias).detach(), **TOL[torch.float32])
