@@ -37,7 +37,7 @@ import torch
 from numba import prange
 
 __all__ = ["linear", "choose", "synapse_linear", "eligible", "count_work", "Work", "Rows", "SparseLinear",
-           "SYNAPSE_BACKENDS", "DEFAULT_CROSSOVER", "synapse_backend"]
+           "SYNAPSE_BACKENDS", "DEFAULT_CROSSOVER", "crossover_for", "synapse_backend"]
 
 _CACHE = os.environ.get("NEUROMORPH_NUMBA_CACHE", "1") != "0"
 #: below this many rows the serial kernels run (thread start-up costs more than it saves)
@@ -337,13 +337,26 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] =
 # ----------------------------------------------------------------------------------------------------------
 SYNAPSE_BACKENDS = ("auto", "dense", "sparse")
 
-#: Input density below which ``backend="auto"`` runs the event-driven kernels. Measured with
-#: ``benchmarks/sparse_crossover.py`` on the 2-core x86_64 CPU of benchmarks/RESULTS.md ("Event-driven
-#: synapses"): the densities where the sparse and dense training step (forward + backward) of the SHD layer
-#: shapes (700→256, 256→256, 256→20; 3200 rows) cost the same lie between CROSSOVER_RANGE; the default is
-#: the lowest of them, so that auto never picks the slower path at these shapes. Re-measure on other
-#: machines and pass ``crossover=`` to the layer (or set this value).
-DEFAULT_CROSSOVER = 0.10
+#: Input densities below which ``backend="auto"`` runs the event-driven kernels, for a training step's
+#: product (forward and backward) and for inference (forward only), in the limit of wide layers; see
+#: :func:`crossover_for`. Measured with ``benchmarks/sparse_crossover.py`` (one thread, 3200 rows, the SHD
+#: layer shapes 700→256, 256→256, 256→20) on the 2-core x86-64 CPU of benchmarks/RESULTS.md ("Event-driven
+#: synapses", 2026-12-03): sparse and dense cost the same at 0.24 (700→256, 256→256) and 0.03 (256→20) in
+#: training, 0.15 (700→256, 256→256) and below 0.005 (256→20) in inference; the values below are a little
+#: lower, so that auto does not pick the slower path near the crossover. Re-measure on other machines and
+#: pass ``crossover=`` to the layer.
+DEFAULT_CROSSOVER = {"train": 0.20, "infer": 0.12}
+#: the event-driven kernels scan every input once (a cost independent of the layer's width) and then do
+#: work proportional to the outputs; the dense product is proportional to the outputs. So the crossover
+#: falls with the width, to zero at about this many outputs (fitted to the two measured widths above).
+NARROW_OUTPUTS = 20
+
+
+def crossover_for(out_features: int, training: bool) -> float:
+    """The default crossover density for a layer with ``out_features`` outputs:
+    ``DEFAULT_CROSSOVER[mode] · max(0, 1 − NARROW_OUTPUTS / out_features)`` (dense below ~20 outputs)."""
+    base = DEFAULT_CROSSOVER["train" if training else "infer"]
+    return base * max(0.0, 1.0 - NARROW_OUTPUTS / max(1, out_features))
 
 
 _FORCED: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("neuromorph_synapse_backend", default=None)
@@ -371,8 +384,9 @@ def choose(x: torch.Tensor, weight: torch.Tensor, backend: str = "auto",
            crossover: Optional[float] = None) -> tuple[str, Optional[Rows], float]:
     """Which product to run for input ``x`` and ``weight``: ``("sparse" | "dense", rows, density)``.
 
-    ``"auto"`` (unless :func:`synapse_backend` overrides it) runs sparse on eligible tensors (:func:`eligible`) whose density (one counting pass, reused by
-    the sparse kernels) is below ``crossover`` (default :data:`DEFAULT_CROSSOVER`); ``"sparse"`` insists
+    ``"auto"`` (unless :func:`synapse_backend` overrides it) runs sparse on eligible tensors (:func:`eligible`)
+    whose density (one counting pass, reused by the sparse kernels) is below ``crossover`` (default
+    :func:`crossover_for` the layer's width, training or inference); ``"sparse"`` insists
     (a ConfigError if not eligible); ``"dense"`` never counts. ``density`` is NaN when not counted.
     """
     if backend not in SYNAPSE_BACKENDS:
@@ -389,9 +403,13 @@ def choose(x: torch.Tensor, weight: torch.Tensor, backend: str = "auto",
         raise ConfigError(f"backend='sparse' runs on CPU float32/float64 tensors of one dtype; got input "
                           f"{x.dtype} on {x.device} and weight {weight.dtype} on {weight.device} (use 'auto' to "
                           f"fall back to the dense product)")
+    if crossover is None:
+        training = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+        crossover = crossover_for(weight.shape[0], training)
+        if crossover <= 0.0 and backend == "auto":
+            return "dense", None, float("nan")
     rows = Rows(x.reshape(-1, x.shape[-1]))
-    limit = DEFAULT_CROSSOVER if crossover is None else crossover
-    if backend == "sparse" or rows.density < limit:
+    if backend == "sparse" or rows.density < crossover:
         return "sparse", rows, rows.density
     return "dense", None, rows.density
 

@@ -172,21 +172,37 @@ def test_switching_between_paths_during_training_matches_all_dense():
 
 # ---------------------------------------------------------------------------------- the automatic choice
 def test_auto_picks_by_density_and_overrides_work():
-    lin = nm.nn.Linear(100, 10)
+    lin = nm.nn.Linear(100, 64)
     assert lin.backend == "auto"
     lin(_inputs("binary", (10, 4, 100), torch.float32, 0.01))
-    assert lin.last_path == "sparse" and 0 < lin.last_density < sparse.DEFAULT_CROSSOVER
+    assert lin.last_path == "sparse" and 0 < lin.last_density < sparse.crossover_for(64, training=True)
     lin(torch.randn(10, 4, 100))  # real-valued input: dense
     assert lin.last_path == "dense" and lin.last_density == 1.0
-    low = nm.nn.Linear(100, 10, crossover=0.001)
+    low = nm.nn.Linear(100, 64, crossover=0.001)
     low(_inputs("binary", (10, 4, 100), torch.float32, 0.01))
     assert low.last_path == "dense"
     forced = nm.nn.Linear(100, 10, backend="sparse")
     forced(torch.randn(3, 100))
     assert forced.last_path == "sparse"
-    never = nm.nn.Linear(100, 10, backend="dense")
+    never = nm.nn.Linear(100, 64, backend="dense")
     never(torch.zeros(3, 100))
     assert never.last_path == "dense"
+
+
+def test_default_crossover_follows_width_and_mode():
+    """Narrow layers (the scan of the input is not repaid) stay dense; inference crosses over earlier."""
+    assert sparse.crossover_for(20, True) == 0.0 == sparse.crossover_for(10, False)
+    assert 0 < sparse.crossover_for(256, False) < sparse.crossover_for(256, True) < sparse.DEFAULT_CROSSOVER["train"]
+    narrow = nm.nn.Linear(100, 10)
+    narrow(_inputs("binary", (10, 4, 100), torch.float32, 0.001))
+    assert narrow.last_path == "dense"
+    wide = nm.nn.Linear(100, 256)
+    x = _inputs("binary", (10, 4, 100), torch.float32, 0.15)  # between the inference and training crossovers
+    wide(x)
+    assert wide.last_path == "sparse"
+    with torch.no_grad():
+        wide(x)
+    assert wide.last_path == "dense"
 
 
 def test_auto_falls_back_where_the_kernels_do_not_run():
@@ -248,7 +264,9 @@ def test_kernel_synops_count_event_counts_like_the_report():
 
 
 def test_streaming_uses_sparse_synapses_and_equals_whole_sequence():
-    model = _model("auto").eval()
+    torch.manual_seed(5)
+    model = torch.nn.Sequential(nm.nn.Linear(40, 128), nm.nn.LIF(tau=2.0, threshold=0.3, reset="hard"),
+                                nm.nn.Linear(128, 5), nm.nn.LI(tau=2.0)).eval()
     x = _inputs("binary", (16, 1, 40), torch.float32, 0.05)
     with torch.no_grad():
         whole = model(x)
@@ -259,7 +277,7 @@ def test_streaming_uses_sparse_synapses_and_equals_whole_sequence():
 
 
 def test_synapse_backend_context_overrides_auto_layers_only():
-    auto, fixed = nm.nn.Linear(50, 4), nm.nn.Linear(50, 4, backend="sparse")
+    auto, fixed = nm.nn.Linear(50, 64), nm.nn.Linear(50, 64, backend="sparse")
     x = _inputs("binary", (6, 2, 50), torch.float32, 0.05)
     with sparse.synapse_backend("dense"):
         auto(x)
