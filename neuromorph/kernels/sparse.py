@@ -348,15 +348,15 @@ SYNAPSE_BACKENDS = ("auto", "dense", "sparse")
 DEFAULT_CROSSOVER = {"train": 0.20, "infer": 0.12}
 #: the event-driven kernels scan every input once (a cost independent of the layer's width) and then do
 #: work proportional to the outputs; the dense product is proportional to the outputs. So the crossover
-#: falls with the width, to zero at about this many outputs (fitted to the two measured widths above).
-NARROW_OUTPUTS = 20
+#: falls with the width, to zero at about this many outputs (fitted per mode to the two measured widths).
+NARROW_OUTPUTS = {"train": 16, "infer": 20}
 
 
 def crossover_for(out_features: int, training: bool) -> float:
     """The default crossover density for a layer with ``out_features`` outputs:
-    ``DEFAULT_CROSSOVER[mode] · max(0, 1 − NARROW_OUTPUTS / out_features)`` (dense below ~20 outputs)."""
-    base = DEFAULT_CROSSOVER["train" if training else "infer"]
-    return base * max(0.0, 1.0 - NARROW_OUTPUTS / max(1, out_features))
+    ``DEFAULT_CROSSOVER[mode] · max(0, 1 − NARROW_OUTPUTS[mode] / out_features)`` (dense for narrow layers)."""
+    mode = "train" if training else "infer"
+    return DEFAULT_CROSSOVER[mode] * max(0.0, 1.0 - NARROW_OUTPUTS[mode] / max(1, out_features))
 
 
 _FORCED: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("neuromorph_synapse_backend", default=None)

@@ -191,7 +191,8 @@ def test_auto_picks_by_density_and_overrides_work():
 
 def test_default_crossover_follows_width_and_mode():
     """Narrow layers (the scan of the input is not repaid) stay dense; inference crosses over earlier."""
-    assert sparse.crossover_for(20, True) == 0.0 == sparse.crossover_for(10, False)
+    assert sparse.crossover_for(16, True) == 0.0 == sparse.crossover_for(20, False)
+    assert 0 < sparse.crossover_for(20, True) < 0.05  # measured 0.03 for 256 -> 20 in training
     assert 0 < sparse.crossover_for(256, False) < sparse.crossover_for(256, True) < sparse.DEFAULT_CROSSOVER["train"]
     narrow = nm.nn.Linear(100, 10)
     narrow(_inputs("binary", (10, 4, 100), torch.float32, 0.001))
