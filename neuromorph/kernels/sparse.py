@@ -229,13 +229,13 @@ def count_work() -> Iterator[Work]:
 # ----------------------------------------------------------------------------------------------------------
 def eligible(x: torch.Tensor, weight: torch.Tensor) -> bool:
     """Whether the CPU kernels can run this product (CPU tensors of float32/float64, same dtype)."""
-    return (isinstance(x, torch.Tensor) and x.device.type == "cpu" and weight.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-            and weight.dtype == x.dtype and x.numel() > 0)
+    return (isinstance(x, torch.Tensor) and x.device.type == "cpu" and weight.device.type == "cpu"
+            and x.dtype in (torch.float32, torch.float64) and weight.dtype == x.dtype and x.numel() > 0)
 
 
 class Rows:
-    """The nonzero entries of a row-major input ``x [R, I]``: first counted per row (:meth:`count`, one pass,
-    enough to decide dense or sparse), then listed (:meth:`csr`, a second pass, only if sparse)."""
+    """The nonzero entries of a row-major input ``x [R, I]``: counted per row on construction (one pass,
+    enough to decide dense or sparse), then listed by :meth:`csr` (a second pass, only if sparse)."""
 
     def __init__(self, x2: torch.Tensor):
         self.x = x2.detach().contiguous()
@@ -244,9 +244,11 @@ class Rows:
 
     @property
     def density(self) -> float:
+        """Fraction of nonzero entries."""
         return self.nnz / max(1, self.x.numel())
 
-    def csr(self):
+    def csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(indptr [R + 1], idx [nnz] int32, val [nnz])``: row starts, column indices, values."""
         idx = np.empty(self.nnz, np.int32)
         val = np.empty(self.nnz, self.x.numpy().dtype)
         _kernel("fill_csr", self.x.shape[0])(self.x.numpy(), self.indptr, idx, val)
@@ -257,7 +259,7 @@ def _transposed(weight: torch.Tensor, wt: Optional[torch.Tensor]) -> np.ndarray:
     return (wt if wt is not None else weight.detach().t().contiguous()).numpy()
 
 
-def _count(work_rows: int, idx_count: int, value_sum: float, O: int) -> None:
+def _count(idx_count: int, value_sum: float, O: int) -> None:
     work = _WORK.get()
     if work is not None:
         work.calls += 1
@@ -277,7 +279,7 @@ def _forward_product(csr, weight: torch.Tensor, bias: Optional[torch.Tensor], R:
     out = _start(weight, bias, R)
     _kernel("forward", R)(indptr, idx, val, _transposed(weight, wt), out.numpy())
     if _WORK.get() is not None:
-        _count(R, int(idx.shape[0]), float(val.sum(dtype=np.float64)), weight.shape[0])
+        _count(int(idx.shape[0]), float(val.sum(dtype=np.float64)), weight.shape[0])
     return out
 
 
@@ -290,7 +292,7 @@ def _forward_inference(rows: "Rows", weight: torch.Tensor, bias: Optional[torch.
     elif rows.nnz:
         _kernel("forward_scan", R)(rows.x.numpy(), _transposed(weight, wt), out.numpy())
     if _WORK.get() is not None:
-        _count(R, rows.nnz, float(rows.x.sum(dtype=torch.float64)), weight.shape[0])
+        _count(rows.nnz, float(rows.x.sum(dtype=torch.float64)), weight.shape[0])
     return out
 
 
