@@ -397,6 +397,8 @@ def choose(x: torch.Tensor, weight: torch.Tensor, backend: str = "auto",
         check_choice("backend", backend, SYNAPSE_BACKENDS)
     if backend == "auto" and _FORCED.get() is not None:
         backend = _FORCED.get()
+    if backend == "auto" and (torch.jit.is_tracing() or torch.compiler.is_compiling()):
+        backend = "dense"  # a traced or compiled graph cannot hold the numba kernels
     if backend == "dense" or (backend == "auto" and not eligible(x, weight)):
         return "dense", None, float("nan")
     if backend == "sparse" and not eligible(x, weight):

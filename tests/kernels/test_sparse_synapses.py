@@ -317,3 +317,14 @@ def test_inference_path_equals_training_path_bit_for_bit(rows):
     train = lin(x.clone().requires_grad_())
     assert torch.equal(infer, train.detach())
     torch.testing.assert_close(infer, torch.nn.functional.linear(x, lin.weight, lin.bias).detach(), **TOL[torch.float32])
+
+
+def test_tracing_runs_the_dense_product():
+    """A traced graph cannot call the numba kernels: under torch.jit.trace auto layers use the dense product."""
+    lin = nm.nn.Linear(60, 64).eval()
+    x = _inputs("binary", (5, 2, 60), torch.float32, 0.05)
+    other = _inputs("binary", (5, 2, 60), torch.float32, 0.05, seed=1)
+    with torch.no_grad():
+        traced = torch.jit.trace(lin, x)
+        torch.testing.assert_close(traced(other), lin(other), **TOL[torch.float32])  # not a traced constant
+    assert lin.last_path == "sparse"
