@@ -17,6 +17,8 @@ Neuron mapping (time in steps of ``dt``; NIR writes continuous time in seconds):
               NIR tau_syn dI/dt = -I + w_in S  => w_in = tau_syn (steps) so that the input gain is 1;
               R as for LIF
     LI:       as LIF without firing
+    Recurrent (nn.Recurrent, input x_t + V s_{t-1} + b): the neuron node plus an edge neuron -> Affine(V, b)
+              (Linear without bias) -> neuron, the form snnTorch's importer reads as RLeaky/RSynaptic
     Delay:    integer synaptic delays d_ji of ``DelayedLinear`` become, per distinct delay d, a branch
               ``Delay(d*dt) -> Linear(W * [D == d])`` whose outputs add up at the next node
     MaxPool2d of spikes (input from a spiking neuron): SumPool2d -> IF gate (threshold 1/2, hard reset to 0,
@@ -314,6 +316,20 @@ def _map_neuron(r: _Rec, ctx: _Ctx):
     return _neuron_node(neuron_desc(r.module, r.name, _feat(r.out)), r.name, ctx.dt, ctx.strict)
 
 
+_REC = "_rec"  # suffix of a recurrent layer's weight node
+
+
+def _recurrent_node(m: torch.nn.Module, layer: str, shape: tuple[int, ...]):
+    """The ``Affine``/``Linear`` node of a recurrent layer's weight ``[N, N]`` (and bias, added every step)."""
+    import nir
+
+    W = _np(m.weight)
+    if len(shape) != 1 or W.shape != (shape[0], shape[0]):
+        raise ExportError(f"layer {layer!r}: recurrent weight of shape {list(W.shape)} does not fit its {list(shape)} neurons")
+    bias = getattr(m, "bias", None)
+    return nir.Affine(weight=W, bias=_np(bias)) if bias is not None else nir.Linear(weight=W)
+
+
 def _no_mapping(r: _Rec, ctx: _Ctx):
     raise ExportError(f"layer {r.name!r} ({type(r.module).__name__}) has no NIR mapping; target NIR supports Linear, Conv1d/2d, "
                       "BatchNorm (folded), AvgPool2d, Flatten, Dropout, DelayedLinear and IF/LIF/CubaLIF/LI neurons")
@@ -430,6 +446,9 @@ def to_nir(model: torch.nn.Module, sample: torch.Tensor, strict: bool = True, dt
         else:
             nodes[name] = result
             edges.append((src, name))
+            if r.decl.recurrent:  # the recurrent edge: neuron -> Affine/Linear(weight) -> the same neuron
+                nodes[name + _REC] = _recurrent_node(r.module, r.name, _feat(r.out))
+                edges.extend([(name, name + _REC), (name + _REC, name)])
         producer[id(r.out)] = name
 
     out_t = model_out[0] if isinstance(model_out, tuple) else model_out
@@ -481,7 +500,27 @@ def to_nir(model: torch.nn.Module, sample: torch.Tensor, strict: bool = True, dt
                 edges.extend((wn, c) for c in consumers)
 
     del keep
+    if any(n.endswith(_REC) and (n, n[: -len(_REC)]) in edges for n in nodes):
+        nodes = _data_flow_order(nodes, edges)
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": float(dt), "source": "neuromorph"})
+
+
+def _data_flow_order(nodes: dict[str, Any], edges: list[tuple[str, str]]) -> dict[str, Any]:
+    """``nodes`` in data-flow order (recurrent back edges ignored). Importers that walk the nodes in
+    their stored order (nirtorch, and through it snnTorch) otherwise meet a recurrent neuron before its
+    input and visit it twice, which fails once snnTorch has made it a subgraph."""
+    back = {(n, n[: -len(_REC)]) for n in nodes if n.endswith(_REC)}
+    preds: dict[str, list[str]] = {n: [] for n in nodes}
+    for a, b in edges:
+        if (a, b) not in back:
+            preds[b].append(a)
+    order: list[str] = []
+    while len(order) < len(nodes):
+        ready = [n for n in nodes if n not in order and all(p in order for p in preds[n])]
+        if not ready:  # not expected (to_nir writes chains); keep the rest as they are
+            ready = [n for n in nodes if n not in order]
+        order.append(ready[0])
+    return {n: nodes[n] for n in order}
 
 
 # Max pooling of binary spikes = sum pooling + a unit gate: an IF neuron with threshold 1/2 and a hard
@@ -844,12 +883,48 @@ def _core_neuron(m: NIRNeuron, meta: dict) -> torch.nn.Module:
         return m
 
 
+def _recurrent_pairs(graph, preds: dict, succ: dict) -> dict[str, str]:
+    """neuron node -> its recurrent weight node, for each ``neuron -> Affine/Linear -> neuron`` cycle whose
+    weight node has no other edge (the form :func:`to_nir` writes and snnTorch reads as RLeaky/RSynaptic)."""
+    import nir
+
+    pairs = {}
+    for w, node in graph.nodes.items():
+        if isinstance(node, (nir.Affine, nir.Linear)) and len(preds[w]) == 1 and succ[w] == preds[w]:
+            n = preds[w][0]
+            if n != w and isinstance(graph.nodes[n], (nir.LIF, nir.CubaLIF, nir.IF)):
+                pairs[n] = w
+    return pairs
+
+
+def _recurrent_module(name: str, neuron: torch.nn.Module, node) -> torch.nn.Module:
+    """``neuron`` wrapped in :class:`neuromorph.nn.Recurrent` with the weight (and bias) of ``node``."""
+    import nir
+
+    from neuromorph.nn.neurons import SpikingNeuron
+    from neuromorph.nn.recurrent import Recurrent
+
+    if not isinstance(neuron, SpikingNeuron):  # a NIRNeuron: its input gain would also scale V s
+        raise ExportError(f"NIR node {name!r}: a recurrent neuron with a resting potential or an input gain neuromorph's "
+                          "neurons do not have is not supported")
+    W = np.asarray(node.weight, dtype=np.float64)
+    bias = node.bias if isinstance(node, nir.Affine) else None
+    layer = Recurrent(neuron, W.shape[0], bias=bias is not None)
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(W))
+        if bias is not None:
+            layer.bias.copy_(torch.as_tensor(np.asarray(bias, dtype=np.float64)))
+    return layer
+
+
 def from_nir(graph, dt: float | None = None) -> NIRGraphModule:
     """Build a module that runs ``graph`` (a ``nir.NIRGraph`` or a path to a NIR file) on ``[T, B, ...]``.
 
     ``dt`` (seconds per step) defaults to the graph's ``metadata["dt"]`` (written by :func:`to_nir`);
     a graph without it needs ``dt``. Nodes: Input, Output, Affine, Linear, Conv1d, Conv2d, SumPool2d,
-    AvgPool2d, Flatten, Delay, IF, LIF, CubaLIF, LI; anything else raises ``ExportError`` naming it.
+    AvgPool2d, Flatten, Delay, IF, LIF, CubaLIF, LI; anything else raises ``ExportError`` naming it. A
+    neuron's recurrent weights (a ``neuron -> Affine/Linear -> neuron`` cycle) run as one
+    :class:`neuromorph.nn.Recurrent` layer; any other cycle raises ``ExportError``.
     """
     import nir
 
@@ -884,9 +959,14 @@ def from_nir(graph, dt: float | None = None) -> NIRGraphModule:
     for n, v in graph.nodes.items():
         if isinstance(v, nir.NIRGraph):
             raise ExportError(f"NIR node {n!r} is a subgraph (e.g. a recurrent layer); not supported")
-    # Kahn's algorithm; a cycle means recurrence, which this executor does not run
+    recurrent = _recurrent_pairs(graph, preds, succ)
+    for n, w in recurrent.items():  # run as one Recurrent layer: drop the weight node and the cycle's edges
+        preds[n].remove(w)
+        succ[n].remove(w)
+        del preds[w], succ[w]
+    # Kahn's algorithm; any other cycle is a recurrence this executor does not run
     indeg = {n: len(p) for n, p in preds.items()}
-    order, ready = [], [n for n in graph.nodes if indeg[n] == 0]
+    order, ready = [], [n for n in preds if indeg[n] == 0]
     while ready:
         n = ready.pop(0)
         order.append(n)
@@ -894,8 +974,9 @@ def from_nir(graph, dt: float | None = None) -> NIRGraphModule:
             indeg[s] -= 1
             if indeg[s] == 0:
                 ready.append(s)
-    if len(order) != len(graph.nodes):
-        raise ExportError("from_nir: the graph has a cycle (recurrent connection); not supported")
+    if len(order) != len(preds):
+        raise ExportError("from_nir: the graph has a cycle other than a neuron's own recurrent weights (neuron -> "
+                          "Affine/Linear -> the same neuron); not supported")
     if order[0] != inputs[0]:
         order.remove(inputs[0])
         order.insert(0, inputs[0])
@@ -903,6 +984,8 @@ def from_nir(graph, dt: float | None = None) -> NIRGraphModule:
     mods = {}
     for n in order:
         m = _node_module(n, graph.nodes[n], dt)
+        if n in recurrent:
+            m = _recurrent_module(n, m, graph.nodes[recurrent[n]])
         if m is not None:
             mods[n] = m
     return NIRGraphModule(mods, order, preds, dt).eval()

@@ -13,6 +13,7 @@ from neuromorph.nn.hoyer import HoyerSpike, hoyer_extremum, hoyer_regularizer, h
 from neuromorph.nn.masking import SpikeMask  # noqa: F401
 from neuromorph.nn.qcfs import QCFS, ConvertedSNN, QCFSNeuron, convert_to_snn  # noqa: F401
 from neuromorph.nn.delta import DeltaActivation, delta_penalty  # noqa: F401
+from neuromorph.nn.recurrent import Recurrent, RecurrentState  # noqa: F401
 from neuromorph.nn.streaming import Streaming  # noqa: F401
 from neuromorph.nn.layout import InputLayout, expect_input  # noqa: F401
 from neuromorph.nn.maxformer import DWCMixer, Embed, EmbedMax, MaxEmbed, MaxFormerBlock, SpikingMLP, SpikingSelfAttention2d  # noqa: F401

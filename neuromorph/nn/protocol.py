@@ -75,6 +75,9 @@ class LayerDecl:
     call to the next (a delay line, a delta of consecutive steps, a recurrent layer run over the sequence):
     cut into pieces the sequence gives other results, so :class:`~neuromorph.nn.Streaming` refuses it.
     Neurons carry their state between calls through the streaming protocol and do not set it.
+    ``recurrent=True``: a neuron whose input current at step t adds ``weight @ s[t−1]`` (its own spikes of
+    the previous step through the layer's ``weight`` ``[N, N]``; :class:`~neuromorph.nn.Recurrent`):
+    export writes the recurrent edge, the energy report counts those synapses.
     """
 
     role: Role
@@ -82,6 +85,7 @@ class LayerDecl:
     stepwise: bool = False
     mode_dependent: bool = False
     mixes_time: bool = False
+    recurrent: bool = False
 
     def __post_init__(self) -> None:
         try:

@@ -18,8 +18,12 @@ from neuromorph.errors import ConfigError, ShapeError
 from neuromorph.nn.layout import InputLayout, check_input, input_layout
 from neuromorph.nn.neurons import SpikingNeuron
 from neuromorph.nn.protocol import declaration
+from neuromorph.nn.recurrent import Recurrent
 
 __all__ = ["Streaming"]
+
+#: the layers whose state Streaming carries between calls (a recurrent layer: its neuron's state and last spikes)
+_STATEFUL = (SpikingNeuron, Recurrent)
 
 
 def _flatten(seq: nn.Sequential, prefix: str = "") -> list[tuple[str, nn.Module]]:
@@ -41,7 +45,8 @@ class Streaming(nn.Module):
     calls, so any split of a sequence into steps or chunks gives the spikes of the whole sequence run at
     once. :meth:`reset` starts a new sequence (and is needed before a batch of another size).
 
-    The neurons may be built with or without ``streaming=True``. Layers that mix time steps without
+    The neurons (and :class:`~neuromorph.nn.Recurrent` layers, whose state includes their last spikes) may be
+    built with or without ``streaming=True``. Layers that mix time steps without
     keeping state between calls (declared ``mixes_time`` in the layer protocol: ``DelayedLinear``,
     ``DeltaActivation``, recurrent torch layers, a user's layer declaring it), and custom modules that hold
     neurons inside their own ``forward``, are refused with a ``ConfigError`` naming the layer: flatten the
@@ -62,7 +67,7 @@ class Streaming(nn.Module):
             if getattr(declaration(module), "mixes_time", False):  # the layer protocol's declaration
                 raise ConfigError(f"Streaming: layer {name!r} ({type(module).__name__}) mixes time steps and keeps no "
                                   f"state between calls, so it cannot be run step by step")
-            if not isinstance(module, SpikingNeuron):
+            if not isinstance(module, _STATEFUL):
                 inner = [n for n, m in module.named_modules() if isinstance(m, SpikingNeuron)]
                 if inner:
                     raise ConfigError(
@@ -94,7 +99,7 @@ class Streaming(nn.Module):
         if layout is not None:  # declared with expect_input (e.g. a model loaded from a checkpoint)
             check_input(x, InputLayout(layout.shape), f"Streaming({type(self.network).__name__})")
         for name, module in self._layers:
-            if isinstance(module, SpikingNeuron):
+            if isinstance(module, _STATEFUL):
                 x, self._states[name] = self._run_neuron(name, module, x)
             else:
                 x = module(x)
@@ -104,7 +109,7 @@ class Streaming(nn.Module):
         """Run one time step ``[B, ...]``; returns that step's output ``[B, ...]``."""
         return self.forward(x.unsqueeze(0)).squeeze(0)
 
-    def _run_neuron(self, name: str, neuron: SpikingNeuron, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    def _run_neuron(self, name: str, neuron: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
         state: Optional[Any] = self._states.get(name)
         if state is not None:
             batch = _state_batch(state)
@@ -120,7 +125,7 @@ class Streaming(nn.Module):
         return out, new_state
 
     def extra_repr(self) -> str:
-        return f"neurons={sum(isinstance(m, SpikingNeuron) for _, m in self._layers)}"
+        return f"neurons={sum(isinstance(m, _STATEFUL) for _, m in self._layers)}"
 
 
 def _state_batch(state: Any) -> Optional[int]:
