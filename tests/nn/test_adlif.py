@@ -345,3 +345,62 @@ def test_export_refuses_adaptive_neurons_by_name():
     model = torch.nn.Sequential(nm.nn.Linear(5, 6), nm.nn.SEAdLIF(6))
     with pytest.raises(ExportError, match=r"layer '1' \(SEAdLIF\).*adaptation current"):
         nm.export.nir.to_nir(model, torch.zeros(4, 1, 5))
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b not in ("reference", "fused-torch")])
+@pytest.mark.parametrize("cls", [nm.nn.SEAdLIF, nm.nn.EFAdLIF])
+def test_t11_recurrent_network_backends_equal_reference(backend, cls):
+    """T11 with recurrence: ``Recurrent(SEAdLIF)`` / ``Recurrent(EFAdLIF)`` on [T = 100, B = 8, N = 64]: the
+    fused recurrent kernel (and Triton, stepped) give the reference's spikes and gradients."""
+    T, B, N = (100, 8, 64) if backend != "triton" else (20, 2, 16)
+    dtype = torch.float64 if backend == "fused" else torch.float32
+
+    def build(name):
+        torch.manual_seed(3)
+        layer = nm.nn.Recurrent(cls(N, backend=name), N, bias=True).to(dtype)
+        torch.nn.init.orthogonal_(layer.weight)
+        return layer
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(T, B, N, generator=g, dtype=dtype) * 1.5 + 0.7
+    w = torch.randn(T, B, N, generator=g, dtype=dtype)
+    res = []
+    for name in ("reference", backend):
+        layer = build(name)
+        xx = x.clone().requires_grad_()
+        out = layer(xx)
+        params = [xx, *layer.parameters()]
+        res.append((out.detach(), torch.autograd.grad((out * w).sum(), params)))
+    (ref_out, ref_g), (out, grads) = res
+    assert 0 < ref_out.mean() < 0.5
+    assert torch.equal(out, ref_out)
+    tol = 1e-9 if dtype == torch.float64 else 1e-5
+    for gg, rr in zip(grads, ref_g):
+        torch.testing.assert_close(gg, rr, rtol=tol, atol=tol * max(1.0, rr.abs().max().item()))
+
+
+def test_recurrent_se_adlif_net_trains_a_few_steps():
+    """A two-layer recurrent SE-adLIF network learns a toy task in a few Adam steps with the constraints
+    projected after each step (loss falls, parameters stay in range)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(nm.nn.Linear(6, 16), nm.nn.Recurrent(nm.nn.SEAdLIF(16), 16),
+                              nm.nn.Linear(16, 2), nm.nn.LI(tau=15.0))
+    g = torch.Generator().manual_seed(1)
+    y = torch.arange(32) % 2
+    rates = torch.tensor([[0.6, 0.6, 0.6, 0.05, 0.05, 0.05], [0.05, 0.05, 0.05, 0.6, 0.6, 0.6]])
+    x = (torch.rand(30, 32, 6, generator=g) < rates[y]).float()
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    losses = []
+    for _ in range(15):
+        scores = net(x).sum(0)
+        loss = torch.nn.functional.cross_entropy(scores, y)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.5)
+        opt.step()
+        nm.nn.apply_constraints(net)
+        losses.append(loss.item())
+    assert losses[-1] < 0.1 * losses[0]
+    assert bool((scores.argmax(1) == y).all())
+    adlif = net[1].neuron
+    assert adlif.a.min() >= 0 and adlif.a.max() <= 1 and adlif.b.max() <= 2
