@@ -216,7 +216,8 @@ def _neuron_rule(mon, name, module, inputs, output):
     rec.add_call(numel(tuple(x.shape[2:])), x.shape[0] * x.shape[1])
     # a neuron with a second state variable updated every step (the adLIF adaptation current) declares
     # updates_per_step = 2: both updates are charged, with the neuron's activity (energy.report rule)
-    per = float(getattr(module, "updates_per_step", 1))
+    # (a Recurrent layer: its neuron's)
+    per = float(getattr(module, "updates_per_step", getattr(getattr(module, "neuron", None), "updates_per_step", 1)))
     rec.neuron_updates += float(x.numel()) * per
     active = _neuron_activity(module, inputs, out)
     if active is None:  # state not observable: charged as active (upper bound), flagged in the report

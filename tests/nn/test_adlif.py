@@ -404,3 +404,15 @@ def test_recurrent_se_adlif_net_trains_a_few_steps():
     assert bool((scores.argmax(1) == y).all())
     adlif = net[1].neuron
     assert adlif.a.min() >= 0 and adlif.a.max() <= 1 and adlif.b.max() <= 2
+
+
+def test_energy_charges_the_adaptation_update_inside_a_recurrent_layer():
+    from neuromorph import energy
+
+    model = torch.nn.Sequential(nm.nn.Linear(5, 6), nm.nn.Recurrent(nm.nn.SEAdLIF(6), 6),
+                                nm.nn.Linear(6, 4), nm.nn.Recurrent(nm.nn.LIF(shape=(4,)), 4))
+    with energy.EnergyMonitor(model) as mon:
+        model(torch.rand(10, 3, 5))
+    recs = {r.name: r for r in mon.layers}
+    assert recs["1"].neuron_updates == 2 * 10 * 3 * 6
+    assert recs["3"].neuron_updates == 10 * 3 * 4
