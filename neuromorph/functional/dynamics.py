@@ -62,8 +62,10 @@ give it a flag in :class:`DynamicsConfig` (and :func:`static_flags`), its parame
 :class:`DynamicsParams`, its terms in :func:`step` and :func:`adjoint` under ``if FLAG:``, then add its
 configuration to ``tests/kernels/test_backends_equal_reference.py`` and its recursion to
 ``kernels/reference.py`` (the independent check). Every backend picks the new terms up from here. A model
-with a state variable beyond ``v, i, a`` or a parameter beyond the five slots also needs that slot
-added where the backends load and store state (``kernels/fused.py``, ``kernels/triton.py``).
+with a state variable beyond ``v, i, a`` or a parameter beyond the six slots of :class:`DynamicsParams` also
+needs that slot added where the backends load and store state (``kernels/fused.py``, ``kernels/triton.py``,
+``kernels/recurrent.py``); a model that reuses a slot says so in :func:`static_flags` (``CARRY_I``,
+``CARRY_A``), as the adLIF does.
 """
 
 from __future__ import annotations
