@@ -416,3 +416,18 @@ def test_energy_charges_the_adaptation_update_inside_a_recurrent_layer():
     recs = {r.name: r for r in mon.layers}
     assert recs["1"].neuron_updates == 2 * 10 * 3 * 6
     assert recs["3"].neuron_updates == 10 * 3 * 4
+
+
+@pytest.mark.parametrize("cls", [nm.nn.SEAdLIF, nm.nn.EFAdLIF])
+def test_recurrent_adlif_streams_in_chunks_like_the_whole_sequence(cls):
+    """The carried state (membrane, adaptation current, EF's last spike, the recurrent spikes) makes a
+    sequence fed in chunks give the spikes of the whole sequence."""
+    torch.manual_seed(2)
+    net = torch.nn.Sequential(nm.nn.Linear(5, 12), nm.nn.Recurrent(cls(12), 12))
+    with torch.no_grad():
+        net[0].weight.uniform_(0.2, 1.2)
+    x = (torch.rand(40, 3, 5) < 0.4).float() * 2
+    full = net(x)
+    assert full.sum() > 0
+    stream = nm.nn.Streaming(net)
+    assert torch.equal(torch.cat([stream(c) for c in x.split(9)]), full)
