@@ -95,6 +95,18 @@ def build(lib: str):
 speed.build = build  # the harness times this module's networks
 
 
+def hidden_rates(T: int, batch: int) -> list[float]:
+    """The two recurrent layers' firing rates of the neuromorph network on the benchmark's input (what its
+    event-driven recurrent products and dV accumulation cost depends on)."""
+    import torch
+
+    torch.manual_seed(0)
+    net, _ = build("neuromorph-fused")
+    x = (torch.rand(T, batch, IN) < 0.05).float()
+    with torch.no_grad():
+        return [float(net[:2](x).mean()), float(net[:4](x).mean())]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--T", type=int, default=100)
@@ -104,15 +116,21 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--libraries", nargs="+", default=LIBRARIES)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--threshold", type=float, default=speed.THRESHOLD,
+                    help="the neurons' threshold (default 1: a silent network at initialisation, as in speed.py; "
+                         "lower it to time a network that fires)")
     ap.add_argument("--_one", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    global THRESHOLD
+    THRESHOLD = args.threshold
     if args._one:
         print(json.dumps(speed.measure(args._one, args.T, args.batch, args.steps, args.warmup, args.threads)))
         return 0
     rows = []
     for lib in args.libraries:
         cmd = [sys.executable, __file__, "--_one", lib, "--T", str(args.T), "--batch", str(args.batch), "--steps",
-               str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+               str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads), "--threshold",
+               str(args.threshold)]
         out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
         if out.returncode != 0:
             rows.append({"library": lib, "T": args.T, "error": (out.stderr.strip().splitlines() or ["failed"])[-1]})
@@ -129,8 +147,9 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    print(f"T={args.T} batch={args.batch} threads={args.threads} (median of {args.steps} steps); load "
-          f"{os.getloadavg()[0]:.2f}")
+    rates = ", ".join(f"{r:.3f}" for r in hidden_rates(args.T, args.batch))
+    print(f"T={args.T} batch={args.batch} threads={args.threads} threshold={args.threshold:g} (median of {args.steps} "
+          f"steps); load {os.getloadavg()[0]:.2f}; neuromorph's recurrent layers fire at rates {rates}")
     for r in rows:
         if "error" in r:
             print(f"  {r['library']:<22} error: {r['error']}")

@@ -15,6 +15,7 @@ import ast
 import importlib
 import importlib.util
 import sys
+import types
 from pathlib import Path
 from typing import Any, Callable
 
@@ -51,4 +52,15 @@ def lazy_exports(package: str, init_file: str) -> tuple[Callable[[str], Any], Ca
     def __dir__() -> list[str]:
         return sorted(set(table) | {n for n in vars(sys.modules[package]) if not n.startswith("_")} - {"TYPE_CHECKING", "annotations"})
 
+    class _Package(types.ModuleType):
+        def __setattr__(self, name: str, value: Any) -> None:
+            # Importing a submodule binds it on its package. Where the package exports a name of that
+            # submodule's own (neuromorph.energy.measure, the function in energy/measure.py), bind the
+            # export: `import neuromorph.energy.measure` must not make `nm.energy.measure` a module.
+            if isinstance(value, types.ModuleType) and table.get(name, ("",))[0] == value.__name__:
+                value = getattr(value, table[name][1])
+            super().__setattr__(name, value)
+
+    if package in sys.modules and type(sys.modules[package]) is types.ModuleType:
+        sys.modules[package].__class__ = _Package
     return __getattr__, __dir__, sorted(table)

@@ -194,6 +194,11 @@ def load_profile(hardware: str | Path | HardwareProfile, precision: str | None =
     ``precision`` (or a ``:precision`` suffix) picks one ``[energy.ops.<precision>]`` table; the default
     is the file's ``default_precision``. Every problem (unknown name, missing file, malformed table or
     value) raises :class:`HardwareProfileError` naming the profile, the file and the field.
+
+    Example:
+        >>> loihi = load_profile("loihi")
+        >>> loihi.energy_pj("synop"), loihi.energy_pj("neuron_update_active"), loihi.limit("max_delay")
+        (23.6, 81.0, 62)
     """
     if isinstance(hardware, HardwareProfile):
         return hardware

@@ -10,6 +10,6 @@ python -m pip install --upgrade pip
 python -m pip install "torch==2.13.0"
 echo "torch==2.13.0" > "${TMPDIR:-/tmp}/neuromorph-torch-constraint.txt"
 C="${TMPDIR:-/tmp}/neuromorph-torch-constraint.txt"
-python -m pip install -c "$C" -e ".[dev,plot,gpu,zstd]" "snntorch==1.0.0" "tonic==1.7.0" "nirtorch>=2.0" "dcls==0.1.1" "aedat==2.3.0" loguru tqdm scipy pbr
+python -m pip install -c "$C" -e ".[dev,plot,gpu,zstd,docs]" "snntorch==1.0.0" "tonic==1.7.0" "nirtorch>=2.0" "dcls==0.1.1" "aedat==2.3.0" loguru tqdm scipy pbr
 python -m pip install -c "$C" --no-deps "spikingjelly==2.0.0" "norse==1.1.0" "sinabs==3.1.3" "neurobench==2.3.0"
 python -c "import neuromorph, torch; print('neuromorph', neuromorph.__version__, 'torch', torch.__version__)"

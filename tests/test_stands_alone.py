@@ -2,7 +2,9 @@
 
 Users get neuromorph/, hardware/, docs/, examples/ and README.md; they do not get the developers' specs
 (METHODS*.md, ARCHITECTURE.md, ENVIRONMENT.md, PROVENANCE.md, STYLE.md) nor ../shared. A docstring, error
-message or doc page must cite the original source (paper, venue, official code) instead. No line is exempt.
+message or doc page must cite the original source (paper, venue, official code) instead, and the method page
+of the documentation (docs/methods/*.md) where the equations and defaults are written out; every such
+citation must name a page that exists. No line is exempt.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def test_scanner_catches_pointers(line: str) -> None:
     "Hammouamri, Khalfaoui-Hassani & Masquelier, ICLR 2024 (code: Thvnvtos/SNN-delays@d169b4e)",
     "the environment variable NEUROMORPH_HOME",
     "shared memory between workers",
+    "Method page: ``docs/methods/mpbn.md`` (equations, defaults, what neuromorph does differently).",
 ])
 def test_scanner_leaves_citations_alone(line: str) -> None:
     assert not find_pointers(REPO / "neuromorph" / "x.py", line)
@@ -83,3 +86,17 @@ def test_shipped_files_do_not_point_to_private_specs() -> None:
     hits = [h for p in files for h in find_pointers(p, p.read_text(encoding="utf-8", errors="replace"))]
     assert not hits, ("pointers to the developers' private specs or ../shared in shipped files; cite the "
                       "paper / official code and state the equation or default instead:\n" + "\n".join(hits))
+
+
+DOCS_CITATION = re.compile(r"\bdocs/[\w./-]+\.(?:md|ipynb)\b")
+
+
+def test_docs_citations_resolve() -> None:
+    # Docstrings, errors and pages cite the documentation pages (docs/methods/mpbn.md, docs/layout.md)
+    # where they used to cite the private specs; every such citation names a page that exists.
+    files = _shipped_files()
+    cited = {(p, m.group(0)) for p in files for m in DOCS_CITATION.finditer(p.read_text(encoding="utf-8",
+                                                                                         errors="replace"))}
+    assert any(c.startswith("docs/methods/") for _, c in cited), "no docstring cites a method page"
+    missing = sorted(f"{p.relative_to(REPO)}: {c}" for p, c in cited if not (REPO / c).is_file())
+    assert not missing, "citations of documentation pages that do not exist:\n" + "\n".join(missing)

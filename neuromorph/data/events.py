@@ -74,7 +74,13 @@ class EventArray(np.ndarray):
 
 
 def make_events(x, y, t, p, dtype: np.dtype = EVENT_DTYPE) -> np.ndarray:
-    """Pack equal-length coordinate arrays into a structured event array."""
+    """Pack equal-length coordinate arrays into a structured event array.
+
+    Example:
+        >>> ev = make_events(x=[0, 1, 1], y=[0, 0, 1], t=[10, 20, 30], p=[1, 0, 1])
+        >>> ev.dtype.names, ev["t"].tolist()
+        (('x', 'y', 't', 'p'), [10, 20, 30])
+    """
     x, y, t, p = (np.asarray(a) for a in (x, y, t, p))
     n = len(t)
     if not (len(x) == len(y) == len(p) == n):

@@ -69,7 +69,16 @@ class Compose(Transform):
 @dataclass(frozen=True)
 class ToFrame(Transform):
     """Events -> frames ``[T, P, H, W]`` (Tonic convention); exactly one of ``time_window`` (µs),
-    ``event_count``, ``n_time_bins``. ``sensor_size = (W, H, P)``. See ``functional.to_frame``."""
+    ``event_count``, ``n_time_bins``. ``sensor_size = (W, H, P)``. See ``functional.to_frame``.
+
+    Example:
+        >>> from neuromorph.data.events import make_events
+        >>> ev = make_events(x=[0, 1, 1, 0], y=[0, 0, 1, 1], t=[0, 400, 1200, 1500], p=[1, 0, 1, 1])
+        >>> to_frames = ToFrame(sensor_size=(2, 2, 2), time_window=1000, include_incomplete=True)  # 1 ms
+        >>> frames = to_frames(ev)
+        >>> frames.shape, frames.sum(axis=(1, 2, 3)).tolist()  # [T, P, H, W]; events per frame
+        ((2, 2, 2, 2), [2, 2])
+    """
 
     sensor_size: tuple
     time_window: float | None = None

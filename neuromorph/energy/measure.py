@@ -76,6 +76,17 @@ def measure(
     Returns an :class:`EnergyReport` (``table()``, ``to_json()``, ``plot(path)``). Raises ``ConfigError``
     for an unknown profile (listing the known ones), a profile missing an energy the model needs (naming
     it and the layer), or layers the counter does not understand (naming them).
+
+    Example:
+        >>> import torch
+        >>> import neuromorph as nm
+        >>> net = torch.nn.Sequential(nm.nn.Linear(4, 3, bias=False), nm.nn.LIF(tau=2.0, threshold=1.0))
+        >>> _ = torch.nn.init.constant_(net[0].weight, 0.5)
+        >>> report = nm.energy.measure(net, torch.ones(10, 1, 4), hardware="loihi")
+        >>> report.layers[0].synops, report.layers[1].spikes_out  # 4 spikes x 3 synapses x 10 steps
+        (120.0, 27.0)
+        >>> round(report.total_energy_pj("loihi"), 1)  # 120 x 23.6 + 30 active updates x 81 + 27 x 1.7 pJ
+        5307.9
     """
     profiles = parse_hardware(hardware)
     ann_profile = load_profile(ann_hardware) if ann_hardware is not None else None

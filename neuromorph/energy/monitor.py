@@ -41,7 +41,7 @@ from neuromorph.energy.counters import (
     split_leading,
 )
 from neuromorph.errors import ConfigError
-from neuromorph.nn.protocol import LayerDecl, Role, walk
+from neuromorph.nn.protocol import LayerDecl, Role, declaration, walk
 
 __all__ = ["EnergyMonitor"]
 
@@ -234,6 +234,20 @@ def _neuron_rule(mon, name, module, inputs, output):
         per_step = spike_indicator(out.detach()).reshape(out.shape[0], -1).sum(1)
         rec.spikes_out += float(per_step.sum())
         rec.add_per_step("spikes_per_step", per_step)
+    if out is not None and getattr(declaration(module), "recurrent", False):
+        _recurrent_synapses(mon, name, module, inputs, out)
+
+
+def _recurrent_synapses(mon, name, module, inputs, out):
+    """The recurrent synapses of a layer declared ``recurrent`` (``nn.Recurrent``: input x_t + V s_{t-1}), counted as
+    the synaptic layer ``<name>.recurrent``: the spikes s_{t-1} reach the layer's own neurons at step t, one synop
+    per spike per nonzero weight of its column of ``module.weight`` [N, N]. s_0 is the state passed in (streaming),
+    else no spikes; the spikes of the last step reach no step of this call (the next call counts them)."""
+    state = inputs[1] if len(inputs) > 1 else None
+    s0 = getattr(state, "s", None)
+    s0 = out.new_zeros(out.shape[1:]) if s0 is None else s0.detach().to(out.dtype)
+    prev = torch.cat([s0.unsqueeze(0), out.detach()[:-1]])
+    _count_synaptic(mon, f"{name}.recurrent", module, prev, linear_fanout(module.weight))
 
 
 def _merge_activity(old: str, new: str) -> str:
@@ -252,10 +266,11 @@ def _neuron_activity(module: torch.nn.Module, inputs: tuple, out: torch.Tensor |
     must reproduce the measured ones, else (and for any other neuron layer, whose state the monitor
     cannot see) the activity is unknown: ``None``.
     """
-    from neuromorph.nn import SpikingNeuron
+    from neuromorph.nn import Recurrent, SpikingNeuron
 
     x = inputs[0]
-    if not isinstance(module, SpikingNeuron) or out is None or x.dim() < 3:
+    recurrent = isinstance(module, Recurrent)  # its state: (the neuron's state, last spikes s)
+    if not (isinstance(module, SpikingNeuron) or recurrent) or out is None or x.dim() < 3:
         return None
     state = inputs[1] if len(inputs) > 1 else None
     streaming = module.streaming
@@ -263,7 +278,7 @@ def _neuron_activity(module: torch.nn.Module, inputs: tuple, out: torch.Tensor |
     try:
         from neuromorph.kernels.config import initial_state
 
-        if state is None:
+        if state is None and not recurrent:
             state = initial_state(x, module.dynamics()[0])
         module.streaming = True
         xd = x.detach()
@@ -274,7 +289,14 @@ def _neuron_activity(module: torch.nn.Module, inputs: tuple, out: torch.Tensor |
             y, new = module.forward(xd[t : t + 1], state)
             outs.append(y)
             changed = torch.zeros_like(active[t])
-            for old_part, new_part in zip(state, new):
+            if recurrent:  # the recurrent current V s_{t-1} is input too; compare the neuron's state parts
+                if state is not None:
+                    changed |= (state.s.to(xd.dtype) @ module.weight.detach().t().to(xd.dtype)) != 0
+                old_parts = state.neuron if state is not None else (None,) * len(new.neuron)
+                parts = zip(old_parts, new.neuron)
+            else:
+                parts = zip(state, new)
+            for old_part, new_part in parts:
                 if new_part is not None:
                     changed |= (old_part != new_part) if old_part is not None else (new_part != 0)
             active[t] |= changed

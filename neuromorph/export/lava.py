@@ -59,6 +59,14 @@ def graph_to_layers(graph) -> tuple[tuple[int, ...], list[FloatLayer]]:
     inputs = [n for n, v in graph.nodes.items() if isinstance(v, nir.Input)]
     if len(inputs) != 1:
         raise ExportError(f"to_lava: the NIR graph needs exactly one Input node, found {len(inputs)}")
+    rec = sorted(a for a, b in graph.edges if (b, a) in graph.edges and isinstance(graph.nodes[b], (nir.Affine, nir.Linear))
+                 and not isinstance(graph.nodes[a], (nir.Affine, nir.Linear)))
+    if rec:
+        # lava-dl's netx reads a 'dense_rec' layer (RecurrentDense: 'weight_rec' quantised with the input
+        # weight's exponent), but this exporter and the bit-accurate simulator do not write or check it
+        raise ExportError(f"to_lava: layer {rec[0]!r} is recurrent (its spikes feed back through recurrent weights); the Loihi "
+                          "netx export does not map recurrent layers (netx 'dense_rec' is not written); export a "
+                          "feed-forward model, or use NIR")
     node_name = inputs[0]
     in_type = graph.nodes[node_name].output_type
     shape = tuple(int(s) for s in np.asarray(next(iter(in_type.values()))).reshape(-1))

@@ -16,7 +16,7 @@ Verdicts per peer and input layout ("per_sample": batch of 1, "batched": batch >
 - ``fails``: the peer cannot load or run it;
 - ``unchecked``: the graph holds a node type nobody has checked with that peer.
 
-Workaround helpers: :func:`fix_peer_flatten` (batches in snnTorch/Norse), :func:`avgpool_to_sumpool`
+Workaround helpers: :func:`snntorch_chain` (recurrent layers in snnTorch), :func:`fix_peer_flatten` (batches in snnTorch/Norse), :func:`avgpool_to_sumpool`
 (AvgPool2d for Norse) and :func:`maxpool_gates_to_lif` (max-pool gates for snnTorch); the last two return
 an equivalent standard NIR graph. :func:`peer_summary` is the one-line form of a report.
 """
@@ -131,6 +131,11 @@ def _tau_not_above_dt(node: Any, ctx: dict) -> bool:
     return bool(np.any(_arr(node, "tau") <= float(ctx.get("dt", np.nan))))
 
 
+def _recurrent(node: Any, ctx: dict) -> bool:
+    """The neuron has recurrent weights: an edge neuron -> Affine/Linear -> the same neuron."""
+    return id(node) in ctx.get("recurrent", ())
+
+
 def _not(pred: Callable[[Any, dict], bool]) -> Callable[[Any, dict], bool]:
     return lambda node, ctx: not pred(node, ctx)
 
@@ -171,6 +176,13 @@ _SOFT = ("neuromorph's soft/no-reset neurons (exported with strict=False) are ha
          "the reset mode is only in neuromorph's node metadata")
 
 _FROM_NIR = "run the file with neuromorph.export.from_nir"
+_SNN_REC = ("a recurrent neuron (neuron -> Affine/Linear -> neuron) is made an RNN subgraph that import_from_nir hands to "
+            "nirtorch 2.6, which wires it itself: from a file it fails ('GraphModule' object has no attribute 'items'), "
+            "in memory the external input is routed through the recurrent weights (other spikes)")
+_SNN_REC_FIX = ("net = neuromorph.export.peers.snntorch_chain(graph): snnTorch's own node mapping (RLeaky/RSynaptic for the "
+                "recurrent layers) run as a chain; call net.reset(), then net(x[t]) per step. Exact for recurrent LIF with "
+                "decay_input=False (RLeaky asserts r = tau/dt); a recurrent CubaLIF gives other spikes (snnTorch 1.0.0's "
+                "RSynaptic resets on the previous step's spikes)")
 # every peer builds sum pooling without padding (nirtorch's torch.nn.LPPool2d(1, ...), Sinabs' SumPool2d)
 _PAD = ("nir.SumPool2d with padding (a MaxPool2d with padding, e.g. MaxPool2d(3, stride=2, padding=1)) is built without "
         "its padding: the pooled map is smaller and the next layer fails ('mat1 and mat2 shapes cannot be multiplied')")
@@ -209,6 +221,7 @@ LIMITS: tuple[Limit, ...] = (
           "neurons)", "use one threshold per layer (MPBN folds into per-neuron thresholds), or use Norse", _threshold_varies),
     Limit("snntorch", "CubaLIF", FAILS, "per-neuron thresholds are refused", "use one threshold per layer, or use Norse",
           _threshold_varies),
+    *(Limit("snntorch", kind, FAILS, _SNN_REC, _SNN_REC_FIX, _recurrent) for kind in ("LIF", "CubaLIF")),
     # Norse 1.1.0 (norse.torch.from_nir)
     Limit("norse", "Flatten", BATCH, _FLATTEN, _FLATTEN_FIX),
     Limit("norse", "AvgPool2d", FAILS, "no mapping for nir.AvgPool2d (KeyError naming a pooling node, or, with one unmapped "
@@ -266,10 +279,13 @@ def peer_report(graph) -> dict[str, dict[str, Any]]:
     by_type: dict[str, list[tuple[str, Any]]] = {}
     for name, node in graph.nodes.items():
         by_type.setdefault(type(node).__name__, []).append((name, node))
+    pairs = set(graph.edges)
+    recurrent = {id(graph.nodes[a]) for a, b in pairs if (b, a) in pairs and a != b and a in graph.nodes}
     report: dict[str, dict[str, Any]] = {}
     for peer, info in PEERS.items():
         issues = []
-        ctx = {**graph_meta, "unmapped": sum(len(by_type.get(k, [])) for k in UNMAPPED.get(peer, ()))}
+        ctx = {**graph_meta, "unmapped": sum(len(by_type.get(k, [])) for k in UNMAPPED.get(peer, ())),
+               "recurrent": recurrent}
         for lim in (l for l in LIMITS if l.peer == peer):
             hit = [name for name, node in by_type.get(lim.node, []) if lim.applies(node, ctx)]
             if hit:
@@ -403,3 +419,84 @@ def peer_summary(report: dict[str, dict[str, Any]]) -> str:
         nodes = sorted({i["node"] for i in r["issues"]})
         parts.append(f"{peer} {v}" + (f" ({', '.join(nodes)})" if nodes else ""))
     return "peers (per sample/batched): " + "; ".join(parts)
+
+
+def snntorch_chain(graph):
+    """The NIR ``graph`` (a chain of layers, as :func:`~neuromorph.export.to_nir` writes it) as snnTorch
+    modules: each node mapped by snnTorch's own importer (its recurrent-subgraph detection makes each
+    recurrent LIF/CubaLIF an ``RLeaky``/``RSynaptic``), run in order with each neuron's state carried.
+    Call ``net.reset()`` before each sequence, then ``net(x[t])`` per step.
+
+    The workaround for recurrent graphs, whose RNN subgraphs ``snntorch.import_nir.import_from_nir``
+    (snnTorch 1.0.0) leaves to nirtorch 2.6 to wire, which fails or gives other spikes. The neurons run
+    with explicit state (``init_hidden=False``): snnTorch 1.0.0's ``RSynaptic`` with hidden state fails
+    (``TypeError`` in its immediate reset). Raises ``ExportError`` for a graph that is not a chain.
+    """
+    import contextlib
+    import io
+
+    import nir
+    from snntorch import import_nir as sni
+
+    g = copy.deepcopy(graph)  # the importer rewrites the graph it is given
+    with contextlib.redirect_stdout(io.StringIO()):  # and prints what it does
+        g = sni._replace_rnn_subgraph_with_nirgraph(g)
+    succ: dict[str, list[str]] = {}
+    preds: dict[str, list[str]] = {}
+    for a, b in g.edges:
+        succ.setdefault(a, []).append(b)
+        preds.setdefault(b, []).append(a)
+    start = [n for n, v in g.nodes.items() if isinstance(v, nir.Input)]
+    order, n = [], start[0] if len(start) == 1 else None
+    while n is not None:
+        nxt = succ.get(n, [])
+        if len(nxt) != 1 or len(preds.get(nxt[0], [])) != 1:
+            raise ExportError(f"snntorch_chain: the graph is not a chain of layers at node {n!r}")
+        n = nxt[0]
+        if isinstance(g.nodes[n], nir.Output):
+            break
+        order.append(n)
+    if not order:
+        raise ExportError("snntorch_chain: the graph has no layers between its Input and Output")
+    with contextlib.redirect_stdout(io.StringIO()):
+        mods = [sni._nir_to_snntorch_module(g.nodes[n], init_hidden=False) for n in order]
+    return _SnnTorchChain(mods)
+
+
+def _snntorch_chain_class():
+    import snntorch
+    import torch
+
+    class SnnTorchChain(torch.nn.Module):
+        """snnTorch modules run in order one step per call; neurons get their state from the previous call."""
+
+        def __init__(self, mods):
+            super().__init__()
+            self.layers = torch.nn.ModuleList(mods)
+            self.state: dict[int, tuple] = {}
+
+        def reset(self) -> None:
+            """Start a new sequence (the neurons also keep their last state inside)."""
+            self.state = {}
+            for m in self.layers:
+                if isinstance(m, snntorch.SpikingNeuron):
+                    m.reset_mem()
+
+        def forward(self, x):
+            for i, m in enumerate(self.layers):
+                if isinstance(m, snntorch.SpikingNeuron):
+                    rec = isinstance(m, (snntorch.RLeaky, snntorch.RSynaptic))
+                    if i not in self.state and rec:  # RSynaptic fails without explicit (zero) state
+                        self.state[i] = tuple(torch.zeros_like(x) for _ in range(3 if isinstance(m, snntorch.RSynaptic) else 2))
+                    out = m(x, *self.state[i]) if i in self.state else m(x)
+                    # RLeaky/RSynaptic take their last spikes back as state, the others only syn/mem
+                    x, self.state[i] = out[0], tuple(out if rec else out[1:])
+                else:
+                    x = m(x)
+            return x
+
+    return SnnTorchChain
+
+
+def _SnnTorchChain(mods):  # noqa: N802 - built lazily: snnTorch is an optional peer
+    return _snntorch_chain_class()(mods)

@@ -3,6 +3,7 @@
 Afshar, Ralph, Xu, Tapson, van Schaik, Cohen, "Event-based feature extraction using adaptive selection
 thresholds", Sensors 20(6):1600, 2020 (arXiv 1907.07853). Equations as in Afshar's reference MATLAB demo
 ("A simple one-layer FEAST") and the SimpleFeast python port (yeshwanthravitheja/SimpleFeast.py@f2d05bb).
+Method page: ``docs/methods/feast.md`` (equations, defaults, what neuromorph does differently).
 
 For every input event e = (x, y, p, t), in time order:
 

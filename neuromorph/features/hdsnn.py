@@ -4,6 +4,7 @@ logistic regression on event streams.
 Grimaldi & Perrinet, "Learning heterogeneous delays in a layer of spiking neurons for fast motion
 detection", Biological Cybernetics 2023 (doi 10.1007/s00422-023-00975-8); equations as in
 the paper's LaTeX source (SpikeAI/2023_GrimaldiPerrinet_HeterogeneousDelaySNN@dde1dca).
+Method page: ``docs/methods/hdsnn.md`` (equations, defaults, what neuromorph does differently).
 
 Input A ∈ {0,1}^{P×T×X×Y} (binned events), kernel 𝒦 ∈ ℝ^{C×P×D×Kx×Ky} (one weight per synapse
 (polarity p, delay d, offset δx, δy) of output class c), bias b_c:

@@ -1,5 +1,7 @@
 """Membrane Potential Rectifier (Guo et al., "Reducing Information Loss for Spiking Neural Networks", ECCV 2022).
 
+Method page: ``docs/methods/mpr.md``.
+
 φ(u) = 1 − (1 − u)^{1/3}                        for u < 0
 φ(u) = ½ + tanh(k(u − ½)) / (2 tanh(k/2))       for 0 ≤ u ≤ 1
 φ(u) = u^{1/3}                                  for u > 1

@@ -1,5 +1,7 @@
 """Surrogate spike functions: Heaviside forward, smooth stand-in derivative backward.
 
+Method page: ``docs/methods/surrogates.md``.
+
 Every surrogate is a function of ``x = u - threshold``; forward is ``H(x) = 1[x > 0]`` (strict, as in
 snnTorch, Norse and Guo et al.'s MPR code). ``alpha`` is the slope (atan, sigmoid, fast_sigmoid, mpr) or the
 width (triangle, rectangular) of the backward shape:

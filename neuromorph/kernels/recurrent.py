@@ -21,6 +21,7 @@ cannot run it over all T in one call; two ways are offered:
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import types
 from typing import Callable, NamedTuple, Optional
@@ -118,8 +119,8 @@ def _forward_loop(x, VT, s0, beta, thr, syn, rho, adapt, couple, consts, save_i,
 
 
 def _backward_loop(gout, hseq, yseq, iseq, aseq, V, beta, thr, syn, rho, adapt, couple, v0, i0, consts, salpha,
-                   sscale, sid, need_beta, need_alpha, gy, gbeta, gthr, gsyn, grho, gadapt, gcouple, dv, di, da,
-                   ds):  # pragma: no cover - compiled by numba
+                   sscale, sid, need_beta, need_alpha, gy, gbeta, gthr, gsyn, grho, gadapt, gcouple, dv, di, da, ds,
+                   out, s0, event_dv, gVT):  # pragma: no cover - compiled by numba
     T, B, N = gout.shape
     v_reset, v_rest, ramount, k, one, zero = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
     for t in range(T - 1, -1, -1):
@@ -183,6 +184,13 @@ def _backward_loop(gout, hseq, yseq, iseq, aseq, V, beta, thr, syn, rho, adapt, 
                     gcouple[m] += gcp
         # dL/ds_{t-1} through y_t = x_t + V s_{t-1}: one BLAS product per step
         ds[:, :] = np.dot(gy[t], V)
+        if event_dv:  # dL/dV[:, j] += dL/dy_t[b] for every spike s_{t-1}[b, j] (sparse spikes: cheaper than a product)
+            for b in range(B):
+                for j in range(N):
+                    sj = s0[b, j] if t == 0 else out[t - 1, b, j]
+                    if sj != zero:
+                        for n in range(N):
+                            gVT[j, n] += sj * gy[t, b, n]
 
 
 #: the per-element signatures the loops above call; another signature (a model with more state or
@@ -194,6 +202,24 @@ _ADJOINT_ARGS = ("gs", "dv", "di", "da", "h", "aprev", "dterm", "iprev", "vprev"
 _KNOWN_FLAGS = frozenset(static_flags(DynamicsConfig()))
 
 _COMPILED: dict = {}
+_BLAS: list = []
+#: at most this fraction of nonzero spikes, dV is accumulated spike by spike in the backward loop (cost ∝ spikes·N)
+#: instead of one dense product (cost T·B·N², at BLAS speed)
+_EVENT_DV_RATE = 0.15
+
+
+def _one_blas_thread():
+    """A context that runs the BLAS numba calls (scipy's OpenBLAS) on one thread: the per-step products
+    are small ([B, N] x [N, N]), and OpenBLAS's default thread pool makes them many times slower, the more
+    so on a shared machine. The controller is built once (it scans the loaded libraries)."""
+    if not _BLAS:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS.append(ThreadpoolController())
+        except ImportError:  # scikit-learn brings threadpoolctl; without it, BLAS keeps its own setting
+            _BLAS.append(None)
+    return contextlib.nullcontext() if _BLAS[0] is None else _BLAS[0].limit(limits=1, user_api="blas")
 
 
 def fused_supported(x: torch.Tensor, params: DynamicsParams, cfg: DynamicsConfig) -> bool:
@@ -275,14 +301,22 @@ class RecurrentMultiStep(torch.autograd.Function):
         grads = [hseq.new_zeros(M) for _ in range(6)]
         dummy = hseq.new_zeros(1, 1, 1)
         arr = lambda q: (dummy if q is None else q).numpy()  # noqa: E731
-        _compiled(cfg, True)(gout.numpy(), hseq.numpy(), yseq.numpy(), arr(iseq), arr(aseq), V.numpy(),
-                             *(q.numpy() for q in P), v0.numpy(), i0.numpy(), _fused._consts(cfg, hseq.numpy().dtype),
-                             float(cfg.surrogate.alpha), float(cfg.surrogate.scale), cfg.surrogate.id, ctx.need_beta,
-                             ctx.need_alpha, gy.numpy(),
-                             *(g.numpy() for g in grads), dv.numpy(), di.numpy(), da.numpy(), ds.numpy())
         need = ctx.needs_input_grad
+        # dV event-driven inside the loop when spikes are sparse, else one product after it
+        event_dv = bool(need[1]) and int(torch.count_nonzero(out)) <= _EVENT_DV_RATE * out.numel()
+        gVT = hseq.new_zeros(N, N) if event_dv else hseq.new_zeros(1, 1)
+        kernel = _compiled(cfg, True)
+        with _one_blas_thread():
+            kernel(gout.numpy(), hseq.numpy(), yseq.numpy(), arr(iseq), arr(aseq), V.numpy(),
+                   *(q.numpy() for q in P), v0.numpy(), i0.numpy(), _fused._consts(cfg, hseq.numpy().dtype),
+                   float(cfg.surrogate.alpha), float(cfg.surrogate.scale), cfg.surrogate.id, ctx.need_beta,
+                   ctx.need_alpha, gy.numpy(), *(g.numpy() for g in grads), dv.numpy(), di.numpy(), da.numpy(),
+                   ds.numpy(), out.numpy(),
+                   s0.numpy(), event_dv, gVT.numpy())
         gV = None
-        if need[1]:  # dL/dV = sum_t (dL/dy_t)^T s_{t-1}: one product over all steps
+        if event_dv:
+            gV = gVT.t().to(ctx.v_dtype)
+        elif need[1]:  # dL/dV = sum_t (dL/dy_t)^T s_{t-1}: one product over all steps
             sprev = torch.cat([s0.unsqueeze(0), out[:-1]]).reshape(T * B, N)
             gV = gy.reshape(T * B, N).t().mm(sprev).to(ctx.v_dtype)
         pgrads = []

@@ -1,5 +1,7 @@
 """The SHD delay network of Hammouamri, Khalfaoui-Hassani & Masquelier (ICLR 2024).
 
+Method page: ``docs/methods/delays.md``.
+
 Feed-forward, no recurrence; every synapse has a learnable delay (DCLS, :class:`~neuromorph.nn.DelayedLinear`)::
 
     [T, B, 140] ─> (DelayedLinear → BatchNorm1d → LIF → Dropout) × n_hidden_layers

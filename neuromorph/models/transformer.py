@@ -1,5 +1,7 @@
 """A small masked spiking transformer: QCFS ANN with Random Spike Masking, converted to IF neurons.
 
+Method page: ``docs/methods/masking.md``.
+
 Follows the Masked Spiking Transformer recipe (Wang et al., ICCV 2023; code
 ``bic-L/Masked-Spiking-Transformer@368c9a5``, ``models/mst.py``) at a size that trains on
 a CPU: the network is trained as an ANN whose activations are ``QCFS`` and whose norms are BatchNorm,

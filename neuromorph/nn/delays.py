@@ -4,6 +4,7 @@ Hammouamri, Khalfaoui-Hassani, Masquelier, "Learning Delays in Spiking Neural Ne
 Convolutions with Learnable Spacings", ICLR 2024 (code: Thvnvtos/SNN-delays@d169b4e, library
 K-H-Ismail/Dilated-Convolution-with-Learnable-Spacings-PyTorch@83de562, ``DCLS/construct/modules.py``).
 The equations below are those of the official SNN-delays and DCLS code.
+Method page: ``docs/methods/delays.md`` (equations, defaults, what neuromorph does differently).
 
 A fully connected layer in which every synapse i→j has a weight ``w_ji`` and a real-valued position
 ``P_ji ∈ [-⌊K/2⌋, ⌊K/2⌋]``. The layer is a 1-D convolution over time whose kernel for (j, i) holds a

@@ -3,6 +3,7 @@
 Source: Yousefzadeh & Sifalakis, "Training for temporal sparsity in deep neural networks, application
 in video processing", arXiv 2107.07305 (2021); TF-Keras code by the author (``custom_layers.py``,
 class ``delta_activation``).
+Method page: ``docs/methods/delta.md`` (equations, defaults, what neuromorph does differently).
 
     q_t = Q_θ(relu(a_t)),  Q_θ(x) = θ · round(x / θ),  θ = |θ_param| (per channel by default, init 0.1)
     Δ_t = q_t − q_{t−1}   (Δ_1 = q_1, i.e. the first frame is taken against zero)

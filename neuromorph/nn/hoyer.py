@@ -3,6 +3,7 @@
 Source: Datta, Liu, Beerel, "Hoyer regularizer is all you need for ultra low-latency spiking neural
 networks", arXiv 2212.10170; official code ``godatta/Ultra-Low-Latency-SNN@20c7c83``
 (``models/self_modules.py``: ``HoyerBiAct``, ``Spike_func``).
+Method page: ``docs/methods/hoyer.md`` (equations, defaults, what neuromorph does differently).
 
     z = u / |v_th|                       v_th trainable (init 1.0)
     z_clip = clip(z, 0, 1)

@@ -2,6 +2,7 @@
 
 Source: Wang et al., "Masked Spiking Transformer", ICCV 2023; official code
 ``bic-L/Masked-Spiking-Transformer@368c9a5`` (``models/mst.py``).
+Method page: ``docs/methods/masking.md`` (equations, defaults, what neuromorph does differently).
 
     out = s ⊙ m,   m ~ Bernoulli(1 − p) i.i.d. per element,
 

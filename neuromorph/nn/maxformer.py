@@ -3,6 +3,7 @@
 Source: Fang et al., "Spiking Neural Networks Need High-Frequency Information", NeurIPS 2025
 (arXiv 2505.18608); official code ``bic-L/MaxFormer@6ddd4cc``, ``imagenet/{max_former,embedding_hub,
 mixer_hub}.py``.
+Method page: ``docs/methods/maxformer.md`` (equations, defaults, what neuromorph does differently).
 
 All blocks act on time-major ``[T, B, C, H, W]`` real-valued tensors (the "membrane shortcut" stream)
 and fire a LIF (τ = 2, hard reset to 0, detached reset: SpikingJelly's ``MultiStepLIFNode`` as used in

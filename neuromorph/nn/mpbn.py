@@ -2,6 +2,7 @@
 
 Source: Guo et al., "Membrane Potential Batch Normalization for Spiking Neural Networks", ICCV 2023;
 official code ``yfguo91/MPBN@149379d`` (``models/spike_layer.py``).
+Method page: ``docs/methods/mpbn.md`` (equations, defaults, what neuromorph does differently).
 
 Per step (time in steps)::
 

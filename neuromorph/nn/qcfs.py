@@ -3,6 +3,7 @@
 Source: the Masked Spiking Transformer code (Wang et al., ICCV 2023; ``bic-L/Masked-Spiking-Transformer@368c9a5``,
 ``modules_QCFS.py``, ``utils_QCFS.py``), which uses the quantization-clip-floor-shift activation of
 Bu et al. (ICLR 2022).
+Method page: ``docs/methods/qcfs.md`` (equations, defaults, what neuromorph does differently).
 
 Training (ANN):   a = λ · clip(floor(x·L/λ + ½) / L, 0, 1),   L = 16 levels, λ trainable (init 2.0),
                   floor with a straight-through gradient.

@@ -72,7 +72,13 @@ class Recurrent(nn.Module):
 
     @property
     def kind(self) -> str:
+        """The neuron's kind (``"LIF"``, ``"CubaLIF"``, ...)."""
         return declaration(self.neuron).op
+
+    @property
+    def dt(self) -> Optional[float]:
+        """The neuron's ``dt`` (seconds per step), which NIR export reads."""
+        return getattr(self.neuron, "dt", None)
 
     def spec(self) -> NeuronSpec:
         """The neuron's spec (the recurrent weight is ``self.weight``, the bias ``self.bias``)."""

@@ -152,7 +152,26 @@ def test_step_loop_is_taken_where_the_kernel_does_not_apply():
 
 @pytest.mark.skipif(not kernels.triton_available(), reason="Triton not available (set TRITON_INTERPRET=1 to run on CPU)")
 def test_triton_backend_equals_fused():
+    """The Triton backend steps through time (one kernel launch per step); spikes and gradients as fused."""
     fused, tri = _layer("lif_hard", "fused", torch.float32), _layer("lif_hard", "triton", torch.float32)
     tri.load_state_dict(fused.state_dict())
-    x = _x(torch.float32).detach()
-    assert torch.equal(fused(x), tri(x))
+    x = _x(torch.float32)
+    of, ot = fused(x), tri(x)
+    assert torch.equal(of, ot)
+    w = torch.randn_like(of)
+    gf = torch.autograd.grad((of * w).sum(), [x, *fused.parameters()])
+    gt = torch.autograd.grad((ot * w).sum(), [x, *tri.parameters()])
+    for a, b in zip(gf, gt):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_dv_spike_by_spike_equals_the_dense_product(monkeypatch):
+    """Both ways of computing dL/dV (event-driven in the loop for sparse spikes, one product otherwise)."""
+    layer = _layer("alif", "fused")
+    x = _x()
+    grads = []
+    for rate in (0.0, 1.0):  # never / always event-driven
+        monkeypatch.setattr(recurrent, "_EVENT_DV_RATE", rate)
+        out = layer(x)
+        grads.append(torch.autograd.grad((out * torch.linspace(-1, 1, T).view(T, 1, 1)).sum(), layer.weight)[0])
+    assert torch.allclose(grads[0], grads[1], rtol=1e-12, atol=1e-12) and grads[0].abs().sum() > 0
