@@ -214,14 +214,18 @@ def _neuron_rule(mon, name, module, inputs, output):
     if x.dim() < 2:
         raise ConfigError(f"layer {name!r} ({type(module).__name__}): expected input [T, B, ...], got shape {tuple(x.shape)}")
     rec.add_call(numel(tuple(x.shape[2:])), x.shape[0] * x.shape[1])
-    rec.neuron_updates += float(x.numel())
+    # a neuron with a second state variable updated every step (the adLIF adaptation current) declares
+    # updates_per_step = 2: both updates are charged, with the neuron's activity (energy.report rule)
+    # (a Recurrent layer: its neuron's)
+    per = float(getattr(module, "updates_per_step", getattr(getattr(module, "neuron", None), "updates_per_step", 1)))
+    rec.neuron_updates += float(x.numel()) * per
     active = _neuron_activity(module, inputs, out)
     if active is None:  # state not observable: charged as active (upper bound), flagged in the report
         rec.activity = _merge_activity(rec.activity, "not tracked")
-        rec.active_updates += float(x.numel())
+        rec.active_updates += float(x.numel()) * per
     else:
         rec.activity = _merge_activity(rec.activity, "tracked")
-        rec.active_updates += float(active.sum())
+        rec.active_updates += float(active.sum()) * per
     rec.input_type = _merge_type(rec.input_type, "spikes" if is_binary(x) else "real")
     if out is not None:
         rec.outputs += float(out.numel())

@@ -36,7 +36,9 @@ _COUNT_OPS = (("synops", "synop"), ("macs", "mac"), ("acs", "ac"))
 NEURON_UPDATE_RULE = (
     "one neuron update per neuron per time step per sample; an update is active when the neuron received "
     "nonzero input that step or any of its state variables (v, i, a) changed in it, else inactive; layers "
-    "whose state is not visible to the monitor count every update as active (upper bound)"
+    "whose state is not visible to the monitor count every update as active (upper bound); adaptive LIF "
+    "neurons with an adaptation current (SEAdLIF, EFAdLIF) count two updates per neuron per step, one for the "
+    "membrane and one for the adaptation current (a two-compartment neuron), both active or inactive together"
 )
 #: how max pooling of spikes is priced (stated in every report that has such a layer)
 MAXPOOL_GATE_RULE = (

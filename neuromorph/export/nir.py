@@ -122,7 +122,11 @@ def neuron_desc(m: torch.nn.Module, name: str, shape: tuple[int, ...]) -> Neuron
         raise ExportError(f"layer {name!r}: {exc}") from None
     kind = str(spec.kind)
     if kind not in ("IF", "LIF", "CubaLIF", "LI"):
-        raise ExportError(f"layer {name!r} ({type(m).__name__}): neuron kind {kind!r} has no NIR mapping ({supported})")
+        why = supported
+        if getattr(spec, "adapt_coupling", None) is not None:  # SEAdLIF / EFAdLIF
+            why = (f"NIR has no neuron with an adaptation current, and Lava netx runs only CUBA LIF and sigma-delta "
+                   f"neurons; {supported}")
+        raise ExportError(f"layer {name!r} ({type(m).__name__}): neuron kind {kind!r} has no NIR mapping ({why})")
     if getattr(spec, "mpr", False) and spec.threshold is not None and bool((spec.threshold != 0.5).any()):
         # MPR is monotone with phi(1/2) = 1/2, so it leaves the spikes unchanged only at threshold 1/2
         raise ExportError(f"layer {name!r}: MPR with a threshold other than 0.5 moves the firing point; no NIR mapping")

@@ -1,7 +1,8 @@
 """The one definition of every neuron dynamics: per-element step, its adjoint, the surrogate derivatives.
 
 Each function below is written once, in a small backend-neutral subset of Python: arithmetic, ``if`` on
-*static flags* (``CUBA``, ``ALIF``, ``FIRE``, ``RESET``, ``DECAY_INPUT``, ``MPR``, ``THR_RESET``, ``DETACH``)
+*static flags* (``CUBA``, ``ALIF``, ``ADLIF``, ``FIRE``, ``RESET``, ``DECAY_INPUT``, ``MPR``, ``THR_RESET``,
+``DETACH``, and the slot flags ``CARRY_I``/``CARRY_A``)
 and on the surrogate id ``sid`` (an argument: Triton passes it as a constexpr, numba as a number, so
 that one compiled numba loop serves every surrogate), and a handful of primitives (``where``, ``exp``,
 ``absv``, ``tanh``, ``sech2``, ``cbrt``, ``minimum``, ``maximum``). None of these names is defined here:
@@ -31,6 +32,14 @@ Per step (time in steps; SpikingJelly/Loihi conventions)::
     v_t = h_t                                   none
     a_t = ρ a_{t-1} + b s_t                     (alif)
 
+adLIF (``adlif="se"`` or ``"ef"``) reuses the slot ``a`` for the adaptation current w, which is subtracted
+from the input instead of raising the threshold; ``couple`` is its sub-threshold coupling A (= q·a) and
+``adapt`` its spike-triggered jump B (= q·b), ρ = exp(−Δt/τ_w)::
+
+    h_t = β v_{t-1} + (1 - β) v_rest + c (y_t − w_{t-1})
+    w_t = ρ w_{t-1} + (1 − ρ)(A v_t + B s_t)            SE (symplectic Euler: the new, post-reset v_t and s_t)
+    w_t = ρ w_{t-1} + (1 − ρ)(A v_{t-1} + B s_{t-1})    EF (Euler forward; s_{t-1} is carried in the slot i)
+
 with s̃ = sg(s) when ``detach_reset``. Without ``fire`` (leaky integrator) there are no spikes and
 v_t = h_t is the output. The adjoint walks back with dv (of v_t), di (of i_t) and da (of a_t)::
 
@@ -42,13 +51,21 @@ v_t = h_t is the output. The adjoint walks back with dv (of v_t), di (of i_t) an
     dβ += dh·(v_{t-1} − v_rest − [decay_input]·y_t) ; dv ← β·dh ; dy = c·dh
     di = dy + κ·di ; dκ += di·i_{t-1} ; dx_t = di                 (cuba; else dx_t = dy)
 
+and for adLIF, with ω = (1 − ρ)·dw (dw the adjoint of w_t, carried in ``da``)::
+
+    SE:  dv_t += A·ω ; ds += B·ω ; dρ += dw·(w_{t-1} − A v_t − B s_t) ; dA += ω v_t ; dB += ω s_t
+    EF:  ds += di (s_t is carried) ; dv_{t-1} += A·ω ; di ← B·ω ; dρ += dw·(w_{t-1} − A v_{t-1} − B s_{t-1})
+    dw_{t-1} = ρ·dw − dy                                           (the input saw y_t − w_{t-1})
+
 **Adding a neuron model** touches this module plus its tests (and the ``nn`` layer that exposes it):
 give it a flag in :class:`DynamicsConfig` (and :func:`static_flags`), its parameters in
 :class:`DynamicsParams`, its terms in :func:`step` and :func:`adjoint` under ``if FLAG:``, then add its
 configuration to ``tests/kernels/test_backends_equal_reference.py`` and its recursion to
 ``kernels/reference.py`` (the independent check). Every backend picks the new terms up from here. A model
-with a state variable beyond ``v, i, a`` or a parameter beyond the five slots also needs that slot
-added where the backends load and store state (``kernels/fused.py``, ``kernels/triton.py``).
+with a state variable beyond ``v, i, a`` or a parameter beyond the six slots of :class:`DynamicsParams` also
+needs that slot added where the backends load and store state (``kernels/fused.py``, ``kernels/triton.py``,
+``kernels/recurrent.py``); a model that reuses a slot says so in :func:`static_flags` (``CARRY_I``,
+``CARRY_A``), as the adLIF does.
 """
 
 from __future__ import annotations
@@ -66,7 +83,9 @@ import torch
 from neuromorph.errors import ConfigError, check_choice
 
 #: surrogate ids (the ``sid`` argument); the shapes are tabulated in :mod:`neuromorph.functional.surrogate`
-SURROGATE_IDS = {"atan": 0, "sigmoid": 1, "fast_sigmoid": 2, "triangle": 3, "rectangular": 4, "mpr": 5}
+SURROGATE_IDS = {"atan": 0, "sigmoid": 1, "fast_sigmoid": 2, "triangle": 3, "rectangular": 4, "mpr": 5,
+                 "slayer_exp": 6}
+ADLIF_IDS = {None: 0, "se": 1, "ef": 2}
 RESET_MODES = ("soft", "hard", "none")
 RESET_IDS = {"none": 0, "soft": 1, "hard": 2}
 
@@ -76,15 +95,19 @@ RESET_IDS = {"none": 0, "soft": 1, "hard": 2}
 # ----------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Surrogate:
-    """A named surrogate shape with its slope/width ``alpha`` (resolve names with
+    """A named surrogate shape with its slope/width ``alpha`` and a height factor ``scale`` that multiplies
+    the derivative (SLAYER's ``c``; 1 for the others) (resolve names with
     :func:`neuromorph.functional.surrogate.get_surrogate`)."""
 
     name: str = "atan"
     alpha: float = 2.0
+    scale: float = 1.0
 
     def __post_init__(self):
         if not math.isfinite(self.alpha) or self.alpha <= 0:
             raise ConfigError(f"surrogate alpha must be a positive finite number, got {self.alpha!r} for {self.name!r}")
+        if not math.isfinite(self.scale) or self.scale <= 0:
+            raise ConfigError(f"surrogate scale must be a positive finite number, got {self.scale!r} for {self.name!r}")
 
     @property
     def id(self) -> int:
@@ -93,7 +116,7 @@ class Surrogate:
     def grad(self, x: torch.Tensor) -> torch.Tensor:
         """The surrogate derivative dH/dx evaluated at ``x = u - threshold`` (:func:`surrogate_grad`)."""
         one = torch.ones((), dtype=x.dtype, device=x.device)
-        return torch_definitions(POINTWISE_FLAGS).surrogate_grad(x, self.alpha, self.id, one, 0 * one)
+        return self.scale * torch_definitions(POINTWISE_FLAGS).surrogate_grad(x, self.alpha, self.id, one, 0 * one)
 
 
 @dataclass(frozen=True)
@@ -113,11 +136,16 @@ class DynamicsConfig:
     cuba: bool = False
     alif: bool = False
     fire: bool = True
+    adlif: Optional[str] = None  # "se" (symplectic Euler) or "ef" (Euler forward) adaptive LIF
 
     def __post_init__(self):
         check_choice("reset", self.reset, RESET_MODES)
         if self.reset_amount is not None and self.reset != "soft":
             raise ConfigError("reset_amount applies only to reset='soft'")
+        if self.adlif is not None:
+            check_choice("adlif", self.adlif, ("se", "ef"))
+            if self.cuba or self.alif or self.mpr or not self.fire:
+                raise ConfigError("adlif combines with neither cuba, alif, mpr nor fire=False")
 
 
 class DynamicsParams(NamedTuple):
@@ -127,11 +155,13 @@ class DynamicsParams(NamedTuple):
     threshold: torch.Tensor
     syn_decay: Optional[torch.Tensor] = None  # synaptic current decay κ = 1 - 1/tau_syn (cuba)
     rho: Optional[torch.Tensor] = None  # adaptation decay (alif)
-    adapt: Optional[torch.Tensor] = None  # threshold increment per spike (alif)
+    adapt: Optional[torch.Tensor] = None  # threshold increment per spike (alif); jump B of w per spike (adlif)
+    couple: Optional[torch.Tensor] = None  # sub-threshold coupling A of w to v (adlif)
 
 
 class NeuronState(NamedTuple):
-    """Per-neuron state ``[B, *features]``; unused parts are None."""
+    """Per-neuron state ``[B, *features]``; unused parts are None. For adLIF ``a`` is the adaptation
+    current w, and for EF-adLIF ``i`` is the previous step's spike."""
 
     v: torch.Tensor
     i: Optional[torch.Tensor] = None
@@ -143,7 +173,9 @@ def static_flags(cfg: DynamicsConfig, adjoint: bool = True) -> dict:
     depend on ``detach_reset``, so ``adjoint=False`` leaves it at a fixed value."""
     return {"CUBA": bool(cfg.cuba), "ALIF": bool(cfg.alif), "FIRE": bool(cfg.fire), "RESET": RESET_IDS[cfg.reset],
             "DECAY_INPUT": bool(cfg.decay_input), "MPR": bool(cfg.mpr), "THR_RESET": cfg.reset_amount is None,
-            "DETACH": bool(cfg.detach_reset) if adjoint else False}
+            "DETACH": bool(cfg.detach_reset) if adjoint else False, "ADLIF": ADLIF_IDS[cfg.adlif],
+            # which state slots the backends load and store: i (cuba's current, EF's last spike), a (alif, adlif)
+            "CARRY_I": bool(cfg.cuba) or cfg.adlif == "ef", "CARRY_A": bool(cfg.alif) or cfg.adlif is not None}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -166,8 +198,10 @@ def surrogate_grad(x, a, sid, one, zero):
         g = maximum(one - absv(x) / a, zero) / a
     elif sid == 4:  # rectangular
         g = where(absv(x) < 0.5 * a, one / a, zero)
-    else:  # mpr bump
+    elif sid == 5:  # mpr bump
         g = where(absv(x) <= 0.5, a / (2.0 * tanh(0.5 * a)) * sech2(a * x), zero)
+    else:  # slayer_exp (SLAYER's exponential; its height factor c is the surrogate's scale)
+        g = 0.5 * a * exp(-a * absv(x))
     return g
 
 
@@ -228,17 +262,20 @@ def membrane_after(h, th, k, v_reset, ramount, one, zero):
     return v
 
 
-def step(y, v, i, a, beta, th0, syn_decay, rho, adapt, v_rest, v_reset, ramount, k, one, zero):
+def step(y, v, i, a, beta, th0, syn_decay, rho, adapt, couple, v_rest, v_reset, ramount, k, one, zero):
     """One forward step: returns ``(out, h, v, i, a)``; out is s_t (the membrane without FIRE), h the
     pre-reset membrane the adjoint needs."""
     if CUBA:
         i = syn_decay * i + y
         y = i
+    if ADLIF:
+        y = y - a
     c = one
     if DECAY_INPUT:
         c = one - beta
     h = beta * v + (one - beta) * v_rest + c * y
     out = h
+    vprev = v
     v = h
     if FIRE:
         th = threshold(th0, a)
@@ -246,33 +283,61 @@ def step(y, v, i, a, beta, th0, syn_decay, rho, adapt, v_rest, v_reset, ramount,
         v = after_reset(h, s, th, v_reset, ramount, one)
         if ALIF:
             a = rho * a + adapt * s
+        if ADLIF == 1:
+            a = rho * a + (one - rho) * (couple * v + adapt * s)
+        elif ADLIF == 2:
+            a = rho * a + (one - rho) * (couple * vprev + adapt * i)
+            i = s
         out = s
     return out, h, v, i, a
 
 
-def beta_term(vprev, y, v_rest):
-    """∂h_t/∂β = v_{t−1} − v_rest − [decay_input]·y_t."""
+def beta_term(vprev, y, aprev, v_rest):
+    """∂h_t/∂β = v_{t−1} − v_rest − [decay_input]·(y_t − [adlif] w_{t−1})."""
     d = vprev - v_rest
     if DECAY_INPUT:
+        if ADLIF:
+            y = y - aprev
         d = d - y
     return d
 
 
-def adjoint(gs, dv, di, da, h, aprev, dterm, iprev, beta, th0, syn_decay, rho, adapt, v_reset, ramount, k,
-            salpha, sid, one, zero):
+def adjoint(gs, dv, di, da, h, aprev, dterm, iprev, vprev, beta, th0, syn_decay, rho, adapt, couple, v_reset,
+            ramount, k, salpha, sscale, sid, one, zero):
     """One backward step of :func:`step`: from ∂L/∂out_t (``gs``), the carried adjoints dv (already
-    including ∂L/∂v_t of the membrane output), di, da and what the forward saved, return
-    ``(dx_t, dv, di, da, dβ_t, dθ_t, dκ_t, dρ_t, db_t)`` (the parameter terms of this step)."""
+    including ∂L/∂v_t of the membrane output), di, da and what the forward saved (``iprev`` is i_{t−1},
+    ``vprev`` v_{t−1}, needed by EF-adLIF), return ``(dx_t, dv, di, da, dβ_t, dθ_t, dκ_t, dρ_t, db_t, dA_t)``
+    (the parameter terms of this step)."""
     dh = dv + gs
     gthr = zero
     grho = zero
     gadapt = zero
+    gcouple = zero
+    dvback = zero
     if FIRE:
         th = threshold(th0, aprev)
         u, s = fire(h, th, k, one, zero)
         ds = gs
         if ALIF:
             ds = ds + adapt * da
+        if ADLIF == 1:
+            vpost = after_reset(h, s, th, v_reset, ramount, one)
+            om = (one - rho) * da
+            dv = dv + couple * om
+            ds = ds + adapt * om
+            grho = da * (aprev - couple * vpost - adapt * s)
+            gcouple = om * vpost
+            gadapt = om * s
+            da = rho * da
+        elif ADLIF == 2:
+            ds = ds + di
+            om = (one - rho) * da
+            grho = da * (aprev - couple * vprev - adapt * iprev)
+            gcouple = om * vprev
+            gadapt = om * iprev
+            dvback = couple * om
+            di = adapt * om
+            da = rho * da
         dth = zero
         dh = dv
         if RESET == 1:
@@ -292,7 +357,7 @@ def adjoint(gs, dv, di, da, h, aprev, dterm, iprev, beta, th0, syn_decay, rho, a
             dh = dh + ind * phi_grad(h, k, one) * ds
             dth = dth - ind * ds
         else:
-            g = surrogate_grad(h - th, salpha, sid, one, zero)
+            g = sscale * surrogate_grad(h - th, salpha, sid, one, zero)
             dh = dh + g * ds
             dth = dth - g * ds
         gthr = dth
@@ -301,17 +366,19 @@ def adjoint(gs, dv, di, da, h, aprev, dterm, iprev, beta, th0, syn_decay, rho, a
             gadapt = da * s
             da = rho * da + dth
     gbeta = dh * dterm
-    dv = beta * dh
+    dv = beta * dh + dvback
     dy = dh
     if DECAY_INPUT:
         dy = (one - beta) * dh
     dx = dy
+    if ADLIF:
+        da = da - dy
     gsyn = zero
     if CUBA:
         dx = dy + di
         gsyn = dx * iprev
         di = syn_decay * dx
-    return dx, dv, di, da, gbeta, gthr, gsyn, grho, gadapt
+    return dx, dv, di, da, gbeta, gthr, gsyn, grho, gadapt, gcouple
 
 
 DEFINITIONS = (surrogate_grad, phi, phi_grad, threshold, fire, after_reset, membrane_after, step, beta_term, adjoint)
@@ -374,4 +441,4 @@ def torch_definitions(flags: dict) -> types.SimpleNamespace:
 
 #: the flags that leave only the pointwise functions (surrogate, φ) meaningful
 POINTWISE_FLAGS = {"CUBA": False, "ALIF": False, "FIRE": True, "RESET": 0, "DECAY_INPUT": False, "MPR": False,
-                   "THR_RESET": True, "DETACH": False}
+                   "THR_RESET": True, "DETACH": False, "ADLIF": 0, "CARRY_I": False, "CARRY_A": False}

@@ -15,9 +15,13 @@ name            dH/dx used in backward                                      defa
 ``triangle``    max(0, 1 − |x|/α) / α   (unit area, half-width α)          α = 1     Bellec et al. 2018
 ``rectangular`` 1[|x| < α/2] / α   (straight-through in a window)           α = 1     Wu et al. 2018
 ``mpr``         k/(2 tanh(k/2)) sech²(k x) on |x| ≤ ½, else 0   (α = k)    k = 3     Guo et al., ECCV 2022
+``slayer_exp``  (c α / 2) exp(−α |x|)   (c = ``scale``)                    α = 5,    Shrestha & Orchard 2018
+                                                                           c = 0.4   (SLAYER); SE-adLIF
 =============== ========================================================== ========= ===============================
 
 ``mpr`` is the Membrane Potential Rectifier's effective surrogate: with threshold ½ it equals φ′(u)·1[0≤u≤1].
+Every surrogate's derivative is multiplied by its ``scale`` (default 1); ``slayer_exp`` defaults to c = 0.4,
+so that with α = 5 its peak is 1. It has no compact support (every neuron gets some gradient).
 
 The derivatives are written once, in :func:`neuromorph.functional.dynamics.surrogate_grad`, which every
 backend compiles; ``Surrogate.grad`` evaluates it on tensors.
@@ -30,21 +34,30 @@ import torch
 from neuromorph.errors import ConfigError, check_choice
 from neuromorph.functional.dynamics import SURROGATE_IDS, Surrogate
 
-DEFAULT_ALPHA = {"atan": 2.0, "sigmoid": 4.0, "fast_sigmoid": 25.0, "triangle": 1.0, "rectangular": 1.0, "mpr": 3.0}
-_ALIASES = {"superspike": "fast_sigmoid", "ste": "rectangular", "straight_through": "rectangular", "arctan": "atan"}
+DEFAULT_ALPHA = {"atan": 2.0, "sigmoid": 4.0, "fast_sigmoid": 25.0, "triangle": 1.0, "rectangular": 1.0, "mpr": 3.0,
+                 "slayer_exp": 5.0}
+DEFAULT_SCALE = {"slayer_exp": 0.4}  # the others: 1
+_ALIASES = {"superspike": "fast_sigmoid", "ste": "rectangular", "straight_through": "rectangular", "arctan": "atan",
+            "slayer": "slayer_exp"}
 
-__all__ = ["DEFAULT_ALPHA", "SURROGATE_IDS", "Surrogate", "get_surrogate", "spike_fn"]
+__all__ = ["DEFAULT_ALPHA", "DEFAULT_SCALE", "SURROGATE_IDS", "Surrogate", "get_surrogate", "spike_fn"]
 
 
-def get_surrogate(surrogate: str | Surrogate = "atan", alpha: float | None = None) -> Surrogate:
-    """Resolve a surrogate by name (or pass one through), with its default ``alpha`` unless given."""
+def get_surrogate(surrogate: str | Surrogate = "atan", alpha: float | None = None,
+                  scale: float | None = None) -> Surrogate:
+    """Resolve a surrogate by name (or pass one through), with its default ``alpha`` and ``scale`` (the
+    derivative's height factor, SLAYER's ``c``) unless given."""
     if isinstance(surrogate, Surrogate):
-        return surrogate if alpha is None else Surrogate(surrogate.name, float(alpha))
+        if alpha is None and scale is None:
+            return surrogate
+        return Surrogate(surrogate.name, float(surrogate.alpha if alpha is None else alpha),
+                         float(surrogate.scale if scale is None else scale))
     if not isinstance(surrogate, str):
         raise ConfigError(f"surrogate must be a name or Surrogate, got {type(surrogate).__name__}")
     name = _ALIASES.get(surrogate.lower(), surrogate.lower())
     check_choice("surrogate", name, SURROGATE_IDS)
-    return Surrogate(name, float(DEFAULT_ALPHA[name] if alpha is None else alpha))
+    return Surrogate(name, float(DEFAULT_ALPHA[name] if alpha is None else alpha),
+                     float(DEFAULT_SCALE.get(name, 1.0) if scale is None else scale))
 
 
 class _SpikeFn(torch.autograd.Function):

@@ -16,16 +16,26 @@ from neuromorph.functional.dynamics import (RESET_IDS, RESET_MODES, DynamicsConf
                                             static_flags)
 
 __all__ = ["RESET_IDS", "RESET_MODES", "DynamicsConfig", "DynamicsParams", "NeuronState", "static_flags",
-           "initial_state", "Engine", "MultiStep", "run_engine"]
+           "initial_state", "carries_i", "carries_a", "Engine", "MultiStep", "run_engine"]
 
 
 def initial_state(x: torch.Tensor, cfg: DynamicsConfig) -> NeuronState:
     """The resting state for a sequence ``x`` of shape ``[T, B, ...]``: v = v_rest, i = a = 0."""
     shape = x.shape[1:]
     v = torch.full(shape, cfg.v_rest, dtype=x.dtype, device=x.device)
-    i = torch.zeros(shape, dtype=x.dtype, device=x.device) if cfg.cuba else None
-    a = torch.zeros(shape, dtype=x.dtype, device=x.device) if cfg.alif else None
+    i = torch.zeros(shape, dtype=x.dtype, device=x.device) if carries_i(cfg) else None
+    a = torch.zeros(shape, dtype=x.dtype, device=x.device) if carries_a(cfg) else None
     return NeuronState(v, i, a)
+
+
+def carries_i(cfg: DynamicsConfig) -> bool:
+    """Whether the state slot ``i`` is used (CubaLIF's current, EF-adLIF's previous spike)."""
+    return bool(cfg.cuba) or cfg.adlif == "ef"
+
+
+def carries_a(cfg: DynamicsConfig) -> bool:
+    """Whether the state slot ``a`` is used (ALIF's threshold adaptation, adLIF's adaptation current)."""
+    return bool(cfg.alif) or cfg.adlif is not None
 
 
 def flat_param(p: Optional[torch.Tensor], state_shape, ref: torch.Tensor) -> torch.Tensor:
@@ -42,10 +52,10 @@ class Engine(Protocol):
     def forward(self, cfg, xf, P, v, i, a, want_mem, save_i):
         """Return ``(out, hseq, mem, iseq, aseq, vT, iT, aT)``: the outputs, the pre-reset membranes (``out``
         itself without firing), the membranes if ``want_mem`` (else None), i_t if ``save_i`` and a_{t−1}
-        (alif) for the backward, and the final state (``i``/``a`` are 1-element placeholders when unused)."""
+        (alif, adlif) for the backward, and the final state (``i``/``a`` are 1-element placeholders when unused)."""
 
     def backward(self, cfg, gout, gmem, hseq, iseq, aseq, xf, P, v0, i0, need_beta, need_alpha, dv, di, da):
-        """Return ``(gx, [dβ, dθ, dκ, dρ, db], dv, di, da)``, the parameter gradients per element ``[M]``."""
+        """Return ``(gx, [dβ, dθ, dκ, dρ, db, dA], dv, di, da)``, the parameter gradients per element ``[M]``."""
 
 
 class MultiStep(torch.autograd.Function):
@@ -53,32 +63,35 @@ class MultiStep(torch.autograd.Function):
 
     The forward keeps only what the backward needs: the pre-reset membrane h_t of every step (the spikes
     and every reset are recomputed from it), plus the synaptic current (CubaLIF, when its decay or a decayed
-    input needs a gradient), the input (when β needs a gradient with ``decay_input``) and a_{t−1} (ALIF).
+    input needs a gradient), EF-adLIF's carried spike, the input (when β needs a gradient with
+    ``decay_input``) and a_{t−1} (ALIF, adLIF).
     """
 
     @staticmethod
-    def forward(ctx, x, beta, threshold, syn_decay, rho, adapt, v0, i0, a0, cfg, want_mem, engine):
+    def forward(ctx, x, beta, threshold, syn_decay, rho, adapt, couple, v0, i0, a0, cfg, want_mem, engine):
         T = x.shape[0]
         shape = x.shape[1:]
         M = v0.numel()
         xf = x.reshape(T, M).contiguous()
-        P = [flat_param(q, shape, x) for q in (beta, threshold, syn_decay, rho, adapt)]
+        params = (beta, threshold, syn_decay, rho, adapt, couple)
+        P = [flat_param(q, shape, x) for q in params]
         need = ctx.needs_input_grad
         need_beta, need_alpha = bool(need[1]), bool(need[3])
-        save_i = cfg.cuba and (need_alpha or (need_beta and cfg.decay_input))
+        save_i = (cfg.cuba and (need_alpha or (need_beta and cfg.decay_input))) or cfg.adlif == "ef"
         want_mem = want_mem and cfg.fire
+        ci, ca = carries_i(cfg), carries_a(cfg)
         v0f = v0.reshape(M).contiguous()
-        i0f = i0.reshape(M).contiguous() if cfg.cuba else x.new_zeros(1)
-        a0f = a0.reshape(M).contiguous() if cfg.alif else x.new_zeros(1)
+        i0f = i0.reshape(M).contiguous() if ci else x.new_zeros(1)
+        a0f = a0.reshape(M).contiguous() if ca else x.new_zeros(1)
         out, hseq, mem, iseq, aseq, vT, iT, aT = engine.forward(cfg, xf, P, v0f.clone(), i0f.clone(), a0f.clone(),
                                                                want_mem, save_i)
         keep_x = xf if (need_beta and cfg.decay_input and not cfg.cuba) else None
         ctx.save_for_backward(hseq, iseq, aseq, keep_x, *P, v0f, i0f)
         ctx.cfg, ctx.shape, ctx.want_mem, ctx.engine = cfg, x.shape, want_mem, engine
         ctx.need_beta, ctx.need_alpha = need_beta, need_alpha
-        ctx.param_shapes = [None if q is None else q.shape for q in (beta, threshold, syn_decay, rho, adapt)]
+        ctx.param_shapes = [None if q is None else q.shape for q in params]
         return (out.view(x.shape), mem.view(x.shape) if want_mem else None, vT.view(shape),
-                iT.view(shape) if cfg.cuba else None, aT.view(shape) if cfg.alif else None)
+                iT.view(shape) if ci else None, aT.view(shape) if ca else None)
 
     @staticmethod
     def backward(ctx, gout, gmem, gvT, giT, gaT):
@@ -97,9 +110,9 @@ class MultiStep(torch.autograd.Function):
         for n, g in enumerate(grads):
             shape = ctx.param_shapes[n]
             pgrads.append(None if shape is None or not need[1 + n] else g.view(state_shape).sum_to_size(shape))
-        return (gx.view(ctx.shape), *pgrads, dv.view(state_shape) if need[6] else None,
-                di.view(state_shape) if (need[7] and cfg.cuba) else None,
-                da.view(state_shape) if (need[8] and cfg.alif) else None, None, None, None)
+        return (gx.view(ctx.shape), *pgrads, dv.view(state_shape) if need[7] else None,
+                di.view(state_shape) if (need[8] and carries_i(cfg)) else None,
+                da.view(state_shape) if (need[9] and carries_a(cfg)) else None, None, None, None)
 
 
 def run_engine(engine: Engine, x: torch.Tensor, params: DynamicsParams, cfg: DynamicsConfig,
@@ -110,7 +123,7 @@ def run_engine(engine: Engine, x: torch.Tensor, params: DynamicsParams, cfg: Dyn
     as_t = lambda q: None if q is None else torch.as_tensor(q, dtype=x.dtype, device=x.device)  # noqa: E731
     out, mem, vT, iT, aT = MultiStep.apply(
         x, as_t(params.beta), as_t(params.threshold), as_t(params.syn_decay), as_t(params.rho), as_t(params.adapt),
-        state.v, state.i, state.a, cfg, bool(return_membrane), engine)
+        as_t(params.couple), state.v, state.i, state.a, cfg, bool(return_membrane), engine)
     if return_membrane and not cfg.fire:
         mem = out
     return out, mem, NeuronState(vT, iT, aT)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from neuromorph.functional.dynamics import SOURCE_HASH, bind, static_flags, torch_definitions
-from neuromorph.kernels.config import DynamicsConfig, DynamicsParams, NeuronState, run_engine
+from neuromorph.kernels.config import DynamicsConfig, DynamicsParams, NeuronState, carries_a, run_engine
 
 _CACHE = os.environ.get("NEUROMORPH_NUMBA_CACHE", "1") != "0"
 
@@ -55,8 +55,8 @@ _NUMBA_OPS = {"where": _where, "exp": math.exp, "absv": abs, "tanh": math.tanh, 
 # configuration by `_compiled`.
 
 
-def _forward_loop(x, beta, thr, syn, rho, adapt, consts, want_mem, save_i, out, hseq, mem, iseq, aseq, vT, iT,
-                  aT):  # pragma: no cover - compiled by numba
+def _forward_loop(x, beta, thr, syn, rho, adapt, couple, consts, want_mem, save_i, out, hseq, mem, iseq, aseq, vT,
+                  iT, aT):  # pragma: no cover - compiled by numba
     T, M = x.shape
     v_reset, v_rest, ramount, k, one, zero = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
     for t in range(T):
@@ -66,33 +66,37 @@ def _forward_loop(x, beta, thr, syn, rho, adapt, consts, want_mem, save_i, out, 
             kappa = zero
             r = zero
             b = zero
-            if CUBA:  # noqa: F821
+            cp = zero
+            if CARRY_I:  # noqa: F821
                 i = iT[m]
+            if CUBA:  # noqa: F821
                 kappa = syn[m]
-            if ALIF:  # noqa: F821
+            if CARRY_A:  # noqa: F821
                 a = aT[m]
                 r = rho[m]
                 b = adapt[m]
                 aseq[t, m] = a
-            o, h, v, i, a = step(x[t, m], vT[m], i, a, beta[m], thr[m], kappa, r, b, v_rest, v_reset,  # noqa: F821
-                                 ramount, k, one, zero)
+            if ADLIF:  # noqa: F821
+                cp = couple[m]
+            o, h, v, i, a = step(x[t, m], vT[m], i, a, beta[m], thr[m], kappa, r, b, cp, v_rest,  # noqa: F821
+                                 v_reset, ramount, k, one, zero)
             out[t, m] = o
             vT[m] = v
             if FIRE:  # noqa: F821
                 hseq[t, m] = h
                 if want_mem:
                     mem[t, m] = v
-            if CUBA:  # noqa: F821
+            if CARRY_I:  # noqa: F821
                 iT[m] = i
                 if save_i:
                     iseq[t, m] = i
-            if ALIF:  # noqa: F821
+            if CARRY_A:  # noqa: F821
                 aT[m] = a
 
 
-def _backward_loop(gout, gmem, hseq, iseq, aseq, x, beta, thr, syn, rho, adapt, v0, i0, consts, salpha, sid, have_gmem,
-                   need_beta, need_alpha, gx, gbeta, gthr, gsyn, grho, gadapt, dv, di,
-                   da):  # pragma: no cover - compiled by numba
+def _backward_loop(gout, gmem, hseq, iseq, aseq, x, beta, thr, syn, rho, adapt, couple, v0, i0, consts, salpha,
+                   sscale, sid, have_gmem, need_beta, need_alpha, gx, gbeta, gthr, gsyn, grho, gadapt, gcouple, dv,
+                   di, da):  # pragma: no cover - compiled by numba
     T, M = gout.shape
     v_reset, v_rest, ramount, k, one, zero = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
     for t in range(T - 1, -1, -1):
@@ -104,47 +108,58 @@ def _backward_loop(gout, gmem, hseq, iseq, aseq, x, beta, thr, syn, rho, adapt, 
             dam = zero
             r = zero
             b = zero
+            cp = zero
             dim = zero
             kappa = zero
             iprev = zero
             dterm = zero
-            if ALIF:  # noqa: F821
+            vprev = zero
+            if CARRY_A:  # noqa: F821
                 aprev = aseq[t, m]
                 dam = da[m]
                 r = rho[m]
                 b = adapt[m]
-            if CUBA:  # noqa: F821
+            if ADLIF:  # noqa: F821
+                cp = couple[m]
+            if CARRY_I:  # noqa: F821
                 dim = di[m]
+            if CUBA:  # noqa: F821
                 kappa = syn[m]
                 if need_alpha:
                     iprev = i0[m] if t == 0 else iseq[t - 1, m]
-            if need_beta:
+            if ADLIF == 2:  # noqa: F821
+                iprev = i0[m] if t == 0 else iseq[t - 1, m]
+            if need_beta or ADLIF == 2:  # noqa: F821
                 vprev = v0[m]
                 if t > 0:
                     ap = aseq[t - 1, m] if ALIF else zero  # noqa: F821
                     vprev = membrane_after(hseq[t - 1, m], threshold(thr[m], ap), k, v_reset,  # noqa: F821
                                            ramount, one, zero)
+            if need_beta:
                 y = zero
                 if DECAY_INPUT:  # noqa: F821
                     y = iseq[t, m] if CUBA else x[t, m]  # noqa: F821
-                dterm = beta_term(vprev, y, v_rest)  # noqa: F821
-            dx, dvn, din, dan, gb, gth, gsy, grh, gad = adjoint(  # noqa: F821
-                gout[t, m], dvm, dim, dam, hseq[t, m], aprev, dterm, iprev, beta[m], thr[m], kappa, r, b, v_reset,
-                ramount, k, salpha, sid, one, zero)
+                dterm = beta_term(vprev, y, aprev, v_rest)  # noqa: F821
+            dx, dvn, din, dan, gb, gth, gsy, grh, gad, gcp = adjoint(  # noqa: F821
+                gout[t, m], dvm, dim, dam, hseq[t, m], aprev, dterm, iprev, vprev, beta[m], thr[m], kappa, r, b, cp,
+                v_reset, ramount, k, salpha, sscale, sid, one, zero)
             gx[t, m] = dx
             dv[m] = dvn
             if FIRE:  # noqa: F821
                 gthr[m] += gth
             if need_beta:
                 gbeta[m] += gb
-            if CUBA:  # noqa: F821
+            if CARRY_I:  # noqa: F821
                 di[m] = din
+            if CUBA:  # noqa: F821
                 if need_alpha:
                     gsyn[m] += gsy
-            if ALIF:  # noqa: F821
+            if CARRY_A:  # noqa: F821
                 da[m] = dan
                 grho[m] += grh
                 gadapt[m] += gad
+            if ADLIF:  # noqa: F821
+                gcouple[m] += gcp
 
 
 _COMPILED: dict = {}
@@ -177,22 +192,24 @@ class _Numba:
         dummy = xf.new_zeros(1, 1)
         mem = torch.empty_like(xf) if want_mem else dummy
         iseq = torch.empty_like(xf) if save_i else dummy
-        aseq = torch.empty_like(xf) if cfg.alif else dummy
+        aseq = torch.empty_like(xf) if carries_a(cfg) else dummy
         _compiled(cfg, False)(xf.numpy(), *(q.numpy() for q in P), _consts(cfg, xf.numpy().dtype), want_mem, save_i,
                               out.numpy(), hseq.numpy(), mem.numpy(), iseq.numpy(), aseq.numpy(), v.numpy(),
                               i.numpy(), a.numpy())
-        return (out, hseq, mem if want_mem else None, iseq if save_i else None, aseq if cfg.alif else None, v, i, a)
+        return (out, hseq, mem if want_mem else None, iseq if save_i else None, aseq if carries_a(cfg) else None, v,
+                i, a)
 
     @staticmethod
     def backward(cfg, gout, gmem, hseq, iseq, aseq, xf, P, v0, i0, need_beta, need_alpha, dv, di, da):
         M = v0.numel()
         gx = torch.empty_like(gout)
-        grads = [hseq.new_zeros(M) for _ in range(5)]
+        grads = [hseq.new_zeros(M) for _ in range(6)]
         dummy = hseq.new_zeros(1, 1)
         arr = lambda q: (dummy if q is None else q).numpy()  # noqa: E731
         _compiled(cfg, True)(gout.numpy(), arr(gmem), hseq.numpy(), arr(iseq), arr(aseq), arr(xf),
                              *(q.numpy() for q in P), v0.numpy(), i0.numpy(), _consts(cfg, gout.numpy().dtype),
-                             float(cfg.surrogate.alpha), cfg.surrogate.id, gmem is not None, need_beta, need_alpha,
+                             float(cfg.surrogate.alpha), float(cfg.surrogate.scale), cfg.surrogate.id, gmem is not None,
+                             need_beta, need_alpha,
                              gx.numpy(), *(g.numpy() for g in grads), dv.numpy(), di.numpy(), da.numpy())
         return gx, grads, dv, di, da
 
@@ -208,10 +225,10 @@ class _Torch:
         ramount = cfg.reset_amount or 0.0
         outs, hs, mems, iseq, aseq = [], [], [], [], []
         for t in range(xf.shape[0]):
-            if cfg.alif:
+            if carries_a(cfg):
                 aseq.append(a)
-            o, h, v, i, a = D.step(xf[t], v, i, a, P[0], P[1], P[2], P[3], P[4], cfg.v_rest, cfg.v_reset, ramount,
-                                   cfg.mpr_k, one, zero)
+            o, h, v, i, a = D.step(xf[t], v, i, a, P[0], P[1], P[2], P[3], P[4], P[5], cfg.v_rest, cfg.v_reset,
+                                   ramount, cfg.mpr_k, one, zero)
             outs.append(o)
             hs.append(h)
             if want_mem:
@@ -227,23 +244,27 @@ class _Torch:
         D = torch_definitions(static_flags(cfg, adjoint=True))
         one, zero = gout.new_ones(()), gout.new_zeros(())
         ramount = cfg.reset_amount or 0.0
-        grads = [zero] * 5
+        grads = [zero] * 6
         gx = torch.empty_like(gout)
+        ef = cfg.adlif == "ef"
         for t in range(gout.shape[0] - 1, -1, -1):
             dvm = dv + gmem[t] if gmem is not None else dv
-            aprev = aseq[t] if cfg.alif else zero
-            iprev = (i0 if t == 0 else iseq[t - 1]) if (cfg.cuba and need_alpha) else zero
+            aprev = aseq[t] if carries_a(cfg) else zero
+            iprev = (i0 if t == 0 else iseq[t - 1]) if ((cfg.cuba and need_alpha) or ef) else zero
             dterm = zero
-            if need_beta:
+            vprev = zero
+            if need_beta or ef:
                 vprev = v0
                 if t > 0:
                     th = D.threshold(P[1], aseq[t - 1] if cfg.alif else zero)
                     vprev = D.membrane_after(hseq[t - 1], th, cfg.mpr_k, cfg.v_reset, ramount, one, zero)
+            if need_beta:
                 y = (iseq[t] if cfg.cuba else xf[t]) if cfg.decay_input else zero
-                dterm = D.beta_term(vprev, y, cfg.v_rest)
-            dx, dv, di, da, *g = D.adjoint(gout[t], dvm, di, da, hseq[t], aprev, dterm, iprev, P[0], P[1], P[2], P[3],
-                                           P[4], cfg.v_reset, ramount, cfg.mpr_k, float(cfg.surrogate.alpha),
-                                           cfg.surrogate.id, one, zero)
+                dterm = D.beta_term(vprev, y, aprev, cfg.v_rest)
+            dx, dv, di, da, *g = D.adjoint(gout[t], dvm, di, da, hseq[t], aprev, dterm, iprev, vprev, P[0], P[1], P[2],
+                                           P[3], P[4], P[5], cfg.v_reset, ramount, cfg.mpr_k,
+                                           float(cfg.surrogate.alpha), float(cfg.surrogate.scale), cfg.surrogate.id,
+                                           one, zero)
             gx[t] = dx
             grads = [acc + inc for acc, inc in zip(grads, g)]
         M = v0.numel()

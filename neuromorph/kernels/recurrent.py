@@ -33,7 +33,8 @@ import torch
 from neuromorph.functional import dynamics
 from neuromorph.functional.dynamics import SOURCE_HASH, bind, static_flags
 from neuromorph.kernels import fused as _fused
-from neuromorph.kernels.config import DynamicsConfig, DynamicsParams, NeuronState, flat_param, initial_state
+from neuromorph.kernels.config import (DynamicsConfig, DynamicsParams, NeuronState, carries_a, carries_i, flat_param,
+                                       initial_state)
 
 __all__ = ["RecurrentState", "run", "run_steps", "fused_supported"]
 
@@ -70,8 +71,8 @@ def run_steps(x: torch.Tensor, V: torch.Tensor, step_fn: Callable, state: Option
 # ----------------------------------------------------------------------------------------------------------
 # the fused recurrent kernel (numba)
 # ----------------------------------------------------------------------------------------------------------
-def _forward_loop(x, VT, s0, beta, thr, syn, rho, adapt, consts, save_i, out, hseq, yseq, iseq, aseq, vT, iT,
-                  aT):  # pragma: no cover - compiled by numba
+def _forward_loop(x, VT, s0, beta, thr, syn, rho, adapt, couple, consts, save_i, out, hseq, yseq, iseq, aseq, vT,
+                  iT, aT):  # pragma: no cover - compiled by numba
     T, B, N = x.shape
     v_reset, v_rest, ramount, k, one, zero = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
     for t in range(T):
@@ -92,30 +93,34 @@ def _forward_loop(x, VT, s0, beta, thr, syn, rho, adapt, consts, save_i, out, hs
                 kappa = zero
                 r = zero
                 bb = zero
-                if CUBA:  # noqa: F821
+                cp = zero
+                if CARRY_I:  # noqa: F821
                     i = iT[m]
+                if CUBA:  # noqa: F821
                     kappa = syn[m]
-                if ALIF:  # noqa: F821
+                if CARRY_A:  # noqa: F821
                     a = aT[m]
                     r = rho[m]
                     bb = adapt[m]
                     aseq[t, b, n] = a
-                o, h, v, i, a = step(y[n], vT[m], i, a, beta[m], thr[m], kappa, r, bb, v_rest, v_reset,  # noqa: F821
-                                     ramount, k, one, zero)
+                if ADLIF:  # noqa: F821
+                    cp = couple[m]
+                o, h, v, i, a = step(y[n], vT[m], i, a, beta[m], thr[m], kappa, r, bb, cp, v_rest,  # noqa: F821
+                                     v_reset, ramount, k, one, zero)
                 out[t, b, n] = o
                 hseq[t, b, n] = h
                 vT[m] = v
-                if CUBA:  # noqa: F821
+                if CARRY_I:  # noqa: F821
                     iT[m] = i
                     if save_i:
                         iseq[t, b, n] = i
-                if ALIF:  # noqa: F821
+                if CARRY_A:  # noqa: F821
                     aT[m] = a
 
 
-def _backward_loop(gout, hseq, yseq, iseq, aseq, V, beta, thr, syn, rho, adapt, v0, i0, consts, salpha, sid,
-                   need_beta, need_alpha, gy, gbeta, gthr, gsyn, grho, gadapt, dv, di, da, ds, out, s0, event_dv,
-                   gVT):  # pragma: no cover - compiled by numba
+def _backward_loop(gout, hseq, yseq, iseq, aseq, V, beta, thr, syn, rho, adapt, couple, v0, i0, consts, salpha,
+                   sscale, sid, need_beta, need_alpha, gy, gbeta, gthr, gsyn, grho, gadapt, gcouple, dv, di, da, ds,
+                   out, s0, event_dv, gVT):  # pragma: no cover - compiled by numba
     T, B, N = gout.shape
     v_reset, v_rest, ramount, k, one, zero = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
     for t in range(T - 1, -1, -1):
@@ -126,46 +131,57 @@ def _backward_loop(gout, hseq, yseq, iseq, aseq, V, beta, thr, syn, rho, adapt, 
                 dam = zero
                 r = zero
                 bb = zero
+                cp = zero
                 dim = zero
                 kappa = zero
                 iprev = zero
                 dterm = zero
-                if ALIF:  # noqa: F821
+                vprev = zero
+                if CARRY_A:  # noqa: F821
                     aprev = aseq[t, b, n]
                     dam = da[m]
                     r = rho[m]
                     bb = adapt[m]
-                if CUBA:  # noqa: F821
+                if ADLIF:  # noqa: F821
+                    cp = couple[m]
+                if CARRY_I:  # noqa: F821
                     dim = di[m]
+                if CUBA:  # noqa: F821
                     kappa = syn[m]
                     if need_alpha:
                         iprev = i0[m] if t == 0 else iseq[t - 1, b, n]
-                if need_beta:
+                if ADLIF == 2:  # noqa: F821
+                    iprev = i0[m] if t == 0 else iseq[t - 1, b, n]
+                if need_beta or ADLIF == 2:  # noqa: F821
                     vprev = v0[m]
                     if t > 0:
                         ap = aseq[t - 1, b, n] if ALIF else zero  # noqa: F821
                         vprev = membrane_after(hseq[t - 1, b, n], threshold(thr[m], ap), k, v_reset,  # noqa: F821
                                                ramount, one, zero)
+                if need_beta:
                     yy = zero
                     if DECAY_INPUT:  # noqa: F821
                         yy = iseq[t, b, n] if CUBA else yseq[t, b, n]  # noqa: F821
-                    dterm = beta_term(vprev, yy, v_rest)  # noqa: F821
-                dx, dvn, din, dan, gb, gth, gsy, grh, gad = adjoint(  # noqa: F821
-                    gout[t, b, n] + ds[b, n], dv[m], dim, dam, hseq[t, b, n], aprev, dterm, iprev, beta[m], thr[m],
-                    kappa, r, bb, v_reset, ramount, k, salpha, sid, one, zero)
+                    dterm = beta_term(vprev, yy, aprev, v_rest)  # noqa: F821
+                dx, dvn, din, dan, gb, gth, gsy, grh, gad, gcp = adjoint(  # noqa: F821
+                    gout[t, b, n] + ds[b, n], dv[m], dim, dam, hseq[t, b, n], aprev, dterm, iprev, vprev, beta[m],
+                    thr[m], kappa, r, bb, cp, v_reset, ramount, k, salpha, sscale, sid, one, zero)
                 gy[t, b, n] = dx
                 dv[m] = dvn
                 gthr[m] += gth
                 if need_beta:
                     gbeta[m] += gb
-                if CUBA:  # noqa: F821
+                if CARRY_I:  # noqa: F821
                     di[m] = din
+                if CUBA:  # noqa: F821
                     if need_alpha:
                         gsyn[m] += gsy
-                if ALIF:  # noqa: F821
+                if CARRY_A:  # noqa: F821
                     da[m] = dan
                     grho[m] += grh
                     gadapt[m] += gad
+                if ADLIF:  # noqa: F821
+                    gcouple[m] += gcp
         # dL/ds_{t-1} through y_t = x_t + V s_{t-1}: one BLAS product per step
         ds[:, :] = np.dot(gy[t], V)
         if event_dv:  # dL/dV[:, j] += dL/dy_t[b] for every spike s_{t-1}[b, j] (sparse spikes: cheaper than a product)
@@ -179,10 +195,10 @@ def _backward_loop(gout, hseq, yseq, iseq, aseq, V, beta, thr, syn, rho, adapt, 
 
 #: the per-element signatures the loops above call; another signature (a model with more state or
 #: parameter slots) runs through the step loop instead of a wrong kernel
-_STEP_ARGS = ("y", "v", "i", "a", "beta", "th0", "syn_decay", "rho", "adapt", "v_rest", "v_reset", "ramount", "k",
-              "one", "zero")
-_ADJOINT_ARGS = ("gs", "dv", "di", "da", "h", "aprev", "dterm", "iprev", "beta", "th0", "syn_decay", "rho", "adapt",
-                 "v_reset", "ramount", "k", "salpha", "sid", "one", "zero")
+_STEP_ARGS = ("y", "v", "i", "a", "beta", "th0", "syn_decay", "rho", "adapt", "couple", "v_rest", "v_reset",
+              "ramount", "k", "one", "zero")
+_ADJOINT_ARGS = ("gs", "dv", "di", "da", "h", "aprev", "dterm", "iprev", "vprev", "beta", "th0", "syn_decay", "rho",
+                 "adapt", "couple", "v_reset", "ramount", "k", "salpha", "sscale", "sid", "one", "zero")
 _KNOWN_FLAGS = frozenset(static_flags(DynamicsConfig()))
 
 _COMPILED: dict = {}
@@ -209,7 +225,7 @@ def _one_blas_thread():
 def fused_supported(x: torch.Tensor, params: DynamicsParams, cfg: DynamicsConfig) -> bool:
     """Whether the fused recurrent kernel runs this case (else :func:`run` takes the step loop)."""
     return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and cfg.fire
-            and type(params) is DynamicsParams and len(params) == 5 and len(NeuronState._fields) == 3
+            and type(params) is DynamicsParams and len(params) == 6 and len(NeuronState._fields) == 3
             and set(static_flags(cfg)) == _KNOWN_FLAGS
             and tuple(inspect.signature(dynamics.step).parameters) == _STEP_ARGS
             and tuple(inspect.signature(dynamics.adjoint).parameters) == _ADJOINT_ARGS)
@@ -232,53 +248,57 @@ class RecurrentMultiStep(torch.autograd.Function):
     """The recurrent dynamics over all T steps as one autograd node (forward and adjoint in numba).
 
     Saved for the backward: the pre-reset membranes h_t (spikes and resets are recomputed from them), the
-    input currents y_t (for ∂β with ``decay_input``), the spikes (for ∂V), i_t (CubaLIF) and a_{t−1} (ALIF).
+    input currents y_t (for ∂β with ``decay_input``), the spikes (for ∂V), i_t (CubaLIF; EF-adLIF's carried
+    spike) and a_{t−1} (ALIF, adLIF).
     """
 
     @staticmethod
-    def forward(ctx, x, V, beta, threshold, syn_decay, rho, adapt, v0, i0, a0, s0, cfg):
+    def forward(ctx, x, V, beta, threshold, syn_decay, rho, adapt, couple, v0, i0, a0, s0, cfg):
         T, B, N = x.shape
         M = B * N
         xf = x.contiguous()
-        P = [flat_param(q, (B, N), x) for q in (beta, threshold, syn_decay, rho, adapt)]
+        params = (beta, threshold, syn_decay, rho, adapt, couple)
+        P = [flat_param(q, (B, N), x) for q in params]
         need = ctx.needs_input_grad
         need_beta, need_alpha = bool(need[2]), bool(need[4])
-        save_i = cfg.cuba and (need_alpha or (need_beta and cfg.decay_input))
+        save_i = (cfg.cuba and (need_alpha or (need_beta and cfg.decay_input))) or cfg.adlif == "ef"
+        ci, ca = carries_i(cfg), carries_a(cfg)
         Vd = V.detach().to(x.dtype).contiguous()
         out = torch.empty_like(xf)
         hseq = torch.empty_like(xf)
         yseq = torch.empty_like(xf)
         dummy = xf.new_zeros(1, 1, 1)
         iseq = torch.empty_like(xf) if save_i else dummy
-        aseq = torch.empty_like(xf) if cfg.alif else dummy
+        aseq = torch.empty_like(xf) if ca else dummy
         v = v0.reshape(M).clone()
-        i = i0.reshape(M).clone() if cfg.cuba else xf.new_zeros(1)
-        a = a0.reshape(M).clone() if cfg.alif else xf.new_zeros(1)
+        i = i0.reshape(M).clone() if ci else xf.new_zeros(1)
+        a = a0.reshape(M).clone() if ca else xf.new_zeros(1)
         s0c = s0.detach().to(x.dtype).reshape(B, N).contiguous()
         consts = _fused._consts(cfg, xf.numpy().dtype)
         _compiled(cfg, False)(xf.detach().numpy(), Vd.t().contiguous().numpy(), s0c.numpy(), *(q.detach().numpy() for q in P),
                               consts, save_i, out.numpy(), hseq.numpy(), yseq.numpy(), iseq.numpy(), aseq.numpy(),
                               v.numpy(), i.numpy(), a.numpy())
-        ctx.save_for_backward(hseq, yseq, iseq if save_i else None, aseq if cfg.alif else None, out, s0c, Vd, *P,
-                              v0.reshape(M).contiguous(), i0.reshape(M).contiguous() if cfg.cuba else xf.new_zeros(1))
+        ctx.save_for_backward(hseq, yseq, iseq if save_i else None, aseq if ca else None, out, s0c, Vd, *P,
+                              v0.reshape(M).contiguous(), i0.reshape(M).contiguous() if ci else xf.new_zeros(1))
         ctx.cfg, ctx.need_beta, ctx.need_alpha = cfg, need_beta, need_alpha
-        ctx.param_shapes = [None if q is None else q.shape for q in (beta, threshold, syn_decay, rho, adapt)]
+        ctx.param_shapes = [None if q is None else q.shape for q in params]
         ctx.v_dtype = V.dtype
-        return out, v.view(B, N), i.view(B, N) if cfg.cuba else None, a.view(B, N) if cfg.alif else None
+        return out, v.view(B, N), i.view(B, N) if ci else None, a.view(B, N) if ca else None
 
     @staticmethod
     def backward(ctx, gout, gvT, giT, gaT):
         hseq, yseq, iseq, aseq, out, s0, V, *rest = ctx.saved_tensors
-        P, v0, i0 = rest[:5], rest[5], rest[6]
+        P, v0, i0 = rest[:6], rest[6], rest[7]
         cfg = ctx.cfg
+        ci, ca = carries_i(cfg), carries_a(cfg)
         T, B, N = hseq.shape
         M = B * N
         gout = hseq.new_zeros(T, B, N) if gout is None else gout.contiguous()
         vec = lambda g: hseq.new_zeros(M) if g is None else g.reshape(M).contiguous().clone()  # noqa: E731
-        dv, di, da = vec(gvT), vec(giT) if cfg.cuba else hseq.new_zeros(1), vec(gaT) if cfg.alif else hseq.new_zeros(1)
+        dv, di, da = vec(gvT), vec(giT) if ci else hseq.new_zeros(1), vec(gaT) if ca else hseq.new_zeros(1)
         gy = torch.empty_like(hseq)
         ds = hseq.new_zeros(B, N)
-        grads = [hseq.new_zeros(M) for _ in range(5)]
+        grads = [hseq.new_zeros(M) for _ in range(6)]
         dummy = hseq.new_zeros(1, 1, 1)
         arr = lambda q: (dummy if q is None else q).numpy()  # noqa: E731
         need = ctx.needs_input_grad
@@ -289,8 +309,9 @@ class RecurrentMultiStep(torch.autograd.Function):
         with _one_blas_thread():
             kernel(gout.numpy(), hseq.numpy(), yseq.numpy(), arr(iseq), arr(aseq), V.numpy(),
                    *(q.numpy() for q in P), v0.numpy(), i0.numpy(), _fused._consts(cfg, hseq.numpy().dtype),
-                   float(cfg.surrogate.alpha), cfg.surrogate.id, ctx.need_beta, ctx.need_alpha, gy.numpy(),
-                   *(g.numpy() for g in grads), dv.numpy(), di.numpy(), da.numpy(), ds.numpy(), out.numpy(),
+                   float(cfg.surrogate.alpha), float(cfg.surrogate.scale), cfg.surrogate.id, ctx.need_beta,
+                   ctx.need_alpha, gy.numpy(), *(g.numpy() for g in grads), dv.numpy(), di.numpy(), da.numpy(),
+                   ds.numpy(), out.numpy(),
                    s0.numpy(), event_dv, gVT.numpy())
         gV = None
         if event_dv:
@@ -302,9 +323,9 @@ class RecurrentMultiStep(torch.autograd.Function):
         for n, g in enumerate(grads):
             shape = ctx.param_shapes[n]
             pgrads.append(None if shape is None or not need[2 + n] else g.view(B, N).sum_to_size(shape))
-        return (gy, gV, *pgrads, dv.view(B, N) if need[7] else None,
-                di.view(B, N) if (need[8] and cfg.cuba) else None, da.view(B, N) if (need[9] and cfg.alif) else None,
-                ds if need[10] else None, None)
+        return (gy, gV, *pgrads, dv.view(B, N) if need[8] else None,
+                di.view(B, N) if (need[9] and ci) else None, da.view(B, N) if (need[10] and ca) else None,
+                ds if need[11] else None, None)
 
 
 def run(x: torch.Tensor, V: torch.Tensor, params: DynamicsParams, cfg: DynamicsConfig,
@@ -325,7 +346,7 @@ def run(x: torch.Tensor, V: torch.Tensor, params: DynamicsParams, cfg: DynamicsC
         as_t = lambda q: None if q is None else torch.as_tensor(q, dtype=x.dtype, device=x.device)  # noqa: E731
         out, vT, iT, aT = RecurrentMultiStep.apply(
             x, V, as_t(params.beta), as_t(params.threshold), as_t(params.syn_decay), as_t(params.rho),
-            as_t(params.adapt), nstate.v, nstate.i, nstate.a, s0, cfg)
+            as_t(params.adapt), as_t(params.couple), nstate.v, nstate.i, nstate.a, s0, cfg)
         return out, RecurrentState(NeuronState(vT, iT, aT), out[-1])
 
     def step_fn(y, st):

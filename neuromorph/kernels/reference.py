@@ -41,6 +41,8 @@ def run(
     """
     if state is None:
         state = initial_state(x, cfg)
+    if cfg.adlif is not None:
+        return _run_adlif(x, params, cfg, state, return_membrane)
     v, i, a = state
     beta, theta = params.beta, params.threshold
     c = (1 - beta) if cfg.decay_input else 1.0
@@ -72,3 +74,35 @@ def run(
     out = torch.stack(outs)
     membrane = (out if not cfg.fire else torch.stack(mems)) if return_membrane else None
     return out, membrane, NeuronState(v, i, a)
+
+
+def _run_adlif(x: torch.Tensor, params: DynamicsParams, cfg: DynamicsConfig, state: NeuronState,
+               return_membrane: bool):
+    """Adaptive LIF with the adaptation current w (Baronig et al., Nat Commun 2025), written out on its own:
+    u = α u + (1 − α)(I − w) then spike, reset, and w = β w + (1 − β)(A u + B z) with the new u, z
+    (symplectic Euler, ``"se"``) or the previous ones (Euler forward, ``"ef"``)."""
+    u, z_prev, w = state
+    alpha, beta_w = params.beta, params.rho
+    A, B = params.couple, params.adapt
+    gain = (1 - alpha) if cfg.decay_input else 1.0
+    outs, mems = [], []
+    for t in range(x.shape[0]):
+        u_tilde = alpha * u + (1 - alpha) * cfg.v_rest + gain * (x[t] - w)
+        z = fire(u_tilde, params.threshold, cfg)
+        zr = z.detach() if cfg.detach_reset else z
+        if cfg.reset == "hard":
+            u_new = u_tilde * (1 - zr) + cfg.v_reset * zr
+        elif cfg.reset == "soft":
+            u_new = u_tilde - zr * (params.threshold if cfg.reset_amount is None else cfg.reset_amount)
+        else:
+            u_new = u_tilde
+        if cfg.adlif == "se":
+            w = beta_w * w + (1 - beta_w) * (A * u_new + B * z)
+        else:
+            w = beta_w * w + (1 - beta_w) * (A * u + B * z_prev)
+        u, z_prev = u_new, z
+        outs.append(z)
+        if return_membrane:
+            mems.append(u)
+    return (torch.stack(outs), torch.stack(mems) if return_membrane else None,
+            NeuronState(u, z_prev if cfg.adlif == "ef" else None, w))

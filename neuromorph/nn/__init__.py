@@ -5,7 +5,8 @@ from neuromorph.nn.protocol import LayerDecl, Role, register_layer, unregister_l
 from neuromorph.nn.layers import (  # noqa: F401
     AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Conv3d, Dropout, Flatten, Linear,
     MaxPool1d, MaxPool2d, SequenceDropout, TimeDistributed, merge_time)
-from neuromorph.nn.neurons import ALIF, IF, LI, LIF, CubaLIF, NeuronSpec, SpikingNeuron  # noqa: F401
+from neuromorph.nn.neurons import (  # noqa: F401
+    ALIF, IF, LI, LIF, AdLIF, CubaLIF, EFAdLIF, NeuronSpec, SEAdLIF, SpikingNeuron, apply_constraints)
 from neuromorph.nn.delays import DelayedLinear, SigmaSchedule, clamp_after_step, clamp_positions, round_delays, rounded_delays  # noqa: F401
 from neuromorph.nn.mpbn import MPBN, MPBNLIF, fold_mpbn  # noqa: F401
 from neuromorph.nn.hoyer import HoyerSpike, hoyer_extremum, hoyer_regularizer, hoyer_square  # noqa: F401

@@ -4,10 +4,15 @@ Every neuron takes a time-major ``[T, B, *features]`` sequence and returns the s
 Neurons keep no state between calls (no ``reset_net`` to forget); ``streaming=True`` turns on online
 inference, where ``forward(x, state)`` returns ``(spikes, state)`` and the state is passed back in.
 Time constants are in steps, or in seconds when ``dt`` is given.
+
+Layers whose parameters must stay in a range (the adaptive LIF's time constants and couplings) define
+``apply_constraints()``, a projection onto that range that the training loop calls after every optimizer
+step (:func:`apply_constraints`); the forward pass itself never clamps.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
@@ -31,12 +36,13 @@ class NeuronSpec:
     Time constants are in steps (multiply by ``dt`` for seconds, when known). Unused fields are None.
     """
 
-    kind: str  # "IF", "LIF", "ALIF", "CubaLIF", "LI"
+    kind: str  # "IF", "LIF", "ALIF", "CubaLIF", "LI", "SEAdLIF", "EFAdLIF"
     threshold: Optional[torch.Tensor]
     tau: Optional[torch.Tensor] = None  # membrane
     tau_syn: Optional[torch.Tensor] = None
     tau_adapt: Optional[torch.Tensor] = None
-    adapt_increment: Optional[torch.Tensor] = None
+    adapt_increment: Optional[torch.Tensor] = None  # ALIF: threshold jump; adLIF: jump of w per spike (q·b)
+    adapt_coupling: Optional[torch.Tensor] = None  # adLIF: sub-threshold coupling of w to the membrane (q·a)
     reset: str = "none"
     v_reset: float = 0.0
     reset_amount: Optional[float] = None
@@ -305,3 +311,120 @@ class LI(SpikingNeuron):
 
     def spec(self) -> NeuronSpec:
         return NeuronSpec(kind="LI", threshold=None, tau=self.tau.detach(), decay_input=self.decay_input, dt=self.dt)
+
+
+class AdLIF(SpikingNeuron):
+    """Adaptive LIF with an adaptation current (Baronig, Ferrand, Sabathiel & Legenstein, Nat Commun 2025), the
+    common base of :class:`SEAdLIF` and :class:`EFAdLIF`. Per step, with I_t the input::
+
+        ũ_t = α u_{t−1} + (1 − α)(I_t − w_{t−1})        α = exp(−1/τ_u)
+        z_t = H(ũ_t − ϑ)                                  (strict)
+        u_t = ũ_t (1 − sg(z_t))                           (hard reset to 0, no gradient through the reset)
+        w_t = β w_{t−1} + (1 − β) q (a u + b z)           β = exp(−1/τ_w)
+
+    where (u, z) are the new values (u_t, z_t) for the symplectic-Euler SE-adLIF and the previous ones
+    (u_{t−1}, z_{t−1}) for the Euler-forward EF-adLIF. Per neuron and learnable: τ_u = w_u τ_u,max +
+    (1 − w_u) τ_u,min and τ_w likewise (w_u, w_w initialised U[0, 1]), ``a`` (U[0, 1]) and ``b`` (U[0, 2]).
+    Their ranges, w_u, w_w, a ∈ [0, 1] and b ∈ [0, 2], are kept by :meth:`apply_constraints`, which the
+    training loop calls after each optimizer step. Time constants are in steps (in seconds with ``dt``).
+    The default surrogate is SLAYER's exponential (α = 5, c = 0.4).
+    """
+
+    kind = "adLIF"
+    scheme = "se"
+    default_q = 120.0
+    updates_per_step = 2  # membrane and adaptation current: the energy report charges both
+
+    def __init__(self, features: int, tau_u_range: Sequence[float] = (5.0, 25.0),
+                 tau_w_range: Sequence[float] = (60.0, 300.0), q: Optional[float] = None, threshold: Number = 1.0,
+                 surrogate: Union[str, Surrogate] = "slayer_exp", alpha: Optional[float] = None,
+                 scale: Optional[float] = None, backend: str = "auto", streaming: bool = False,
+                 check_finite: bool = False, dt: Optional[float] = None):
+        if isinstance(features, bool) or not isinstance(features, int) or features < 1:
+            raise ConfigError(f"{type(self).__name__}: features={features!r} must be a positive integer")
+        super().__init__(threshold=threshold, reset="hard", v_reset=0.0, detach_reset=True,
+                         surrogate=get_surrogate(surrogate, alpha, scale), shape=(features,), backend=backend,
+                         streaming=streaming, check_finite=check_finite, dt=dt)
+        self.features = features
+        self.q = float(self.default_q if q is None else q)
+        if not math.isfinite(self.q) or self.q < 0:
+            raise ConfigError(f"{type(self).__name__}: q={q!r} must be a finite number >= 0")
+        self.tau_u_range = self._range("tau_u_range", tau_u_range)
+        self.tau_w_range = self._range("tau_w_range", tau_w_range)
+        self._register("w_u", torch.rand(features), True)
+        self._register("w_w", torch.rand(features), True)
+        self._register("a", torch.rand(features), True)
+        self._register("b", 2 * torch.rand(features), True)
+
+    def _range(self, name: str, value: Sequence[float]) -> tuple[float, float]:
+        try:
+            lo, hi = (float(v) for v in value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{type(self).__name__}: {name}={value!r} must be a pair (min, max)") from None
+        if self.dt is not None:
+            lo, hi = lo / self.dt, hi / self.dt
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi):
+            raise ConfigError(f"{type(self).__name__}: {name}={value!r} must satisfy 0 < min <= max (in steps, or "
+                              f"seconds with dt)")
+        return lo, hi
+
+    @property
+    def tau_u(self) -> torch.Tensor:
+        """Membrane time constants in steps, ``[features]``."""
+        lo, hi = self.tau_u_range
+        return self.w_u * hi + (1 - self.w_u) * lo
+
+    @property
+    def tau_w(self) -> torch.Tensor:
+        """Adaptation time constants in steps, ``[features]``."""
+        lo, hi = self.tau_w_range
+        return self.w_w * hi + (1 - self.w_w) * lo
+
+    def apply_constraints(self) -> None:
+        """Project the parameters onto their ranges in place: w_u, w_w, a ∈ [0, 1], b ∈ [0, 2]."""
+        with torch.no_grad():
+            for p, hi in ((self.w_u, 1.0), (self.w_w, 1.0), (self.a, 1.0), (self.b, 2.0)):
+                p.clamp_(0.0, hi)
+
+    def dynamics(self):
+        cfg = DynamicsConfig(reset=self.reset, v_reset=self.v_reset, detach_reset=self.detach_reset,
+                             surrogate=self.surrogate, decay_input=True, adlif=self.scheme)
+        return cfg, DynamicsParams(torch.exp(-1 / self.tau_u), self.threshold, rho=torch.exp(-1 / self.tau_w),
+                                   adapt=self.q * self.b, couple=self.q * self.a)
+
+    def spec(self) -> NeuronSpec:
+        return self._spec(self.kind, tau=self.tau_u.detach(), tau_adapt=self.tau_w.detach(),
+                          adapt_increment=(self.q * self.b).detach(), adapt_coupling=(self.q * self.a).detach(),
+                          decay_input=True)
+
+    def extra_repr(self) -> str:
+        return (f"{self.features}, tau_u_range={self.tau_u_range}, tau_w_range={self.tau_w_range}, q={self.q:g}, "
+                + super().extra_repr())
+
+
+class SEAdLIF(AdLIF):
+    """Symplectic-Euler adaptive LIF (SE-adLIF): the adaptation current integrates the new, post-reset membrane
+    and the current spike, which keeps the sub-threshold dynamics stable for any coupling a (see
+    :class:`AdLIF`). Default q = 120."""
+
+    kind = "SEAdLIF"
+    scheme = "se"
+    default_q = 120.0
+
+
+class EFAdLIF(AdLIF):
+    """Euler-forward adaptive LIF (EF-adLIF), SE-adLIF's baseline: the adaptation current integrates the
+    previous step's membrane and spike (see :class:`AdLIF`). Default q = 60."""
+
+    kind = "EFAdLIF"
+    scheme = "ef"
+    default_q = 60.0
+
+
+def apply_constraints(model: nn.Module) -> None:
+    """Call ``apply_constraints()`` on every module of ``model`` that defines one (the projection after an
+    optimizer step; the training loop does this after each step)."""
+    for m in model.modules():
+        fn = getattr(m, "apply_constraints", None)
+        if callable(fn):
+            fn()

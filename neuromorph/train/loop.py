@@ -15,6 +15,9 @@ Output folder::
                        (``skipped_batches``: batches whose loss or gradient was NaN/Inf, see below)
     OUT/summary.json   the final summary (also printed by ``neuromorph train --json``)
 
+Constraints: after every optimiser step the loop calls ``apply_constraints()`` on each layer that defines it
+(:func:`neuromorph.nn.apply_constraints`), the projection of a layer's parameters onto their declared range.
+
 Non-finite values: a batch whose loss or gradient norm is NaN/Inf (one bad sample, an overflow) is
 skipped (no optimiser step, so the weights stay finite), warned about naming the epoch and batch, and
 counted in the epoch's ``skipped_batches``; ``max_nonfinite`` such batches in a row stop the run with a
@@ -39,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from neuromorph.errors import CheckpointError, ConfigError, NonFiniteError
+from neuromorph.nn.neurons import apply_constraints
 from neuromorph.train import checkpoint as ck
 from neuromorph.train import distributed as dd
 from neuromorph.train.data import DataBundle, Split, epoch_batches, load_data, shard
@@ -426,6 +430,9 @@ def fit(
                     acc["bad_run"] = 0
                     for opt in optimizers:
                         opt.step()
+                    # the parameter ranges a layer declares (apply_constraints(): e.g. the adaptive LIF's
+                    # time constants) are a projection after each step, for every method's hooks
+                    apply_constraints(model)
                     hooks.after_step(model)
                     for sched, when in schedulers:
                         if when == "step":

@@ -26,7 +26,8 @@ class CountingHooks(Hooks):
 
 
 def test_named_recipes_name_their_hooks():
-    expected = {"shd": DelayHooks, "ssc": DelayHooks, "nmnist": Hooks, "digits-dvs": Hooks}
+    expected = {"shd": DelayHooks, "ssc": DelayHooks, "nmnist": Hooks, "digits-dvs": Hooks, "shd-adlif": Hooks,
+                "ssc-adlif": Hooks, "shd-adlif-delays": DelayHooks}
     for name, recipe in RECIPES.items():
         assert recipe.hooks in HOOKS
         assert type(hooks_for(recipe)) is expected[name], name

@@ -1,0 +1,150 @@
+"""Training-step speed of the adaptive LIF networks at the SHD shape of the SE-adLIF recipe.
+
+Network: 140 inputs (4 ms bins, 140 channel groups) -> Linear + neuron 360 -> Linear + neuron 360 -> Linear +
+leaky integrator 20; Bernoulli(0.05) input ``[T, B, 140]``, cross-entropy on the time-averaged readout, Adam.
+
+- ``lif-ff``: ``nm.nn.LIF`` (hard reset, learned per-neuron τ), feed-forward: the baseline of the 1.3x target;
+- ``se-adlif-ff`` / ``ef-adlif-ff``: ``nm.nn.SEAdLIF`` / ``nm.nn.EFAdLIF`` (4 learned parameters per neuron,
+  an adaptation current), feed-forward;
+- ``lif-rec`` / ``se-adlif-rec``: the same neurons in ``nm.nn.Recurrent`` (the fused recurrent kernel);
+- ``snntorch-rleaky``: ``snn.RLeaky(all_to_all=True)`` stepped in Python (no adaptation);
+- ``norse-lsnn``: ``norse.LSNNRecurrent`` (recurrent adaptive-threshold LIF, its weights inside).
+
+Timing, CPU time and memory by the harness of ``benchmarks/speed.py`` (each network in its own subprocess,
+median of ``--steps`` steps after ``--warmup``).
+
+    python benchmarks/speed_adlif.py --T 250 --batch 32 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import speed  # noqa: E402  (the timing and memory harness)
+
+IN, HID, OUT = 140, 360, 20
+LIBRARIES = ["lif-ff", "se-adlif-ff", "ef-adlif-ff", "lif-rec", "se-adlif-rec", "snntorch-rleaky", "norse-lsnn"]
+PEERS = ["snntorch-rleaky", "norse-lsnn"]
+
+
+def build(lib: str):
+    """Return (model, step_fn(x) -> logits [B, OUT]) for one network."""
+    import torch
+    from torch import nn
+
+    if lib in ("lif-ff", "se-adlif-ff", "ef-adlif-ff", "lif-rec", "se-adlif-rec"):
+        import neuromorph as nm
+
+        kind, _, wiring = lib.rpartition("-")
+
+        def neuron():
+            if kind == "lif":
+                return nm.nn.LIF(tau=10.0 + 10 * torch.rand(HID), learn_tau=True, shape=(HID,), reset="hard",
+                                 detach_reset=True, surrogate="slayer_exp")
+            return (nm.nn.SEAdLIF if kind == "se-adlif" else nm.nn.EFAdLIF)(HID)
+
+        cell = (lambda: nm.nn.Recurrent(neuron(), HID)) if wiring == "rec" else neuron
+        net = nn.Sequential(nn.Linear(IN, HID), cell(), nn.Linear(HID, HID), cell(), nn.Linear(HID, OUT),
+                            nm.nn.LI(tau=15.0))
+        return net, lambda x: net(x).mean(0)
+    if lib == "snntorch-rleaky":
+        import snntorch as snn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc1, self.fc2, self.fc3 = nn.Linear(IN, HID), nn.Linear(HID, HID), nn.Linear(HID, OUT)
+                self.lif1 = snn.RLeaky(beta=0.9, all_to_all=True, linear_features=HID, reset_mechanism="zero")
+                self.lif2 = snn.RLeaky(beta=0.9, all_to_all=True, linear_features=HID, reset_mechanism="zero")
+                self.li = snn.Leaky(beta=0.9, reset_mechanism="none")
+
+            def forward(self, x):
+                s1, m1 = self.lif1.init_rleaky()
+                s2, m2 = self.lif2.init_rleaky()
+                m3 = self.li.init_leaky()
+                c1 = self.fc1(x)
+                out = []
+                for t in range(x.shape[0]):
+                    s1, m1 = self.lif1(c1[t], s1, m1)
+                    s2, m2 = self.lif2(self.fc2(s1), s2, m2)
+                    _, m3 = self.li(self.fc3(s2), m3)
+                    out.append(m3)
+                return torch.stack(out)
+
+        net = Net()
+        return net, lambda x: net(x).mean(0)
+    if lib == "norse-lsnn":
+        import norse.torch as norse
+
+        inv = torch.tensor(0.1)
+        p = norse.LSNNParameters(tau_mem_inv=inv, tau_syn_inv=inv, v_th=torch.tensor(1.0))
+        net = norse.SequentialState(norse.LSNNRecurrent(IN, HID, p=p, dt=1.0), norse.LSNNRecurrent(HID, HID, p=p, dt=1.0),
+                                    nn.Linear(HID, OUT), norse.LI(norse.LIParameters(tau_mem_inv=inv, tau_syn_inv=inv), dt=1.0))
+        return net, lambda x: net(x)[0].mean(0)
+    raise ValueError(f"unknown network {lib!r}; choose from {LIBRARIES}")
+
+
+speed.build = build  # the harness times this module's networks at this module's shape
+speed.IN, speed.OUT = IN, OUT
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--T", type=int, default=250)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--libraries", nargs="+", default=LIBRARIES)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--_one", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args._one:
+        print(json.dumps(speed.measure(args._one, args.T, args.batch, args.steps, args.warmup, args.threads)))
+        return 0
+    rows = []
+    for lib in args.libraries:
+        cmd = [sys.executable, __file__, "--_one", lib, "--T", str(args.T), "--batch", str(args.batch), "--steps",
+               str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+        out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        if out.returncode != 0:
+            rows.append({"library": lib, "T": args.T, "error": (out.stderr.strip().splitlines() or ["failed"])[-1]})
+        else:
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    ok = {r["library"]: r for r in rows if "error" not in r}
+    for r in rows:
+        if "error" in r:
+            continue
+        if "lif-ff" in ok and r["library"].endswith("-ff"):
+            r["cpu_ratio_vs_lif_ff"] = r["median_cpu_ms"] / ok["lif-ff"]["median_cpu_ms"]
+        peers = [ok[p] for p in PEERS if p in ok]
+        if peers and r["library"].endswith("-rec"):
+            fastest = min(peers, key=lambda p: p["median_cpu_ms"])
+            r["cpu_speedup_vs_fastest_peer"] = fastest["median_cpu_ms"] / r["median_cpu_ms"]
+            r["fastest_peer"] = fastest["library"]
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"T={args.T} batch={args.batch} threads={args.threads} (median of {args.steps} steps); load "
+          f"{os.getloadavg()[0]:.2f}")
+    for r in rows:
+        if "error" in r:
+            print(f"  {r['library']:<18} error: {r['error']}")
+            continue
+        extra = ""
+        if "cpu_ratio_vs_lif_ff" in r:
+            extra = f"  {r['cpu_ratio_vs_lif_ff']:.2f}x the LIF step (CPU)"
+        if "cpu_speedup_vs_fastest_peer" in r:
+            extra = f"  x{r['cpu_speedup_vs_fastest_peer']:.2f} faster than {r['fastest_peer']} (CPU)"
+        print(f"  {r['library']:<18} {r['median_ms']:8.1f} ms wall {r['median_cpu_ms']:8.1f} ms CPU  step peak "
+              f"{r['peak_step_mb']:6.1f} MB{extra}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
