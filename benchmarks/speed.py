@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 
-LIBRARIES = ["neuromorph-fused", "neuromorph-reference", "snntorch", "spikingjelly", "norse", "relu-floor"]
+LIBRARIES = ["neuromorph", "neuromorph-dense", "neuromorph-reference", "snntorch", "spikingjelly", "norse", "relu-floor"]
 PEERS = ["snntorch", "spikingjelly", "norse"]
 TAU, THRESHOLD, IN, HID, OUT = 2.0, 1.0, 700, 256, 20
 
@@ -41,10 +41,13 @@ def build(lib: str):
     if lib.startswith("neuromorph"):
         import neuromorph as nm
 
-        backend = lib.split("-", 1)[1]
-        net = nn.Sequential(nm.nn.Linear(IN, HID), nm.nn.LIF(tau=TAU, threshold=THRESHOLD, backend=backend),
-                            nm.nn.Linear(HID, HID), nm.nn.LIF(tau=TAU, threshold=THRESHOLD, backend=backend),
-                            nm.nn.Linear(HID, OUT), nm.nn.LI(tau=TAU, backend=backend))
+        # "neuromorph": default settings (synapses choose event-driven or dense by input density, neurons
+        # the fused backend); "-dense": dense synapses, fused neurons; "-reference": dense, plain autograd
+        syn = {"neuromorph": "auto", "neuromorph-dense": "dense", "neuromorph-reference": "dense"}[lib]
+        backend = "reference" if lib == "neuromorph-reference" else "auto"
+        net = nn.Sequential(nm.nn.Linear(IN, HID, backend=syn), nm.nn.LIF(tau=TAU, threshold=THRESHOLD, backend=backend),
+                            nm.nn.Linear(HID, HID, backend=syn), nm.nn.LIF(tau=TAU, threshold=THRESHOLD, backend=backend),
+                            nm.nn.Linear(HID, OUT, backend=syn), nm.nn.LI(tau=TAU, backend=backend))
         return net, lambda x: net(x).mean(0)
     if lib == "relu-floor":
         net = nn.Sequential(nn.Linear(IN, HID), nn.ReLU(), nn.Linear(HID, HID), nn.ReLU(), nn.Linear(HID, OUT))
@@ -100,14 +103,14 @@ def build(lib: str):
     raise ValueError(f"unknown library {lib!r}; choose from {LIBRARIES}")
 
 
-def measure(lib: str, T: int, batch: int, steps: int, warmup: int, threads: int) -> dict:
+def measure(lib: str, T: int, batch: int, steps: int, warmup: int, threads: int, density: float = 0.05) -> dict:
     import torch
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     net, forward = build(lib)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    x = (torch.rand(T, batch, IN) < 0.05).float()
+    x = (torch.rand(T, batch, IN) < density).float()
     y = torch.randint(0, OUT, (batch,))
 
     def step(x=x, y=y):
@@ -159,7 +162,8 @@ def _peak_rss_during(fn) -> float:
 
 def run_isolated(lib: str, args) -> dict:
     cmd = [sys.executable, __file__, "--_one", lib, "--T", str(args.T[0]), "--batch", str(args.batch),
-           "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+           "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
+           "--density", str(args.density)]
     out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     if out.returncode != 0:
         return {"library": lib, "T": args.T[0], "error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
@@ -174,11 +178,12 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--libraries", nargs="+", default=LIBRARIES)
+    ap.add_argument("--density", type=float, default=0.05, help="input spike probability per step and channel")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--_one", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._one:
-        print(json.dumps(measure(args._one, args.T[0], args.batch, args.steps, args.warmup, args.threads)))
+        print(json.dumps(measure(args._one, args.T[0], args.batch, args.steps, args.warmup, args.threads, args.density)))
         return 0
     results = []
     for T in args.T:
@@ -199,7 +204,8 @@ def main(argv=None) -> int:
                 r["ratio_to_relu_floor"] = r["median_ms"] / floor["median_ms"]
         results.extend(rows)
         if not args.json:
-            print(f"T={T} batch={args.batch} threads={args.threads} (median of {args.steps} steps)")
+            print(f"T={T} batch={args.batch} threads={args.threads} input density={args.density} "
+                  f"(median of {args.steps} steps)")
             for r in rows:
                 if "error" in r:
                     print(f"  {r['library']:22s} ERROR {r['error']}")

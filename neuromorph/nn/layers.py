@@ -7,10 +7,13 @@ no reshaping boilerplate. A tensor with exactly the torch layer's own rank passe
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import nn
 
-from neuromorph.errors import ShapeError
+from neuromorph.errors import ConfigError, ShapeError, check_choice
+from neuromorph.kernels import sparse
 from neuromorph.nn.protocol import LayerDecl, Role
 
 
@@ -42,7 +45,45 @@ class TimeDistributed(nn.Module):
 
 
 class Linear(nn.Linear):
-    """``torch.nn.Linear``; it already acts on the last dimension of ``[T, B, in_features]``."""
+    """``torch.nn.Linear`` on the last dimension of ``[T, B, in_features]``, event-driven on sparse input.
+
+    When the input is mostly zeros (spikes, binned event counts) the product is computed only for its
+    nonzero entries: the forward adds the weight columns of the active inputs and the weight gradient is
+    accumulated over them (:mod:`neuromorph.kernels.sparse`); the result equals the dense product to float
+    rounding, for any input values. ``backend``:
+
+    - ``"auto"`` (default): counts the nonzero inputs of each call (CPU, float32/float64) and runs the
+      event-driven kernels when their fraction is below ``crossover`` (default
+      ``neuromorph.kernels.sparse.crossover_for(out_features, training)``, measured on the benchmark
+      machine: about 0.18 for a 256-wide layer in training, 0.11 in inference, dense below ~20 outputs),
+      the dense product otherwise and on other devices (GPUs keep the dense product);
+    - ``"sparse"`` / ``"dense"``: always that path.
+
+    After a call, ``last_path`` and ``last_density`` say what was chosen and why. The layer is a synapse
+    of op ``linear`` for export and energy whatever the path.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None, *,
+                 backend: str = "auto", crossover: Optional[float] = None):
+        super().__init__(in_features, out_features, bias, device, dtype)
+        check_choice("backend", backend, sparse.SYNAPSE_BACKENDS)
+        if crossover is not None and not 0.0 <= crossover <= 1.0:
+            raise ConfigError(f"Linear: crossover is a density in [0, 1], got {crossover!r}")
+        self.backend = backend
+        self.crossover = crossover
+        self.last_path: Optional[str] = None
+        self.last_density: float = float("nan")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        path, rows, density = sparse.choose(x, self.weight, self.backend, self.crossover)
+        self.__dict__.update(last_path=path, last_density=density)  # plain attributes: skip Module.__setattr__
+        if path == "sparse":
+            return sparse.synapse_linear(x, self.weight, self.bias, rows)
+        return super().forward(x)
+
+    def extra_repr(self) -> str:
+        extra = "" if self.backend == "auto" else f", backend={self.backend!r}"
+        return super().extra_repr() + extra
 
 
 class Dropout(nn.Dropout):

@@ -29,6 +29,17 @@ from ._models import nmnist_frames, nmnist_net, shd_delay_net
 pytestmark = pytest.mark.peers
 
 
+@pytest.fixture(scope="module", autouse=True)
+def dense_synapses():
+    """The peers compute every product densely in float32; neuromorph's event-driven synapses equal that only
+    to rounding (tests/kernels/test_sparse_synapses.py), and a rounding difference can flip a spike. Bit-equal
+    spikes across libraries are checked with the same dense products."""
+    from neuromorph.kernels.sparse import synapse_backend
+
+    with synapse_backend("dense"):
+        yield
+
+
 @contextlib.contextmanager
 def _quiet():
     """The peers print and log warnings (snnTorch prints its weight scaling, Norse logs r != 1)."""

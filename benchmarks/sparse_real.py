@@ -1,0 +1,170 @@
+"""Event-driven synapses on real input: training step, inference and streaming, sparse (default) vs dense.
+
+Data: the shd_fsdd test split binned as the ``shd`` recipe does (10 ms bins, 700 channels summed in groups of
+5: [300, 115, 140] event counts) and N-MNIST test frames as the ``nmnist`` recipe makes them (5 frames).
+For each case the same model runs with ``nm.nn.Linear``'s default (``backend="auto"``: event-driven below the
+crossover density) and with every synapse dense (``synapse_backend("dense")``), same weights, same input.
+
+- ``train``: one training step (forward, backward, Adam) of the SHD-shaped network 140 → 256 → 256 → 10
+  (LIF, tau 2, threshold 1, leaky-integrator readout) on 32 samples; beside it the ReLU floor (the same
+  network with ReLU and dense products). The hidden weights are scaled by ``--gain`` so that the hidden
+  layers fire (an untrained network with torch's initialisation is silent here); the measured densities of
+  every synapse's input are printed.
+- ``nmnist-train``: one training step of the N-MNIST recipe's conv net (``NMNISTConvSNN``, channels 32/64)
+  on 32 samples: only its Linear layers can run event-driven, the convolutions stay dense.
+- ``infer``: the whole shd_fsdd test split through the SHD-shaped network, batches of 100, no gradients.
+- ``stream``: ``nm.nn.Streaming`` with batch 1, one step at a time, over the first ``--stream-samples``
+  samples; latency per step (median) and input events per second.
+
+Times are medians over ``--reps`` after a warm-up, wall-clock and process CPU time, ``--threads`` threads.
+
+    python benchmarks/sparse_real.py --data /path/to/data --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from torch import nn
+
+import neuromorph as nm
+from neuromorph.kernels.sparse import synapse_backend
+
+HID, TAU, THRESHOLD = 256, 2.0, 1.0
+
+
+def timed(fn, reps: int) -> tuple[float, float]:
+    fn()
+    wall, cpu = [], []
+    for _ in range(reps):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return 1e3 * statistics.median(wall), 1e3 * statistics.median(cpu)
+
+
+def shd_net(n_in: int, n_out: int, gain: float) -> nn.Sequential:
+    torch.manual_seed(0)
+    net = nn.Sequential(nm.nn.Linear(n_in, HID), nm.nn.LIF(tau=TAU, threshold=THRESHOLD),
+                        nm.nn.Linear(HID, HID), nm.nn.LIF(tau=TAU, threshold=THRESHOLD),
+                        nm.nn.Linear(HID, n_out), nm.nn.LI(tau=TAU))
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, nm.nn.Linear):
+                m.weight.mul_(gain)
+    return net
+
+
+def densities(net: nn.Module) -> list[float]:
+    return [round(m.last_density, 4) for m in net.modules() if isinstance(m, nm.nn.Linear)]
+
+
+def train_step(net, forward, x, y, reps):
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(forward(x), y).backward()
+        opt.step()
+
+    return timed(step, reps)
+
+
+def both(fn):
+    """``fn()`` with the default synapses and with all synapses dense."""
+    sparse = fn()
+    with synapse_backend("dense"):
+        dense = fn()
+    return sparse, dense
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="folder holding shd_fsdd/ and nmnist/")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--gain", type=float, default=6.0)
+    ap.add_argument("--stream-samples", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from neuromorph.train.data import load_split
+    from neuromorph.train.recipes import get_recipe
+
+    out: dict = {"threads": args.threads}
+    shd = load_split(get_recipe("shd").replace(data_root=f"{args.data}/shd_fsdd", pad="dataset"), "test")
+    xs = shd.x.transpose(0, 1).float()  # [T, N, 140] event counts
+    out["shd_fsdd_input_density"] = float((xs != 0).float().mean())
+    n_cls = int(shd.y.max()) + 1
+
+    # training step, real density
+    x, y = xs[:, :32].contiguous(), shd.y[:32].long()
+    net = shd_net(xs.shape[2], n_cls, args.gain)
+    (s, d) = both(lambda: train_step(net, lambda v: net(v).mean(0), x, y, args.reps))
+    dens = densities(net)
+    with synapse_backend("auto"):
+        net(x)
+        dens = densities(net)
+    floor = nn.Sequential(nn.Linear(xs.shape[2], HID), nn.ReLU(), nn.Linear(HID, HID), nn.ReLU(), nn.Linear(HID, n_cls))
+    f = train_step(floor, lambda v: floor(v).mean(0), x, y, args.reps)
+    out["train"] = {"sparse_ms": s, "dense_ms": d, "relu_floor_ms": f, "synapse_input_densities": dens,
+                    "speedup_cpu": d[1] / s[1], "ratio_to_floor_cpu": s[1] / f[1]}
+
+    # inference on the whole test split
+    net.eval()
+
+    def infer():
+        with torch.no_grad():
+            return torch.cat([net(xs[:, i:i + 100]).mean(0).argmax(1) for i in range(0, xs.shape[1], 100)])
+
+    s, d = both(lambda: timed(infer, args.reps))
+    out["infer"] = {"samples": xs.shape[1], "sparse_ms": s, "dense_ms": d, "speedup_cpu": d[1] / s[1],
+                    "same_predictions": bool(torch.equal(infer(), infer()))}
+    with synapse_backend("dense"):
+        pd = infer()
+    out["infer"]["predictions_equal_dense"] = bool(torch.equal(infer(), pd))
+
+    # streaming: batch 1, one step at a time
+    def stream():
+        lat, events = [], 0.0
+        st = nm.nn.Streaming(net)
+        with torch.no_grad():
+            for b in range(args.stream_samples):
+                st.reset()
+                for t in range(xs.shape[0]):
+                    step = xs[t, b:b + 1]
+                    t0 = time.perf_counter()
+                    st.step(step)
+                    lat.append(time.perf_counter() - t0)
+                    events += float(step.sum())
+        return {"median_step_us": 1e6 * statistics.median(lat), "events_per_s": events / sum(lat),
+                "steps": len(lat)}
+
+    stream()  # warm-up
+    s, d = both(stream)
+    out["stream"] = {"sparse": s, "dense": d, "speedup": d["median_step_us"] / s["median_step_us"]}
+
+    # N-MNIST conv net training step
+    from neuromorph.models.nmnist import NMNISTConvSNN
+
+    nmn = load_split(get_recipe("nmnist").replace(data_root=f"{args.data}/nmnist", test_limit=32), "test")
+    xn = nmn.x.transpose(0, 1).float().contiguous()
+    out["nmnist_input_density"] = float((xn != 0).float().mean())
+    torch.manual_seed(0)
+    model = NMNISTConvSNN(channels=[32, 64])
+    s, d = both(lambda: train_step(model, lambda v: model(v).mean(0), xn, nmn.y.long(), args.reps))
+    model(xn)  # record the default path and densities (the dense run above overwrote them)
+    out["nmnist_train"] = {"sparse_ms": s, "dense_ms": d, "speedup_cpu": d[1] / s[1],
+                           "linear_input_densities": densities(model),
+                           "linear_paths": [m.last_path for m in model.modules() if isinstance(m, nm.nn.Linear)]}
+    print(json.dumps(out, indent=None if args.json else 1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

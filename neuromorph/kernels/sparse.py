@@ -1,0 +1,428 @@
+"""Event-driven synapses: a linear layer that does work only for the nonzero entries of its input.
+
+A layer that receives spikes (or binned event counts) sees mostly zeros: 5 % of the SHD inputs fire in a
+step and hidden layers fire less. With the input rows ``x[r, :]`` (r = batch × time) stored as the list of
+their nonzero entries (CSR: which inputs fired, and their values), the three products of a training step
+cost only ``nnz(x) · out`` multiply-adds instead of ``rows · in · out``:
+
+- forward  ``y[r, :] = b + Σ_{i: x[r,i] ≠ 0} x[r, i] · W[:, i]``  (gather the weight columns of the active
+  inputs; Perez-Nieves & Goodman, "Sparse Spiking Gradient Descent", NeurIPS 2021, input-side form);
+- weight gradient ``dW[:, i] = Σ_{r: x[r,i] ≠ 0} x[r, i] · g[r, :]`` (a scatter over the active inputs, done
+  per input column so that every sum has one fixed order: deterministic, no atomics);
+- input gradient ``dx = g W`` stays a dense product (it is needed only when the input itself needs a
+  gradient, i.e. not for the first layer).
+
+Every sum is over exactly the nonzero terms of the dense product, so the results equal the dense path up
+to float rounding (the order of the additions differs from the BLAS kernel's), for binary spikes and for
+counts or any other values alike. The input values are used, not just where they are nonzero.
+
+The kernels are numba loops, parallel over the rows (forward) or the input columns (weight gradient) for
+large inputs and serial for the few rows of a streaming step, with no Python in the loops. The forward
+keeps the CSR form (indices and values, ``nnz`` entries) for the backward instead of the dense input.
+
+:func:`count_work` reports the work the kernels did, to be compared with the energy report's synops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import numba
+import numpy as np
+import torch
+from numba import prange
+
+__all__ = ["linear", "choose", "synapse_linear", "eligible", "count_work", "Work", "Rows", "SparseLinear",
+           "SYNAPSE_BACKENDS", "DEFAULT_CROSSOVER", "crossover_for", "synapse_backend"]
+
+_CACHE = os.environ.get("NEUROMORPH_NUMBA_CACHE", "1") != "0"
+#: below this many rows the serial kernels run (thread start-up costs more than it saves)
+PARALLEL_ROWS = 64
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the loops (each compiled twice: parallel and serial; `prange` is `range` in the serial build)
+# ----------------------------------------------------------------------------------------------------------
+def _row_counts(x, indptr):  # pragma: no cover - compiled by numba
+    """``indptr`` [R + 1] = the row starts of the nonzero entries of ``x [R, I]``; returns their number."""
+    R, I = x.shape
+    indptr[0] = 0
+    for r in prange(R):
+        c = 0
+        for i in range(I):
+            if x[r, i] != 0:
+                c += 1
+        indptr[r + 1] = c
+    for r in range(R):
+        indptr[r + 1] += indptr[r]
+    return indptr[R]
+
+
+def _fill_csr(x, indptr, idx, val):  # pragma: no cover - compiled by numba
+    """Column indices and values of the nonzero entries of each row of ``x`` (row order, then column order);
+    a silent row is skipped and a row's scan stops at its last nonzero entry."""
+    R, I = x.shape
+    for r in prange(R):
+        p = indptr[r]
+        end = indptr[r + 1]
+        if p == end:
+            continue
+        row = x[r]
+        for i in range(I):
+            xi = row[i]
+            if xi != 0:
+                idx[p] = i
+                val[p] = xi
+                p += 1
+                if p == end:
+                    break
+
+
+def _forward(indptr, idx, val, wt, out):  # pragma: no cover - compiled by numba
+    """``out[r, :] += Σ_p val[p] · wt[idx[p], :]`` over the row's entries; ``wt`` is Wᵀ ``[I, O]``."""
+    R, O = out.shape
+    for r in prange(R):
+        orow = out[r]
+        for p in range(indptr[r], indptr[r + 1]):
+            wrow = wt[idx[p]]
+            v = val[p]
+            for o in range(O):
+                orow[o] += v * wrow[o]
+
+
+def _forward_scan(x, wt, out):  # pragma: no cover - compiled by numba
+    """The forward without a saved CSR (inference): ``out[r, :] += x[r, i] · wt[i, :]`` for each nonzero
+    ``x[r, i]``, found while scanning the row; the same terms in the same order as :func:`_forward`."""
+    R, I = x.shape
+    O = out.shape[1]
+    for r in prange(R):
+        orow = out[r]
+        row = x[r]
+        for i in range(I):
+            v = row[i]
+            if v != 0:
+                wrow = wt[i]
+                for o in range(O):
+                    orow[o] += v * wrow[o]
+
+
+def _forward_scan_w(x, w, out):  # pragma: no cover - compiled by numba
+    """:func:`_forward_scan` reading the weight ``w [O, I]`` as it is (a strided column per event): for the
+    few rows of a streaming step, where transposing the whole weight would cost more than the product."""
+    R, I = x.shape
+    O = out.shape[1]
+    for r in range(R):
+        orow = out[r]
+        row = x[r]
+        for i in range(I):
+            v = row[i]
+            if v != 0:
+                for o in range(O):
+                    orow[o] += v * w[o, i]
+
+
+def _weight_grad(indptr, idx, val, g, n_in, dwt):  # pragma: no cover - compiled by numba
+    """``dwt[i, :] = Σ_{r: x[r,i] ≠ 0} x[r, i] · g[r, :]`` (dWᵀ ``[I, O]``): the CSR is turned into
+    per-column lists (rows in increasing order), then each column is summed by one thread in that order."""
+    R, O = g.shape
+    nnz = idx.shape[0]
+    colptr = np.zeros(n_in + 1, np.int64)
+    for p in range(nnz):
+        colptr[idx[p] + 1] += 1
+    for i in range(n_in):
+        colptr[i + 1] += colptr[i]
+    fill = colptr[:-1].copy()
+    rows = np.empty(nnz, np.int32)
+    cval = np.empty(nnz, val.dtype)
+    for r in range(R):
+        for p in range(indptr[r], indptr[r + 1]):
+            i = idx[p]
+            q = fill[i]
+            rows[q] = r
+            cval[q] = val[p]
+            fill[i] = q + 1
+    for i in prange(n_in):
+        for q in range(colptr[i], colptr[i + 1]):
+            r = rows[q]
+            v = cval[q]
+            for o in range(O):
+                dwt[i, o] += v * g[r, o]
+
+
+def _weight_grad_rows(indptr, idx, val, g, n_in, dwt):  # pragma: no cover - compiled by numba
+    """The serial form of :func:`_weight_grad`: the rows in increasing order, so every ``dwt[i, o]`` sums
+    its terms in the same order as there (same bits), without building the per-column lists."""
+    R, O = g.shape
+    for r in range(R):
+        grow = g[r]
+        for p in range(indptr[r], indptr[r + 1]):
+            drow = dwt[idx[p]]
+            v = val[p]
+            for o in range(O):
+                drow[o] += v * grow[o]
+
+
+_LOOPS = {"row_counts": _row_counts, "fill_csr": _fill_csr, "forward": _forward, "forward_scan": _forward_scan,
+          "forward_scan_w": _forward_scan_w,
+          "weight_grad": _weight_grad,
+          "weight_grad_rows": _weight_grad_rows}
+_COMPILED: dict = {}
+
+
+def _kernel(name: str, rows: int):
+    """The loop ``name``: parallel when there are enough rows and torch may use more than one thread (the
+    thread count follows torch's setting, so ``torch.set_num_threads(1)`` keeps everything on one core)."""
+    threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    parallel = rows >= PARALLEL_ROWS and threads > 1
+    if name == "weight_grad" and not parallel:
+        name = "weight_grad_rows"
+    key = (name, parallel)
+    if key not in _COMPILED:
+        _COMPILED[key] = numba.njit(parallel=parallel, cache=_CACHE, nogil=True)(_LOOPS[name])
+    if parallel:
+        numba.set_num_threads(threads)
+    return _COMPILED[key]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# work counting (for the energy report's synops)
+# ----------------------------------------------------------------------------------------------------------
+@dataclass
+class Work:
+    """What the sparse kernels did while :func:`count_work` was open (forward passes only).
+
+    ``events``: nonzero inputs processed; ``accumulates``: weight columns added, one multiply-add per event
+    and output (``events · out_features``); ``synops``: the same weighted by the input value (a count of 3
+    is 3 spikes), the energy report's ``Σ count · fan-out`` for weights without zeros."""
+
+    calls: int = 0
+    events: int = 0
+    accumulates: int = 0
+    synops: float = 0.0
+
+
+_WORK: contextvars.ContextVar[Optional[Work]] = contextvars.ContextVar("neuromorph_sparse_work", default=None)
+
+
+@contextlib.contextmanager
+def count_work() -> Iterator[Work]:
+    """Count the work of every sparse forward product inside the block::
+
+        with count_work() as work:
+            model(x)
+        work.accumulates  # == energy report synops of the sparse layers (dense weights, spike input)
+    """
+    work = Work()
+    token = _WORK.set(work)
+    try:
+        yield work
+    finally:
+        _WORK.reset(token)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the autograd Function and the entry point
+# ----------------------------------------------------------------------------------------------------------
+def eligible(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether the CPU kernels can run this product (CPU tensors of float32/float64, same dtype)."""
+    return (isinstance(x, torch.Tensor) and x.device.type == "cpu" and weight.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+            and weight.dtype == x.dtype and x.numel() > 0)
+
+
+class Rows:
+    """The nonzero entries of a row-major input ``x [R, I]``: first counted per row (:meth:`count`, one pass,
+    enough to decide dense or sparse), then listed (:meth:`csr`, a second pass, only if sparse)."""
+
+    def __init__(self, x2: torch.Tensor):
+        self.x = x2.detach().contiguous()
+        self.indptr = np.empty(self.x.shape[0] + 1, np.int64)
+        self.nnz = int(_kernel("row_counts", self.x.shape[0])(self.x.numpy(), self.indptr))
+
+    @property
+    def density(self) -> float:
+        return self.nnz / max(1, self.x.numel())
+
+    def csr(self):
+        idx = np.empty(self.nnz, np.int32)
+        val = np.empty(self.nnz, self.x.numpy().dtype)
+        _kernel("fill_csr", self.x.shape[0])(self.x.numpy(), self.indptr, idx, val)
+        return self.indptr, idx, val
+
+
+def _transposed(weight: torch.Tensor, wt: Optional[torch.Tensor]) -> np.ndarray:
+    return (wt if wt is not None else weight.detach().t().contiguous()).numpy()
+
+
+def _count(work_rows: int, idx_count: int, value_sum: float, O: int) -> None:
+    work = _WORK.get()
+    if work is not None:
+        work.calls += 1
+        work.events += idx_count
+        work.accumulates += idx_count * O
+        work.synops += value_sum * O
+
+
+def _start(weight: torch.Tensor, bias: Optional[torch.Tensor], R: int) -> torch.Tensor:
+    O = weight.shape[0]
+    return bias.detach().repeat(R, 1) if bias is not None else torch.zeros(R, O, dtype=weight.dtype)
+
+
+def _forward_product(csr, weight: torch.Tensor, bias: Optional[torch.Tensor], R: int,
+                     wt: Optional[torch.Tensor] = None) -> torch.Tensor:
+    indptr, idx, val = csr
+    out = _start(weight, bias, R)
+    _kernel("forward", R)(indptr, idx, val, _transposed(weight, wt), out.numpy())
+    if _WORK.get() is not None:
+        _count(R, int(idx.shape[0]), float(val.sum(dtype=np.float64)), weight.shape[0])
+    return out
+
+
+def _forward_inference(rows: "Rows", weight: torch.Tensor, bias: Optional[torch.Tensor],
+                       wt: Optional[torch.Tensor] = None) -> torch.Tensor:
+    R = rows.x.shape[0]
+    out = _start(weight, bias, R)
+    if rows.nnz and R < PARALLEL_ROWS and wt is None:
+        _kernel("forward_scan_w", R)(rows.x.numpy(), weight.detach().numpy(), out.numpy())
+    elif rows.nnz:
+        _kernel("forward_scan", R)(rows.x.numpy(), _transposed(weight, wt), out.numpy())
+    if _WORK.get() is not None:
+        _count(R, rows.nnz, float(rows.x.sum(dtype=torch.float64)), weight.shape[0])
+    return out
+
+
+class SparseLinear(torch.autograd.Function):
+    """``y = x Wᵀ + b`` over rows ``x [R, I]`` with the event-driven forward and weight gradient above; the
+    forward saves the CSR form of ``x`` (not ``x``) and the weight."""
+
+    @staticmethod
+    def forward(ctx, x2, weight, bias, rows=None, wt=None):
+        R = x2.shape[0]
+        csr = (rows if rows is not None else Rows(x2)).csr()
+        out = _forward_product(csr, weight, bias, R, wt)
+        ctx.csr, ctx.rows, ctx.n_in = csr, R, x2.shape[1]
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(weight)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        (weight,) = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        g = g.contiguous()
+        gx = g.mm(weight) if need_x else None
+        gw = None
+        if need_w:
+            indptr, idx, val = ctx.csr
+            dwt = torch.zeros(ctx.n_in, weight.shape[0], dtype=g.dtype)
+            _kernel("weight_grad", ctx.rows)(indptr, idx, val, g.numpy(), ctx.n_in, dwt.numpy())
+            gw = dwt.t().contiguous()
+        gb = g.sum(0) if (need_b and ctx.has_bias) else None
+        return gx, gw, gb, None, None
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``torch.nn.functional.linear(x, weight, bias)`` computed event-driven (see the module docstring);
+    ``x`` is ``[..., in_features]`` on the CPU, float32 or float64 like the weight."""
+    _, rows, _ = choose(x, weight, "sparse")
+    return synapse_linear(x, weight, bias, rows)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# dense or sparse: the choice a layer makes per call
+# ----------------------------------------------------------------------------------------------------------
+SYNAPSE_BACKENDS = ("auto", "dense", "sparse")
+
+#: Input densities below which ``backend="auto"`` runs the event-driven kernels, for a training step's
+#: product (forward and backward) and for inference (forward only), in the limit of wide layers; see
+#: :func:`crossover_for`. Measured with ``benchmarks/sparse_crossover.py`` (one thread, 3200 rows, the SHD
+#: layer shapes 700→256, 256→256, 256→20) on the 2-core x86-64 CPU of benchmarks/RESULTS.md ("Event-driven
+#: synapses", 2026-12-03): sparse and dense cost the same at 0.24 (700→256, 256→256) and 0.03 (256→20) in
+#: training, 0.15 (700→256, 256→256) and below 0.005 (256→20) in inference; the values below are a little
+#: lower, so that auto does not pick the slower path near the crossover. Re-measure on other machines and
+#: pass ``crossover=`` to the layer.
+DEFAULT_CROSSOVER = {"train": 0.20, "infer": 0.12}
+#: the event-driven kernels scan every input once (a cost independent of the layer's width) and then do
+#: work proportional to the outputs; the dense product is proportional to the outputs. So the crossover
+#: falls with the width, to zero at about this many outputs (fitted to the two measured widths above).
+NARROW_OUTPUTS = 20
+
+
+def crossover_for(out_features: int, training: bool) -> float:
+    """The default crossover density for a layer with ``out_features`` outputs:
+    ``DEFAULT_CROSSOVER[mode] · max(0, 1 − NARROW_OUTPUTS / out_features)`` (dense below ~20 outputs)."""
+    base = DEFAULT_CROSSOVER["train" if training else "infer"]
+    return base * max(0.0, 1.0 - NARROW_OUTPUTS / max(1, out_features))
+
+
+_FORCED: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("neuromorph_synapse_backend", default=None)
+
+
+@contextlib.contextmanager
+def synapse_backend(backend: str) -> Iterator[None]:
+    """Run every layer built with ``backend="auto"`` as ``backend`` (``"dense"`` or ``"sparse"``) inside
+    the block, e.g. to reproduce a dense library's float32 rounding bit for bit::
+
+        with synapse_backend("dense"):
+            ref = model(x)
+    """
+    from neuromorph.errors import check_choice
+
+    check_choice("backend", backend, SYNAPSE_BACKENDS)
+    token = _FORCED.set(None if backend == "auto" else backend)
+    try:
+        yield
+    finally:
+        _FORCED.reset(token)
+
+
+def choose(x: torch.Tensor, weight: torch.Tensor, backend: str = "auto",
+           crossover: Optional[float] = None) -> tuple[str, Optional[Rows], float]:
+    """Which product to run for input ``x`` and ``weight``: ``("sparse" | "dense", rows, density)``.
+
+    ``"auto"`` (unless :func:`synapse_backend` overrides it) runs sparse on eligible tensors (:func:`eligible`)
+    whose density (one counting pass, reused by the sparse kernels) is below ``crossover`` (default
+    :func:`crossover_for` the layer's width, training or inference); ``"sparse"`` insists
+    (a ConfigError if not eligible); ``"dense"`` never counts. ``density`` is NaN when not counted.
+    """
+    if backend not in SYNAPSE_BACKENDS:
+        from neuromorph.errors import check_choice
+
+        check_choice("backend", backend, SYNAPSE_BACKENDS)
+    if backend == "auto" and _FORCED.get() is not None:
+        backend = _FORCED.get()
+    if backend == "dense" or (backend == "auto" and not eligible(x, weight)):
+        return "dense", None, float("nan")
+    if backend == "sparse" and not eligible(x, weight):
+        from neuromorph.errors import ConfigError
+
+        raise ConfigError(f"backend='sparse' runs on CPU float32/float64 tensors of one dtype; got input "
+                          f"{x.dtype} on {x.device} and weight {weight.dtype} on {weight.device} (use 'auto' to "
+                          f"fall back to the dense product)")
+    if crossover is None:
+        training = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+        crossover = crossover_for(weight.shape[0], training)
+        if crossover <= 0.0 and backend == "auto":
+            return "dense", None, float("nan")
+    rows = Rows(x.reshape(-1, x.shape[-1]))
+    if backend == "sparse" or rows.density < crossover:
+        return "sparse", rows, rows.density
+    return "dense", None, rows.density
+
+
+def synapse_linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], rows: Rows,
+                   wt: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The event-driven ``linear`` on the counted ``rows`` of ``x`` (from :func:`choose`); ``wt`` is
+    ``weight.t().contiguous()`` if the caller keeps one (else it is made here)."""
+    x2 = x.reshape(-1, x.shape[-1])
+    needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                              or (bias is not None and bias.requires_grad))
+    if needs_grad:
+        out = SparseLinear.apply(x2, weight, bias, rows, wt)
+    else:
+        out = _forward_inference(rows, weight, bias, wt)
+    return out.reshape(*x.shape[:-1], weight.shape[0])

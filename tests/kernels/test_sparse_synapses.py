@@ -1,0 +1,318 @@
+"""Event-driven synapses (neuromorph.kernels.sparse, nm.nn.Linear backend='auto'|'sparse'|'dense').
+
+The sparse path must give the dense path's outputs and gradients to float rounding (bit-equal on dyadic
+data), for binary spikes and counts, in float32 and float64, inside networks with every reset and
+surrogate; choose itself by input density; and leave export, energy counts and streaming unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import neuromorph as nm
+from neuromorph.errors import ConfigError
+from neuromorph.kernels import sparse
+
+TOL = {torch.float64: dict(rtol=1e-12, atol=1e-12), torch.float32: dict(rtol=1e-5, atol=1e-5)}
+
+
+def _inputs(kind: str, shape, dtype, density=0.1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    active = torch.rand(shape, generator=g) < density
+    if kind == "binary":
+        return active.to(dtype)
+    if kind == "counts":  # binned events: 1..5 per bin
+        return (active * torch.randint(1, 6, shape, generator=g)).to(dtype)
+    if kind == "dropout":  # spikes scaled by 1/(1-p)
+        return active.to(dtype) / 0.7
+    raise ValueError(kind)
+
+
+def _grads(fn, x, w, b, g):
+    for t in (x, w, b):
+        t.grad = None
+    y = fn(x, w, b)
+    y.backward(g)
+    return y.detach(), x.grad.clone(), w.grad.clone(), b.grad.clone()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", ["binary", "counts", "dropout"])
+@pytest.mark.parametrize("rows", [(3,), (40, 8)])  # few rows: serial kernels; 320 rows: parallel ones
+def test_linear_equals_dense(dtype, kind, rows):
+    torch.manual_seed(1)
+    x = _inputs(kind, (*rows, 50), dtype).requires_grad_()
+    w = torch.randn(30, 50, dtype=dtype, requires_grad=True)
+    b = torch.randn(30, dtype=dtype, requires_grad=True)
+    g = torch.randn(*rows, 30, dtype=dtype)
+    with torch.autograd.set_grad_enabled(True):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(2)
+        try:
+            got = _grads(sparse.linear, x, w, b, g)
+        finally:
+            torch.set_num_threads(threads)
+    want = _grads(torch.nn.functional.linear, x, w, b, g)
+    for a, e in zip(got, want):
+        torch.testing.assert_close(a, e, **TOL[dtype])
+
+
+def test_dyadic_data_is_bit_equal():
+    """P7: weights k/256 and integer inputs make every partial sum exact, so both paths agree bit for bit."""
+    torch.manual_seed(2)
+    x = _inputs("counts", (20, 6, 64), torch.float32).requires_grad_()
+    w = (torch.randint(-256, 257, (16, 64)) / 256.0).requires_grad_()
+    b = (torch.randint(-256, 257, (16,)) / 256.0).requires_grad_()
+    g = torch.randint(-8, 9, (20, 6, 16)).float()
+    got = _grads(sparse.linear, x, w, b, g)
+    want = _grads(torch.nn.functional.linear, x, w, b, g)
+    for a, e in zip(got, want):
+        assert torch.equal(a, e)
+
+
+def test_empty_input_gives_bias_and_zero_weight_gradient():
+    """P5: no active input: output = bias, dW exactly 0, no NaN."""
+    x = torch.zeros(7, 3, 12, requires_grad=True)
+    lin = nm.nn.Linear(12, 5, backend="sparse")
+    y = lin(x)
+    assert torch.equal(y, lin.bias.detach().expand(7, 3, 5))
+    y.sum().backward()
+    assert torch.equal(lin.weight.grad, torch.zeros_like(lin.weight))
+    assert torch.equal(lin.bias.grad, torch.full((5,), 21.0))
+    assert torch.isfinite(x.grad).all()
+
+
+def test_deterministic():
+    """P8: the weight gradient is summed per input column in a fixed order (no atomics): bit-identical runs."""
+    x = _inputs("binary", (50, 16, 80), torch.float32, 0.2)
+    out = []
+    for _ in range(2):
+        lin = nm.nn.Linear(80, 40, backend="sparse")
+        torch.nn.init.constant_(lin.bias, 0.25)
+        with torch.no_grad():
+            lin.weight.copy_(torch.linspace(-1, 1, 3200).reshape(40, 80).sin())
+        lin(x).pow(2).sum().backward()
+        out.append(lin.weight.grad.clone())
+    assert torch.equal(out[0], out[1])
+
+
+# ---------------------------------------------------------------------------------- inside a network
+def _net(backend: str, reset: str, surrogate: str, dtype, detach: bool = False):
+    torch.manual_seed(3)
+    kw = dict(reset=reset, surrogate=surrogate, detach_reset=detach)
+    net = torch.nn.Sequential(
+        nm.nn.Linear(40, 24, backend=backend), nm.nn.LIF(tau=2.0, threshold=0.3, **kw),
+        nm.nn.Linear(24, 16, backend=backend), nm.nn.LIF(tau=3.0, threshold=0.25, **kw),
+        nm.nn.Linear(16, 5, backend=backend), nm.nn.LI(tau=2.0),
+    )
+    return net.to(dtype)
+
+
+def _run(net, x):
+    net.zero_grad(set_to_none=True)
+    spikes = []
+    hooks = [m.register_forward_hook(lambda m, i, o: spikes.append(o.detach())) for m in net
+             if isinstance(m, nm.nn.LIF)]
+    out = net(x)
+    for h in hooks:
+        h.remove()
+    (out.mean(0) * torch.arange(1.0, 6.0, dtype=x.dtype)).sum().backward()
+    return spikes, out.detach(), {n: p.grad.clone() for n, p in net.named_parameters()}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reset,detach", [("soft", False), ("hard", False), ("none", False), ("soft", True)])
+@pytest.mark.parametrize("surrogate", ["atan", "sigmoid", "fast_sigmoid", "triangle", "rectangular"])
+def test_network_spikes_and_gradients_equal_dense(dtype, reset, detach, surrogate):
+    """P1/P6: same spikes, outputs and parameter gradients with sparse and dense synapses."""
+    x = _inputs("counts", (30, 4, 40), dtype, 0.15)
+    sd, od, gd = _run(_net("dense", reset, surrogate, dtype, detach), x)
+    ss, os_, gs = _run(_net("sparse", reset, surrogate, dtype, detach), x)
+    assert all(torch.equal(a, b) for a, b in zip(ss, sd))
+    assert sum(float(s.sum()) for s in sd) > 0  # the hidden layers fire, so their synapses are exercised
+    torch.testing.assert_close(os_, od, **TOL[dtype])
+    for name in gd:
+        torch.testing.assert_close(gs[name], gd[name], **TOL[dtype], msg=name)
+
+
+def test_network_with_mpr_and_reference_neurons():
+    """The sparse synapses against the reference (plain autograd) neuron backend."""
+    x = _inputs("binary", (25, 3, 40), torch.float64, 0.2)
+    dense = _net("dense", "soft", "atan", torch.float64)
+    for m in dense:
+        if isinstance(m, nm.nn.LIF):
+            m.backend = "reference"
+    sd, od, gd = _run(dense, x)
+    ss, os_, gs = _run(_net("sparse", "soft", "atan", torch.float64), x)
+    assert all(torch.equal(a, b) for a, b in zip(ss, sd))
+    for name in gd:
+        torch.testing.assert_close(gs[name], gd[name], rtol=1e-12, atol=1e-12)
+
+
+def test_switching_between_paths_during_training_matches_all_dense():
+    """P10: an optimiser run whose layers flip between dense and sparse ends at the all-dense parameters."""
+    x = _inputs("binary", (20, 8, 40), torch.float32, 0.1)
+    y = torch.randint(0, 5, (8,))
+    params = []
+    for flip in (False, True):
+        net = _net("dense", "soft", "atan", torch.float32)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+        for step in range(8):
+            for m in net:
+                if isinstance(m, nm.nn.Linear):
+                    m.backend = ("sparse" if step % 2 else "dense") if flip else "dense"
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x).mean(0), y).backward()
+            opt.step()
+        params.append(torch.cat([p.detach().flatten() for p in net.parameters()]))
+    torch.testing.assert_close(params[1], params[0], rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------- the automatic choice
+def test_auto_picks_by_density_and_overrides_work():
+    lin = nm.nn.Linear(100, 64)
+    assert lin.backend == "auto"
+    lin(_inputs("binary", (10, 4, 100), torch.float32, 0.01))
+    assert lin.last_path == "sparse" and 0 < lin.last_density < sparse.crossover_for(64, training=True)
+    lin(torch.randn(10, 4, 100))  # real-valued input: dense
+    assert lin.last_path == "dense" and lin.last_density == 1.0
+    low = nm.nn.Linear(100, 64, crossover=0.001)
+    low(_inputs("binary", (10, 4, 100), torch.float32, 0.01))
+    assert low.last_path == "dense"
+    forced = nm.nn.Linear(100, 10, backend="sparse")
+    forced(torch.randn(3, 100))
+    assert forced.last_path == "sparse"
+    never = nm.nn.Linear(100, 64, backend="dense")
+    never(torch.zeros(3, 100))
+    assert never.last_path == "dense"
+
+
+def test_default_crossover_follows_width_and_mode():
+    """Narrow layers (the scan of the input is not repaid) stay dense; inference crosses over earlier."""
+    assert sparse.crossover_for(20, True) == 0.0 == sparse.crossover_for(10, False)
+    assert 0 < sparse.crossover_for(256, False) < sparse.crossover_for(256, True) < sparse.DEFAULT_CROSSOVER["train"]
+    narrow = nm.nn.Linear(100, 10)
+    narrow(_inputs("binary", (10, 4, 100), torch.float32, 0.001))
+    assert narrow.last_path == "dense"
+    wide = nm.nn.Linear(100, 256)
+    x = _inputs("binary", (10, 4, 100), torch.float32, 0.15)  # between the inference and training crossovers
+    wide(x)
+    assert wide.last_path == "sparse"
+    with torch.no_grad():
+        wide(x)
+    assert wide.last_path == "dense"
+
+
+def test_auto_falls_back_where_the_kernels_do_not_run():
+    lin = nm.nn.Linear(16, 4).to(torch.bfloat16)
+    lin(torch.zeros(2, 3, 16, dtype=torch.bfloat16))
+    assert lin.last_path == "dense"
+    with pytest.raises(ConfigError, match="backend='sparse'"):
+        nm.nn.Linear(16, 4, backend="sparse").to(torch.bfloat16)(torch.zeros(2, 16, dtype=torch.bfloat16))
+    with pytest.raises(ConfigError, match="backend"):
+        nm.nn.Linear(16, 4, backend="csr")
+    with pytest.raises(ConfigError, match="crossover"):
+        nm.nn.Linear(16, 4, crossover=2.0)
+
+
+def test_layer_protocol_still_describes_a_linear_synapse():
+    decl = nm.nn.protocol.declaration(nm.nn.Linear(3, 2, backend="sparse"))
+    assert decl.role == nm.nn.Role.SYNAPSE and decl.op == "linear"
+
+
+# ---------------------------------------------------------------------------------- export, energy, streaming
+def _model(backend):
+    torch.manual_seed(4)
+    return torch.nn.Sequential(nm.nn.Linear(40, 24, backend=backend), nm.nn.LIF(tau=2.0, threshold=0.3, reset="hard"),
+                               nm.nn.Linear(24, 5, backend=backend), nm.nn.LI(tau=2.0))
+
+
+def test_nir_export_identical_with_sparse_synapses():
+    from neuromorph.export.nir import to_nir
+
+    x = _inputs("binary", (12, 2, 40), torch.float32, 0.1)
+    graphs = [to_nir(_model(b), x, strict=False) for b in ("dense", "sparse")]
+    assert graphs[0].nodes.keys() == graphs[1].nodes.keys()
+    assert sorted(graphs[0].edges) == sorted(graphs[1].edges)
+    for key, node in graphs[0].nodes.items():
+        other = graphs[1].nodes[key]
+        assert type(node) is type(other)
+        for field, value in vars(node).items():
+            if isinstance(value, np.ndarray):
+                assert np.array_equal(value, vars(other)[field]), (key, field)
+
+
+def test_kernel_work_equals_energy_report_synops():
+    """The kernel's accumulates (events × out, dense weights) are the report's synops of those layers."""
+    x = _inputs("binary", (15, 3, 40), torch.float32, 0.1)
+    model = _model("sparse")
+    with sparse.count_work() as work:
+        report = nm.energy.measure(model, x, hardware="cmos45nm", ann_hardware=None)
+    synops = sum(r.synops for r in report.layers)  # neurons and the readout add none
+    assert work.calls == 2 and work.events > 0
+    assert work.accumulates == synops == work.synops
+
+
+def test_kernel_synops_count_event_counts_like_the_report():
+    x = _inputs("counts", (15, 3, 40), torch.float32, 0.1)
+    model = torch.nn.Sequential(nm.nn.Linear(40, 5, backend="sparse"), nm.nn.LI())
+    with sparse.count_work() as work:
+        report = nm.energy.measure(model, x, hardware="cmos45nm", ann_hardware=None)
+    assert work.synops == sum(r.synops for r in report.layers) > work.accumulates
+
+
+def test_streaming_uses_sparse_synapses_and_equals_whole_sequence():
+    torch.manual_seed(5)
+    model = torch.nn.Sequential(nm.nn.Linear(40, 128), nm.nn.LIF(tau=2.0, threshold=0.3, reset="hard"),
+                                nm.nn.Linear(128, 5), nm.nn.LI(tau=2.0)).eval()
+    x = _inputs("binary", (16, 1, 40), torch.float32, 0.05)
+    with torch.no_grad():
+        whole = model(x)
+        stream = nm.nn.Streaming(model)
+        steps = torch.stack([stream.step(x[t]) for t in range(x.shape[0])])
+    assert model[0].last_path == "sparse"
+    torch.testing.assert_close(steps, whole, rtol=0, atol=1e-6)
+
+
+def test_synapse_backend_context_overrides_auto_layers_only():
+    auto, fixed = nm.nn.Linear(50, 64), nm.nn.Linear(50, 64, backend="sparse")
+    x = _inputs("binary", (6, 2, 50), torch.float32, 0.05)
+    with sparse.synapse_backend("dense"):
+        auto(x)
+        fixed(x)
+    assert (auto.last_path, fixed.last_path) == ("dense", "sparse")
+    auto(x)
+    assert auto.last_path == "sparse"
+
+
+def test_serial_and_parallel_weight_gradients_are_bit_equal():
+    """The serial (row order) and parallel (per column) weight-gradient loops add the same terms in the same
+    order, so the thread setting does not change a bit."""
+    x = _inputs("counts", (40, 8, 60), torch.float32, 0.2)
+    g = torch.randn(40, 8, 20)
+    grads = []
+    threads = torch.get_num_threads()
+    for n in (1, 2):
+        torch.set_num_threads(n)
+        try:
+            w = torch.randn(20, 60, generator=torch.Generator().manual_seed(0), requires_grad=True)
+            sparse.linear(x, w).backward(g)
+        finally:
+            torch.set_num_threads(threads)
+        grads.append(w.grad)
+    assert torch.equal(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("rows", [(1, 1), (3,), (40, 8)])  # streaming step, few rows (weight read as is), many
+def test_inference_path_equals_training_path_bit_for_bit(rows):
+    """Without gradients the product scans the input instead of listing its events; it adds the same terms
+    in the same order, so it gives the training forward's bits (and so streaming gives the whole sequence's)."""
+    x = _inputs("counts", (*rows, 70), torch.float32, 0.1)
+    lin = nm.nn.Linear(70, 33, backend="sparse")
+    with torch.no_grad():
+        infer = lin(x)
+    train = lin(x.clone().requires_grad_())
+    assert torch.equal(infer, train.detach())
+    torch.testing.assert_close(infer, torch.nn.functional.linear(x, lin.weight, lin.bias).detach(), **TOL[torch.float32])
