@@ -207,7 +207,8 @@ print("step by step equals the whole sequence:",
 #
 # NIR has no neuron with an adaptation current, and Lava/Loihi's netx runs only CUBA LIF and sigma-delta
 # neurons: the NIR and Lava exports refuse an adaptive layer by name rather than export a different neuron.
-# (`neuromorph train` still writes the checkpoint; only the export after training is skipped.)
+# `neuromorph export best.pt --to nir` and `export_checkpoint` refuse with the same message; the checkpoint
+# itself is written as usual, and it evaluates, streams and is measured like any other.
 
 # %%
 try:
@@ -376,13 +377,14 @@ print("equal:", abs(work.synops - report_synops) < 1e-6 * max(1.0, report_synops
 #
 # - **SE-adLIF** over LIF: on tasks whose information is in the timing and frequency of the input (spoken
 #   digits, SHD/SSC), at the price of two state updates per neuron and step and four parameters per neuron.
-#   Prefer SE over EF-adLIF: same cost, stable for any coupling. They run on CPU/GPU and stream online, but
-#   they do not export to NIR or Loihi; if hardware is the goal, train a LIF (or CubaLIF) network.
+#   Prefer SE over EF-adLIF: about the same cost, and stable for any coupling. They train and stream like
+#   any neuromorph neuron, but they do not export to NIR or Loihi; if hardware is the goal, train a LIF (or
+#   CubaLIF) network.
 # - **Event-driven synapses**: on CPU, for layers whose input is spikes or event counts below the crossover
 #   density (about 0.2 in training and 0.12 in inference for wide layers on the machine the defaults were
 #   measured on; lower for narrow layers, dense below about 20 outputs). The `auto` backend measures the
 #   density on every call and picks the path, so there is nothing to switch on; the results are the same to
-#   float rounding. They do not pay on GPUs (the dense product is kept there), for real-valued inputs (counted
-#   dense automatically), or for convolutions (dense). The crossover depends on the machine: re-measure with
-#   `benchmarks/sparse_crossover.py` and pass `Linear(..., crossover=...)` if your timings differ from the
-#   sweep above.
+#   float rounding. Real-valued inputs are dense and run the dense product automatically; convolutions are
+#   dense; on GPUs the dense product is kept (no event-driven GPU kernel has been measured). The crossover
+#   depends on the machine: re-measure with `benchmarks/sparse_crossover.py` and pass
+#   `Linear(..., crossover=...)` if your timings differ from the sweep above.
