@@ -205,3 +205,24 @@ def errorbar(ax, xs, summaries: list[dict[str, Any]], label: str, scale: float =
     pts = [(x, s["mean"] * scale, s["std"] * scale) for x, s in zip(xs, summaries) if s.get("mean") is not None]
     if pts:
         ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3, label=label, **kw)
+
+
+_DVS_CACHE: dict[tuple[int, bool], DataBundle] = {}
+
+
+def digits_dvs(seed: int, steps: int, quick: bool = False, val_fraction: float = 0.1) -> DataBundle:
+    """neuromorph's digits-dvs event set binned into ``steps`` frames ``[N, steps, 2, 32, 32]`` (the recipe's
+    32x32 centre crop); test: the set's own test split (364 clips; quick: 100), validation: ``val_fraction`` of
+    train held out per seed (class-stratified). ``quick`` keeps 220 training clips."""
+    from neuromorph.train.data import load_data
+    from neuromorph.train.recipes import get_recipe
+
+    key = (steps, quick)
+    if key not in _DVS_CACHE:
+        recipe = get_recipe("digits-dvs").replace(n_time_bins=steps, val_fraction=0.0,
+                                                  **({"train_limit": 260, "test_limit": 100} if quick else {}))
+        _DVS_CACHE[key] = load_data(recipe)
+    full = _DVS_CACHE[key]
+    train, val = split_validation(full.train, val_fraction, seed)
+    info = {**full.info, "dataset": f"digits-dvs, {steps} frames", "n_train": len(train), "n_val": len(val) if val else 0}
+    return DataBundle(train, val, full.test, full.n_classes, full.input_shape, info)
