@@ -22,7 +22,7 @@ with the size of the map (it lies in [1, numel]) and these maps are about 100x s
 1e-8 would make the term vanish. Same budget for all (Adam 2e-3, cosine, batch 32).
 
 Sizes against the paper: CIFAR-10 VGG-16 / ResNet-18 and ImageNet ResNet-50 for 400-600 epochs; here 1,290
-training clips (143 validation, 364 test), 20 epochs (quick: 2 epochs on 234 clips).
+training clips (143 validation, 364 test), 12 epochs (quick: 2 epochs on 234 clips).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from .common import RunConfig, digits_dvs, errorbar, fmt, recipe_for, stats, tra
 
 VARIANTS = ("T=1 Hoyer", "T=1 plain", "T=4 LIF", "ANN")
 LAMBDA_H = 1e-6
-EPOCHS = 20
+EPOCHS = 12
 
 
 class _ReLU(torch.nn.ReLU):

@@ -17,7 +17,7 @@ Energy: ``neuromorph.energy.measure`` on 64 test images, profile cmos45nm (fp32:
 fed real values (the stem, the membrane shortcuts) are charged MACs, spike-fed layers synops.
 
 Sizes against the paper: ImageNet (224², 200 epochs, 64 M parameters) and CIFAR (D = 384); here 1,221 8x8
-training images, C = 32, 15 epochs (quick: 2 epochs, 255 images, C = 8).
+training images, C = 32, 10 epochs (quick: 2 epochs, 255 images, C = 8).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import neuromorph.nn as snn
 from .common import RunConfig, digits_static, errorbar, fmt, recipe_for, stats, train
 
 T_STEPS = 4
-EPOCHS = 15
+EPOCHS = 10
 
 
 class DigitsSpikingTransformer(torch.nn.Module):

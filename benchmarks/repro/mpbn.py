@@ -21,7 +21,7 @@ Same budget for all (Adam 2e-3, cosine, batch 32). For BN+MPBN the selected mode
 and accuracy of both).
 
 Sizes against the paper: CIFAR/ImageNet ResNets for 400 epochs (SGD), CIFAR10-DVS at T = 10; here 1,290
-training clips (143 validation, 364 test), 20 epochs (quick: 2 epochs, 234 clips).
+training clips (143 validation, 364 test), 12 epochs (quick: 2 epochs, 234 clips).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import neuromorph.nn as snn
 from .common import RunConfig, digits_dvs, errorbar, fmt, predict, recipe_for, stats, train
 
 VARIANTS = ("no-BN", "BN", "BN+MPBN")
-EPOCHS = 20
+EPOCHS = 12
 
 
 def _block(cin: int, cout: int, variant: str) -> list[torch.nn.Module]:

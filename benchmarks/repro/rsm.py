@@ -11,7 +11,7 @@ T = 32 steps with masking ratio r at inference. The curve: SNN test accuracy and
 (``neuromorph.energy``, cmos45nm fp32, on 64 test images) against r, mean ± std over seeds. The training loop is
 ``benchmarks/rsm.py``'s (fixed epochs, last epoch kept: no model selection, so the test split is only evaluated).
 
-Sizes against the paper: Swin-T on CIFAR/ImageNet for 300 epochs, T up to 512; here 15 epochs and T = 32
+Sizes against the paper: Swin-T on CIFAR/ImageNet for 300 epochs, T up to 512; here 10 epochs and T = 32
 (quick: 2 epochs, T = 8, 3 ratios, 8 energy images).
 """
 
@@ -36,7 +36,7 @@ TRAIN_RATIOS = (0.0, 0.75)
 
 
 def run(cfg: RunConfig) -> dict[str, Any]:
-    epochs, steps, ratios, n_energy = (2, 8, (0.0, 0.5, 0.75), 8) if cfg.quick else (15, 32, RATIOS, 64)
+    epochs, steps, ratios, n_energy = (2, 8, (0.0, 0.5, 0.75), 8) if cfg.quick else (10, 32, RATIOS, 64)
     cfg.params = {"data": "sklearn digits 8x8 (1397 train / 400 test, split seed 0)", "epochs": epochs, "T": steps,
                   "ratios": list(ratios), "train_ratios": list(TRAIN_RATIOS), "energy_samples": n_energy, "hardware": "cmos45nm:fp32",
                   "masks": "Q, K, attention scores (released code)"}
