@@ -16,8 +16,8 @@ without the Hoyer parts included, reached 98-99 % there, see benchmarks/RESULTS.
 - ``T=4 LIF``: the usual multi-step SNN, LIF (τ = 2, threshold 1, hard reset) for 4 steps;
 - ``ANN``: ReLU.
 
-The fixed-threshold neurons use the same straight-through gradient as the Hoyer spike (0.5 on a window of
-width 2 around... the ``rectangular`` surrogate with width 2). λ_H = 1e-6 instead of the code's 1e-8: H grows
+The fixed-threshold neurons use a straight-through gradient of the Hoyer spike's height, 0.5 on a window of
+width 2 around the threshold (the ``rectangular`` surrogate, α = 2). λ_H = 1e-6 instead of the code's 1e-8: H grows
 with the size of the map (it lies in [1, numel]) and these maps are about 100x smaller than CIFAR VGG-16's, so
 1e-8 would make the term vanish. Same budget for all (Adam 2e-3, cosine, batch 32).
 
