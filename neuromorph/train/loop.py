@@ -83,6 +83,11 @@ class Hooks:
     def prepare(self, model: torch.nn.Module) -> None:
         """Called once on the freshly built model, before the optimisers are built (e.g. freeze delays)."""
 
+    def regularizer(self, model: torch.nn.Module) -> torch.Tensor | None:
+        """A term added to the training loss after each forward (e.g. the Hoyer regulariser or the Delta
+        layer's sparsity penalty, which the model's layers compute during that forward); None adds nothing."""
+        return None
+
     def after_step(self, model: torch.nn.Module) -> None:
         """Called after every optimiser step (e.g. clamp delay positions)."""
 
@@ -390,6 +395,9 @@ def fit(
                 x, y = x.to(device), y.to(device)
                 scores = readout(train_model(x), recipe.readout)
                 loss = F.cross_entropy(scores, y, label_smoothing=recipe.label_smoothing)
+                extra = hooks.regularizer(model)
+                if extra is not None:
+                    loss = loss + extra
                 for opt in optimizers:
                     opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -59,3 +59,32 @@ def test_fit_runs_the_hooks_the_recipe_names(monkeypatch, tmp_path):
     recipe = toy_recipe(hooks="counting", epochs=2)
     fit(recipe, tmp_path, data=toy_bundle(), progress=False)
     assert CountingHooks.epochs == [0, 1] and CountingHooks.steps > 0
+
+
+class ShrinkHooks(Hooks):
+    """A regulariser only this test adds: a large L2 on the first layer's weights."""
+
+    calls = 0
+
+    def regularizer(self, model):
+        ShrinkHooks.calls += 1
+        return 10.0 * model.fc1.weight.pow(2).sum()
+
+
+def test_regularizer_hook_is_added_to_the_training_loss(tmp_path):
+    # the Hoyer regulariser and the Delta layer's penalty enter training this way (benchmarks/repro)
+    import torch
+
+    from neuromorph.train import checkpoint as ck
+
+    norms = {}
+    for name, hooks in (("plain", Hooks()), ("shrink", ShrinkHooks())):
+        ShrinkHooks.calls = 0
+        recipe = toy_recipe(epochs=2, schedule="none", lr=1e-2, val_fraction=0.0)
+        fit(recipe, tmp_path / name, data=toy_bundle(), progress=False, hooks=hooks)
+        state = ck.load_checkpoint(tmp_path / name / "last.pt")["state_dict"]
+        norms[name] = float(state["fc1.weight"].norm())
+        if name == "shrink":
+            assert ShrinkHooks.calls == 2 * (96 // 16)  # once per training step, never in evaluation
+    assert norms["shrink"] < 0.5 * norms["plain"]
+    assert torch.isfinite(torch.tensor(list(norms.values()))).all()

@@ -1,0 +1,1 @@
+"""Paper reproductions: one module per seed method, run by ``benchmarks/reproductions.py``."""
