@@ -218,10 +218,11 @@ except ExportError as err:
 
 # %% [markdown]
 # The energy report counts an adaptive neuron as **two** state updates per step (membrane and adaptation
-# current), so the `updates` of each adLIF layer are 2 × neurons × steps. Note what it does not charge in
-# this version: the recurrent synapses V. A `Recurrent` row shows the spikes its neurons emit but 0 synops,
-# although each of those spikes also reaches all N neurons of the layer through V at the next step; the
-# lines below add that count (spikes × N) by hand.
+# current), so the `updates` of each adLIF layer are 2 × neurons × steps. The recurrent synapses V have a row
+# of their own, `<layer>.recurrent`: each spike a neuron emits at step t reaches the other neurons through
+# its column of V at step t + 1, so the row charges spikes(t-1) × the nonzero fan-out of that column (the
+# spikes of the last step feed no step of the call). The lines below check that row against the count by
+# hand.
 
 # %%
 report = ne.measure(model, xb, hardware="loihi,cmos45nm")
@@ -232,10 +233,21 @@ for row in report.layers:
         print(f"{row.name} ({row.kind}): {row.neuron_updates / report.samples:.0f} updates per inference "
               f"= {row.neuron_updates / report.samples / (row.neurons * T):.0f} × {row.neurons} neurons × {T} steps")
 recurrent = {name: m for name, m in model.named_modules() if isinstance(m, nm.nn.Recurrent)}
-for row in report.layers:
-    if row.name in recurrent:
-        spikes, n = row.spikes_out / report.samples, recurrent[row.name].features
-        print(f"{row.name}: recurrent synops not in the report: {spikes:.1f} spikes × {n} = {spikes * n:.0f} per inference")
+rows = {row.name: row for row in report.layers}
+seen = {}
+hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: seen.__setitem__(name, out.detach()))
+         for name, m in recurrent.items()]
+with torch.no_grad():
+    model.eval()
+    model(xb)
+for h in hooks:
+    h.remove()
+for name, layer in recurrent.items():
+    # By hand: the spikes of steps 0..T-2, each times the nonzero fan-out of its column of V.
+    fan_out = (layer.weight != 0).sum(0).to(seen[name].dtype)
+    by_hand = float((seen[name][:-1] * fan_out).sum()) / report.samples
+    rec = rows[f"{name}.recurrent"].synops / report.samples
+    print(f"{name}: recurrent synops per inference {rec:.0f}, by hand {by_hand:.0f}")
 
 # %% [markdown]
 # ## Event-driven synapses: how sparse is real input?
