@@ -175,3 +175,24 @@ def test_dv_spike_by_spike_equals_the_dense_product(monkeypatch):
         out = layer(x)
         grads.append(torch.autograd.grad((out * torch.linspace(-1, 1, T).view(T, 1, 1)).sum(), layer.weight)[0])
     assert torch.allclose(grads[0], grads[1], rtol=1e-12, atol=1e-12) and grads[0].abs().sum() > 0
+
+
+@pytest.mark.parametrize("kind", KINDS + ["se_adlif", "ef_adlif"])
+def test_fused_layers_take_the_fused_kernel_not_the_step_loop(kind, monkeypatch):
+    """``fused_supported`` falls back to the (much slower) step loop when the dynamics' signatures change;
+    every neuron of the package must still take the compiled kernel, so a silent fallback fails here."""
+    from neuromorph.nn import EFAdLIF, SEAdLIF
+
+    if kind in ("se_adlif", "ef_adlif"):
+        torch.manual_seed(0)
+        layer = Recurrent((SEAdLIF if kind == "se_adlif" else EFAdLIF)(N, backend="fused"), N).double()
+    else:
+        layer = _layer(kind, "fused")
+
+    def no_loop(*a, **k):
+        raise AssertionError("the step loop ran instead of the fused recurrent kernel")
+
+    monkeypatch.setattr(recurrent, "run_steps", no_loop)
+    out = layer(_x())
+    out.sum().backward()
+    assert out.shape == (T, B, N)
