@@ -26,6 +26,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import speed  # noqa: E402  (the timing and memory harness)
+import speed_recurrent  # noqa: E402  (the peers' recurrent networks)
 
 IN, HID, OUT = 140, 360, 20
 LIBRARIES = ["lif-ff", "se-adlif-ff", "ef-adlif-ff", "lif-rec", "se-adlif-rec", "snntorch-rleaky", "norse-lsnn"]
@@ -53,39 +54,9 @@ def build(lib: str):
                             nm.nn.LI(tau=15.0))
         return net, lambda x: net(x).mean(0)
     if lib == "snntorch-rleaky":
-        import snntorch as snn
-
-        class Net(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.fc1, self.fc2, self.fc3 = nn.Linear(IN, HID), nn.Linear(HID, HID), nn.Linear(HID, OUT)
-                self.lif1 = snn.RLeaky(beta=0.9, all_to_all=True, linear_features=HID, reset_mechanism="zero")
-                self.lif2 = snn.RLeaky(beta=0.9, all_to_all=True, linear_features=HID, reset_mechanism="zero")
-                self.li = snn.Leaky(beta=0.9, reset_mechanism="none")
-
-            def forward(self, x):
-                s1, m1 = self.lif1.init_rleaky()
-                s2, m2 = self.lif2.init_rleaky()
-                m3 = self.li.init_leaky()
-                c1 = self.fc1(x)
-                out = []
-                for t in range(x.shape[0]):
-                    s1, m1 = self.lif1(c1[t], s1, m1)
-                    s2, m2 = self.lif2(self.fc2(s1), s2, m2)
-                    _, m3 = self.li(self.fc3(s2), m3)
-                    out.append(m3)
-                return torch.stack(out)
-
-        net = Net()
-        return net, lambda x: net(x).mean(0)
+        return speed_recurrent.snntorch_rleaky(IN, HID, OUT, beta=0.9, threshold=1.0)
     if lib == "norse-lsnn":
-        import norse.torch as norse
-
-        inv = torch.tensor(0.1)
-        p = norse.LSNNParameters(tau_mem_inv=inv, tau_syn_inv=inv, v_th=torch.tensor(1.0))
-        net = norse.SequentialState(norse.LSNNRecurrent(IN, HID, p=p, dt=1.0), norse.LSNNRecurrent(HID, HID, p=p, dt=1.0),
-                                    nn.Linear(HID, OUT), norse.LI(norse.LIParameters(tau_mem_inv=inv, tau_syn_inv=inv), dt=1.0))
-        return net, lambda x: net(x)[0].mean(0)
+        return speed_recurrent.norse_recurrent("lsnn", IN, HID, OUT, tau=10.0, threshold=1.0)
     raise ValueError(f"unknown network {lib!r}; choose from {LIBRARIES}")
 
 

@@ -47,49 +47,63 @@ def build(lib: str):
                             nm.nn.Recurrent(lif(), HID), nn.Linear(HID, OUT), nm.nn.LI(tau=TAU, backend=backend))
         return net, lambda x: net(x).mean(0)
     if lib == "snntorch":
-        import snntorch as snn
-
-        beta = 1 - 1 / TAU
-
-        class Net(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.fc1, self.fc2, self.fc3 = nn.Linear(IN, HID), nn.Linear(HID, HID), nn.Linear(HID, OUT)
-                self.lif1 = snn.RLeaky(beta=beta, threshold=THRESHOLD, all_to_all=True, linear_features=HID,
-                                       reset_mechanism="zero")
-                self.lif2 = snn.RLeaky(beta=beta, threshold=THRESHOLD, all_to_all=True, linear_features=HID,
-                                       reset_mechanism="zero")
-                self.li = snn.Leaky(beta=beta, reset_mechanism="none")
-
-            def forward(self, x):
-                s1, m1 = self.lif1.init_rleaky()
-                s2, m2 = self.lif2.init_rleaky()
-                m3 = self.li.init_leaky()
-                c1 = self.fc1(x)
-                out = []
-                for t in range(x.shape[0]):
-                    s1, m1 = self.lif1(c1[t], s1, m1)
-                    s2, m2 = self.lif2(self.fc2(s1), s2, m2)
-                    _, m3 = self.li(self.fc3(s2), m3)
-                    out.append(m3)
-                return torch.stack(out)
-
-        net = Net()
-        return net, lambda x: net(x).mean(0)
+        return snntorch_rleaky(IN, HID, OUT, beta=1 - 1 / TAU, threshold=THRESHOLD)
     if lib.startswith("norse"):
-        import norse.torch as norse
-
-        inv = torch.tensor(1 / TAU)
-        lip = norse.LIParameters(tau_mem_inv=inv, tau_syn_inv=inv)
-        if lib == "norse-lif":
-            p = norse.LIFParameters(tau_mem_inv=inv, tau_syn_inv=inv, v_th=torch.tensor(THRESHOLD))
-            cell = lambda i: norse.LIFRecurrent(i, HID, p=p, dt=1.0)  # noqa: E731
-        else:
-            p = norse.LSNNParameters(tau_mem_inv=inv, tau_syn_inv=inv, v_th=torch.tensor(THRESHOLD))
-            cell = lambda i: norse.LSNNRecurrent(i, HID, p=p, dt=1.0)  # noqa: E731
-        net = norse.SequentialState(cell(IN), cell(HID), nn.Linear(HID, OUT), norse.LI(lip, dt=1.0))
-        return net, lambda x: net(x)[0].mean(0)
+        return norse_recurrent("lif" if lib == "norse-lif" else "lsnn", IN, HID, OUT, tau=TAU, threshold=THRESHOLD)
     raise ValueError(f"unknown library {lib!r}; choose from {LIBRARIES}")
+
+
+def snntorch_rleaky(n_in: int, hid: int, n_out: int, beta: float, threshold: float):
+    """snnTorch's nearest equivalent of two ``nn.Recurrent`` layers and a readout: ``RLeaky(all_to_all=True)``
+    stepped in Python, ``Leaky`` without reset as the readout. Returns (model, step_fn)."""
+    import snntorch as snn
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2, self.fc3 = nn.Linear(n_in, hid), nn.Linear(hid, hid), nn.Linear(hid, n_out)
+            self.lif1 = snn.RLeaky(beta=beta, threshold=threshold, all_to_all=True, linear_features=hid,
+                                   reset_mechanism="zero")
+            self.lif2 = snn.RLeaky(beta=beta, threshold=threshold, all_to_all=True, linear_features=hid,
+                                   reset_mechanism="zero")
+            self.li = snn.Leaky(beta=beta, reset_mechanism="none")
+
+        def forward(self, x):
+            s1, m1 = self.lif1.init_rleaky()
+            s2, m2 = self.lif2.init_rleaky()
+            m3 = self.li.init_leaky()
+            c1 = self.fc1(x)
+            out = []
+            for t in range(x.shape[0]):
+                s1, m1 = self.lif1(c1[t], s1, m1)
+                s2, m2 = self.lif2(self.fc2(s1), s2, m2)
+                _, m3 = self.li(self.fc3(s2), m3)
+                out.append(m3)
+            return torch.stack(out)
+
+    net = Net()
+    return net, lambda x: net(x).mean(0)
+
+
+def norse_recurrent(kind: str, n_in: int, hid: int, n_out: int, tau: float, threshold: float):
+    """Norse's recurrent cells (``kind`` "lif": ``LIFRecurrent``, "lsnn": ``LSNNRecurrent``; input and recurrent
+    weights inside), two layers, ``LI`` readout. Returns (model, step_fn)."""
+    import norse.torch as norse
+    import torch
+    from torch import nn
+
+    inv = torch.tensor(1 / tau)
+    lip = norse.LIParameters(tau_mem_inv=inv, tau_syn_inv=inv)
+    if kind == "lif":
+        p = norse.LIFParameters(tau_mem_inv=inv, tau_syn_inv=inv, v_th=torch.tensor(threshold))
+        cell = lambda i: norse.LIFRecurrent(i, hid, p=p, dt=1.0)  # noqa: E731
+    else:
+        p = norse.LSNNParameters(tau_mem_inv=inv, tau_syn_inv=inv, v_th=torch.tensor(threshold))
+        cell = lambda i: norse.LSNNRecurrent(i, hid, p=p, dt=1.0)  # noqa: E731
+    net = norse.SequentialState(cell(n_in), cell(hid), nn.Linear(hid, n_out), norse.LI(lip, dt=1.0))
+    return net, lambda x: net(x)[0].mean(0)
 
 
 speed.build = build  # the harness times this module's networks

@@ -185,6 +185,11 @@ class DelayedLinear(torch.nn.Module):
         with torch.no_grad():
             self.positions.clamp_(-self.half_width, self.half_width)
 
+    def apply_constraints(self) -> None:
+        """The layer's declared projection (see :func:`neuromorph.nn.apply_constraints`): clamp the positions,
+        which the training loop then does after every optimizer step like for every other layer."""
+        self.clamp_positions()
+
     def _check_pair_shape(self, name: str, value: Tensor) -> None:
         if value.shape != (self.out_features, self.in_features):
             raise ShapeError(

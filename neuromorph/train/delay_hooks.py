@@ -5,7 +5,8 @@ a recipe selects them by name (``Recipe.hooks``, registry ``recipes.HOOKS``):
 - two Adam optimisers: weights and BN (lr 1e-3, weight decay 1e-5 on weights only, OneCycleLR with
   max_lr 5e-3 stepped once per epoch) and delay positions (lr 100x the weight lr = 0.1, no weight
   decay, cosine annealing with T_max = epochs, stepped once per epoch);
-- positions clamped to ±⌊K/2⌋ after every optimiser step;
+- positions clamped to ±⌊K/2⌋ after every optimiser step (``DelayedLinear.apply_constraints``, which the
+  training loop applies to every layer that declares one, whatever the hooks);
 - σ shrunk at the end of every epoch (``SigmaSchedule.for_training(K, epochs)``);
 - every evaluation with rounded integer delays, real-valued positions restored afterwards.
 
@@ -43,11 +44,6 @@ class DelayHooks(Hooks):
         # max_lr 5e-3 = 5x the base lr and positions at 100x the base lr, as in best_config_SHD.py
         return build_optimizers(model, recipe.epochs, lr=recipe.lr, max_lr=5 * recipe.lr,
                                 weight_decay=recipe.weight_decay, lr_positions=100 * recipe.lr)
-
-    def after_step(self, model: torch.nn.Module) -> None:
-        from neuromorph.nn.delays import clamp_positions
-
-        clamp_positions(model)
 
     def end_epoch(self, model: torch.nn.Module, epoch: int) -> None:
         self.schedule.apply(model, epoch + 1)
