@@ -10,8 +10,8 @@ decay κ = exp(−1/15), and the first 10 output steps left out of the loss. SSC
 
 Variants: ``neuron="ef"`` (Euler-forward adLIF), ``neuron="lif"`` (the recurrent LIF baseline: the same
 neuron without adaptation, learnable per-neuron τ), ``recurrent=False`` (feed-forward), ``delays=True``
-(every input synapse a learned DCLS delay, :class:`~neuromorph.nn.DelayedLinear`, in place of the Linear;
-train with the recipe's ``hooks="dcls-delays"``).
+(every input synapse a learned DCLS delay, :class:`~neuromorph.nn.DelayedLinear`, in place of the Linear,
+initialised to the Linear's input drive; train with ``hooks="adlif-delays"``, recipe ``shd-adlif-delays``).
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ class AdLIFNet(torch.nn.Sequential):
         for _ in range(n_layers):
             if delays:
                 syn: torch.nn.Module = nnm.DelayedLinear(width, hidden, max_delay, bias=True)
+                _match_linear_drive(syn)
             else:
                 syn = nnm.Linear(width, hidden)
             torch.nn.init.zeros_(syn.bias)
@@ -101,6 +102,22 @@ class AdLIFNet(torch.nn.Sequential):
         if self.ignore_first and y.shape[0] > self.ignore_first:
             y = y[self.ignore_first :]
         return y
+
+
+def _match_linear_drive(syn: torch.nn.Module) -> None:
+    """Initialise a DelayedLinear so that its input drive matches the Linear it replaces.
+
+    The Linear's weights are U(±1/√fan_in). A DCLS synapse spreads its weight w over the K taps of its
+    Gaussian (σ = ⌊K/2⌋ at the start: nearly flat over K = 25 taps), so a spike train uncorrelated in time
+    reaches the neuron with a standard deviation ‖g‖₂·w (g: the normalised taps, ‖g‖₂ ≈ 1/√K), about 5 times
+    less than through the Linear. Each weight is therefore U(±1/√fan_in) / ‖g_ji‖₂; as σ shrinks during
+    training the taps narrow to one and the weights (trained at Adam lr 0.01) adapt.
+    """
+    with torch.no_grad():
+        bound = 1.0 / math.sqrt(syn.in_features)
+        syn.weight.fill_(1.0)
+        gain = syn.taps().pow(2).sum(0).rsqrt().t()  # 1/‖g_ji‖₂, [out, in]
+        syn.weight.uniform_(-bound, bound).mul_(gain)
 
 
 def parameter_count(n_inputs: int, hidden: int, n_layers: int, n_classes: int) -> int:

@@ -12,6 +12,9 @@ a recipe selects them by name (``Recipe.hooks``, registry ``recipes.HOOKS``):
 
 The optimisers and the σ schedule come from ``neuromorph.models.shd`` (``build_optimizers``,
 ``sigma_schedule``), so that the recipe and the model cannot drift apart.
+
+Hooks ``"adlif-delays"`` (:class:`AdLIFDelayHooks`, recipe shd-adlif-delays): the same delay steps around the
+SE-adLIF network's own weight training (Adam at a constant lr), see that class.
 """
 
 from __future__ import annotations
@@ -57,3 +60,47 @@ class DelayHooks(Hooks):
 
     def state_dict(self) -> dict[str, Any]:
         return {}  # σ lives in the model's buffers; the schedule is a pure function of the epoch
+
+
+class AdLIFDelayHooks(DelayHooks):
+    """Hooks ``"adlif-delays"``: learned DCLS delays on the input synapses of the SE-adLIF network
+    (recipe ``shd-adlif-delays``, :class:`~neuromorph.models.adlif.AdLIFNet` with ``delays=True``).
+
+    The weights and neuron parameters train as in ``shd-adlif`` (the recipe's Adam at its ``lr``, weight
+    decay and ``schedule`` "none" or "cosine" per epoch; the loop clips the gradient norm and projects the
+    neuron constraints). Only the delay positions get their own Adam (lr :attr:`POSITION_LR`, no decay,
+    cosine annealing over the epochs) and, as in DCLS, σ shrinks from ⌊K/2⌋ over the first quarter of the
+    epochs and every evaluation runs with rounded integer delays.
+
+    Why not ``"dcls-delays"``: its OneCycle starts the weights at lr/25 (4e-4 for lr 0.01), where the
+    adaptive network, whose neurons start silent and learn from the surrogate's tail, barely moves during
+    the first epochs; the SE-adLIF recipe trains at a constant 0.01 instead.
+    """
+
+    #: Adam lr of the delay positions (steps per unit gradient sign): SNN-delays' 0.1 (100 × its weight lr)
+    POSITION_LR = 0.1
+
+    def build_optimizers(self, model: torch.nn.Module, recipe: Recipe, steps_per_epoch: int):
+        from neuromorph.errors import ConfigError
+        from neuromorph.models.shd import sigma_schedule
+        from neuromorph.nn.delays import delayed_layers
+
+        if recipe.optimizer != "adam" or recipe.schedule not in ("none", "cosine"):
+            raise ConfigError(f"hooks='adlif-delays' train the weights with Adam at a constant lr ('none') or under "
+                              f"'cosine' (delay positions: their own Adam, cosine); optimizer={recipe.optimizer!r}, "
+                              f"schedule={recipe.schedule!r} is not supported: use optimizer='adam' and schedule "
+                              "'none' or 'cosine'", field="hooks")
+        layers = delayed_layers(model)
+        if not layers:
+            raise ConfigError("hooks='adlif-delays' need a model with DelayedLinear layers (AdLIFNet(delays=True))",
+                              field="hooks")
+        self.schedule = sigma_schedule(model, recipe.epochs)
+        positions = [m.positions for m in layers]
+        taken = {id(p) for p in positions}
+        rest = [p for p in model.parameters() if p.requires_grad and id(p) not in taken]
+        opt_w = torch.optim.Adam(rest, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        opt_p = torch.optim.Adam(positions, lr=self.POSITION_LR, weight_decay=0.0)
+        scheds: list[tuple[Any, str]] = [(torch.optim.lr_scheduler.CosineAnnealingLR(opt_p, T_max=recipe.epochs), "epoch")]
+        if recipe.schedule == "cosine":
+            scheds.append((torch.optim.lr_scheduler.CosineAnnealingLR(opt_w, T_max=recipe.epochs), "epoch"))
+        return [opt_w, opt_p], scheds

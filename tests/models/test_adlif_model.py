@@ -61,7 +61,9 @@ def test_recipes_follow_the_spec_and_select_on_held_out_train():
         assert r.model == "neuromorph.models.adlif:AdLIFNet"
     assert (shd.lr, shd.epochs, shd.readout, shd.schedule, shd.val_fraction) == (0.01, 300, "summed-softmax", "none", 0.2)
     assert (ssc.lr, ssc.epochs, ssc.readout, ssc.model_kwargs["hidden"]) == (0.006, 40, "mean", 720)
-    assert dly.hooks == "dcls-delays" and dly.model_kwargs["delays"] is True
+    # the delays variant trains its weights like shd-adlif (positions: their own Adam, see test_adlif_delays.py)
+    assert dly.hooks == "adlif-delays" and dly.model_kwargs["delays"] is True
+    assert (dly.lr, dly.schedule, dly.weight_decay) == (shd.lr, shd.schedule, shd.weight_decay)
 
 
 def test_user_trains_shd_adlif_on_shd_fsdd_from_the_cli(tmp_path, shared_data):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from neuromorph.errors import ConfigError
-from neuromorph.train.delay_hooks import DelayHooks
+from neuromorph.train.delay_hooks import AdLIFDelayHooks, DelayHooks
 from neuromorph.train.loop import Hooks, fit, hooks_for
 from neuromorph.train.recipes import HOOKS, RECIPES, Recipe
 
@@ -27,7 +27,7 @@ class CountingHooks(Hooks):
 
 def test_named_recipes_name_their_hooks():
     expected = {"shd": DelayHooks, "ssc": DelayHooks, "nmnist": Hooks, "digits-dvs": Hooks, "shd-adlif": Hooks,
-                "ssc-adlif": Hooks, "shd-adlif-delays": DelayHooks}
+                "ssc-adlif": Hooks, "shd-adlif-delays": AdLIFDelayHooks}
     for name, recipe in RECIPES.items():
         assert recipe.hooks in HOOKS
         assert type(hooks_for(recipe)) is expected[name], name
@@ -45,7 +45,7 @@ def test_recipe_stored_before_hooks_were_named_reads_the_same():
 
 
 def test_unknown_hooks_and_hooks_that_would_ignore_options_are_refused():
-    with pytest.raises(ConfigError, match="hooks='magic' is not valid; choose one of 'dcls-delays', 'standard'"):
+    with pytest.raises(ConfigError, match="hooks='magic' is not valid; choose one of 'adlif-delays', 'dcls-delays', 'standard'"):
         RECIPES["nmnist"].replace(hooks="magic")
     recipe = RECIPES["shd"].replace(optimizer="sgd")
     with pytest.raises(ConfigError, match="optimizer='sgd'") as info:
