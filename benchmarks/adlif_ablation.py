@@ -4,7 +4,9 @@ Every variant is the ``shd-adlif`` recipe (``shd-adlif-delays`` for the delays) 
 4 ms bins of 140 channel groups, network shape, epochs, batch and seed; best.pt is chosen on 20 % of the
 training file and the test split is evaluated once, at the end. Variants:
 
-- ``lif-rec``: ``model_kwargs neuron="lif"`` (recurrent LIF, exp decay, learned τ, no adaptation);
+- ``lif-rec``: ``model_kwargs neuron="lif"`` (recurrent LIF, exp decay, learned τ, no adaptation); at the
+  recipe's constant lr 0.01 its BPTT gradient explodes after a few epochs (batches skipped as "gradient
+  norm inf", validation collapse): a property of the baseline, not of the kernel (docs/methods/se-adlif.md);
 - ``ef``: ``neuron="ef"`` (EF-adLIF, q = 60); ``se``: SE-adLIF (q = 120);
 - ``se-delays``: SE-adLIF with learned DCLS delays on every input synapse (recipe ``shd-adlif-delays``).
 
