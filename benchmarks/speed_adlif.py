@@ -14,6 +14,13 @@ Timing, CPU time and memory by the harness of ``benchmarks/speed.py`` (each netw
 median of ``--steps`` steps after ``--warmup``).
 
     python benchmarks/speed_adlif.py --T 250 --batch 32 --threads 1
+
+``--interleave`` (the feed-forward comparison of the 1.3x target) builds the networks in one process and
+times them round-robin, one step of each per round (the order rotating), so that a change of machine load
+hits every network alike; it reports each network's median and range of CPU time per step and, per round,
+its ratio to the LIF step of the same round (median, min, max)::
+
+    python benchmarks/speed_adlif.py --interleave --libraries lif-ff se-adlif-ff ef-adlif-ff --steps 15 --threads 1
 """
 
 from __future__ import annotations
@@ -64,6 +71,53 @@ speed.build = build  # the harness times this module's networks at this module's
 speed.IN, speed.OUT = IN, OUT
 
 
+def interleaved(libraries: list[str], T: int, batch: int, steps: int, warmup: int, threads: int,
+                density: float = 0.05) -> dict:
+    """Time ``libraries`` round-robin in this process: ``steps`` rounds of one training step each (the order
+    rotated every round, after ``warmup`` rounds). Returns per network the CPU and wall ms of every round and,
+    when ``lif-ff`` is among them, the per-round CPU ratios to it."""
+    import statistics
+    import time
+
+    import torch
+
+    torch.set_num_threads(threads)
+    x = (torch.rand(T, batch, IN, generator=torch.Generator().manual_seed(0)) < density).float()
+    y = torch.randint(0, OUT, (batch,), generator=torch.Generator().manual_seed(1))
+    nets = {}
+    for lib in libraries:
+        torch.manual_seed(0)
+        net, forward = build(lib)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+        def step(forward=forward, opt=opt):
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(forward(x), y).backward()
+            opt.step()
+
+        nets[lib] = step
+    cpu: dict[str, list[float]] = {lib: [] for lib in libraries}
+    wall: dict[str, list[float]] = {lib: [] for lib in libraries}
+    for r in range(warmup + steps):
+        order = libraries[r % len(libraries):] + libraries[: r % len(libraries)]
+        for lib in order:
+            t0, c0 = time.perf_counter(), time.process_time()
+            nets[lib]()
+            if r >= warmup:
+                wall[lib].append(1e3 * (time.perf_counter() - t0))
+                cpu[lib].append(1e3 * (time.process_time() - c0))
+    out = {"T": T, "batch": batch, "rounds": steps, "threads": threads, "load": os.getloadavg()[0], "networks": {}}
+    for lib in libraries:
+        row = {"median_cpu_ms": statistics.median(cpu[lib]), "min_cpu_ms": min(cpu[lib]), "max_cpu_ms": max(cpu[lib]),
+               "median_ms": statistics.median(wall[lib])}
+        if "lif-ff" in cpu and lib != "lif-ff":
+            ratios = [a / b for a, b in zip(cpu[lib], cpu["lif-ff"])]
+            row.update({"ratio_vs_lif_ff_median": statistics.median(ratios), "ratio_vs_lif_ff_min": min(ratios),
+                        "ratio_vs_lif_ff_max": max(ratios)})
+        out["networks"][lib] = row
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--T", type=int, default=250)
@@ -73,10 +127,27 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--libraries", nargs="+", default=LIBRARIES)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--interleave", action="store_true",
+                    help="time the networks round-robin in one process (per-round ratios to lif-ff)")
     ap.add_argument("--_one", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._one:
         print(json.dumps(speed.measure(args._one, args.T, args.batch, args.steps, args.warmup, args.threads)))
+        return 0
+    if args.interleave:
+        res = interleaved(args.libraries, args.T, args.batch, args.steps, args.warmup, args.threads)
+        if args.json:
+            print(json.dumps(res))
+            return 0
+        print(f"T={args.T} batch={args.batch} threads={args.threads}, {args.steps} interleaved rounds; load "
+              f"{res['load']:.2f}")
+        for lib, r in res["networks"].items():
+            extra = ""
+            if "ratio_vs_lif_ff_median" in r:
+                extra = (f"  {r['ratio_vs_lif_ff_median']:.3f}x the LIF step (CPU, per-round median; range "
+                         f"{r['ratio_vs_lif_ff_min']:.3f}-{r['ratio_vs_lif_ff_max']:.3f})")
+            print(f"  {lib:<14} {r['median_cpu_ms']:7.1f} ms CPU (range {r['min_cpu_ms']:.1f}-{r['max_cpu_ms']:.1f}), "
+                  f"{r['median_ms']:7.1f} ms wall{extra}")
         return 0
     rows = []
     for lib in args.libraries:
