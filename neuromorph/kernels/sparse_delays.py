@@ -38,25 +38,34 @@ from neuromorph.kernels import sparse
 __all__ = ["Packed", "pack", "deliver", "stream"]
 
 
-def _deliver(x, ptr, oj, dl, wv, out, counts):  # pragma: no cover - compiled by numba
-    """``out[t + d, b, j] += x[t, b, i] · w`` for every event and synapse (entries of input i sorted by delay,
-    so the scan stops at the first delay past the output); ``counts[b] = (deliveries, value-weighted)``."""
+def _deliver(x, ptr, fl, dl, wv, n_out, K, out, counts):  # pragma: no cover - compiled by numba
+    """``out[b, t + d, j] += x[t, b, i] · w`` for every event and synapse. ``out`` is batch-major
+    ``[B, S·n_out]`` and ``fl = d·n_out + j`` the synapse's offset from row t, so an event writes a window of K
+    rows of one sample's block through one index. Entries of input i are sorted by delay: near the end the
+    scan stops at the first delay past the output. ``counts[b] = (deliveries, value-weighted deliveries)``."""
     T, B, I = x.shape
-    S = out.shape[0]
+    S = out.shape[1] // n_out
     for b in prange(B):
+        ob = out[b]
         n = 0
         syn = 0.0
         for t in range(T):
             lim = S - t
+            base = np.uint64(t * n_out)  # unsigned indices: numba then skips the negative-index wraparound test
             for i in range(I):
                 v = x[t, b, i]
                 if v != 0:
                     p0 = ptr[i]
                     p1 = ptr[i + 1]
-                    p = p0
-                    while p < p1 and dl[p] < lim:
-                        out[t + dl[p], b, oj[p]] += v * wv[p]
-                        p += 1
+                    if t + K <= S:  # every delay lands inside the output
+                        for p in range(p0, p1):
+                            ob[base + fl[p]] += v * wv[p]
+                        p = p1
+                    else:
+                        p = p0
+                        while p < p1 and dl[p] < lim:
+                            ob[base + fl[p]] += v * wv[p]
+                            p += 1
                     n += p - p0
                     syn += float(v) * (p - p0)
         counts[b, 0] = n
@@ -113,10 +122,12 @@ def _kernel(name: str, rows: int):
 @dataclass(frozen=True)
 class Packed:
     """The nonzero synapses of a rounded delay layer, grouped by input: entries ``ptr[i] .. ptr[i+1]`` of
-    ``out_idx`` (int32), ``delay`` (int32) and ``weight`` belong to input i, sorted by delay then output."""
+    ``out_idx`` (int32), ``delay`` (int32), ``offset`` (``delay · out + out_idx``, uint32) and ``weight`` belong to
+    input i, sorted by delay then output."""
 
     ptr: np.ndarray
     out_idx: np.ndarray
+    offset: np.ndarray
     delay: np.ndarray
     weight: np.ndarray
     in_features: int
@@ -141,8 +152,8 @@ def pack(weight: torch.Tensor, delays: torch.Tensor, kernel_size: int) -> Packed
     ii, jj, dd = ii[order], jj[order], dd[order]
     ptr = np.zeros(n_in + 1, np.int64)
     np.cumsum(np.bincount(ii, minlength=n_in), out=ptr[1:])
-    return Packed(ptr, jj.astype(np.int32), dd.astype(np.int32), np.ascontiguousarray(w[ii, jj]), n_in, n_out,
-                  int(kernel_size))
+    return Packed(ptr, jj.astype(np.int32), (dd * n_out + jj).astype(np.uint32), dd.astype(np.int32),
+                  np.ascontiguousarray(w[ii, jj]), n_in, n_out, int(kernel_size))
 
 
 def deliver(x: torch.Tensor, packed: Packed, out_steps: int) -> torch.Tensor:
@@ -150,11 +161,12 @@ def deliver(x: torch.Tensor, packed: Packed, out_steps: int) -> torch.Tensor:
     the packed weights' dtype."""
     xc = x.detach().contiguous()
     steps, batch, _ = xc.shape
-    out = torch.zeros(out_steps, batch, packed.out_features, dtype=xc.dtype)
+    out = torch.zeros(batch, out_steps, packed.out_features, dtype=xc.dtype)
     counts = np.zeros((batch, 2), np.float64)
     if steps and batch and packed.synapses:
-        _kernel("deliver", batch)(xc.numpy(), packed.ptr, packed.out_idx, packed.delay, packed.weight, out.numpy(),
-                                  counts)
+        _kernel("deliver", batch)(xc.numpy(), packed.ptr, packed.offset, packed.delay, packed.weight,
+                                  packed.out_features, packed.kernel_size, out.numpy().reshape(batch, -1), counts)
+    out = out.transpose(0, 1).contiguous()  # time-major, like every layer
     work = sparse._WORK.get()
     if work is not None:
         work.calls += 1

@@ -82,10 +82,13 @@ FORMS = ("gauss", "max")
 METHODS = ("auto", "spectral", "direct", "shift")
 SIGMA_OFFSET = 0.27  # σ_eff = |σ| + 0.27 (in the DCLS library since 2023-06)
 NORM_EPS = 1e-7  # added to the tap sum before normalising (DCLS)
-#: cost of one event-driven multiply-add (a scattered write) in units of one multiply-add of the dense
-#: methods (BLAS); ``backend="auto"`` runs event-driven when nnz(x) · fan-out · EVENT_COST is below the dense
-#: method's multiply-adds. Measured with benchmarks/sparse_real.py (see docs/methods/sparse.md).
-EVENT_COST = 4.0
+#: ``backend="auto"`` runs event-driven when ``nnz(x) · (fan-out + EVENT_OVERHEAD) · EVENT_COST`` is below the
+#: multiply-adds of the cheapest dense method: an event-driven multiply-add (a scattered write) costs about
+#: EVENT_COST multiply-adds of the dense methods (BLAS products), and each event a fixed EVENT_OVERHEAD more.
+#: Measured on one core of the 2-core x86-64 machine of benchmarks/RESULTS.md (issue 14, "DelayedLinear"):
+#: 10-20 for 256 outputs, 35-45 for 20 outputs, crossover near 15-20 % input density for 256-wide layers.
+EVENT_COST = 12.0
+EVENT_OVERHEAD = 24.0
 
 
 def delay_kernel_size(max_delay: float, dt: float = 1.0) -> int:
@@ -124,7 +127,7 @@ class DelayedLinear(torch.nn.Module):
             "shift" for half-precision inputs).
         backend: as ``nn.Linear``'s: "auto" (default) evaluates event-driven when the delays are integer
             (rounded), no gradient is needed, the tensors are CPU float32/float64 and the input is sparse
-            enough (:data:`EVENT_COST`), else with ``method``; "sparse" insists (a ConfigError when not
+            enough (:data:`EVENT_COST`, :data:`EVENT_OVERHEAD`), else with ``method``; "sparse" insists (a ConfigError when not
             possible); "dense" always uses ``method``. ``neuromorph.kernels.sparse.synapse_backend`` overrides
             "auto" layers. After a call, ``last_path`` is "sparse" or "dense".
 
@@ -429,7 +432,7 @@ class DelayedLinear(torch.nn.Module):
                                   f"fall back to the dense evaluation")
             if packed is not None and backend == "auto":
                 fan = packed.synapses / max(1, self.in_features)
-                if int(torch.count_nonzero(x)) * fan * EVENT_COST >= dense_macs():
+                if int(torch.count_nonzero(x)) * (fan + EVENT_OVERHEAD) * EVENT_COST >= dense_macs():
                     packed = None
         self.__dict__["last_path"] = "dense" if packed is None else "sparse"  # plain attribute, no Module hooks
         return packed
