@@ -180,14 +180,17 @@ class _NeuronStep:
     Function: parameters flattened once (rebuilt when a parameter or buffer changes), state updated in place."""
 
     def __init__(self, neuron, key, shape, dtype, fn, params, consts, cfg, v, i, a):
-        self.neuron, self.key, self.shape, self.dtype = neuron, key, shape, dtype
+        self.neuron, self.key, self.shape, self.dtype = neuron, key, torch.Size(shape), dtype
         self.fn, self.params, self.consts, self.cfg = fn, params, consts, cfg
         self.v, self.i, self.a = v, i, a
         self.dummy = np.zeros((1, 1), v.dtype)
 
     @staticmethod
     def _key(neuron: nn.Module) -> tuple:
-        return tuple((t.data_ptr(), t._version) for t in (*neuron.parameters(), *neuron.buffers()))
+        """What the flattened parameters depend on (a neuron holds its parameters itself, no submodules)."""
+        tensors = (*neuron._parameters.values(), *neuron._buffers.values())
+        return (neuron.backend, neuron.check_finite, neuron.shape,
+                *((t.data_ptr(), t._version) for t in tensors if t is not None))
 
     @classmethod
     def eligible(cls, neuron: nn.Module, x: torch.Tensor) -> bool:
@@ -200,8 +203,12 @@ class _NeuronStep:
                                                                               for p in neuron.parameters()))))
 
     def fits(self, neuron: nn.Module, x: torch.Tensor) -> bool:
-        return (neuron is self.neuron and tuple(x.shape[1:]) == self.shape and x.dtype == self.dtype
-                and self.eligible(neuron, x) and self._key(neuron) == self.key)
+        """Whether this plan still runs ``neuron`` on ``x`` (what :meth:`eligible` checked at build time, less
+        what cannot change without changing the key: the class, the backend, the check_finite flag)."""
+        return (neuron is self.neuron and x.shape[1:] == self.shape and x.dtype == self.dtype
+                and x.device.type == "cpu" and not _hooked(neuron) and self._key(neuron) == self.key
+                and not (torch.is_grad_enabled() and (x.requires_grad or any(
+                    p.requires_grad for p in neuron._parameters.values() if p is not None))))
 
     @classmethod
     def build(cls, neuron: SpikingNeuron, x: torch.Tensor, state: Optional[NeuronState]) -> Optional["_NeuronStep"]:
