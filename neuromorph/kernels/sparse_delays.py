@@ -38,20 +38,21 @@ from neuromorph.kernels import sparse
 __all__ = ["Packed", "pack", "deliver", "stream"]
 
 
-def _deliver(x, ptr, fl, dl, wv, n_out, K, out, counts):  # pragma: no cover - compiled by numba
-    """``out[b, t + d, j] += x[t, b, i] · w`` for every event and synapse. ``out`` is batch-major
-    ``[B, S·n_out]`` and ``fl = d·n_out + j`` the synapse's offset from row t, so an event writes a window of K
-    rows of one sample's block through one index. Entries of input i are sorted by delay: near the end the
-    scan stops at the first delay past the output. ``counts[b] = (deliveries, value-weighted deliveries)``."""
+def _deliver(x, ptr, fl, dl, wv, K, out, counts):  # pragma: no cover - compiled by numba
+    """``out[t + d, b, j] += x[t, b, i] · w`` for every event and synapse (``out [S, B, O]`` is written, not
+    read). Each sample is accumulated in its own block ``[S·O]`` (an event then writes a window of K rows of
+    one block, which stays in cache; ``fl = d·O + j`` is the synapse's offset from row t) and copied out at
+    the end. Entries of input i are sorted by delay: near the end the scan stops at the first delay past the
+    output. ``counts[b] = (deliveries, value-weighted deliveries)``."""
     T, B, I = x.shape
-    S = out.shape[1] // n_out
+    S, _, O = out.shape
     for b in prange(B):
-        ob = out[b]
+        ob = np.zeros(S * O, wv.dtype)
         n = 0
         syn = 0.0
         for t in range(T):
             lim = S - t
-            base = np.uint64(t * n_out)  # unsigned indices: numba then skips the negative-index wraparound test
+            base = np.uint64(t * O)  # unsigned indices: numba then skips the negative-index wraparound test
             for i in range(I):
                 v = x[t, b, i]
                 if v != 0:
@@ -68,6 +69,10 @@ def _deliver(x, ptr, fl, dl, wv, n_out, K, out, counts):  # pragma: no cover - c
                             p += 1
                     n += p - p0
                     syn += float(v) * (p - p0)
+        for s in range(S):
+            row = s * O
+            for o in range(O):
+                out[s, b, o] = ob[row + o]
         counts[b, 0] = n
         counts[b, 1] = syn
 
@@ -161,12 +166,13 @@ def deliver(x: torch.Tensor, packed: Packed, out_steps: int) -> torch.Tensor:
     the packed weights' dtype."""
     xc = x.detach().contiguous()
     steps, batch, _ = xc.shape
-    out = torch.zeros(batch, out_steps, packed.out_features, dtype=xc.dtype)
     counts = np.zeros((batch, 2), np.float64)
     if steps and batch and packed.synapses:
+        out = torch.empty(out_steps, batch, packed.out_features, dtype=xc.dtype)
         _kernel("deliver", batch)(xc.numpy(), packed.ptr, packed.offset, packed.delay, packed.weight,
-                                  packed.out_features, packed.kernel_size, out.numpy().reshape(batch, -1), counts)
-    out = out.transpose(0, 1).contiguous()  # time-major, like every layer
+                                  packed.kernel_size, out.numpy(), counts)
+    else:
+        out = torch.zeros(out_steps, batch, packed.out_features, dtype=xc.dtype)
     work = sparse._WORK.get()
     if work is not None:
         work.calls += 1
