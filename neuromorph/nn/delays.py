@@ -86,8 +86,8 @@ NORM_EPS = 1e-7  # added to the tap sum before normalising (DCLS)
 #: multiply-adds of the cheapest dense method: an event-driven multiply-add (a scattered write) costs about
 #: EVENT_COST multiply-adds of the dense methods (BLAS products), and each event a fixed EVENT_OVERHEAD more.
 #: Measured on one core of the 2-core x86-64 machine of benchmarks/RESULTS.md (issue 14, "DelayedLinear"):
-#: 10-20 for 256 outputs, 35-45 for 20 outputs, crossover near 15-20 % input density for 256-wide layers.
-EVENT_COST = 12.0
+#: 10-25 for 256 outputs, 35-45 for 20 outputs; the measured crossover is 15-25 % input density for 256-wide layers.
+EVENT_COST = 16.0
 EVENT_OVERHEAD = 24.0
 
 
@@ -127,9 +127,10 @@ class DelayedLinear(torch.nn.Module):
             "shift" for half-precision inputs).
         backend: as ``nn.Linear``'s: "auto" (default) evaluates event-driven when the delays are integer
             (rounded), no gradient is needed, the tensors are CPU float32/float64 and the input is sparse
-            enough (:data:`EVENT_COST`, :data:`EVENT_OVERHEAD`), else with ``method``; "sparse" insists (a ConfigError when not
-            possible); "dense" always uses ``method``. ``neuromorph.kernels.sparse.synapse_backend`` overrides
-            "auto" layers. After a call, ``last_path`` is "sparse" or "dense".
+            enough (:data:`EVENT_COST`, :data:`EVENT_OVERHEAD`), else with ``method``; "sparse" insists (a
+            ConfigError when not possible); "dense" always uses ``method``.
+            ``neuromorph.kernels.sparse.synapse_backend`` overrides "auto" layers. After a call,
+            ``last_path`` is "sparse" or "dense".
 
     Shapes: input ``[T, B, in_features]`` (time-major), output ``[T + ⌊(K-1)/2⌋, B, out_features]``.
 
@@ -415,8 +416,9 @@ class DelayedLinear(torch.nn.Module):
             backend = "dense"
         packed = None
         if backend != "dense":
+            params = (self.weight, self.positions, self.bias)
             needs_grad = torch.is_grad_enabled() and (
-                x.requires_grad or any(t.requires_grad for t in (self.weight, self.positions, self.bias) if t is not None))
+                x.requires_grad or any(t.requires_grad for t in params if t is not None))
             why = None
             if needs_grad:
                 why = "a gradient is needed (the event-driven path is for inference: use torch.no_grad())"
