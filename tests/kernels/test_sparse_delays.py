@@ -208,3 +208,28 @@ def test_shd_delay_net_streams_and_equals_whole_sequence(dtype):
     assert net[0].last_path == "dense"
     torch.testing.assert_close(dense_steps, whole[:30])
     assert set(stream.states) == {"0", "2", "4", "6", "8", "9"}
+
+
+def test_streaming_follows_parameter_changes_and_gradients():
+    """The streaming neuron step flattens the parameters once: a changed threshold must take effect at the
+    next step, and with gradients wanted the ordinary (differentiable) path runs."""
+    torch.manual_seed(4)
+    net = torch.nn.Sequential(nm.nn.Linear(12, 16), nm.nn.LIF(tau=2.0, threshold=0.3, learn_tau=True), nm.nn.LI()).eval()
+    x = counts((10, 2, 12), 0.3, torch.float32)
+    with torch.no_grad():
+        stream = nm.nn.Streaming(net)
+        first = torch.stack([stream.step(x[t]) for t in range(5)])
+        net[1].threshold.fill_(0.6)
+        second = torch.stack([stream.step(x[t]) for t in range(5, 10)])
+        ref = nm.nn.Streaming(net)
+        net[1].threshold.fill_(0.3)
+        expect_first = torch.stack([ref.step(x[t]) for t in range(5)])
+        net[1].threshold.fill_(0.6)
+        expect_second = torch.stack([ref.step(x[t]) for t in range(5, 10)])
+        net[1].threshold.fill_(0.3)
+        stale = nm.nn.Streaming(net)  # what a stale threshold would give
+        stale = torch.stack([stale.step(x[t]) for t in range(10)])[5:]
+    assert torch.equal(first, expect_first) and torch.equal(second, expect_second)
+    assert not torch.equal(second, stale)
+    with_grad = nm.nn.Streaming(net).step(x[0])
+    assert with_grad.requires_grad  # learn_tau: the differentiable path
