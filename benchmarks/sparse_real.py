@@ -20,7 +20,8 @@ crossover density) and with every synapse dense (``synapse_backend("dense")``), 
   checkpoint), else an untrained one. Inference on the whole test split (batches of ``--batch``) and
   streaming (batch 1, one step per call, ``--stream-samples`` samples), event-driven delays (default,
   ``backend="auto"``) vs dense (``synapse_backend("dense")``: the spectral/conv evaluation for whole
-  sequences, one product with all K taps per step when streaming). Reports the density of every delay
+  sequences, one product with all K taps per step when streaming; for context also ``method="direct"``,
+  the convolution over all K taps). Reports the density of every delay
   layer's input, the path taken, the predictions and accuracy on both paths, latency per step and events/s.
 
 Times are medians over ``--reps`` after a warm-up, wall-clock and process CPU time, ``--threads`` threads.
@@ -164,6 +165,16 @@ def delay_section(xs: torch.Tensor, y: torch.Tensor, args) -> dict:
     res["predictions_equal_dense"] = bool(torch.equal(pred, pred_dense))
     s, d = both(lambda: timed(infer, args.reps))
     res["infer"] = {"sparse_ms": s, "dense_ms": d, "speedup_cpu": d[1] / s[1], "speedup_wall": d[0] / s[0]}
+    # for context: the dense evaluation over all K taps (conv1d, what DCLS's Dcls1d computes)
+    methods = [m.method for m in layers]
+    for m in layers:
+        m.method = "direct"
+    with synapse_backend("dense"):
+        direct = timed(infer, max(1, args.reps // 2))
+    for m, method in zip(layers, methods):
+        m.method = method
+    res["infer"]["dense_direct_ms"] = direct
+    res["infer"]["speedup_cpu_vs_direct"] = direct[1] / s[1]
 
     def stream():
         lat, cpu, events = [], 0.0, 0.0
