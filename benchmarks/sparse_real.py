@@ -15,16 +15,26 @@ crossover density) and with every synapse dense (``synapse_backend("dense")``), 
 - ``infer``: the whole shd_fsdd test split through the SHD-shaped network, batches of 100, no gradients.
 - ``stream``: ``nm.nn.Streaming`` with batch 1, one step at a time, over the first ``--stream-samples``
   samples; latency per step (median) and input events per second.
+- ``delay``: the shd_fsdd recipe's model (``SHDDelayNet``, DCLS delays, evaluated with rounded integer
+  delays as the recipe evaluates): a trained one from ``--checkpoint`` (a ``neuromorph train --recipe shd``
+  checkpoint), else an untrained one. Inference on the whole test split (batches of ``--batch``) and
+  streaming (batch 1, one step per call, ``--stream-samples`` samples), event-driven delays (default,
+  ``backend="auto"``) vs dense (``synapse_backend("dense")``: the spectral/conv evaluation for whole
+  sequences, one product with all K taps per step when streaming; for context also ``method="direct"``,
+  the convolution over all K taps). Reports the density of every delay
+  layer's input, the path taken, the predictions and accuracy on both paths, latency per step and events/s.
 
 Times are medians over ``--reps`` after a warm-up, wall-clock and process CPU time, ``--threads`` threads.
 
     python benchmarks/sparse_real.py --data /path/to/data --threads 1
+    python benchmarks/sparse_real.py --data /path/to/data --threads 1 --sections delay --checkpoint best.pt
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -91,16 +101,111 @@ def main(argv=None) -> int:
     ap.add_argument("--gain", type=float, default=6.0)
     ap.add_argument("--stream-samples", type=int, default=3)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--sections", default="linear,nmnist,delay",
+                    help="comma-separated: linear (train/infer/stream of the Linear net), nmnist, delay")
+    ap.add_argument("--checkpoint", help="a `neuromorph train --recipe shd` checkpoint for the delay section")
+    ap.add_argument("--batch", type=int, default=100, help="inference batch size (delay section)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    sections = set(args.sections.split(","))
     from neuromorph.train.data import load_split
     from neuromorph.train.recipes import get_recipe
 
-    out: dict = {"threads": args.threads}
+    out: dict = {"threads": args.threads, "load_start": os.getloadavg()}
     shd = load_split(get_recipe("shd").replace(data_root=f"{args.data}/shd_fsdd", pad="dataset"), "test")
     xs = shd.x.transpose(0, 1).float()  # [T, N, 140] event counts
     out["shd_fsdd_input_density"] = float((xs != 0).float().mean())
     n_cls = int(shd.y.max()) + 1
+    if "delay" in sections:
+        out["delay"] = delay_section(xs, shd.y.long(), args)
+    if "linear" in sections:
+        linear_section(out, xs, shd, n_cls, args)
+    if "nmnist" in sections:
+        nmnist_section(out, args)
+    out["load_end"] = os.getloadavg()
+    print(json.dumps(out, indent=None if args.json else 1))
+    return 0
+
+
+def delay_section(xs: torch.Tensor, y: torch.Tensor, args) -> dict:
+    """Inference and streaming of the shd_fsdd recipe's delay network, event-driven vs dense delays."""
+    from neuromorph.models.shd import SHDDelayNet, summed_softmax
+
+    if args.checkpoint:
+        from neuromorph.train.checkpoint import load_model
+
+        net, _ = load_model(args.checkpoint)
+        origin = os.path.basename(args.checkpoint)
+    else:
+        torch.manual_seed(0)
+        net, origin = SHDDelayNet(n_inputs=xs.shape[2], n_classes=int(y.max()) + 1), "untrained"
+    net.eval()
+    nm.nn.round_delays(net)  # the recipe evaluates with integer delays
+    layers = [m for m in net.modules() if isinstance(m, nm.nn.DelayedLinear)]
+    res: dict = {"model": origin, "samples": xs.shape[1], "steps": xs.shape[0],
+                 "input_events": float(xs.sum()), "input_nonzero": int(torch.count_nonzero(xs))}
+
+    def infer():
+        with torch.no_grad():
+            return torch.cat([summed_softmax(net(xs[:, i:i + args.batch])).argmax(1)
+                              for i in range(0, xs.shape[1], args.batch)])
+
+    dens: list[float] = []
+    hooks = [m.register_forward_pre_hook(lambda m, a: dens.append(float((a[0] != 0).float().mean())))
+             for m in layers]
+    pred = infer()
+    for h in hooks:
+        h.remove()
+    n = len(layers)
+    res["delay_input_densities"] = [round(statistics.mean(dens[i::n]), 4) for i in range(n)]
+    res["paths"] = [m.last_path for m in layers]
+    with synapse_backend("dense"):
+        pred_dense = infer()
+    res["accuracy"] = float((pred == y).float().mean())
+    res["predictions_equal_dense"] = bool(torch.equal(pred, pred_dense))
+    s, d = both(lambda: timed(infer, args.reps))
+    res["infer"] = {"sparse_ms": s, "dense_ms": d, "speedup_cpu": d[1] / s[1], "speedup_wall": d[0] / s[0]}
+    # for context: the dense evaluation over all K taps (conv1d, what DCLS's Dcls1d computes)
+    methods = [m.method for m in layers]
+    for m in layers:
+        m.method = "direct"
+    with synapse_backend("dense"):
+        direct = timed(infer, max(1, args.reps // 2))
+    for m, method in zip(layers, methods):
+        m.method = method
+    res["infer"]["dense_direct_ms"] = direct
+    res["infer"]["speedup_cpu_vs_direct"] = direct[1] / s[1]
+
+    def stream():
+        lat, cpu, events = [], 0.0, 0.0
+        st = nm.nn.Streaming(net)
+        with torch.no_grad():
+            for b in range(args.stream_samples):
+                st.reset()
+                for t in range(xs.shape[0]):
+                    step = xs[t, b:b + 1]
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    st.step(step)
+                    lat.append(time.perf_counter() - t0)
+                    cpu += time.process_time() - c0
+                    events += float(step.sum())
+        return {"median_step_us": 1e6 * statistics.median(lat), "mean_step_us": 1e6 * statistics.mean(lat),
+                "mean_step_cpu_us": 1e6 * cpu / len(lat), "events_per_s": events / sum(lat),
+                "events_per_cpu_s": events / cpu, "steps": len(lat)}
+
+    stream()  # warm-up (compiles the kernels)
+    s, d = both(stream)
+    res["stream"] = {"sparse": s, "dense": d, "speedup_median": d["median_step_us"] / s["median_step_us"],
+                     "speedup_cpu": d["mean_step_cpu_us"] / s["mean_step_cpu_us"]}
+    # streaming gives the whole sequence's outputs: check on the first sample
+    with torch.no_grad():
+        st = nm.nn.Streaming(net)
+        steps = torch.stack([st.step(xs[t, :1]) for t in range(xs.shape[0])])
+        res["stream_equals_whole_sequence"] = bool(torch.equal(steps, net(xs[:, :1])[:xs.shape[0]]))
+    return res
+
+
+def linear_section(out: dict, xs: torch.Tensor, shd, n_cls: int, args) -> None:
 
     # training step, real density
     x, y = xs[:, :32].contiguous(), shd.y[:32].long()
@@ -149,8 +254,11 @@ def main(argv=None) -> int:
     s, d = both(stream)
     out["stream"] = {"sparse": s, "dense": d, "speedup": d["median_step_us"] / s["median_step_us"]}
 
-    # N-MNIST conv net training step
+
+def nmnist_section(out: dict, args) -> None:
     from neuromorph.models.nmnist import NMNISTConvSNN
+    from neuromorph.train.data import load_split
+    from neuromorph.train.recipes import get_recipe
 
     nmn = load_split(get_recipe("nmnist").replace(data_root=f"{args.data}/nmnist", test_limit=32), "test")
     xn = nmn.x.transpose(0, 1).float().contiguous()
@@ -162,8 +270,6 @@ def main(argv=None) -> int:
     out["nmnist_train"] = {"sparse_ms": s, "dense_ms": d, "speedup_cpu": d[1] / s[1],
                            "linear_input_densities": densities(model),
                            "linear_paths": [m.last_path for m in model.modules() if isinstance(m, nm.nn.Linear)]}
-    print(json.dumps(out, indent=None if args.json else 1))
-    return 0
 
 
 if __name__ == "__main__":

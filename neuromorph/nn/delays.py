@@ -40,6 +40,12 @@ Choices (documented where they differ from the reference code):
   rounded synapse is exactly one tap of weight w; DCLS gives w/(1 + 1e-7) there.
 - The kernel form ("gauss" or "max") is saved in the state dict (``_extra_state``) so that a rounded
   model reloads as a rounded model.
+- Inference with integer delays (after :meth:`DelayedLinear.round_delays` or inside :func:`rounded_delays`)
+  runs event-driven when no gradient is needed (``backend="auto"``, :mod:`neuromorph.kernels.sparse_delays`):
+  each input event adds ``w_ji · x`` to output step ``t + d_ji``, ``nnz(x) · fan-out`` multiply-adds instead
+  of a convolution over all K taps; the result equals the dense evaluation to float rounding. Training
+  (gradients, real-valued delays) always runs the dense methods above. :meth:`DelayedLinear.stream` runs
+  the layer one step at a time with a ring buffer of pending delayed currents (used by ``nn.Streaming``).
 """
 
 from __future__ import annotations
@@ -57,9 +63,11 @@ from torch.autograd.function import once_differentiable
 from torch.utils.hooks import RemovableHandle
 
 from neuromorph.errors import ConfigError, NonFiniteError, ShapeError, check_choice
+from neuromorph.kernels import sparse, sparse_delays
 from neuromorph.nn.protocol import LayerDecl, Role
 
 __all__ = [
+    "DelayState",
     "DelayedLinear",
     "SigmaSchedule",
     "clamp_after_step",
@@ -74,6 +82,13 @@ FORMS = ("gauss", "max")
 METHODS = ("auto", "spectral", "direct", "shift")
 SIGMA_OFFSET = 0.27  # σ_eff = |σ| + 0.27 (in the DCLS library since 2023-06)
 NORM_EPS = 1e-7  # added to the tap sum before normalising (DCLS)
+#: ``backend="auto"`` runs event-driven when ``nnz(x) · (fan-out + EVENT_OVERHEAD) · EVENT_COST`` is below the
+#: multiply-adds of the cheapest dense method: an event-driven multiply-add (a scattered write) costs about
+#: EVENT_COST multiply-adds of the dense methods (BLAS products), and each event a fixed EVENT_OVERHEAD more.
+#: Measured on one core of the 2-core x86-64 machine of benchmarks/RESULTS.md (issue 14, "DelayedLinear"):
+#: 10-25 for 256 outputs, 35-45 for 20 outputs; the measured crossover is 15-25 % input density for 256-wide layers.
+EVENT_COST = 16.0
+EVENT_OVERHEAD = 24.0
 
 
 def delay_kernel_size(max_delay: float, dt: float = 1.0) -> int:
@@ -110,6 +125,12 @@ class DelayedLinear(torch.nn.Module):
             does), "shift" (one matrix product per delay that any synapse uses: cheap for rounded
             layers with few distinct delays) or "auto" (whichever needs fewer operations; "direct" or
             "shift" for half-precision inputs).
+        backend: as ``nn.Linear``'s: "auto" (default) evaluates event-driven when the delays are integer
+            (rounded), no gradient is needed, the tensors are CPU float32/float64 and the input is sparse
+            enough (:data:`EVENT_COST`, :data:`EVENT_OVERHEAD`), else with ``method``; "sparse" insists (a
+            ConfigError when not possible); "dense" always uses ``method``.
+            ``neuromorph.kernels.sparse.synapse_backend`` overrides "auto" layers. After a call,
+            ``last_path`` is "sparse" or "dense".
 
     Shapes: input ``[T, B, in_features]`` (time-major), output ``[T + ⌊(K-1)/2⌋, B, out_features]``.
 
@@ -130,6 +151,7 @@ class DelayedLinear(torch.nn.Module):
         sigma: float | Tensor | None = None,
         bias: bool = False,
         method: str = "auto",
+        backend: str = "auto",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -145,8 +167,12 @@ class DelayedLinear(torch.nn.Module):
             raise ConfigError(f"DelayedLinear({in_features}, {out_features}): {exc}") from None
         check_choice("DelayedLinear form", form, FORMS)
         check_choice("DelayedLinear method", method, METHODS)
+        check_choice("DelayedLinear backend", backend, sparse.SYNAPSE_BACKENDS)
         self.form = form
         self.method = method
+        self.backend = backend
+        self.last_path: str | None = None
+        self._cache: dict[str, Any] = {}  # packed synapses / dense taps for inference, keyed by tensor versions
         factory = {"device": device, "dtype": dtype}
         self.weight = torch.nn.Parameter(torch.empty(out_features, in_features, **factory))
         self.positions = torch.nn.Parameter(torch.empty(out_features, in_features, **factory))
@@ -296,22 +322,26 @@ class DelayedLinear(torch.nn.Module):
             near = ((k - 1 - d) - centre).abs() < reach  # tap n = K-1-d
             return torch.nonzero(near.flatten(1).any(1)).flatten().tolist()
 
-    def _resolve_method(self, x: Tensor, used: list[int] | None = None) -> str:
-        """The method to run; for "auto", the one with the fewest multiply-adds per batch element."""
-        if self.method != "auto":
-            return self.method
+    def _dense_costs(self, x: Tensor) -> dict[str, int]:
+        """Multiply-adds per batch element of "direct" and (float32/64) "spectral" for input ``x``."""
         steps = x.shape[0]
         n_in, n_out, k = self.in_features, self.out_features, self.kernel_size
         out_steps = steps + self.output_extension
-        direct = out_steps * k * n_in * n_out
-        costs = {"direct": direct}
+        costs = {"direct": out_steps * k * n_in * n_out}
         if x.dtype in (torch.float32, torch.float64):  # the DFT needs the precision
             freqs = (steps + k - 1) // 2 + 1
             # forward DFT of x, 3 products per frequency, inverse DFT
             costs["spectral"] = 2 * freqs * steps * n_in + 3 * freqs * n_in * n_out + 2 * freqs * out_steps * n_out
+        return costs
+
+    def _resolve_method(self, x: Tensor, used: list[int] | None = None) -> str:
+        """The method to run; for "auto", the one with the fewest multiply-adds per batch element."""
+        if self.method != "auto":
+            return self.method
+        costs = self._dense_costs(x)
         if self.form == "max":
             used = self.used_delays() if used is None else used
-            costs["shift"] = max(len(used), 1) * steps * n_in * n_out
+            costs["shift"] = max(len(used), 1) * x.shape[0] * self.in_features * self.out_features
         return min(costs, key=costs.get)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -323,9 +353,13 @@ class DelayedLinear(torch.nn.Module):
             )
         if not x.is_floating_point():
             raise ShapeError(f"{self._label()}: input must be a floating-point tensor, got {x.dtype}")
-        taps = self.taps().to(x.dtype)
         steps = x.shape[0]
         out_steps = steps + self.output_extension
+        packed = self._event_path(x, dense_macs=lambda: x.shape[1] * min(self._dense_costs(x).values()))
+        if packed is not None:
+            y = sparse_delays.deliver(x, packed, out_steps)
+            return y + self.bias.detach().to(x.dtype) if self.bias is not None else y
+        taps = self.taps().to(x.dtype)
         # the delays in use are only needed to price or run "shift"
         needs_used = self.method == "shift" or (self.method == "auto" and self.form == "max")
         used = self.used_delays() if needs_used else None
@@ -346,7 +380,127 @@ class DelayedLinear(torch.nn.Module):
             f"{self.in_features}, {self.out_features}, kernel_size={self.kernel_size}, form={self.form!r}, "
             f"method={self.method!r}"
         )
+        s += "" if self.backend == "auto" else f", backend={self.backend!r}"
         return s + ("" if self.bias is not None else ", bias=False")
+
+    # ------------------------------------------------------------------ inference: event-driven and streaming
+    def _versions(self, dtype: torch.dtype) -> tuple:
+        """What the cached inference forms depend on: the tensors' identity and version, the form, the dtype."""
+        ts = (self.weight, self.positions, self.sigma)
+        return (self.form, dtype, *((t.data_ptr(), t._version) for t in ts))
+
+    def _packed(self, dtype: torch.dtype) -> sparse_delays.Packed | None:
+        """The synapses packed for the event-driven kernels (in ``dtype``), or None when the delays are not
+        integer (σ ≠ 0, "gauss" form, or a position off the integers): then a synapse spreads over taps."""
+        key = self._versions(dtype)
+        hit = self._cache.get("packed")
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        packed = None
+        with torch.no_grad():
+            p = self.positions.detach()
+            if (self.form == "max" and bool((self.sigma == 0).all()) and bool((p == p.round()).all())
+                    and bool((p.abs() <= self.half_width).all()) and bool(torch.isfinite(self.weight).all())):
+                packed = sparse_delays.pack(self.weight.detach().to(dtype), self.integer_delays(), self.kernel_size)
+        self._cache["packed"] = (key, packed)
+        return packed
+
+    def _event_path(self, x: Tensor, dense_macs) -> sparse_delays.Packed | None:
+        """The packed synapses if this call runs event-driven (see ``backend``), else None; sets ``last_path``.
+
+        ``dense_macs()``: the dense alternative's multiply-adds for this call (priced only under "auto")."""
+        backend = self.backend
+        if backend == "auto" and sparse._FORCED.get() is not None:
+            backend = sparse._FORCED.get()
+        if backend == "auto" and (torch.jit.is_tracing() or torch.compiler.is_compiling()):
+            backend = "dense"
+        packed = None
+        if backend != "dense":
+            params = (self.weight, self.positions, self.bias)
+            needs_grad = torch.is_grad_enabled() and (
+                x.requires_grad or any(t.requires_grad for t in params if t is not None))
+            why = None
+            if needs_grad:
+                why = "a gradient is needed (the event-driven path is for inference: use torch.no_grad())"
+            elif not (x.device.type == "cpu" and self.weight.device.type == "cpu"
+                      and x.dtype in (torch.float32, torch.float64)):
+                why = f"it runs on CPU float32/float64 tensors, got {x.dtype} on {x.device}"
+            else:
+                packed = self._packed(x.dtype)
+                if packed is None:
+                    why = "the delays are not integer (call round_delays() or evaluate inside rounded_delays())"
+            if why is not None and backend == "sparse":
+                raise ConfigError(f"{self._label()}: backend='sparse' cannot run here: {why}; use backend='auto' to "
+                                  f"fall back to the dense evaluation")
+            if packed is not None and backend == "auto":
+                fan = packed.synapses / max(1, self.in_features)
+                if int(torch.count_nonzero(x)) * (fan + EVENT_OVERHEAD) * EVENT_COST >= dense_macs():
+                    packed = None
+        self.__dict__["last_path"] = "dense" if packed is None else "sparse"  # plain attribute, no Module hooks
+        return packed
+
+    def _dense_step_taps(self, dtype: torch.dtype) -> Tensor:
+        """The taps as one ``[in, K·out]`` matrix (column d·out + j: delay d, output j) for the dense step;
+        cached while nothing needs a gradient."""
+        if torch.is_grad_enabled() and (self.weight.requires_grad or self.positions.requires_grad):
+            return self.taps().to(dtype).permute(1, 0, 2).reshape(self.in_features, -1)
+        key = self._versions(dtype)
+        hit = self._cache.get("taps")
+        if hit is None or hit[0] != key:
+            with torch.no_grad():
+                flat = self.taps().to(dtype).permute(1, 0, 2).reshape(self.in_features, -1).contiguous()
+            hit = (key, flat)
+            self._cache["taps"] = hit
+        return hit[1]
+
+    def stream(self, x: Tensor, state: "DelayState | None" = None) -> tuple[Tensor, "DelayState"]:
+        """Run ``x [t, B, in]`` as the next ``t`` steps of a stream: returns ``(y [t, B, out], state)``.
+
+        The state holds the delayed currents still on their way (a ring buffer ``[K, B, out]``) and the slot
+        of the current step. Feeding a sequence in any split gives the first steps of :meth:`forward` on the
+        whole sequence (its outputs for t < T; the later steps of forward's output are what feeding zeros
+        gives). Event-driven under the same conditions as :meth:`forward` (no gradient, integer delays,
+        ``backend``); else one ``[B, in] × [in, K·out]`` product per step with the taps (dense).
+        """
+        if x.dim() != 3 or x.shape[-1] != self.in_features:
+            raise ShapeError(f"{self._label()}: a stream chunk must have shape [t, B, {self.in_features}], got "
+                             f"{list(x.shape)}")
+        batch = x.shape[1]
+        if state is None:
+            ring = torch.zeros(self.kernel_size, batch, self.out_features, dtype=x.dtype, device=x.device)
+            state = DelayState(ring, 0)
+        elif state.ring.shape[1] != batch:
+            raise ShapeError(f"{self._label()}: the stream state holds a batch of {state.ring.shape[1]}, the input has "
+                             f"batch {batch}; start a new stream (state=None)")
+        k, n_out = self.kernel_size, self.out_features
+        packed = self._event_path(x, dense_macs=lambda: batch * self.in_features * k * n_out)
+        if packed is not None and state.ring.dtype == x.dtype and not state.ring.requires_grad:
+            y, head = sparse_delays.stream(x, packed, state.ring, state.head)
+            state = DelayState(state.ring, head)
+        else:
+            self.__dict__["last_path"] = "dense"
+            flat = self._dense_step_taps(x.dtype)
+            ring, head, ys = state.ring.to(x.dtype), state.head, []
+            for t in range(x.shape[0]):
+                z = (x[t] @ flat).view(batch, k, n_out).transpose(0, 1)  # [K, B, out]: delay d lands d steps on
+                ring = ring + torch.roll(z, head, 0)
+                ys.append(ring[head])
+                ring = ring.index_fill(0, torch.tensor([head], device=ring.device), 0.0)
+                head = (head + 1) % k
+            y = torch.stack(ys)
+            state = DelayState(ring, head)
+        if self.bias is not None:
+            y = y + self.bias.to(x.dtype)
+        return y, state
+
+
+@dataclass
+class DelayState:
+    """A :class:`DelayedLinear`'s stream state: ``ring [K, B, out]``, slot ``(head + d) mod K`` holding the
+    currents that arrive d steps after the current one, and ``head``, the current step's slot."""
+
+    ring: Tensor
+    head: int
 
 
 @functools.lru_cache(maxsize=64)

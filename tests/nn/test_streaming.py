@@ -81,8 +81,8 @@ def test_mlp_with_streaming_neurons_and_nested_sequential():
 
 
 def test_refuses_what_cannot_be_streamed():
-    with pytest.raises(ConfigError, match="mixes time steps"):
-        Streaming(torch.nn.Sequential(nm.nn.DelayedLinear(4, 4, max_delay=3), nm.nn.LIF()))
+    with pytest.raises(ConfigError, match="mixes time steps"):  # (DelayedLinear streams: tests/nn/test_delays_inference.py)
+        Streaming(torch.nn.Sequential(nm.nn.DeltaActivation(4), nm.nn.LIF()))
 
     class Block(torch.nn.Module):
         def __init__(self):

@@ -1,0 +1,235 @@
+"""Event-driven inference of DelayedLinear with integer delays (neuromorph/kernels/sparse_delays.py): equal to
+the dense rounded evaluation, chosen by itself in inference only, overridable like Linear's backend, its work
+equal to the energy report's synops, and streamed step by step with the whole sequence's outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import neuromorph as nm
+from neuromorph.errors import ConfigError
+from neuromorph.kernels import sparse
+from neuromorph.models.shd import SHDDelayNet
+
+
+def rounded_layer(n_in: int, n_out: int, max_delay: int, dtype, *, bias: bool = False, seed: int = 0,
+                  dyadic: bool = True, backend: str = "sparse") -> nm.nn.DelayedLinear:
+    """A rounded layer with random integer delays that include 0 and K-1, some weights exactly 0."""
+    torch.manual_seed(seed)
+    layer = nm.nn.DelayedLinear(n_in, n_out, max_delay, bias=bias, dtype=dtype, backend=backend)
+    k = layer.kernel_size
+    delays = torch.randint(0, k, (n_out, n_in))
+    delays[0, 0], delays[-1, -1] = 0, k - 1
+    layer.set_delays(delays)
+    layer.round_delays()
+    with torch.no_grad():
+        if dyadic:  # k/256: every sum below is exact, so any order of additions gives the same bits
+            layer.weight.copy_(torch.randint(-128, 128, (n_out, n_in)).to(dtype) / 256)
+            if bias:
+                layer.bias.copy_(torch.randint(-64, 64, (n_out,)).to(dtype) / 256)
+        layer.weight[:, 1] = 0.0  # zero weights: skipped by the kernel and by the energy report
+    assert torch.equal(layer.integer_delays(), delays)
+    return layer
+
+
+def counts(shape, density: float, dtype, seed: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    active = torch.rand(shape, generator=g) < density
+    return (active * torch.randint(1, 5, shape, generator=g)).to(dtype)  # event counts 1..4
+
+
+def dense(layer: nm.nn.DelayedLinear, x: torch.Tensor, method: str) -> torch.Tensor:
+    saved = layer.method
+    layer.method = method
+    try:
+        with torch.no_grad(), sparse.synapse_backend("dense"):
+            return layer(x)
+    finally:
+        layer.method = saved
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bias", [False, True])
+def test_event_driven_equals_dense_rounded_evaluation(dtype, bias):
+    layer = rounded_layer(30, 17, 7, dtype, bias=bias)
+    x = counts((21, 3, 30), 0.15, dtype)
+    x[:, 1, :] = 0  # a silent batch row
+    x[-1, 0, 0] = 3  # an event at the last step through the delay-0 synapse (0, 0)
+    with torch.no_grad():
+        y = layer(x)
+    assert layer.last_path == "sparse"
+    assert y.shape == (21 + 3, 3, 17) and y.abs().sum() > 0
+    for method in ("shift", "direct"):  # dyadic weights and counts: bit-equal
+        assert torch.equal(y, dense(layer, x, method)), method
+    torch.testing.assert_close(y, dense(layer, x, "spectral"))
+    assert torch.equal(y[:, 1], layer.bias.detach().expand(24, 17) if bias else torch.zeros(24, 17, dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_event_driven_real_weights_and_empty_input(dtype):
+    layer = rounded_layer(25, 12, 9, dtype, dyadic=False, seed=3)
+    x = counts((15, 4, 25), 0.2, dtype, seed=4)
+    with torch.no_grad():
+        y = layer(x)
+    assert layer.last_path == "sparse"
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-12}
+    torch.testing.assert_close(y, dense(layer, x, "direct"), **tol)
+    with torch.no_grad(), sparse.count_work() as work:
+        empty = layer(torch.zeros(15, 4, 25, dtype=dtype))
+        no_steps = layer(torch.zeros(0, 4, 25, dtype=dtype))
+    assert torch.equal(empty, torch.zeros(19, 4, 12, dtype=dtype)) and work.accumulates == 0 and work.calls == 2
+    assert torch.equal(no_steps, torch.zeros(4, 4, 12, dtype=dtype))
+
+
+def test_same_bits_with_one_or_two_threads():
+    layer = rounded_layer(40, 30, 11, torch.float32, dyadic=False)
+    x = counts((30, 8, 40), 0.1, torch.float32)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with torch.no_grad():
+            one = layer(x)
+        torch.set_num_threads(2)
+        with torch.no_grad():
+            two = layer(x)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, two)
+
+
+def test_chosen_in_inference_only_and_overridable():
+    layer = rounded_layer(140, 64, 25, torch.float32, backend="auto")
+    x = counts((12, 2, 140), 0.03, torch.float32)
+    y = layer(x)  # gradients wanted: the dense path, unchanged training behaviour
+    assert layer.last_path == "dense" and y.requires_grad
+    with torch.no_grad():
+        layer(x)
+        assert layer.last_path == "sparse"
+        with sparse.synapse_backend("dense"):
+            layer(x)
+            assert layer.last_path == "dense"
+        layer(torch.ones(12, 2, 140))  # dense input: the dense method is cheaper
+        assert layer.last_path == "dense"
+        layer.set_sigma(0.5)  # a synapse spread over taps: not a single delay
+        layer(x)
+        assert layer.last_path == "dense"
+        with pytest.raises(ConfigError, match="not integer"):
+            nm.nn.DelayedLinear(140, 17, 7, form="max", backend="sparse")(x)
+        with sparse.synapse_backend("sparse"), pytest.raises(ConfigError, match="not integer"):
+            layer(x)
+    with pytest.raises(ConfigError, match="gradient"):
+        rounded_layer(140, 17, 7, torch.float32)(x)
+    forced = rounded_layer(140, 17, 7, torch.float32, backend="dense")
+    with torch.no_grad(), sparse.synapse_backend("sparse"):
+        forced(x)
+    assert forced.last_path == "dense"  # the context overrides "auto" layers only
+    with pytest.raises(ConfigError, match="backend"):
+        nm.nn.DelayedLinear(3, 3, 3, backend="events")
+
+
+def test_rounded_delays_context_evaluates_event_driven_and_restores():
+    torch.manual_seed(0)
+    net = SHDDelayNet(n_inputs=140, n_classes=3, hidden=64, max_delay=25, dropout=0.0).eval()
+    x = counts((20, 2, 140), 0.03, torch.float32)
+    with nm.nn.rounded_delays(net), torch.no_grad():
+        y = net(x)
+        path = net[0].last_path
+        with sparse.synapse_backend("dense"):
+            yd = net(x)
+    assert path == "sparse"
+    torch.testing.assert_close(y, yd, rtol=1e-5, atol=1e-5)
+    assert net[0].form == "gauss" and net(x).requires_grad  # training form restored, dense with gradients
+    assert net[0].last_path == "dense"
+
+
+@pytest.mark.parametrize("kind", ["spikes", "counts"])
+def test_kernel_work_equals_energy_report_synops(kind):
+    layer = rounded_layer(30, 17, 7, torch.float32, dyadic=False)
+    model = torch.nn.Sequential(layer, nm.nn.LI()).eval()
+    x = counts((20, 3, 30), 0.15, torch.float32)
+    if kind == "spikes":
+        x = (x > 0).float()
+    with torch.no_grad(), sparse.count_work() as work:
+        report = nm.energy.measure(model, x, hardware="cmos45nm", ann_hardware=None)
+    synops = sum(r.synops for r in report.layers)
+    # events near the end reach past the output window; the kernel drops them as the report does
+    assert layer.last_path == "sparse" and work.calls == 1 and 0 < work.accumulates < work.events * 17
+    assert work.synops == synops
+    if kind == "spikes":
+        assert work.accumulates == synops
+    else:
+        assert work.synops > work.accumulates
+
+
+# ---------------------------------------------------------------------------------------------- streaming
+def test_delay_layer_stream_equals_whole_sequence_in_any_split():
+    layer = rounded_layer(30, 17, 7, torch.float64, bias=True, dyadic=False)
+    x = counts((21, 2, 30), 0.15, torch.float64)
+    padded = torch.cat([x, torch.zeros(layer.output_extension, 2, 30, dtype=torch.float64)])
+    with torch.no_grad():
+        whole = layer(x)
+        assert layer.last_path == "sparse"
+        ys, state = [], None
+        for a, b in ((0, 1), (1, 9), (9, 10), (10, 24)):
+            y, state = layer.stream(padded[a:b], state)
+            ys.append(y)
+        layer.backend = "dense"
+        yd, _ = layer.stream(padded)
+    assert layer.last_path == "dense"
+    assert torch.equal(torch.cat(ys), whole)  # the same terms in the same order: same bits
+    torch.testing.assert_close(yd, whole, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_shd_delay_net_streams_and_equals_whole_sequence(dtype):
+    torch.manual_seed(2)
+    net = SHDDelayNet(n_inputs=12, n_classes=3, hidden=24, max_delay=5, dropout=0.0, threshold=0.5).to(dtype).eval()
+    nm.nn.round_delays(net)
+    for m in nm.nn.delays.delayed_layers(net):
+        with torch.no_grad():
+            m.weight.mul_(3)  # so that the hidden layers fire
+    x = counts((30, 1, 12), 0.2, dtype)
+    spikes: list[torch.Tensor] = []
+    with torch.no_grad(), sparse.synapse_backend("sparse"):  # small layers: auto would price them dense
+        whole = net(x)
+        hook = net[2].register_forward_hook(lambda m, i, o: spikes.append(o))
+        net(x)
+        hook.remove()
+        stream = nm.nn.Streaming(net)
+        steps = torch.stack([stream.step(x[t]) for t in range(30)])
+        stream.reset()
+        chunks = torch.cat([stream(x[:7]), stream(x[7:8]), stream(x[8:])])
+        with sparse.synapse_backend("dense"):
+            stream.reset()
+            dense_steps = torch.stack([stream.step(x[t]) for t in range(30)])
+    assert spikes[0].sum() > 10  # the hidden layer fires
+    assert torch.equal(steps, whole[:30]) and torch.equal(chunks, whole[:30])
+    assert net[0].last_path == "dense"
+    torch.testing.assert_close(dense_steps, whole[:30])
+    assert set(stream.states) == {"0", "2", "4", "6", "8", "9"}
+
+
+def test_streaming_follows_parameter_changes_and_gradients():
+    """The streaming neuron step flattens the parameters once: a changed threshold must take effect at the
+    next step, and with gradients wanted the ordinary (differentiable) path runs."""
+    torch.manual_seed(4)
+    net = torch.nn.Sequential(nm.nn.Linear(12, 16), nm.nn.LIF(tau=2.0, threshold=0.3, learn_tau=True), nm.nn.LI()).eval()
+    x = counts((10, 2, 12), 0.3, torch.float32)
+    with torch.no_grad():
+        stream = nm.nn.Streaming(net)
+        first = torch.stack([stream.step(x[t]) for t in range(5)])
+        net[1].threshold.fill_(0.6)
+        second = torch.stack([stream.step(x[t]) for t in range(5, 10)])
+        ref = nm.nn.Streaming(net)
+        net[1].threshold.fill_(0.3)
+        expect_first = torch.stack([ref.step(x[t]) for t in range(5)])
+        net[1].threshold.fill_(0.6)
+        expect_second = torch.stack([ref.step(x[t]) for t in range(5, 10)])
+        net[1].threshold.fill_(0.3)
+        stale = nm.nn.Streaming(net)  # what a stale threshold would give
+        stale = torch.stack([stale.step(x[t]) for t in range(10)])[5:]
+    assert torch.equal(first, expect_first) and torch.equal(second, expect_second)
+    assert not torch.equal(second, stale)
+    with_grad = nm.nn.Streaming(net).step(x[0])
+    assert with_grad.requires_grad  # learn_tau: the differentiable path
