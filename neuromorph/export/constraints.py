@@ -61,6 +61,11 @@ def _fan(layer: NetxLayer) -> tuple[int, int, int]:
         nz = layer.weight != 0
         fan_in = int(nz.sum(1).max()) if nz.size else 0
         fan_out = int(nz.sum(0).max()) if nz.size else 0
+        if layer.weight_rec is not None:  # dense_rec: the recurrent synapses count too
+            nr = layer.weight_rec != 0
+            fan_in = int((nz.sum(1) + nr.sum(1)).max()) if nz.size else 0
+            fan_out = max(fan_out, int(nr.sum(0).max()) if nr.size else 0)
+            return fan_in, fan_out, int(nz.sum() + nr.sum())
         return fan_in, fan_out, int(nz.sum())
     o, i_g, kh, kw = layer.weight.shape
     fan_in = i_g * kh * kw
@@ -96,7 +101,7 @@ def check_network(net: NetxNetwork, profile: str | HardwareProfile) -> CheckRepo
                     f"reduce the targets per neuron to <= {L['max_fan_out']} (narrower next layer)")
         if "weight_bits" in L:
             lim = 1 << (int(L["weight_bits"]) - 1)
-            w = layer.weight
+            w = layer.weight if layer.weight_rec is None else np.concatenate([layer.weight.ravel(), layer.weight_rec.ravel()])
             ok = w.size == 0 or (w.min() >= -lim and w.max() <= lim - 1)
             rep.add(name, "weight_bits", f"{int(w.min())}..{int(w.max())}", f"{-lim}..{lim - 1}", ok,
                     "re-quantize the weights to the 8-bit mantissa")

@@ -19,6 +19,11 @@ spikes (SumPool2d -> IF gate with threshold 1/2). It becomes a layer of its own,
 with unit weights (the pooling window) and the gate neuron (IF: vDecay 0, vThMant half a unit weight), so
 max pooling costs one more layer and, as every Loihi layer delivers one step late, one more step of
 latency (reported by :func:`~neuromorph.export.constraints.mapping_costs`).
+
+A recurrent layer (``nn.Recurrent`` around a LIF, IF or CubaLIF neuron, behind a dense synapse) becomes a
+netx ``dense_rec`` layer, which lava-dl 0.6 loads as ``RecurrentDense`` (``weight_rec``: the recurrent
+weights, quantised with the same exponent as ``weight``). Recurrent adaptive neurons (ALIF, SE-/EF-adLIF)
+have no NIR node and are refused by ``to_nir`` naming the layer.
 """
 
 from __future__ import annotations
@@ -59,14 +64,20 @@ def graph_to_layers(graph) -> tuple[tuple[int, ...], list[FloatLayer]]:
     inputs = [n for n, v in graph.nodes.items() if isinstance(v, nir.Input)]
     if len(inputs) != 1:
         raise ExportError(f"to_lava: the NIR graph needs exactly one Input node, found {len(inputs)}")
-    rec = sorted(a for a, b in graph.edges if (b, a) in graph.edges and isinstance(graph.nodes[b], (nir.Affine, nir.Linear))
-                 and not isinstance(graph.nodes[a], (nir.Affine, nir.Linear)))
-    if rec:
-        # lava-dl's netx reads a 'dense_rec' layer (RecurrentDense: 'weight_rec' quantised with the input
-        # weight's exponent), but this exporter and the bit-accurate simulator do not write or check it
-        raise ExportError(f"to_lava: layer {rec[0]!r} is recurrent (its spikes feed back through recurrent weights); the Loihi "
-                          "netx export does not map recurrent layers (netx 'dense_rec' is not written); export a "
-                          "feed-forward model, or use NIR")
+    # a recurrent layer (nn.Recurrent in to_nir: neuron -> Affine/Linear(V) -> the same neuron) becomes one netx
+    # 'dense_rec' layer (lava-dl's RecurrentDense): the cycle's edges leave the chain walk and V joins the
+    # layer of that neuron (see flush)
+    rec: dict[str, str] = {}
+    for a, b in graph.edges:
+        if (b, a) in graph.edges and isinstance(graph.nodes[b], (nir.Affine, nir.Linear)) and not isinstance(
+                graph.nodes[a], (nir.Affine, nir.Linear)):
+            rec[a] = b
+    for neuron_node, v_node in rec.items():
+        succ[neuron_node].remove(v_node)
+        preds[neuron_node].remove(v_node)
+        if succ[v_node] != [neuron_node] or preds[v_node] != [neuron_node]:
+            raise ExportError(f"to_lava: recurrent weight node {v_node!r} of layer {neuron_node!r} has other connections; "
+                              "netx 'dense_rec' holds only the layer's own spikes fed back")
     node_name = inputs[0]
     in_type = graph.nodes[node_name].output_type
     shape = tuple(int(s) for s in np.asarray(next(iter(in_type.values()))).reshape(-1))
@@ -84,6 +95,8 @@ def graph_to_layers(graph) -> tuple[tuple[int, ...], list[FloatLayer]]:
             raise ExportError(f"to_lava: node {what!r} has no synapse (Linear/Conv) before it; Loihi layers are synapse + neuron")
         layer = syn
         layer.shape = tuple(out_shape)
+        if neuron_node is not None and neuron_node in rec:
+            _attach_recurrent(layer, neuron_node, graph.nodes[neuron_node], graph.nodes[rec[neuron_node]])
         if neuron_node is None:
             layer.neuron = "none"
         else:
@@ -154,6 +167,34 @@ def graph_to_layers(graph) -> tuple[tuple[int, ...], list[FloatLayer]]:
     if not layers:
         raise ExportError("to_lava: the graph has no synapse + neuron layer")
     return input_shape, layers
+
+
+def _attach_recurrent(layer: FloatLayer, name: str, neuron, v_node) -> None:
+    """Give ``layer`` the recurrent weights V (and V's bias, added to the layer's) of ``to_nir``'s recurrent edge.
+
+    netx 'dense_rec' (lava-dl 0.6 ``RecurrentDense``) feeds the layer's spikes back through a second dense
+    synapse into the same neurons' input; like every Loihi synapse it delivers one step later, which is the
+    s_{t-1} of ``nn.Recurrent``. netx quantises V with the input weights' exponent, and so does
+    :func:`~neuromorph.export.loihi.quantize_layer`. Only a dense synapse without delays can carry it (netx
+    would apply the input synapses' delays to V too).
+    """
+    import nir
+
+    if not isinstance(neuron, (nir.LIF, nir.IF, nir.CubaLIF)):
+        raise ExportError(f"to_lava: layer {name!r} is recurrent with a {type(neuron).__name__} neuron; netx 'dense_rec' "
+                          "is exported for spiking LIF, IF and CubaLIF neurons only")
+    if layer.kind != "dense" or layer.delay is not None:
+        raise ExportError(f"to_lava: layer {name!r} is recurrent behind a {'delayed ' if layer.delay is not None else ''}"
+                          f"{layer.kind} synapse; netx 'dense_rec' takes a dense synapse without delays")
+    V = np.asarray(v_node.weight, dtype=np.float64)
+    n = int(np.prod(layer.shape))
+    if V.shape != (n, n):
+        raise ExportError(f"to_lava: recurrent weights of layer {name!r} have shape {list(V.shape)}, expected [{n}, {n}]")
+    layer.weight_rec = V
+    b = getattr(v_node, "bias", None)
+    if b is not None and np.any(np.asarray(b) != 0):
+        b = np.asarray(b, dtype=np.float64).reshape(-1)
+        layer.bias = b if layer.bias is None else np.asarray(layer.bias, dtype=np.float64).reshape(-1) + b
 
 
 def _pool_synapse(neuron_node: str, pools: list) -> FloatLayer:

@@ -80,6 +80,7 @@ class FloatLayer:
     name: str = ""
     in_shape: tuple[int, ...] = ()
     extra: dict = field(default_factory=dict)
+    weight_rec: np.ndarray | None = None  # recurrent weights [out, out] (netx 'dense_rec'), real units
 
 
 def decay_to_loihi(tau: float | None, name: str) -> int:
@@ -138,10 +139,16 @@ def quantize_layer(fl: FloatLayer, weight_bits: int = WEIGHT_BITS) -> NetxLayer:
         raise HardwareConstraintError(f"layer {name!r}: thresholds must be > 0 on Loihi, found min {theta.min():g}")
     bshape = (n_out,) + (1,) * (weight.ndim - 1)
     w_eff = weight * c / theta.reshape(bshape)
+    # recurrent weights: the same input scale, threshold and (as netx fits them jointly) exponent
+    w_rec = None if fl.weight_rec is None else np.asarray(fl.weight_rec, dtype=np.float64) * c / theta.reshape(-1, 1)
+    if w_rec is not None and not np.all(np.isfinite(w_rec)):
+        raise ExportError(f"layer {name!r}: recurrent weights are not finite")
     b_eff = None if bias is None else bias * c / theta
     if fl.neuron == "CubaLIF" and b_eff is not None and np.any(b_eff != 0):
         raise HardwareConstraintError(f"layer {name!r}: a CubaLIF bias enters the current, Loihi adds it to v; remove the bias")
     wmax = float(np.abs(w_eff).max()) if w_eff.size else 0.0
+    if w_rec is not None and w_rec.size:
+        wmax = max(wmax, float(np.abs(w_rec).max()))
     if wmax == 0.0:
         raise ExportError(f"layer {name!r}: all weights are zero (netx cannot fit an exponent to them)")
     qmax = (1 << (weight_bits - 1)) - 1
@@ -151,6 +158,7 @@ def quantize_layer(fl: FloatLayer, weight_bits: int = WEIGHT_BITS) -> NetxLayer:
         k = min(k, math.floor(math.log2(BIAS_RANGE[1] / np.abs(b_eff).max())))
     scale = 2.0**k
     w_int = np.clip(np.rint(w_eff * scale), -qmax - 1, qmax).astype(np.int64)
+    w_rec_int = None if w_rec is None else np.clip(np.rint(w_rec * scale), -qmax - 1, qmax).astype(np.int64)
     b_int = None if b_eff is None else np.clip(np.rint(b_eff * scale), *BIAS_RANGE).astype(np.int64)
     if spiking:
         if k < 0:
@@ -194,6 +202,7 @@ def quantize_layer(fl: FloatLayer, weight_bits: int = WEIGHT_BITS) -> NetxLayer:
         weight_exponent=-k,
         spiking=spiking,
         extra=dict(fl.extra),
+        weight_rec=w_rec_int,
     )
 
 
@@ -332,8 +341,12 @@ def simulate(path: str | os.PathLike, events, num_steps: int | None = None, dt_u
         out = np.zeros_like(a)
         bias = 0 if layer.bias is None else _bias_shape(layer) << MSB_SHIFT
         vth = layer.v_th_mant << MSB_SHIFT
+        rec = None if layer.weight_rec is None else layer.weight_rec.T.astype(np.int64)
         for t in range(steps):
-            du = _decay(u, layer.i_decay) + (a[t] << MSB_SHIFT)
+            at = a[t]
+            if rec is not None and t > 0:  # RecurrentDense: the layer's own spikes, one step later, like any synapse
+                at = at + (out[t - 1].reshape(out.shape[1], -1) @ rec).reshape(at.shape)
+            du = _decay(u, layer.i_decay) + (at << MSB_SHIFT)
             wrapped = np.where(du > _UV_MAX, du - 2 * _UV_MAX, du)
             u = np.where(wrapped <= -_UV_MAX, du + 2 * _UV_MAX, wrapped)
             vt = np.clip(_decay(vt, layer.v_decay) + u + bias, -_UV_MAX + 1, _UV_MAX - 1)

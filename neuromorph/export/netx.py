@@ -3,7 +3,10 @@
 Layout, as lava-dl 0.6.0's ``lava/lib/dl/netx/hdf5.py`` and ``netx/utils.py`` (class ``NetDict``) read it:
 
 - ``/layer/<i>`` for i = 0, 1, ...: one group per layer, in order.
-- ``type``: 1-element byte string array: ``b"input"``, ``b"dense"``, ``b"conv"``, ``b"flatten"``.
+- ``type``: 1-element byte string array: ``b"input"``, ``b"dense"``, ``b"dense_rec"``, ``b"conv"``, ``b"flatten"``.
+- ``weight_rec`` (``dense_rec`` only): integer recurrent weights ``[out, out]``; netx (``RecurrentDense``,
+  lava-dl 0.6) fits ``weight`` and ``weight_rec`` side by side into one mantissa/exponent and feeds the
+  layer's spikes back into its own neurons through a second dense synapse (one step later, like any synapse).
 - ``shape``: the layer's output shape in PyTorch order (``[C, H, W]`` or ``[N]``); netx reverses it to
   Lava's (x, y, channel) order.
 - ``weight``: integer weights, ``[out, in]`` for dense and ``[out, in/groups, kH, kW]`` (PyTorch's
@@ -84,6 +87,7 @@ class NetxLayer:
     weight_exponent: int = 0  # real weight = weight * 2**weight_exponent (in threshold units)
     spiking: bool = True
     extra: dict = field(default_factory=dict)
+    weight_rec: np.ndarray | None = None  # recurrent weights [out, out]: written as a 'dense_rec' layer
 
 
 @dataclass
@@ -117,9 +121,12 @@ def write_netx(net: NetxNetwork, path: str | os.PathLike) -> Path:
                     idx += 1
                 g = root.create_group(str(idx))
                 idx += 1
-                g.create_dataset("type", data=_bytes(layer.kind))
+                rec = layer.weight_rec is not None
+                g.create_dataset("type", data=_bytes("dense_rec" if rec else layer.kind))
                 g.create_dataset("shape", data=np.asarray(layer.shape, dtype=np.int64))
                 g.create_dataset("weight", data=np.asarray(layer.weight, dtype=np.int32))
+                if rec:
+                    g.create_dataset("weight_rec", data=np.asarray(layer.weight_rec, dtype=np.int32))
                 if layer.bias is not None:
                     g.create_dataset("bias", data=np.asarray(layer.bias, dtype=np.int32))
                 if layer.delay is not None:
@@ -202,9 +209,12 @@ def read_netx(path: str | os.PathLike) -> NetxNetwork:
             if kind == "flatten":
                 flatten_next = True
                 continue
-            if kind not in ("dense", "conv"):
-                raise DataFormatError(f"netx layer {i}: type {kind!r} is not supported (dense, conv, flatten, input)", path=path)
-            for key in ("shape", "weight", "neuron"):
+            if kind not in ("dense", "dense_rec", "conv"):
+                raise DataFormatError(f"netx layer {i}: type {kind!r} is not supported (dense, dense_rec, conv, flatten, "
+                                      "input)", path=path)
+            rec = kind == "dense_rec"
+            kind = "dense" if rec else kind
+            for key in ("shape", "weight", "neuron") + (("weight_rec",) if rec else ()):
                 if key not in g:
                     raise DataFormatError(f"netx layer {i} ({kind}) lacks field {key!r}", path=path)
             n = g["neuron"]
@@ -235,6 +245,11 @@ def read_netx(path: str | os.PathLike) -> NetxNetwork:
             flatten_next = False
             if "messageBits" in n and _int_scalar(n, "messageBits", path) != 0:
                 raise DataFormatError(f"netx layer {i}: graded output spikes (messageBits) are not supported", path=path)
+            if rec:
+                w_rec = np.asarray(g["weight_rec"][()])
+                if not np.issubdtype(w_rec.dtype, np.number) or not np.all(np.isfinite(w_rec)):
+                    raise DataFormatError(f"netx layer {i}: 'weight_rec' is not a finite numeric array", path=path)
+                layer.weight_rec = w_rec.astype(np.int64)
             if "bias" in g:
                 layer.bias = np.asarray(g["bias"][()]).astype(np.int64)
             if "delay" in g:
@@ -289,3 +304,9 @@ def _check_ranges(layer: NetxLayer, i: int, path: Path) -> None:
     n_out = int(np.prod(layer.shape))
     if layer.kind == "dense" and layer.weight.shape[0] != n_out:
         raise bad(f"weight has {layer.weight.shape[0]} rows but shape {layer.shape} has {n_out} neurons")
+    if layer.weight_rec is not None:
+        if layer.weight_rec.shape != (n_out, n_out):
+            raise bad(f"weight_rec must be [{n_out}, {n_out}] (the layer's neurons to themselves), got "
+                      f"{list(layer.weight_rec.shape)}")
+        if layer.delay is not None:
+            raise bad("a recurrent layer (dense_rec) with delays is not supported (netx applies them to weight_rec too)")
