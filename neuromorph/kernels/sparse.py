@@ -37,7 +37,8 @@ import torch
 from numba import prange
 
 __all__ = ["linear", "choose", "synapse_linear", "eligible", "count_work", "Work", "Rows", "SparseLinear",
-           "SYNAPSE_BACKENDS", "DEFAULT_CROSSOVER", "crossover_for", "synapse_backend"]
+           "SYNAPSE_BACKENDS", "DEFAULT_CROSSOVER", "crossover_for", "synapse_backend", "ActiveSet", "attach_active",
+           "active_of", "propagate_active", "input_grad", "DX_CROSSOVER"]
 
 _CACHE = os.environ.get("NEUROMORPH_NUMBA_CACHE", "1") != "0"
 #: below this many rows the serial kernels run (thread start-up costs more than it saves)
@@ -166,7 +167,50 @@ def _weight_grad_rows(indptr, idx, val, g, n_in, dwt):  # pragma: no cover - com
                 drow[o] += v * grow[o]
 
 
-_LOOPS = {"row_counts": _row_counts, "fill_csr": _fill_csr, "forward": _forward, "forward_scan": _forward_scan,
+def _input_grad(aptr, aidx, g, wt, gx):  # pragma: no cover - compiled by numba
+    """``gx[r, i] = g[r, :] · wt[i, :]`` (= (g W)[r, i]) only for the listed entries ``(r, i)`` of the
+    producing neuron's active set; every other entry of ``gx`` is left as it is (zero)."""
+    R, O = g.shape
+    for r in prange(R):
+        grow = g[r]
+        grx = gx[r]
+        for p in range(aptr[r], aptr[r + 1]):
+            wrow = wt[aidx[p]]
+            acc = grow[0] * wrow[0]
+            for o in range(1, O):
+                acc += grow[o] * wrow[o]
+            grx[aidx[p]] = acc
+
+
+def _mask_counts(mask, indptr):  # pragma: no cover - compiled by numba
+    """:func:`_row_counts` for a uint8 mask (the active set)."""
+    R, I = mask.shape
+    indptr[0] = 0
+    for r in prange(R):
+        c = 0
+        for i in range(I):
+            c += mask[r, i]
+        indptr[r + 1] = c
+    for r in range(R):
+        indptr[r + 1] += indptr[r]
+    return indptr[R]
+
+
+def _mask_fill(mask, indptr, idx):  # pragma: no cover - compiled by numba
+    """The column indices of the set entries of each row of ``mask``."""
+    R, I = mask.shape
+    for r in prange(R):
+        p = indptr[r]
+        if p == indptr[r + 1]:
+            continue
+        row = mask[r]
+        for i in range(I):
+            if row[i]:
+                idx[p] = i
+                p += 1
+
+
+_LOOPS = {"row_counts": _row_counts, "input_grad": _input_grad, "mask_counts": _mask_counts, "mask_fill": _mask_fill, "fill_csr": _fill_csr, "forward": _forward, "forward_scan": _forward_scan,
           "forward_scan_w": _forward_scan_w,
           "weight_grad": _weight_grad,
           "weight_grad_rows": _weight_grad_rows}
@@ -182,7 +226,9 @@ def _kernel(name: str, rows: int):
         name = "weight_grad_rows"
     key = (name, parallel)
     if key not in _COMPILED:
-        _COMPILED[key] = numba.njit(parallel=parallel, cache=_CACHE, nogil=True)(_LOOPS[name])
+        # the input gradient's dot products may be summed in SIMD lanes (a fixed order per build: reproducible)
+        fast = {"reassoc"} if name == "input_grad" else False
+        _COMPILED[key] = numba.njit(parallel=parallel, cache=_CACHE, nogil=True, fastmath=fast)(_LOOPS[name])
     if parallel:
         numba.set_num_threads(threads)
     return _COMPILED[key]
@@ -296,16 +342,88 @@ def _forward_inference(rows: "Rows", weight: torch.Tensor, bias: Optional[torch.
     return out
 
 
+# ----------------------------------------------------------------------------------------------------------
+# the producing neuron's active set: where the input gradient is needed at all
+# ----------------------------------------------------------------------------------------------------------
+#: at most this fraction of active entries, the input gradient is computed entry by entry (cost
+#: nnz(A)·out) instead of as one dense product (cost rows·in·out at BLAS speed). Measured on the benchmark
+#: machine (one thread, 3200 rows, 256 → 256): entry by entry costs 0.06× / 0.2× / 0.3× / 1.2× the dense
+#: product at 1 % / 5 % / 10 % / 20 % active entries (benchmarks/RESULTS.md, issue 14).
+DX_CROSSOVER = 0.15
+_ACTIVE_ATTR = "_neuromorph_active"
+
+
+class ActiveSet:
+    """The entries ``(r, i)`` of a spike tensor, read as rows ``[R, I]`` of its last dimension, at which
+    the producing neuron's backward multiplies ∂L/∂s by a nonzero surrogate factor (CSR: ``indptr [R + 1]``,
+    ``idx [nnz]``). ∂L/∂s elsewhere is never used, so a consumer may leave it 0."""
+
+    __slots__ = ("indptr", "idx", "shape", "nnz")
+
+    def __init__(self, mask: torch.Tensor):
+        m = mask.reshape(-1, mask.shape[-1]).contiguous().numpy()
+        self.shape = m.shape
+        self.indptr = np.empty(m.shape[0] + 1, np.int64)
+        self.nnz = int(_kernel("mask_counts", m.shape[0])(m, self.indptr))
+        self.idx = None  # listed only when sparse enough to be used (input_grad runs dense otherwise)
+        if self.density <= DX_CROSSOVER:
+            self.idx = np.empty(self.nnz, np.int32)
+            _kernel("mask_fill", m.shape[0])(m, self.indptr, self.idx)
+
+    @property
+    def density(self) -> float:
+        """Fraction of active entries."""
+        return self.nnz / max(1, self.shape[0] * self.shape[1])
+
+
+def attach_active(spikes: torch.Tensor, mask: torch.Tensor) -> None:
+    """Attach the active set ``mask`` (nonzero = active, any shape with the spikes' number of entries and
+    last dimension) to the tensor ``spikes``, for :func:`active_of`. The producing neuron layer does this."""
+    setattr(spikes, _ACTIVE_ATTR, (ActiveSet(mask.reshape(-1, spikes.shape[-1])), spikes._version))
+
+
+def active_of(x: torch.Tensor) -> Optional[ActiveSet]:
+    """The active set attached to ``x`` by its producer, or None: none attached, or ``x`` was modified in
+    place since (its version changed), or it does not match ``x``'s rows."""
+    entry = getattr(x, _ACTIVE_ATTR, None)
+    if entry is None or entry[1] != x._version or not x.dim():
+        return None
+    act = entry[0]
+    return act if act.shape == (x.numel() // max(1, x.shape[-1]), x.shape[-1]) else None
+
+
+def propagate_active(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """Give ``dst`` the active set of ``src``, for a layer whose backward maps the gradient of every entry
+    of ``dst`` to the same entry of ``src`` only (elementwise: dropout masks, scaling). Returns ``dst``."""
+    act = active_of(src)
+    if act is not None and dst is not src and dst.shape == src.shape:
+        setattr(dst, _ACTIVE_ATTR, (act, dst._version))
+    return dst
+
+
+def input_grad(g: torch.Tensor, weight: torch.Tensor, active: Optional[ActiveSet]) -> torch.Tensor:
+    """``∂L/∂x = g W`` for rows ``g [R, O]``: on the active entries only (0 elsewhere) when ``active`` is
+    given and sparse enough (:data:`DX_CROSSOVER`), else the dense product."""
+    if active is None or active.idx is None or active.density > DX_CROSSOVER:
+        return g.mm(weight)
+    gx = torch.zeros(g.shape[0], weight.shape[1], dtype=g.dtype)
+    if active.nnz:
+        _kernel("input_grad", g.shape[0])(active.indptr, active.idx, g.numpy(), _transposed(weight, None),
+                                          gx.numpy())
+    return gx
+
+
 class SparseLinear(torch.autograd.Function):
     """``y = x Wᵀ + b`` over rows ``x [R, I]`` with the event-driven forward and weight gradient above; the
-    forward saves the CSR form of ``x`` (not ``x``) and the weight."""
+    forward saves the CSR form of ``x`` (not ``x``) and the weight. With the producer's ``active`` set the
+    input gradient is computed only on it (:func:`input_grad`)."""
 
     @staticmethod
-    def forward(ctx, x2, weight, bias, rows=None, wt=None):
+    def forward(ctx, x2, weight, bias, rows=None, wt=None, active=None):
         R = x2.shape[0]
         csr = (rows if rows is not None else Rows(x2)).csr()
         out = _forward_product(csr, weight, bias, R, wt)
-        ctx.csr, ctx.rows, ctx.n_in = csr, R, x2.shape[1]
+        ctx.csr, ctx.rows, ctx.n_in, ctx.active = csr, R, x2.shape[1], active
         ctx.has_bias = bias is not None
         ctx.save_for_backward(weight)
         return out
@@ -316,7 +434,7 @@ class SparseLinear(torch.autograd.Function):
         (weight,) = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         g = g.contiguous()
-        gx = g.mm(weight) if need_x else None
+        gx = input_grad(g, weight, ctx.active) if need_x else None
         gw = None
         if need_w:
             indptr, idx, val = ctx.csr
@@ -324,7 +442,7 @@ class SparseLinear(torch.autograd.Function):
             _kernel("weight_grad", ctx.rows)(indptr, idx, val, g.numpy(), ctx.n_in, dwt.numpy())
             gw = dwt.t().contiguous()
         gb = g.sum(0) if (need_b and ctx.has_bias) else None
-        return gx, gw, gb, None, None
+        return gx, gw, gb, None, None, None
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -426,7 +544,7 @@ def synapse_linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
                                               or (bias is not None and bias.requires_grad))
     if needs_grad:
-        out = SparseLinear.apply(x2, weight, bias, rows, wt)
+        out = SparseLinear.apply(x2, weight, bias, rows, wt, active_of(x) if x.requires_grad else None)
     else:
         out = _forward_inference(rows, weight, bias, wt)
     return out.reshape(*x.shape[:-1], weight.shape[0])

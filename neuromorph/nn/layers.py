@@ -88,7 +88,11 @@ class Linear(nn.Linear):
 
 class Dropout(nn.Dropout):
     """``torch.nn.Dropout``: an independent mask for every element and time step (see
-    :class:`SequenceDropout` for one mask per sequence)."""
+    :class:`SequenceDropout` for one mask per sequence). Spikes keep their producer's active set (the
+    sparse input gradient of the next :class:`Linear` still applies: the mask acts entry by entry)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sparse.propagate_active(x, super().forward(x))
 
 
 class SequenceDropout(nn.Dropout):
@@ -105,7 +109,7 @@ class SequenceDropout(nn.Dropout):
         if x.dim() < 2:
             raise ShapeError(f"SequenceDropout: input must be [T, B, ...], got shape {list(x.shape)}")
         mask = nn.functional.dropout(torch.ones_like(x[0]), self.p, training=True)
-        return x * mask
+        return sparse.propagate_active(x, x * mask)
 
 
 class Flatten(nn.Flatten):
