@@ -9,8 +9,12 @@ cost only ``nnz(x) · out`` multiply-adds instead of ``rows · in · out``:
   inputs; Perez-Nieves & Goodman, "Sparse Spiking Gradient Descent", NeurIPS 2021, input-side form);
 - weight gradient ``dW[:, i] = Σ_{r: x[r,i] ≠ 0} x[r, i] · g[r, :]`` (a scatter over the active inputs, done
   per input column so that every sum has one fixed order: deterministic, no atomics);
-- input gradient ``dx = g W`` stays a dense product (it is needed only when the input itself needs a
-  gradient, i.e. not for the first layer).
+- input gradient ``dx = g W`` (needed only when the input itself needs a gradient, i.e. not for the first
+  layer): a dense product, unless the input is the spikes of a neuron layer with a compact-support
+  surrogate, which carry the layer's *active set* A (the entries where its backward multiplies ∂L/∂s by a
+  nonzero surrogate factor, :func:`attach_active`); then ``dx`` is computed only on A, ``nnz(A) · out``
+  multiply-adds, and is 0 elsewhere: entries the producer never reads (Algorithm B step 4 of the sparse
+  spiking gradient descent, exact; docs/methods/sparse.md).
 
 Every sum is over exactly the nonzero terms of the dense product, so the results equal the dense path up
 to float rounding (the order of the additions differs from the BLAS kernel's), for binary spikes and for

@@ -50,7 +50,9 @@ class Linear(nn.Linear):
     When the input is mostly zeros (spikes, binned event counts) the product is computed only for its
     nonzero entries: the forward adds the weight columns of the active inputs and the weight gradient is
     accumulated over them (:mod:`neuromorph.kernels.sparse`); the result equals the dense product to float
-    rounding, for any input values. ``backend``:
+    rounding, for any input values. When the input is the spikes of a neuron layer with a compact-support
+    surrogate (triangle, rectangular, mpr, or ``truncate``), the input gradient is computed only where that
+    layer passes gradient to its membrane (0 elsewhere, entries it never reads). ``backend``:
 
     - ``"auto"`` (default): counts the nonzero inputs of each call (CPU, float32/float64) and runs the
       event-driven kernels when their fraction is below ``crossover`` (default
