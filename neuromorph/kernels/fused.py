@@ -162,10 +162,12 @@ def _backward_loop(gout, gmem, hseq, iseq, aseq, x, beta, thr, syn, rho, adapt, 
                 gcouple[m] += gcp
 
 
-def _active_loop(hseq, aseq, thr, consts, salpha, sscale, sid, act):  # pragma: no cover - compiled by numba
+def _active_loop(hseq, aseq, thr, consts, salpha, sscale, act):  # pragma: no cover - compiled by numba
     """``act[t, m] = 1`` where the adjoint's surrogate factor is nonzero, i.e. where ∂L/∂s_t reaches the
     membrane: the same expressions on the same saved values as :func:`_backward_loop` (bound from the same
-    definitions with the same flags), so the set is exactly the one the adjoint multiplies by a nonzero."""
+    definitions with the same flags), so the set is exactly the one the adjoint multiplies by a nonzero.
+    The surrogate id is the compile-time constant ``SID`` here, so that the loop compiles to one branch-free
+    shape per surrogate."""
     T, M = hseq.shape
     k, one, zero = consts[3], consts[4], consts[5]
     for t in range(T):
@@ -177,10 +179,9 @@ def _active_loop(hseq, aseq, thr, consts, salpha, sscale, sid, act):  # pragma: 
             th = threshold(thr[m], aprev)  # noqa: F821
             if MPR:  # noqa: F821
                 u, s = fire(h, th, k, one, zero)  # noqa: F821
-                on = where((u >= 0.0) & (u <= 1.0), one, zero) != zero  # noqa: F821
+                act[t, m] = where((u >= 0.0) & (u <= 1.0), one, zero) != zero  # noqa: F821
             else:
-                on = sscale * surrogate_grad(h - th, salpha, sid, one, zero) != zero  # noqa: F821
-            act[t, m] = 1 if on else 0
+                act[t, m] = sscale * surrogate_grad(h - th, salpha, SID, one, zero) != zero  # noqa: F821
 
 
 _COMPILED: dict = {}
@@ -190,6 +191,8 @@ def _compiled(cfg: DynamicsConfig, adjoint, active: bool = False):
     """The numba loop for ``cfg`` (forward, or backward with ``adjoint``; the active-set loop with
     ``active``, which uses the backward's flags), compiled on first use."""
     flags = static_flags(cfg, adjoint or active)
+    if active:
+        flags["SID"] = cfg.surrogate.id
     key = (adjoint, active, tuple(sorted(flags.items())))
     if key not in _COMPILED:
         ns = bind(_NUMBA_OPS, flags, wrap=numba.njit(inline="always"), module=__name__)
@@ -237,22 +240,34 @@ class _Numba:
 
 
 class _NumbaActive(_Numba):
-    """The numba engine that also records, after the forward, where the surrogate factor is nonzero
-    (``self.active``, uint8 ``[T, M]``), for the event-driven input gradient of the next synapse."""
+    """The numba engine that keeps what the active set is computed from (the saved pre-reset membranes,
+    a_{t−1}, the thresholds) until the first of: the next synapse asks for it (:meth:`active_mask`), or the
+    backward of these dynamics has run (then nothing can use it any more)."""
 
-    def __init__(self):
-        self.active: Optional[torch.Tensor] = None
+    def __init__(self, cfg: DynamicsConfig):
+        self.cfg = cfg
+        self.saved: Optional[tuple] = None
 
     def forward(self, cfg, xf, P, v, i, a, want_mem, save_i):
         res = _Numba.forward(cfg, xf, P, v, i, a, want_mem, save_i)
-        hseq, aseq = res[1], res[4]
-        act = torch.empty(hseq.shape, dtype=torch.uint8)
-        sur = cfg.surrogate
-        _compiled(cfg, False, active=True)(hseq.numpy(), (hseq.new_zeros(1, 1) if aseq is None else aseq).numpy(),
-                                           P[1].numpy(), _consts(cfg, hseq.numpy().dtype), float(sur.alpha),
-                                           float(sur.scale), sur.id, act.numpy())
-        self.active = act
+        self.saved = (res[1], res[4], P[1])  # hseq, aseq, flat thresholds (all saved for the backward too)
         return res
+
+    def backward(self, *args):
+        self.saved = None
+        return _Numba.backward(*args)
+
+    def active_mask(self) -> Optional[torch.Tensor]:
+        """uint8 ``[T, M]``: 1 where the adjoint's surrogate factor is nonzero (None once released)."""
+        if self.saved is None:
+            return None
+        hseq, aseq, thr = self.saved
+        cfg, sur = self.cfg, self.cfg.surrogate
+        act = torch.empty(hseq.shape, dtype=torch.uint8)
+        _compiled(cfg, False, active=True)(hseq.numpy(), (hseq.new_zeros(1, 1) if aseq is None else aseq).numpy(),
+                                           thr.numpy(), _consts(cfg, hseq.numpy().dtype), float(sur.alpha),
+                                           float(sur.scale), act.numpy())
+        return act
 
 
 def has_compact_backward(cfg: DynamicsConfig) -> bool:
@@ -333,10 +348,12 @@ def run(x: torch.Tensor, params: DynamicsParams, cfg: DynamicsConfig, state: Opt
     use_numba = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not force_torch
     if not (active and use_numba and active_supported(x, cfg)):
         return run_engine(_Numba if use_numba else _Torch, x, params, cfg, state, return_membrane)
-    engine = _NumbaActive()
+    engine = _NumbaActive(cfg)
     out, mem, final = run_engine(engine, x, params, cfg, state, return_membrane)
     if out.requires_grad:
         from neuromorph.kernels import sparse
 
-        sparse.attach_active(out, engine.active)
+        sparse.attach_active(out, engine.active_mask)  # computed only if an event-driven synapse needs it
+    else:
+        engine.saved = None
     return out, mem, final

@@ -42,7 +42,7 @@ from numba import prange
 
 __all__ = ["linear", "choose", "synapse_linear", "eligible", "count_work", "Work", "Rows", "SparseLinear",
            "SYNAPSE_BACKENDS", "DEFAULT_CROSSOVER", "crossover_for", "synapse_backend", "ActiveSet", "attach_active",
-           "active_of", "propagate_active", "input_grad", "DX_CROSSOVER"]
+           "active_of", "propagate_active", "input_grad", "DX_CROSSOVER", "DX_MIN_OUT"]
 
 _CACHE = os.environ.get("NEUROMORPH_NUMBA_CACHE", "1") != "0"
 #: below this many rows the serial kernels run (thread start-up costs more than it saves)
@@ -354,6 +354,9 @@ def _forward_inference(rows: "Rows", weight: torch.Tensor, bias: Optional[torch.
 #: machine (one thread, 3200 rows, 256 → 256): entry by entry costs 0.06× / 0.2× / 0.3× / 1.2× the dense
 #: product at 1 % / 5 % / 10 % / 20 % active entries (benchmarks/RESULTS.md, issue 14).
 DX_CROSSOVER = 0.15
+#: narrower layers compute the input gradient densely: finding the active set scans every input entry,
+#: which costs about as much as the whole dense product when it has few outputs
+DX_MIN_OUT = 64
 _ACTIVE_ATTR = "_neuromorph_active"
 
 
@@ -367,7 +370,7 @@ class ActiveSet:
     def __init__(self, mask: torch.Tensor):
         m = mask.reshape(-1, mask.shape[-1]).contiguous().numpy()
         self.shape = m.shape
-        self.indptr = np.empty(m.shape[0] + 1, np.int64)
+        self.indptr = np.empty(m.shape[0] + 1, np.int64)  # row starts (counted even when not listed)
         self.nnz = int(_kernel("mask_counts", m.shape[0])(m, self.indptr))
         self.idx = None  # listed only when sparse enough to be used (input_grad runs dense otherwise)
         if self.density <= DX_CROSSOVER:
@@ -380,10 +383,33 @@ class ActiveSet:
         return self.nnz / max(1, self.shape[0] * self.shape[1])
 
 
-def attach_active(spikes: torch.Tensor, mask: torch.Tensor) -> None:
-    """Attach the active set ``mask`` (nonzero = active, any shape with the spikes' number of entries and
-    last dimension) to the tensor ``spikes``, for :func:`active_of`. The producing neuron layer does this."""
-    setattr(spikes, _ACTIVE_ATTR, (ActiveSet(mask.reshape(-1, spikes.shape[-1])), spikes._version))
+class _Pending:
+    """An active set not computed yet: ``mask()`` gives it (uint8, nonzero = active) or None if it can no
+    longer be computed; evaluated once, on the first :func:`active_of` that needs it."""
+
+    __slots__ = ("mask", "result")
+
+    def __init__(self, mask):
+        self.mask, self.result = mask, None
+
+    def get(self) -> Optional[ActiveSet]:
+        if self.mask is not None:
+            m, self.mask = self.mask(), None
+            self.result = None if m is None else ActiveSet(m)
+        return self.result
+
+
+def attach_active(spikes: torch.Tensor, mask) -> None:
+    """Attach an active set to the tensor ``spikes``, for :func:`active_of`: ``mask`` is a tensor (nonzero =
+    active, the spikes' number of entries) or a callable returning one (or None), called only when a
+    consumer asks. The producing neuron layer does this."""
+    last = spikes.shape[-1]
+
+    def rows():
+        m = mask() if callable(mask) else mask
+        return None if m is None else m.reshape(-1, last)  # rows of the last dimension, as Linear reads them
+
+    setattr(spikes, _ACTIVE_ATTR, (_Pending(rows), spikes._version))
 
 
 def active_of(x: torch.Tensor) -> Optional[ActiveSet]:
@@ -392,16 +418,16 @@ def active_of(x: torch.Tensor) -> Optional[ActiveSet]:
     entry = getattr(x, _ACTIVE_ATTR, None)
     if entry is None or entry[1] != x._version or not x.dim():
         return None
-    act = entry[0]
-    return act if act.shape == (x.numel() // max(1, x.shape[-1]), x.shape[-1]) else None
+    act = entry[0].get()
+    return act if act is not None and act.shape == (x.numel() // max(1, x.shape[-1]), x.shape[-1]) else None
 
 
 def propagate_active(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
     """Give ``dst`` the active set of ``src``, for a layer whose backward maps the gradient of every entry
     of ``dst`` to the same entry of ``src`` only (elementwise: dropout masks, scaling). Returns ``dst``."""
-    act = active_of(src)
-    if act is not None and dst is not src and dst.shape == src.shape:
-        setattr(dst, _ACTIVE_ATTR, (act, dst._version))
+    entry = getattr(src, _ACTIVE_ATTR, None)
+    if entry is not None and entry[1] == src._version and dst is not src and dst.shape == src.shape:
+        setattr(dst, _ACTIVE_ATTR, (entry[0], dst._version))
     return dst
 
 
@@ -548,7 +574,8 @@ def synapse_linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
                                               or (bias is not None and bias.requires_grad))
     if needs_grad:
-        out = SparseLinear.apply(x2, weight, bias, rows, wt, active_of(x) if x.requires_grad else None)
+        active = active_of(x) if (x.requires_grad and weight.shape[0] >= DX_MIN_OUT) else None
+        out = SparseLinear.apply(x2, weight, bias, rows, wt, active)
     else:
         out = _forward_inference(rows, weight, bias, wt)
     return out.reshape(*x.shape[:-1], weight.shape[0])

@@ -29,6 +29,7 @@ TOL = {torch.float64: dict(rtol=1e-12, atol=1e-12), torch.float32: dict(rtol=1e-
 def always_sparse_dx(monkeypatch):
     """Run the entry-by-entry input gradient whatever the active fraction, and count its uses."""
     monkeypatch.setattr(sparse, "DX_CROSSOVER", 1.0)
+    monkeypatch.setattr(sparse, "DX_MIN_OUT", 1)
     used = []
     real = sparse.input_grad
 
@@ -359,3 +360,26 @@ def test_backward_memory_not_above_dense():
     assert 0 < res["sparse"]["active"] <= 0.05 and res["dense"]["active"] is None
     assert res["sparse"]["peak"] <= res["dense"]["peak"], res
     assert res["sparse"]["saved"] < res["dense"]["saved"] - 50, res  # a list of active inputs, not the spikes
+
+
+def _backends():
+    names = ["reference", "fused"]
+    if nm.kernels.triton_available():
+        names.append("triton")
+    return names
+
+
+def test_truncated_surrogate_is_the_same_on_every_backend():
+    """The truncation is part of the one definition: every backend gives the same gradients with it."""
+    x = _currents(torch.float64) * 2
+    grads = {}
+    for backend in _backends():
+        lif = nm.nn.LIF(tau=2.0, threshold=0.375, surrogate="fast_sigmoid", alpha=25.0, truncate=0.3,
+                        learn_tau=True, learn_threshold=True, backend=backend).double()
+        xi = x.clone().requires_grad_()
+        (lif(xi) * torch.linspace(-1, 1, 30, dtype=torch.float64)).sum().backward()
+        grads[backend] = [xi.grad, lif.tau.grad, lif.threshold.grad]
+    for backend, got in grads.items():
+        for a, b in zip(got, grads["reference"]):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=backend)
+    assert float(grads["reference"][0].abs().max()) > 0 and (grads["reference"][0] == 0).any()
