@@ -214,7 +214,8 @@ def _mask_fill(mask, indptr, idx):  # pragma: no cover - compiled by numba
                 p += 1
 
 
-_LOOPS = {"row_counts": _row_counts, "input_grad": _input_grad, "mask_counts": _mask_counts, "mask_fill": _mask_fill, "fill_csr": _fill_csr, "forward": _forward, "forward_scan": _forward_scan,
+_LOOPS = {"row_counts": _row_counts, "fill_csr": _fill_csr, "forward": _forward, "forward_scan": _forward_scan,
+          "input_grad": _input_grad, "mask_counts": _mask_counts, "mask_fill": _mask_fill,
           "forward_scan_w": _forward_scan_w,
           "weight_grad": _weight_grad,
           "weight_grad_rows": _weight_grad_rows}
