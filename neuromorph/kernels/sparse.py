@@ -39,6 +39,7 @@ import numba
 import numpy as np
 import torch
 from numba import prange
+from torch.utils.weak import WeakIdKeyDictionary
 
 __all__ = ["linear", "choose", "synapse_linear", "eligible", "count_work", "Work", "Rows", "SparseLinear",
            "SYNAPSE_BACKENDS", "DEFAULT_CROSSOVER", "crossover_for", "synapse_backend", "ActiveSet", "attach_active",
@@ -358,7 +359,9 @@ DX_CROSSOVER = 0.15
 #: narrower layers compute the input gradient densely: finding the active set scans every input entry,
 #: which costs about as much as the whole dense product when it has few outputs
 DX_MIN_OUT = 64
-_ACTIVE_ATTR = "_neuromorph_active"
+#: tensor -> (its pending active set, its version when attached); keyed by identity and weakly, so a set
+#: lives exactly as long as its tensor and never becomes part of the tensor's state (pickling, copies)
+_ACTIVE: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
 
 class ActiveSet:
@@ -410,13 +413,13 @@ def attach_active(spikes: torch.Tensor, mask) -> None:
         m = mask() if callable(mask) else mask
         return None if m is None else m.reshape(-1, last)  # rows of the last dimension, as Linear reads them
 
-    setattr(spikes, _ACTIVE_ATTR, (_Pending(rows), spikes._version))
+    _ACTIVE[spikes] = (_Pending(rows), spikes._version)
 
 
 def active_of(x: torch.Tensor) -> Optional[ActiveSet]:
     """The active set attached to ``x`` by its producer, or None: none attached, or ``x`` was modified in
     place since (its version changed), or it does not match ``x``'s rows."""
-    entry = getattr(x, _ACTIVE_ATTR, None)
+    entry = _ACTIVE.get(x)
     if entry is None or entry[1] != x._version or not x.dim():
         return None
     act = entry[0].get()
@@ -426,9 +429,9 @@ def active_of(x: torch.Tensor) -> Optional[ActiveSet]:
 def propagate_active(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
     """Give ``dst`` the active set of ``src``, for a layer whose backward maps the gradient of every entry
     of ``dst`` to the same entry of ``src`` only (elementwise: dropout masks, scaling). Returns ``dst``."""
-    entry = getattr(src, _ACTIVE_ATTR, None)
+    entry = _ACTIVE.get(src)
     if entry is not None and entry[1] == src._version and dst is not src and dst.shape == src.shape:
-        setattr(dst, _ACTIVE_ATTR, (entry[0], dst._version))
+        _ACTIVE[dst] = (entry[0], dst._version)
     return dst
 
 

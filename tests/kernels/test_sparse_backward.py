@@ -383,3 +383,22 @@ def test_truncated_surrogate_is_the_same_on_every_backend():
         for a, b in zip(got, grads["reference"]):
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=backend)
     assert float(grads["reference"][0].abs().max()) > 0 and (grads["reference"][0] == 0).any()
+
+
+def test_the_active_set_is_not_part_of_the_tensor():
+    """The set is kept beside the spikes (by identity), not in them: saving the spikes saves only their
+    values, and the set goes away with the tensor."""
+    import gc
+    import io
+
+    lif = nm.nn.LIF(tau=2.0, threshold=0.5, surrogate="triangle", alpha=0.3, learn_threshold=True)
+    s = lif(_currents(torch.float32))
+    assert sparse.active_of(s) is not None and not vars(s)
+    buf = io.BytesIO()
+    torch.save(s, buf)
+    buf.seek(0)
+    assert torch.equal(torch.load(buf, weights_only=True), s.detach())
+    n = len(sparse._ACTIVE)
+    del s
+    gc.collect()
+    assert len(sparse._ACTIVE) == n - 1
