@@ -15,6 +15,7 @@ on a tiny input, so only what the step itself allocates counts).
 
     python benchmarks/speed.py                  # T=100 and T=500, all libraries
     python benchmarks/speed.py --T 100 --json   # one JSON object on stdout
+    python benchmarks/speed.py --T 100 --gain 8 --triangle-alpha 0.2   # hidden layers firing at 3-5 %
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ import subprocess
 import sys
 import time
 
-LIBRARIES = ["neuromorph", "neuromorph-dense", "neuromorph-reference", "snntorch", "spikingjelly", "norse", "relu-floor"]
+LIBRARIES = ["neuromorph", "neuromorph-triangle", "neuromorph-dense", "neuromorph-reference", "snntorch", "spikingjelly",
+             "norse", "relu-floor"]
 PEERS = ["snntorch", "spikingjelly", "norse"]
 TAU, THRESHOLD, IN, HID, OUT = 2.0, 1.0, 700, 256, 20
 
 
-def build(lib: str):
+def build(lib: str, triangle_alpha: float = 1.0):
     """Return (model, step_fn(x) -> logits [B, OUT]) for one library."""
     import torch
     from torch import nn
@@ -42,11 +44,18 @@ def build(lib: str):
         import neuromorph as nm
 
         # "neuromorph": default settings (synapses choose event-driven or dense by input density, neurons
-        # the fused backend); "-dense": dense synapses, fused neurons; "-reference": dense, plain autograd
-        syn = {"neuromorph": "auto", "neuromorph-dense": "dense", "neuromorph-reference": "dense"}[lib]
+        # the fused backend, atan surrogate); "-triangle": the same with the compact triangle surrogate of
+        # half-width `triangle_alpha`, so that the hidden synapse's input gradient is computed only where the
+        # producing neurons are within the window; "-dense": dense synapses, fused neurons (no sparse
+        # backward); "-reference": dense, plain autograd
+        syn = {"neuromorph": "auto", "neuromorph-triangle": "auto", "neuromorph-dense": "dense",
+               "neuromorph-reference": "dense"}[lib]
         backend = "reference" if lib == "neuromorph-reference" else "auto"
-        net = nn.Sequential(nm.nn.Linear(IN, HID, backend=syn), nm.nn.LIF(tau=TAU, threshold=THRESHOLD, backend=backend),
-                            nm.nn.Linear(HID, HID, backend=syn), nm.nn.LIF(tau=TAU, threshold=THRESHOLD, backend=backend),
+        sur = dict(surrogate="triangle", alpha=triangle_alpha) if lib == "neuromorph-triangle" else {}
+        net = nn.Sequential(nm.nn.Linear(IN, HID, backend=syn),
+                            nm.nn.LIF(tau=TAU, threshold=THRESHOLD, backend=backend, **sur),
+                            nm.nn.Linear(HID, HID, backend=syn),
+                            nm.nn.LIF(tau=TAU, threshold=THRESHOLD, backend=backend, **sur),
                             nm.nn.Linear(HID, OUT, backend=syn), nm.nn.LI(tau=TAU, backend=backend))
         return net, lambda x: net(x).mean(0)
     if lib == "relu-floor":
@@ -103,12 +112,17 @@ def build(lib: str):
     raise ValueError(f"unknown library {lib!r}; choose from {LIBRARIES}")
 
 
-def measure(lib: str, T: int, batch: int, steps: int, warmup: int, threads: int, density: float = 0.05) -> dict:
+def measure(lib: str, T: int, batch: int, steps: int, warmup: int, threads: int, density: float = 0.05,
+            gain: float = 1.0, triangle_alpha: float = 1.0) -> dict:
     import torch
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    net, forward = build(lib)
+    net, forward = build(lib, triangle_alpha)
+    with torch.no_grad():  # every library's synapses are torch.nn.Linear (or subclasses)
+        for m in net.modules():
+            if isinstance(m, torch.nn.Linear):
+                m.weight.mul_(gain)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     x = (torch.rand(T, batch, IN) < density).float()
     y = torch.randint(0, OUT, (batch,))
@@ -132,8 +146,28 @@ def measure(lib: str, T: int, batch: int, steps: int, warmup: int, threads: int,
         step()
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
-    return {"library": lib, "T": T, "batch": batch, "median_ms": 1e3 * statistics.median(times),
-            "min_ms": 1e3 * min(times), "median_cpu_ms": 1e3 * statistics.median(cpu), "peak_step_mb": peak - base}
+    res = {"library": lib, "T": T, "batch": batch, "median_ms": 1e3 * statistics.median(times),
+           "min_ms": 1e3 * min(times), "median_cpu_ms": 1e3 * statistics.median(cpu), "peak_step_mb": peak - base}
+    if lib.startswith("neuromorph"):
+        res["activity"] = _activity(net, x)
+    return res
+
+
+def _activity(net, x) -> str:
+    """Spike rate of each hidden layer and, where the spikes carry one, the fraction of entries inside the
+    surrogate's window (the active set of the sparse input gradient)."""
+    import torch
+
+    from neuromorph.kernels import sparse
+
+    parts, h = [], x
+    with torch.enable_grad():
+        for m in list(net)[:-2]:
+            h = m(h)
+            if hasattr(m, "surrogate"):
+                act = sparse.active_of(h)
+                parts.append(f"rate {float(h.detach().mean()):.3f}" + (f" active {act.density:.3f}" if act else ""))
+    return "; ".join(parts)
 
 
 def _rss_mb() -> float:
@@ -163,7 +197,7 @@ def _peak_rss_during(fn) -> float:
 def run_isolated(lib: str, args) -> dict:
     cmd = [sys.executable, __file__, "--_one", lib, "--T", str(args.T[0]), "--batch", str(args.batch),
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
-           "--density", str(args.density)]
+           "--density", str(args.density), "--gain", str(args.gain), "--triangle-alpha", str(args.triangle_alpha)]
     out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     if out.returncode != 0:
         return {"library": lib, "T": args.T[0], "error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
@@ -179,11 +213,18 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--libraries", nargs="+", default=LIBRARIES)
     ap.add_argument("--density", type=float, default=0.05, help="input spike probability per step and channel")
+    ap.add_argument("--gain", type=float, default=1.0,
+                    help="multiply every library's initial synaptic weights (1: torch's default init, whose hidden "
+                         "layers stay silent; about 8 makes them fire at 3-5 %% per step)")
+    ap.add_argument("--triangle-alpha", type=float, default=1.0,
+                    help="half-width of the triangle surrogate of the neuromorph-triangle row (default 1, the "
+                         "library's default)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--_one", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._one:
-        print(json.dumps(measure(args._one, args.T[0], args.batch, args.steps, args.warmup, args.threads, args.density)))
+        print(json.dumps(measure(args._one, args.T[0], args.batch, args.steps, args.warmup, args.threads, args.density,
+                                 args.gain, args.triangle_alpha)))
         return 0
     results = []
     for T in args.T:
@@ -208,8 +249,9 @@ def main(argv=None) -> int:
                 r["cpu_ratio_to_relu_floor"] = r["median_cpu_ms"] / floor["median_cpu_ms"]
         results.extend(rows)
         if not args.json:
-            print(f"T={T} batch={args.batch} threads={args.threads} input density={args.density} "
-                  f"(median of {args.steps} steps)")
+            print(f"T={T} batch={args.batch} threads={args.threads} input density={args.density} gain={args.gain} "
+                  f"triangle alpha={args.triangle_alpha} (median of {args.steps} steps; load "
+                  f"{' '.join(f'{v:.1f}' for v in os.getloadavg())} at the end)")
             for r in rows:
                 if "error" in r:
                     print(f"  {r['library']:22s} ERROR {r['error']}")
@@ -224,6 +266,8 @@ def main(argv=None) -> int:
                               f"x{r.get('cpu_speedup_vs_fastest_peer', float('nan')):.2f} vs fastest peer")
                 print(f"  {r['library']:22s} {r['median_ms']:8.1f} ms  (CPU {r['median_cpu_ms']:7.1f} ms)  "
                       f"step peak {r['peak_step_mb']:6.1f} MB{extra}")
+                if r.get("activity"):
+                    print(f"  {'':22s} hidden layers: {r['activity']}")
     if args.json:
         print(json.dumps({"machine": platform.machine(), "python": platform.python_version(),
                           "cpus": os.cpu_count(), "results": results}))

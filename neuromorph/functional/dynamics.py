@@ -2,7 +2,7 @@
 
 Each function below is written once, in a small backend-neutral subset of Python: arithmetic, ``if`` on
 *static flags* (``CUBA``, ``ALIF``, ``ADLIF``, ``FIRE``, ``RESET``, ``DECAY_INPUT``, ``MPR``, ``THR_RESET``,
-``DETACH``, and the slot flags ``CARRY_I``/``CARRY_A``)
+``DETACH``, the surrogate's truncation ``TRUNC``, and the slot flags ``CARRY_I``/``CARRY_A``)
 and on the surrogate id ``sid`` (an argument: Triton passes it as a constexpr, numba as a number, so
 that one compiled numba loop serves every surrogate), and a handful of primitives (``where``, ``exp``,
 ``absv``, ``tanh``, ``sech2``, ``cbrt``, ``minimum``, ``maximum``). None of these names is defined here:
@@ -88,6 +88,10 @@ SURROGATE_IDS = {"atan": 0, "sigmoid": 1, "fast_sigmoid": 2, "triangle": 3, "rec
 ADLIF_IDS = {None: 0, "se": 1, "ef": 2}
 RESET_MODES = ("soft", "hard", "none")
 RESET_IDS = {"none": 0, "soft": 1, "hard": 2}
+#: the surrogates whose derivative is zero outside a bounded window (|x| < α, |x| < α/2, |x| ≤ ½)
+COMPACT_SURROGATES = ("triangle", "rectangular", "mpr")
+TRUNC_UNIT = 2.0 ** -20  # the grid of Surrogate.truncate (TRUNC · TRUNC_UNIT is exact in float32)
+TRUNC_MAX = 8.0
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -102,21 +106,41 @@ class Surrogate:
     name: str = "atan"
     alpha: float = 2.0
     scale: float = 1.0
+    #: cut the derivative to zero where |x| ≥ truncate (S3GD's B_th), giving any shape compact support;
+    #: rounded to a multiple of 2⁻²⁰ (exact in float32, so every backend compares against the same value)
+    truncate: Optional[float] = None
 
     def __post_init__(self):
         if not math.isfinite(self.alpha) or self.alpha <= 0:
             raise ConfigError(f"surrogate alpha must be a positive finite number, got {self.alpha!r} for {self.name!r}")
         if not math.isfinite(self.scale) or self.scale <= 0:
             raise ConfigError(f"surrogate scale must be a positive finite number, got {self.scale!r} for {self.name!r}")
+        if self.truncate is not None:
+            if not (isinstance(self.truncate, (int, float)) and TRUNC_UNIT <= self.truncate <= TRUNC_MAX):
+                raise ConfigError(f"surrogate truncate must be a number in [2**-20, {TRUNC_MAX:g}] (the half-width "
+                                  f"|u - threshold| beyond which the derivative is cut), got {self.truncate!r}")
+            object.__setattr__(self, "truncate", round(self.truncate / TRUNC_UNIT) * TRUNC_UNIT)
 
     @property
     def id(self) -> int:
         return SURROGATE_IDS[self.name]
 
+    @property
+    def trunc_code(self) -> int:
+        """``truncate`` in units of 2⁻²⁰ (0: not truncated), the static flag ``TRUNC`` of the definitions."""
+        return 0 if self.truncate is None else round(self.truncate / TRUNC_UNIT)
+
+    @property
+    def compact(self) -> bool:
+        """Whether the derivative vanishes outside a bounded window (triangle, rectangular, mpr, or any shape
+        with ``truncate``): then only the neurons near threshold pass gradient (the sparse backward)."""
+        return self.name in COMPACT_SURROGATES or self.truncate is not None
+
     def grad(self, x: torch.Tensor) -> torch.Tensor:
         """The surrogate derivative dH/dx evaluated at ``x = u - threshold`` (:func:`surrogate_grad`)."""
         one = torch.ones((), dtype=x.dtype, device=x.device)
-        return self.scale * torch_definitions(POINTWISE_FLAGS).surrogate_grad(x, self.alpha, self.id, one, 0 * one)
+        defs = torch_definitions({**POINTWISE_FLAGS, "TRUNC": self.trunc_code})
+        return self.scale * defs.surrogate_grad(x, self.alpha, self.id, one, 0 * one)
 
 
 @dataclass(frozen=True)
@@ -175,7 +199,9 @@ def static_flags(cfg: DynamicsConfig, adjoint: bool = True) -> dict:
             "DECAY_INPUT": bool(cfg.decay_input), "MPR": bool(cfg.mpr), "THR_RESET": cfg.reset_amount is None,
             "DETACH": bool(cfg.detach_reset) if adjoint else False, "ADLIF": ADLIF_IDS[cfg.adlif],
             # which state slots the backends load and store: i (cuba's current, EF's last spike), a (alif, adlif)
-            "CARRY_I": bool(cfg.cuba) or cfg.adlif == "ef", "CARRY_A": bool(cfg.alif) or cfg.adlif is not None}
+            "CARRY_I": bool(cfg.cuba) or cfg.adlif == "ef", "CARRY_A": bool(cfg.alif) or cfg.adlif is not None,
+            # the surrogate's truncation in units of 2**-20 (0: none); an integer so that names stay unique
+            "TRUNC": cfg.surrogate.trunc_code if adjoint else 0}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -202,6 +228,8 @@ def surrogate_grad(x, a, sid, one, zero):
         g = where(absv(x) <= 0.5, a / (2.0 * tanh(0.5 * a)) * sech2(a * x), zero)
     else:  # slayer_exp (SLAYER's exponential; its height factor c is the surrogate's scale)
         g = 0.5 * a * exp(-a * absv(x))
+    if TRUNC:  # Surrogate.truncate: zero where |x| >= TRUNC · 2**-20
+        g = where(absv(x) < TRUNC * 9.5367431640625e-07, g, zero)
     return g
 
 
@@ -441,4 +469,4 @@ def torch_definitions(flags: dict) -> types.SimpleNamespace:
 
 #: the flags that leave only the pointwise functions (surrogate, φ) meaningful
 POINTWISE_FLAGS = {"CUBA": False, "ALIF": False, "FIRE": True, "RESET": 0, "DECAY_INPUT": False, "MPR": False,
-                   "THR_RESET": True, "DETACH": False, "ADLIF": 0, "CARRY_I": False, "CARRY_A": False}
+                   "THR_RESET": True, "DETACH": False, "ADLIF": 0, "CARRY_I": False, "CARRY_A": False, "TRUNC": 0}

@@ -23,6 +23,11 @@ name            dH/dx used in backward                                      defa
 Every surrogate's derivative is multiplied by its ``scale`` (default 1); ``slayer_exp`` defaults to c = 0.4,
 so that with α = 5 its peak is 1. It has no compact support (every neuron gets some gradient).
 
+``triangle``, ``rectangular`` and ``mpr`` have compact support (``Surrogate.compact``): the derivative is
+zero outside a window around the threshold, so only the neurons near threshold pass gradient and the
+backward can skip the others exactly (``docs/methods/sparse.md``). ``truncate=B`` gives any shape that
+property by cutting it at ``|x| = B``; this changes the gradient (it is a different surrogate).
+
 The derivatives are written once, in :func:`neuromorph.functional.dynamics.surrogate_grad`, which every
 backend compiles; ``Surrogate.grad`` evaluates it on tensors.
 """
@@ -44,20 +49,23 @@ __all__ = ["DEFAULT_ALPHA", "DEFAULT_SCALE", "SURROGATE_IDS", "Surrogate", "get_
 
 
 def get_surrogate(surrogate: str | Surrogate = "atan", alpha: float | None = None,
-                  scale: float | None = None) -> Surrogate:
+                  scale: float | None = None, truncate: float | None = None) -> Surrogate:
     """Resolve a surrogate by name (or pass one through), with its default ``alpha`` and ``scale`` (the
-    derivative's height factor, SLAYER's ``c``) unless given."""
+    derivative's height factor, SLAYER's ``c``) unless given. ``truncate=B`` cuts the derivative to zero
+    where ``|u − θ| ≥ B`` (rounded to a multiple of 2⁻²⁰): σ'·1[|x| < B], the surrogate that Sparse Spiking
+    Gradient Descent trains with, which gives any shape the compact support the sparse backward needs."""
     if isinstance(surrogate, Surrogate):
-        if alpha is None and scale is None:
+        if alpha is None and scale is None and truncate is None:
             return surrogate
         return Surrogate(surrogate.name, float(surrogate.alpha if alpha is None else alpha),
-                         float(surrogate.scale if scale is None else scale))
+                         float(surrogate.scale if scale is None else scale),
+                         surrogate.truncate if truncate is None else truncate)
     if not isinstance(surrogate, str):
         raise ConfigError(f"surrogate must be a name or Surrogate, got {type(surrogate).__name__}")
     name = _ALIASES.get(surrogate.lower(), surrogate.lower())
     check_choice("surrogate", name, SURROGATE_IDS)
     return Surrogate(name, float(DEFAULT_ALPHA[name] if alpha is None else alpha),
-                     float(DEFAULT_SCALE.get(name, 1.0) if scale is None else scale))
+                     float(DEFAULT_SCALE.get(name, 1.0) if scale is None else scale), truncate)
 
 
 class _SpikeFn(torch.autograd.Function):

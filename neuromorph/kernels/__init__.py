@@ -60,11 +60,13 @@ def _triton_backend(x: torch.Tensor):
     return importlib.import_module("neuromorph.kernels.triton")
 
 
-def run(x, params, cfg, state=None, return_membrane=False, backend="auto"):
-    """Dispatch to the chosen backend (see module docstring)."""
+def run(x, params, cfg, state=None, return_membrane=False, backend="auto", active=False):
+    """Dispatch to the chosen backend (see module docstring). ``active``: let the spikes carry their active
+    set for the sparse input gradient of the next synapse (fused backend on the CPU only; see
+    :func:`neuromorph.kernels.fused.run`)."""
     name = resolve_backend(backend, x)
     if name == "reference":
         return reference.run(x, params, cfg, state, return_membrane)
     if name == "fused":
-        return fused.run(x, params, cfg, state, return_membrane)
+        return fused.run(x, params, cfg, state, return_membrane, active=active)
     return _triton_backend(x).run(x, params, cfg, state, return_membrane)

@@ -162,19 +162,44 @@ def _backward_loop(gout, gmem, hseq, iseq, aseq, x, beta, thr, syn, rho, adapt, 
                 gcouple[m] += gcp
 
 
+def _active_loop(hseq, aseq, thr, consts, salpha, sscale, act):  # pragma: no cover - compiled by numba
+    """``act[t, m] = 1`` where the adjoint's surrogate factor is nonzero, i.e. where ∂L/∂s_t reaches the
+    membrane: the same expressions on the same saved values as :func:`_backward_loop` (bound from the same
+    definitions with the same flags), so the set is exactly the one the adjoint multiplies by a nonzero.
+    The surrogate id is the compile-time constant ``SID`` here, so that the loop compiles to one branch-free
+    shape per surrogate."""
+    T, M = hseq.shape
+    k, one, zero = consts[3], consts[4], consts[5]
+    for t in range(T):
+        for m in range(M):
+            aprev = zero
+            if CARRY_A:  # noqa: F821
+                aprev = aseq[t, m]
+            h = hseq[t, m]
+            th = threshold(thr[m], aprev)  # noqa: F821
+            if MPR:  # noqa: F821
+                u, s = fire(h, th, k, one, zero)  # noqa: F821
+                act[t, m] = where((u >= 0.0) & (u <= 1.0), one, zero) != zero  # noqa: F821
+            else:
+                act[t, m] = sscale * surrogate_grad(h - th, salpha, SID, one, zero) != zero  # noqa: F821
+
+
 _COMPILED: dict = {}
 
 
-def _compiled(cfg: DynamicsConfig, adjoint: bool):
-    """The numba loop for ``cfg`` (forward, or backward with ``adjoint``), compiled on first use."""
-    flags = static_flags(cfg, adjoint)
-    key = (adjoint, tuple(sorted(flags.items())))
+def _compiled(cfg: DynamicsConfig, adjoint, active: bool = False):
+    """The numba loop for ``cfg`` (forward, or backward with ``adjoint``; the active-set loop with
+    ``active``, which uses the backward's flags), compiled on first use."""
+    flags = static_flags(cfg, adjoint or active)
+    if active:
+        flags["SID"] = cfg.surrogate.id
+    key = (adjoint, active, tuple(sorted(flags.items())))
     if key not in _COMPILED:
         ns = bind(_NUMBA_OPS, flags, wrap=numba.njit(inline="always"), module=__name__)
-        loop = _backward_loop if adjoint else _forward_loop
+        loop = _active_loop if active else _backward_loop if adjoint else _forward_loop
         fn = types.FunctionType(loop.__code__, ns, loop.__name__)
         # numba caches by qualified name: one name per configuration and per version of the definition
-        fn.__qualname__ = "_".join([loop.__name__, *(f"{k}{int(v)}" for k, v in key[1]), SOURCE_HASH])
+        fn.__qualname__ = "_".join([loop.__name__, *(f"{k}{int(v)}" for k, v in key[2]), SOURCE_HASH])
         _COMPILED[key] = numba.njit(cache=_CACHE)(fn)
     return _COMPILED[key]
 
@@ -212,6 +237,43 @@ class _Numba:
                              need_beta, need_alpha,
                              gx.numpy(), *(g.numpy() for g in grads), dv.numpy(), di.numpy(), da.numpy())
         return gx, grads, dv, di, da
+
+
+class _NumbaActive(_Numba):
+    """The numba engine that keeps what the active set is computed from (the saved pre-reset membranes,
+    a_{t−1}, the thresholds) until the first of: the next synapse asks for it (:meth:`active_mask`), or the
+    backward of these dynamics has run (then nothing can use it any more)."""
+
+    def __init__(self, cfg: DynamicsConfig):
+        self.cfg = cfg
+        self.saved: Optional[tuple] = None
+
+    def forward(self, cfg, xf, P, v, i, a, want_mem, save_i):
+        res = _Numba.forward(cfg, xf, P, v, i, a, want_mem, save_i)
+        self.saved = (res[1], res[4], P[1])  # hseq, aseq, flat thresholds (all saved for the backward too)
+        return res
+
+    def backward(self, *args):
+        self.saved = None
+        return _Numba.backward(*args)
+
+    def active_mask(self) -> Optional[torch.Tensor]:
+        """uint8 ``[T, M]``: 1 where the adjoint's surrogate factor is nonzero (None once released)."""
+        if self.saved is None:
+            return None
+        hseq, aseq, thr = self.saved
+        cfg, sur = self.cfg, self.cfg.surrogate
+        act = torch.empty(hseq.shape, dtype=torch.uint8)
+        _compiled(cfg, False, active=True)(hseq.numpy(), (hseq.new_zeros(1, 1) if aseq is None else aseq).numpy(),
+                                           thr.numpy(), _consts(cfg, hseq.numpy().dtype), float(sur.alpha),
+                                           float(sur.scale), act.numpy())
+        return act
+
+
+def has_compact_backward(cfg: DynamicsConfig) -> bool:
+    """Whether ∂L/∂s reaches the membrane only inside a bounded window around the threshold (a firing
+    neuron whose surrogate has compact support, or the MPR, whose φ′ is gated to 0 ≤ φ(h) ≤ 1)."""
+    return cfg.fire and (cfg.mpr or cfg.surrogate.compact)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -271,8 +333,27 @@ class _Torch:
         return gx, [torch.broadcast_to(q, (M,)).contiguous() for q in grads], dv, di, da
 
 
+def active_supported(x: torch.Tensor, cfg: DynamicsConfig) -> bool:
+    """Whether :func:`run` can record the active set for ``x`` (CPU float32/float64, compact backward)."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and has_compact_backward(cfg)
+
+
 def run(x: torch.Tensor, params: DynamicsParams, cfg: DynamicsConfig, state: Optional[NeuronState] = None,
-        return_membrane: bool = False, force_torch: bool = False):
-    """Fused multi-step dynamics; same contract as :func:`neuromorph.kernels.reference.run`."""
+        return_membrane: bool = False, force_torch: bool = False, active: bool = False):
+    """Fused multi-step dynamics; same contract as :func:`neuromorph.kernels.reference.run`.
+
+    With ``active`` (and :func:`active_supported`), the spikes carry the set of entries where ∂L/∂s reaches
+    the membrane (:func:`neuromorph.kernels.sparse.attach_active`): an event-driven synapse that consumes them
+    computes its input gradient only there."""
     use_numba = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not force_torch
-    return run_engine(_Numba if use_numba else _Torch, x, params, cfg, state, return_membrane)
+    if not (active and use_numba and active_supported(x, cfg)):
+        return run_engine(_Numba if use_numba else _Torch, x, params, cfg, state, return_membrane)
+    engine = _NumbaActive(cfg)
+    out, mem, final = run_engine(engine, x, params, cfg, state, return_membrane)
+    if out.requires_grad:
+        from neuromorph.kernels import sparse
+
+        sparse.attach_active(out, engine.active_mask)  # computed only if an event-driven synapse needs it
+    else:
+        engine.saved = None
+    return out, mem, final

@@ -9,8 +9,12 @@ cost only ``nnz(x) · out`` multiply-adds instead of ``rows · in · out``:
   inputs; Perez-Nieves & Goodman, "Sparse Spiking Gradient Descent", NeurIPS 2021, input-side form);
 - weight gradient ``dW[:, i] = Σ_{r: x[r,i] ≠ 0} x[r, i] · g[r, :]`` (a scatter over the active inputs, done
   per input column so that every sum has one fixed order: deterministic, no atomics);
-- input gradient ``dx = g W`` stays a dense product (it is needed only when the input itself needs a
-  gradient, i.e. not for the first layer).
+- input gradient ``dx = g W`` (needed only when the input itself needs a gradient, i.e. not for the first
+  layer): a dense product, unless the input is the spikes of a neuron layer with a compact-support
+  surrogate, which carry the layer's *active set* A (the entries where its backward multiplies ∂L/∂s by a
+  nonzero surrogate factor, :func:`attach_active`); then ``dx`` is computed only on A, ``nnz(A) · out``
+  multiply-adds, and is 0 elsewhere: entries the producer never reads (Algorithm B step 4 of the sparse
+  spiking gradient descent, exact; docs/methods/sparse.md).
 
 Every sum is over exactly the nonzero terms of the dense product, so the results equal the dense path up
 to float rounding (the order of the additions differs from the BLAS kernel's), for binary spikes and for
@@ -35,9 +39,11 @@ import numba
 import numpy as np
 import torch
 from numba import prange
+from torch.utils.weak import WeakIdKeyDictionary
 
 __all__ = ["linear", "choose", "synapse_linear", "eligible", "count_work", "Work", "Rows", "SparseLinear",
-           "SYNAPSE_BACKENDS", "DEFAULT_CROSSOVER", "crossover_for", "synapse_backend"]
+           "SYNAPSE_BACKENDS", "DEFAULT_CROSSOVER", "crossover_for", "synapse_backend", "ActiveSet", "attach_active",
+           "active_of", "propagate_active", "input_grad", "DX_CROSSOVER", "DX_MIN_OUT"]
 
 _CACHE = os.environ.get("NEUROMORPH_NUMBA_CACHE", "1") != "0"
 #: below this many rows the serial kernels run (thread start-up costs more than it saves)
@@ -166,7 +172,51 @@ def _weight_grad_rows(indptr, idx, val, g, n_in, dwt):  # pragma: no cover - com
                 drow[o] += v * grow[o]
 
 
+def _input_grad(aptr, aidx, g, wt, gx):  # pragma: no cover - compiled by numba
+    """``gx[r, i] = g[r, :] · wt[i, :]`` (= (g W)[r, i]) only for the listed entries ``(r, i)`` of the
+    producing neuron's active set; every other entry of ``gx`` is left as it is (zero)."""
+    R, O = g.shape
+    for r in prange(R):
+        grow = g[r]
+        grx = gx[r]
+        for p in range(aptr[r], aptr[r + 1]):
+            wrow = wt[aidx[p]]
+            acc = grow[0] * wrow[0]
+            for o in range(1, O):
+                acc += grow[o] * wrow[o]
+            grx[aidx[p]] = acc
+
+
+def _mask_counts(mask, indptr):  # pragma: no cover - compiled by numba
+    """:func:`_row_counts` for a uint8 mask (the active set)."""
+    R, I = mask.shape
+    indptr[0] = 0
+    for r in prange(R):
+        c = 0
+        for i in range(I):
+            c += mask[r, i]
+        indptr[r + 1] = c
+    for r in range(R):
+        indptr[r + 1] += indptr[r]
+    return indptr[R]
+
+
+def _mask_fill(mask, indptr, idx):  # pragma: no cover - compiled by numba
+    """The column indices of the set entries of each row of ``mask``."""
+    R, I = mask.shape
+    for r in prange(R):
+        p = indptr[r]
+        if p == indptr[r + 1]:
+            continue
+        row = mask[r]
+        for i in range(I):
+            if row[i]:
+                idx[p] = i
+                p += 1
+
+
 _LOOPS = {"row_counts": _row_counts, "fill_csr": _fill_csr, "forward": _forward, "forward_scan": _forward_scan,
+          "input_grad": _input_grad, "mask_counts": _mask_counts, "mask_fill": _mask_fill,
           "forward_scan_w": _forward_scan_w,
           "weight_grad": _weight_grad,
           "weight_grad_rows": _weight_grad_rows}
@@ -182,7 +232,9 @@ def _kernel(name: str, rows: int):
         name = "weight_grad_rows"
     key = (name, parallel)
     if key not in _COMPILED:
-        _COMPILED[key] = numba.njit(parallel=parallel, cache=_CACHE, nogil=True)(_LOOPS[name])
+        # the input gradient's dot products may be summed in SIMD lanes (a fixed order per build: reproducible)
+        fast = {"reassoc"} if name == "input_grad" else False
+        _COMPILED[key] = numba.njit(parallel=parallel, cache=_CACHE, nogil=True, fastmath=fast)(_LOOPS[name])
     if parallel:
         numba.set_num_threads(threads)
     return _COMPILED[key]
@@ -296,16 +348,116 @@ def _forward_inference(rows: "Rows", weight: torch.Tensor, bias: Optional[torch.
     return out
 
 
+# ----------------------------------------------------------------------------------------------------------
+# the producing neuron's active set: where the input gradient is needed at all
+# ----------------------------------------------------------------------------------------------------------
+#: at most this fraction of active entries, the input gradient is computed entry by entry (cost
+#: nnz(A)·out) instead of as one dense product (cost rows·in·out at BLAS speed). Measured on the benchmark
+#: machine (one thread, 3200 rows, 256 → 256): entry by entry costs 0.06× / 0.2× / 0.3× / 1.2× the dense
+#: product at 1 % / 5 % / 10 % / 20 % active entries (benchmarks/RESULTS.md, issue 14).
+DX_CROSSOVER = 0.15
+#: narrower layers compute the input gradient densely: finding the active set scans every input entry,
+#: which costs about as much as the whole dense product when it has few outputs
+DX_MIN_OUT = 64
+#: tensor -> (its pending active set, its version when attached); keyed by identity and weakly, so a set
+#: lives exactly as long as its tensor and never becomes part of the tensor's state (pickling, copies)
+_ACTIVE: WeakIdKeyDictionary = WeakIdKeyDictionary()
+
+
+class ActiveSet:
+    """The entries ``(r, i)`` of a spike tensor, read as rows ``[R, I]`` of its last dimension, at which
+    the producing neuron's backward multiplies ∂L/∂s by a nonzero surrogate factor (CSR: ``indptr [R + 1]``,
+    ``idx [nnz]``). ∂L/∂s elsewhere is never used, so a consumer may leave it 0."""
+
+    __slots__ = ("indptr", "idx", "shape", "nnz")
+
+    def __init__(self, mask: torch.Tensor):
+        m = mask.reshape(-1, mask.shape[-1]).contiguous().numpy()
+        self.shape = m.shape
+        self.indptr = np.empty(m.shape[0] + 1, np.int64)  # row starts (counted even when not listed)
+        self.nnz = int(_kernel("mask_counts", m.shape[0])(m, self.indptr))
+        self.idx = None  # listed only when sparse enough to be used (input_grad runs dense otherwise)
+        if self.density <= DX_CROSSOVER:
+            self.idx = np.empty(self.nnz, np.int32)
+            _kernel("mask_fill", m.shape[0])(m, self.indptr, self.idx)
+
+    @property
+    def density(self) -> float:
+        """Fraction of active entries."""
+        return self.nnz / max(1, self.shape[0] * self.shape[1])
+
+
+class _Pending:
+    """An active set not computed yet: ``mask()`` gives it (uint8, nonzero = active) or None if it can no
+    longer be computed; evaluated once, on the first :func:`active_of` that needs it."""
+
+    __slots__ = ("mask", "result")
+
+    def __init__(self, mask):
+        self.mask, self.result = mask, None
+
+    def get(self) -> Optional[ActiveSet]:
+        if self.mask is not None:
+            m, self.mask = self.mask(), None
+            self.result = None if m is None else ActiveSet(m)
+        return self.result
+
+
+def attach_active(spikes: torch.Tensor, mask) -> None:
+    """Attach an active set to the tensor ``spikes``, for :func:`active_of`: ``mask`` is a tensor (nonzero =
+    active, the spikes' number of entries) or a callable returning one (or None), called only when a
+    consumer asks. The producing neuron layer does this."""
+    last = spikes.shape[-1]
+
+    def rows():
+        m = mask() if callable(mask) else mask
+        return None if m is None else m.reshape(-1, last)  # rows of the last dimension, as Linear reads them
+
+    _ACTIVE[spikes] = (_Pending(rows), spikes._version)
+
+
+def active_of(x: torch.Tensor) -> Optional[ActiveSet]:
+    """The active set attached to ``x`` by its producer, or None: none attached, or ``x`` was modified in
+    place since (its version changed), or it does not match ``x``'s rows."""
+    entry = _ACTIVE.get(x)
+    if entry is None or entry[1] != x._version or not x.dim():
+        return None
+    act = entry[0].get()
+    return act if act is not None and act.shape == (x.numel() // max(1, x.shape[-1]), x.shape[-1]) else None
+
+
+def propagate_active(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """Give ``dst`` the active set of ``src``, for a layer whose backward maps the gradient of every entry
+    of ``dst`` to the same entry of ``src`` only (elementwise: dropout masks, scaling). Returns ``dst``."""
+    entry = _ACTIVE.get(src)
+    if entry is not None and entry[1] == src._version and dst is not src and dst.shape == src.shape:
+        _ACTIVE[dst] = (entry[0], dst._version)
+    return dst
+
+
+def input_grad(g: torch.Tensor, weight: torch.Tensor, active: Optional[ActiveSet]) -> torch.Tensor:
+    """``∂L/∂x = g W`` for rows ``g [R, O]``: on the active entries only (0 elsewhere) when ``active`` is
+    given and sparse enough (:data:`DX_CROSSOVER`), else the dense product."""
+    if active is None or active.idx is None or active.density > DX_CROSSOVER:
+        return g.mm(weight)
+    gx = torch.zeros(g.shape[0], weight.shape[1], dtype=g.dtype)
+    if active.nnz:
+        _kernel("input_grad", g.shape[0])(active.indptr, active.idx, g.numpy(), _transposed(weight, None),
+                                          gx.numpy())
+    return gx
+
+
 class SparseLinear(torch.autograd.Function):
     """``y = x Wᵀ + b`` over rows ``x [R, I]`` with the event-driven forward and weight gradient above; the
-    forward saves the CSR form of ``x`` (not ``x``) and the weight."""
+    forward saves the CSR form of ``x`` (not ``x``) and the weight. With the producer's ``active`` set the
+    input gradient is computed only on it (:func:`input_grad`)."""
 
     @staticmethod
-    def forward(ctx, x2, weight, bias, rows=None, wt=None):
+    def forward(ctx, x2, weight, bias, rows=None, wt=None, active=None):
         R = x2.shape[0]
         csr = (rows if rows is not None else Rows(x2)).csr()
         out = _forward_product(csr, weight, bias, R, wt)
-        ctx.csr, ctx.rows, ctx.n_in = csr, R, x2.shape[1]
+        ctx.csr, ctx.rows, ctx.n_in, ctx.active = csr, R, x2.shape[1], active
         ctx.has_bias = bias is not None
         ctx.save_for_backward(weight)
         return out
@@ -316,7 +468,7 @@ class SparseLinear(torch.autograd.Function):
         (weight,) = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         g = g.contiguous()
-        gx = g.mm(weight) if need_x else None
+        gx = input_grad(g, weight, ctx.active) if need_x else None
         gw = None
         if need_w:
             indptr, idx, val = ctx.csr
@@ -324,7 +476,7 @@ class SparseLinear(torch.autograd.Function):
             _kernel("weight_grad", ctx.rows)(indptr, idx, val, g.numpy(), ctx.n_in, dwt.numpy())
             gw = dwt.t().contiguous()
         gb = g.sum(0) if (need_b and ctx.has_bias) else None
-        return gx, gw, gb, None, None
+        return gx, gw, gb, None, None, None
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -426,7 +578,8 @@ def synapse_linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.T
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
                                               or (bias is not None and bias.requires_grad))
     if needs_grad:
-        out = SparseLinear.apply(x2, weight, bias, rows, wt)
+        active = active_of(x) if (x.requires_grad and weight.shape[0] >= DX_MIN_OUT) else None
+        out = SparseLinear.apply(x2, weight, bias, rows, wt, active)
     else:
         out = _forward_inference(rows, weight, bias, wt)
     return out.reshape(*x.shape[:-1], weight.shape[0])

@@ -50,7 +50,9 @@ class Linear(nn.Linear):
     When the input is mostly zeros (spikes, binned event counts) the product is computed only for its
     nonzero entries: the forward adds the weight columns of the active inputs and the weight gradient is
     accumulated over them (:mod:`neuromorph.kernels.sparse`); the result equals the dense product to float
-    rounding, for any input values. ``backend``:
+    rounding, for any input values. When the input is the spikes of a neuron layer with a compact-support
+    surrogate (triangle, rectangular, mpr, or ``truncate``), the input gradient is computed only where that
+    layer passes gradient to its membrane (0 elsewhere, entries it never reads). ``backend``:
 
     - ``"auto"`` (default): counts the nonzero inputs of each call (CPU, float32/float64) and runs the
       event-driven kernels when their fraction is below ``crossover`` (default
@@ -88,7 +90,11 @@ class Linear(nn.Linear):
 
 class Dropout(nn.Dropout):
     """``torch.nn.Dropout``: an independent mask for every element and time step (see
-    :class:`SequenceDropout` for one mask per sequence)."""
+    :class:`SequenceDropout` for one mask per sequence). Spikes keep their producer's active set (the
+    sparse input gradient of the next :class:`Linear` still applies: the mask acts entry by entry)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sparse.propagate_active(x, super().forward(x))
 
 
 class SequenceDropout(nn.Dropout):
@@ -105,7 +111,7 @@ class SequenceDropout(nn.Dropout):
         if x.dim() < 2:
             raise ShapeError(f"SequenceDropout: input must be [T, B, ...], got shape {list(x.shape)}")
         mask = nn.functional.dropout(torch.ones_like(x[0]), self.p, training=True)
-        return x * mask
+        return sparse.propagate_active(x, x * mask)
 
 
 class Flatten(nn.Flatten):

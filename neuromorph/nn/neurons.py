@@ -75,7 +75,8 @@ class SpikingNeuron(nn.Module):
                  surrogate: Union[str, Surrogate] = "atan", alpha: Optional[float] = None, detach_reset: bool = False,
                  learn_threshold: bool = False, shape: Optional[Sequence[int]] = None, mpr: bool = False,
                  reset_amount: Optional[float] = None, backend: str = "auto", streaming: bool = False,
-                 check_finite: bool = False, dt: Optional[float] = None):
+                 check_finite: bool = False, dt: Optional[float] = None, truncate: Optional[float] = None,
+                 sparse_backward: Optional[bool] = None):
         super().__init__()
         check_choice("reset", reset, RESET_MODES)
         check_choice("backend", backend, kernels.BACKENDS)
@@ -83,7 +84,15 @@ class SpikingNeuron(nn.Module):
             raise ConfigError(f"dt must be positive (seconds per step), got {dt!r}")
         self.reset = reset
         self.v_reset = float(v_reset)
-        self.surrogate = get_surrogate(surrogate, alpha)
+        self.surrogate = get_surrogate(surrogate, alpha, truncate=truncate)
+        self.sparse_backward = sparse_backward
+        if sparse_backward and self._fires and not (self.surrogate.compact or mpr):
+            raise ConfigError(f"{type(self).__name__}(surrogate={self.surrogate.name}): sparse_backward=True needs a "
+                              f"surrogate with compact support (triangle, rectangular, mpr) or a truncated one "
+                              f"(truncate=B); leave sparse_backward=None to run the input gradient densely")
+        if sparse_backward and backend in ("reference", "triton"):
+            raise ConfigError(f"{type(self).__name__}: sparse_backward=True runs with the fused CPU backend, not "
+                              f"backend={backend!r}")
         self.detach_reset = bool(detach_reset)
         self.mpr = bool(mpr)
         self.reset_amount = None if reset_amount is None else float(reset_amount)
@@ -133,8 +142,22 @@ class SpikingNeuron(nn.Module):
             raise ConfigError(f"{type(self).__name__}: a state was passed but streaming=False; construct the layer "
                               f"with streaming=True for online inference")
         cfg, params = self.dynamics()
-        out, _, final = kernels.run(x, params, cfg, state, False, self.backend)
+        out, _, final = kernels.run(x, params, cfg, state, False, self.backend, active=self._records_active(x, cfg))
         return (out, final) if self.streaming else out
+
+    def _records_active(self, x: torch.Tensor, cfg: DynamicsConfig) -> bool:
+        """Whether the spikes carry their active set for the next synapse's sparse input gradient
+        (``sparse_backward``: None = when possible, True = required, False = never)."""
+        if self.sparse_backward is False or not torch.is_grad_enabled():
+            return False
+        from neuromorph.kernels import fused
+
+        if not fused.active_supported(x, cfg) or kernels.resolve_backend(self.backend, x) != "fused":
+            if self.sparse_backward:
+                raise ConfigError(f"{type(self).__name__}: sparse_backward=True runs on CPU float32/float64 input "
+                                  f"with the fused backend, got {x.dtype} on {x.device} (backend={self.backend!r})")
+            return False
+        return True
 
     def spec(self) -> NeuronSpec:
         raise NotImplementedError
@@ -157,6 +180,10 @@ class SpikingNeuron(nn.Module):
             if self.reset_amount is not None:
                 parts.append(f"reset_amount={self.reset_amount:g}")
             parts.append(f"surrogate={self.surrogate.name}({self.surrogate.alpha:g})")
+        if self._fires and self.surrogate.truncate is not None:
+            parts.append(f"truncate={self.surrogate.truncate:g}")
+        if self.sparse_backward is not None:
+            parts.append(f"sparse_backward={self.sparse_backward}")
         if self.detach_reset:
             parts.append("detach_reset=True")
         if self.mpr:
@@ -212,11 +239,12 @@ class LIF(SpikingNeuron):
                  alpha: Optional[float] = None, learn_tau: bool = False, learn_threshold: bool = False,
                  shape: Optional[Sequence[int]] = None, mpr: bool = False, reset_amount: Optional[float] = None,
                  backend: str = "auto", streaming: bool = False, check_finite: bool = False,
-                 dt: Optional[float] = None):
+                 dt: Optional[float] = None, truncate: Optional[float] = None,
+                 sparse_backward: Optional[bool] = None):
         super().__init__(threshold=threshold, reset=reset, v_reset=v_reset, surrogate=surrogate, alpha=alpha,
                          detach_reset=detach_reset, learn_threshold=learn_threshold, shape=shape, mpr=mpr,
                          reset_amount=reset_amount, backend=backend, streaming=streaming,
-                         check_finite=check_finite, dt=dt)
+                         check_finite=check_finite, dt=dt, truncate=truncate, sparse_backward=sparse_backward)
         self.decay_input = bool(decay_input)
         self._time_constant("tau", tau, learn_tau)
 
@@ -238,10 +266,12 @@ class ALIF(SpikingNeuron):
                  detach_reset: bool = False, surrogate: Union[str, Surrogate] = "atan", alpha: Optional[float] = None,
                  learn_tau: bool = False, learn_threshold: bool = False, learn_adaptation: bool = False,
                  shape: Optional[Sequence[int]] = None, backend: str = "auto", streaming: bool = False,
-                 check_finite: bool = False, dt: Optional[float] = None):
+                 check_finite: bool = False, dt: Optional[float] = None, truncate: Optional[float] = None,
+                 sparse_backward: Optional[bool] = None):
         super().__init__(threshold=threshold, reset=reset, v_reset=v_reset, surrogate=surrogate, alpha=alpha,
                          detach_reset=detach_reset, learn_threshold=learn_threshold, shape=shape, backend=backend,
-                         streaming=streaming, check_finite=check_finite, dt=dt)
+                         streaming=streaming, check_finite=check_finite, dt=dt, truncate=truncate,
+                         sparse_backward=sparse_backward)
         self.decay_input = bool(decay_input)
         self._time_constant("tau", tau, learn_tau)
         self._time_constant("tau_adapt", tau_adapt, learn_adaptation)
@@ -269,10 +299,12 @@ class CubaLIF(SpikingNeuron):
                  v_reset: float = 0.0, decay_input: bool = False, detach_reset: bool = False,
                  surrogate: Union[str, Surrogate] = "atan", alpha: Optional[float] = None, learn_tau: bool = False,
                  learn_threshold: bool = False, shape: Optional[Sequence[int]] = None, backend: str = "auto",
-                 streaming: bool = False, check_finite: bool = False, dt: Optional[float] = None):
+                 streaming: bool = False, check_finite: bool = False, dt: Optional[float] = None,
+                 truncate: Optional[float] = None, sparse_backward: Optional[bool] = None):
         super().__init__(threshold=threshold, reset=reset, v_reset=v_reset, surrogate=surrogate, alpha=alpha,
                          detach_reset=detach_reset, learn_threshold=learn_threshold, shape=shape, backend=backend,
-                         streaming=streaming, check_finite=check_finite, dt=dt)
+                         streaming=streaming, check_finite=check_finite, dt=dt, truncate=truncate,
+                         sparse_backward=sparse_backward)
         self.decay_input = bool(decay_input)
         self._time_constant("tau_mem", tau_mem, learn_tau)
         self._time_constant("tau_syn", tau_syn, learn_tau)
