@@ -63,7 +63,9 @@ class Streaming(nn.Module):
     The neurons (and :class:`~neuromorph.nn.Recurrent` layers, whose state includes their last spikes) may be
     built with or without ``streaming=True``. :class:`~neuromorph.nn.DelayedLinear` carries its delayed
     currents between calls; its stream gives the whole sequence's first T output steps (the extra
-    ``⌊(K-1)/2⌋`` steps of the whole-sequence output are what feeding zero steps gives). Other layers that
+    ``⌊(K-1)/2⌋`` steps of the whole-sequence output are what feeding zero steps gives); it is stepped
+    through its own buffer, not called, so hooks registered on a ``DelayedLinear`` (an energy monitor's
+    included) do not run while streaming and its synaptic operations are not counted. Other layers that
     mix time steps without keeping state between calls (declared ``mixes_time`` in the layer protocol:
     ``DeltaActivation``, recurrent torch layers, a user's layer declaring it), and custom modules that hold
     neurons inside their own ``forward``, are refused with a ``ConfigError`` naming the layer: flatten the
