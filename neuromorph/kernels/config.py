@@ -8,6 +8,7 @@ done once here, in :class:`MultiStep`.
 
 from __future__ import annotations
 
+import os
 from typing import Optional, Protocol
 
 import torch
@@ -16,7 +17,11 @@ from neuromorph.functional.dynamics import (RESET_IDS, RESET_MODES, DynamicsConf
                                             static_flags)
 
 __all__ = ["RESET_IDS", "RESET_MODES", "DynamicsConfig", "DynamicsParams", "NeuronState", "static_flags",
-           "initial_state", "carries_i", "carries_a", "Engine", "MultiStep", "run_engine"]
+           "initial_state", "carries_i", "carries_a", "Engine", "MultiStep", "run_engine", "NUMBA_CACHE"]
+
+#: whether every numba kernel of the package (fused neurons, recurrent layer, event-driven synapses) is cached
+#: on disk; ``NEUROMORPH_NUMBA_CACHE=0`` turns it off (read-only installs, debugging a kernel)
+NUMBA_CACHE = os.environ.get("NEUROMORPH_NUMBA_CACHE", "1") != "0"
 
 
 def initial_state(x: torch.Tensor, cfg: DynamicsConfig) -> NeuronState:

@@ -13,7 +13,6 @@ is in :mod:`neuromorph.functional.dynamics`.
 from __future__ import annotations
 
 import math
-import os
 import types
 from typing import Optional
 
@@ -22,9 +21,9 @@ import numpy as np
 import torch
 
 from neuromorph.functional.dynamics import SOURCE_HASH, bind, static_flags, torch_definitions
-from neuromorph.kernels.config import DynamicsConfig, DynamicsParams, NeuronState, carries_a, run_engine
+from neuromorph.kernels.config import (NUMBA_CACHE, DynamicsConfig, DynamicsParams, NeuronState, carries_a,
+                                      run_engine)
 
-_CACHE = os.environ.get("NEUROMORPH_NUMBA_CACHE", "1") != "0"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -200,7 +199,7 @@ def _compiled(cfg: DynamicsConfig, adjoint, active: bool = False):
         fn = types.FunctionType(loop.__code__, ns, loop.__name__)
         # numba caches by qualified name: one name per configuration and per version of the definition
         fn.__qualname__ = "_".join([loop.__name__, *(f"{k}{int(v)}" for k, v in key[2]), SOURCE_HASH])
-        _COMPILED[key] = numba.njit(cache=_CACHE)(fn)
+        _COMPILED[key] = numba.njit(cache=NUMBA_CACHE)(fn)
     return _COMPILED[key]
 
 

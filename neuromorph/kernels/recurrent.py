@@ -33,8 +33,8 @@ import torch
 from neuromorph.functional import dynamics
 from neuromorph.functional.dynamics import SOURCE_HASH, bind, static_flags
 from neuromorph.kernels import fused as _fused
-from neuromorph.kernels.config import (DynamicsConfig, DynamicsParams, NeuronState, carries_a, carries_i, flat_param,
-                                       initial_state)
+from neuromorph.kernels.config import (NUMBA_CACHE, DynamicsConfig, DynamicsParams, NeuronState, carries_a, carries_i,
+                                       flat_param, initial_state)
 
 __all__ = ["RecurrentState", "run", "run_steps", "fused_supported"]
 
@@ -240,7 +240,7 @@ def _compiled(cfg: DynamicsConfig, adjoint: bool):
         loop = _backward_loop if adjoint else _forward_loop
         fn = types.FunctionType(loop.__code__, ns, loop.__name__)
         fn.__qualname__ = "_".join(["rec", loop.__name__, *(f"{k}{int(v)}" for k, v in key[1]), SOURCE_HASH])
-        _COMPILED[key] = numba.njit(cache=_fused._CACHE)(fn)
+        _COMPILED[key] = numba.njit(cache=NUMBA_CACHE)(fn)
     return _COMPILED[key]
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import os
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
@@ -41,11 +40,12 @@ import torch
 from numba import prange
 from torch.utils.weak import WeakIdKeyDictionary
 
+from neuromorph.kernels.config import NUMBA_CACHE
+
 __all__ = ["linear", "choose", "synapse_linear", "eligible", "count_work", "Work", "Rows", "SparseLinear",
            "SYNAPSE_BACKENDS", "DEFAULT_CROSSOVER", "crossover_for", "synapse_backend", "ActiveSet", "attach_active",
            "active_of", "propagate_active", "input_grad", "DX_CROSSOVER", "DX_MIN_OUT"]
 
-_CACHE = os.environ.get("NEUROMORPH_NUMBA_CACHE", "1") != "0"
 #: below this many rows the serial kernels run (thread start-up costs more than it saves)
 PARALLEL_ROWS = 64
 
@@ -234,7 +234,7 @@ def _kernel(name: str, rows: int):
     if key not in _COMPILED:
         # the input gradient's dot products may be summed in SIMD lanes (a fixed order per build: reproducible)
         fast = {"reassoc"} if name == "input_grad" else False
-        _COMPILED[key] = numba.njit(parallel=parallel, cache=_CACHE, nogil=True, fastmath=fast)(_LOOPS[name])
+        _COMPILED[key] = numba.njit(parallel=parallel, cache=NUMBA_CACHE, nogil=True, fastmath=fast)(_LOOPS[name])
     if parallel:
         numba.set_num_threads(threads)
     return _COMPILED[key]

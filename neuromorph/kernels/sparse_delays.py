@@ -34,6 +34,7 @@ import torch
 from numba import prange
 
 from neuromorph.kernels import sparse
+from neuromorph.kernels.config import NUMBA_CACHE
 
 __all__ = ["Packed", "pack", "deliver", "stream"]
 
@@ -118,7 +119,7 @@ def _kernel(name: str, rows: int):
     parallel = name == "deliver" and rows > 1 and threads > 1
     key = (name, parallel)
     if key not in _COMPILED:
-        _COMPILED[key] = numba.njit(parallel=parallel, cache=sparse._CACHE, nogil=True)(_LOOPS[name])
+        _COMPILED[key] = numba.njit(parallel=parallel, cache=NUMBA_CACHE, nogil=True)(_LOOPS[name])
     if parallel:
         numba.set_num_threads(min(threads, rows))
     return _COMPILED[key]
