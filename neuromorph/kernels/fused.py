@@ -25,7 +25,6 @@ from neuromorph.kernels.config import (NUMBA_CACHE, DynamicsConfig, DynamicsPara
                                       run_engine)
 
 
-
 # ----------------------------------------------------------------------------------------------------------
 # numba (CPU): scalar primitives and the two time walks, compiled once per configuration
 # ----------------------------------------------------------------------------------------------------------
