@@ -5,8 +5,8 @@ Every variant is the ``shd-adlif`` recipe (``shd-adlif-delays`` for the delays) 
 training file and the test split is evaluated once, at the end. Variants:
 
 - ``lif-rec``: ``model_kwargs neuron="lif"`` (recurrent LIF, exp decay, learned τ, no adaptation); at the
-  recipe's constant lr 0.01 its BPTT gradient explodes after a few epochs (batches skipped as "gradient
-  norm inf", validation collapse): a property of the baseline, not of the kernel (docs/methods/se-adlif.md);
+  recipe's constant lr 0.01 its BPTT gradient explodes after a few epochs (norms to 1e21, clipped to the
+  recipe's 1.5; validation collapse): a property of the baseline, not of the kernel (docs/methods/se-adlif.md);
 - ``ef``: ``neuron="ef"`` (EF-adLIF, q = 60); ``se``: SE-adLIF (q = 120);
 - ``se-delays``: SE-adLIF with learned DCLS delays on every input synapse (recipe ``shd-adlif-delays``).
 

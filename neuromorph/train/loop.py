@@ -18,11 +18,12 @@ Output folder::
 Constraints: after every optimiser step the loop calls ``apply_constraints()`` on each layer that defines it
 (:func:`neuromorph.nn.apply_constraints`), the projection of a layer's parameters onto their declared range.
 
-Non-finite values: a batch whose loss or gradient norm is NaN/Inf (one bad sample, an overflow) is
+Non-finite values: a batch whose loss or gradient holds NaN/Inf (one bad sample, an overflow) is
 skipped (no optimiser step, so the weights stay finite), warned about naming the epoch and batch, and
 counted in the epoch's ``skipped_batches``; ``max_nonfinite`` such batches in a row stop the run with a
 ``NonFiniteError`` (also recorded as an ``"event": "nonfinite"`` line). Weights are checked before every
-checkpoint: non-finite weights are never written as best.pt or last.pt.
+checkpoint: non-finite weights are never written as best.pt or last.pt. The gradient norm is summed in
+float64 (:func:`clip_gradients`), so a huge but finite gradient is clipped to ``grad_clip``, not skipped.
 """
 
 from __future__ import annotations
@@ -279,6 +280,40 @@ def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
 MAX_NONFINITE = 5
 
 
+def clip_gradients(parameters: Iterator[torch.nn.Parameter] | list[torch.nn.Parameter], max_norm: float | None) -> float:
+    """Scale the gradients in place to a total 2-norm of at most ``max_norm``; return the norm before scaling.
+
+    The total is combined in float64 from per-tensor float32 norms, so a gradient whose entries are all finite
+    (BPTT through an unstable recurrence reaches 1e20 and more) has a finite norm and is clipped, where
+    ``torch.nn.utils.clip_grad_norm_``'s float32 total overflows to inf; the result is NaN/inf only when an entry
+    is. A tensor whose own float32 norm overflows is normed again in float64 (a copy of that tensor only).
+    ``max_norm=None`` measures without scaling. The scale is ``max_norm / (norm + 1e-6)`` as in torch.
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return 0.0
+    by_device: dict[torch.device, list[torch.Tensor]] = {}
+    for g in grads:
+        by_device.setdefault(g.device, []).append(g)
+    groups = list(by_device.values())
+    per = torch.cat([torch.stack([torch.linalg.vector_norm(g) for g in gs]).to("cpu", torch.float64) for gs in groups])
+    flat = [g for gs in groups for g in gs]
+    for i in torch.nonzero(torch.isinf(per)).flatten().tolist():
+        if bool(torch.isfinite(flat[i]).all()):  # finite entries, float32 sum of squares overflowed
+            per[i] = torch.linalg.vector_norm(flat[i], dtype=torch.float64).cpu()
+    norm = float(torch.linalg.vector_norm(per))
+    if max_norm is not None and math.isfinite(norm):
+        coef = max_norm / (norm + 1e-6)
+        if coef < 1.0:
+            # a coefficient below float32's normal range (a norm ~1e38 and more) is applied in two halves,
+            # which keeps each factor normal and the result's relative error at float32 rounding
+            factors = (coef,) if coef > 1e-30 else (math.sqrt(coef), math.sqrt(coef))
+            for g in grads:
+                for f in factors:
+                    g.mul_(f)
+    return norm
+
+
 def _nonfinite_weights(model: torch.nn.Module) -> str | None:
     """The name of the first parameter or buffer holding NaN/Inf, or None (run once per checkpoint)."""
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
@@ -401,13 +436,12 @@ def fit(
                 for opt in optimizers:
                     opt.zero_grad(set_to_none=True)
                 loss.backward()
-                # the gradient norm (computed by the clipping; max_norm=inf scales by exactly 1) is NaN/Inf when
-                # any gradient is; under DDP the gradients are already all-reduced, and any_rank makes the local
-                # loss check global too, so every rank skips the same batches
-                clip = recipe.grad_clip if recipe.grad_clip is not None else math.inf
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                # the gradient norm (float64, computed by the clipping) is NaN/Inf only when a gradient entry is;
+                # a huge finite gradient is clipped, not skipped. Under DDP the gradients are already all-reduced,
+                # and any_rank makes the local loss check global too, so every rank skips the same batches
+                grad_norm = clip_gradients(model.parameters(), recipe.grad_clip)
                 loss_value = float(loss.detach())
-                bad = dd.any_rank(not (math.isfinite(loss_value) and bool(torch.isfinite(grad_norm))), info)
+                bad = dd.any_rank(not (math.isfinite(loss_value) and math.isfinite(grad_norm)), info)
                 if bad:
                     for opt in optimizers:  # no step: the weights stay as they were
                         opt.zero_grad(set_to_none=True)
@@ -420,11 +454,11 @@ def fit(
                     else:
                         samples = f"samples {idx[:8].tolist()}{'...' if idx.numel() > 8 else ''}"
                     where = f"epoch {epoch + 1} batch {step} ({samples})"
-                    what = f"loss {loss_value}, gradient norm {float(grad_norm)}"
+                    what = f"loss {loss_value}, gradient norm {grad_norm}"
                     if acc["bad_run"] >= max_nonfinite:
                         if info.is_main:
                             log.write({"event": "nonfinite", "epoch": epoch + 1, "batch": step, "in_a_row": acc["bad_run"],
-                                       "loss": str(loss_value), "grad_norm": str(float(grad_norm))})
+                                       "loss": str(loss_value), "grad_norm": str(grad_norm)})
                         bar.close()
                         monitor.close()
                         raise NonFiniteError(

@@ -175,7 +175,7 @@ RECIPES: dict[str, Recipe] = {
     # the σ schedule (hooks "adlif-delays"; the DCLS hooks' OneCycle from lr/25 left this network silent).
     # neuron="lif" (the recurrent LIF baseline) is not stable under this recipe: V grows and BPTT explodes
     # (gradient norm ~1e21 on long samples after a few epochs, in the reference backend as in the fused
-    # kernel; float32 clipping then reports "gradient norm inf"), see docs/methods/se-adlif.md.
+    # kernel; the loop sums the norm in float64 and clips such gradients to 1.5), see docs/methods/se-adlif.md.
     "shd-adlif": Recipe(
         name="shd-adlif", dataset="shd", model=_ADLIF_MODEL, epochs=300, batch_size=256, optimizer="adam", lr=0.01,
         schedule="none", readout="summed-softmax", grad_clip=1.5, dt_us=4_000, channel_group=5, pad="batch",

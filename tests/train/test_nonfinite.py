@@ -61,3 +61,68 @@ def test_nonfinite_weights_are_never_saved(tmp_path):
     with pytest.raises(NonFiniteError, match="'fc1.weight' holds NaN/Inf after epoch 1"):
         fit(toy_recipe(), tmp_path, data=toy_bundle(), progress=False, hooks=Overflow())
     assert not (tmp_path / "best.pt").exists() and not (tmp_path / "last.pt").exists()
+
+
+class _GradHook:
+    """Hooks that replace fc1.weight's gradient by ``value`` everywhere (an exploded BPTT gradient, a NaN)
+    and keep the initial weights; the rest of the step is the standard one."""
+
+    def __new__(cls, value: float):
+        from neuromorph.train.loop import Hooks
+
+        class Replace(Hooks):
+            def build_optimizers(self, model, recipe, n_batches):
+                self.initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                model.fc1.weight.register_hook(lambda g: torch.full_like(g, value))
+                return super().build_optimizers(model, recipe, n_batches)
+
+        return Replace()
+
+
+def test_huge_finite_gradient_is_clipped_not_skipped(tmp_path):
+    """Entries of 1e20 are finite, but their float32 sum of squares overflows (the old loop reported
+    "gradient norm inf" and skipped the batch): the norm is now summed in float64, so one SGD step moves
+    fc1.weight by lr * clip / sqrt(n) in every entry and the other gradients, scaled by ~1e-21, not at all."""
+    import warnings
+
+    hooks = _GradHook(1e20)
+    recipe = toy_recipe(optimizer="sgd", momentum=0.0, lr=0.1, schedule="none", grad_clip=1.5, epochs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a skipped batch warns
+        summary = fit(recipe, tmp_path, data=toy_bundle(), progress=False, hooks=hooks, on_step=lambda e, s: s == 0)
+    assert summary["status"] == "interrupted"
+    state = ck.load_checkpoint(tmp_path / "last.pt")["state_dict"]
+    n = hooks.initial["fc1.weight"].numel()
+    step = 0.1 * 1.5 / n ** 0.5
+    torch.testing.assert_close(hooks.initial["fc1.weight"] - state["fc1.weight"], torch.full((16, 12), step), rtol=1e-4, atol=0)
+    for name in ("fc1.bias", "fc2.weight", "fc2.bias"):
+        assert torch.equal(state[name], hooks.initial[name]), name
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_nonfinite_gradient_with_finite_loss_is_skipped(tmp_path, value):
+    hooks = _GradHook(value)
+    recipe = toy_recipe(optimizer="sgd", momentum=0.0, schedule="none", grad_clip=1.5, epochs=1)
+    with pytest.warns(RuntimeWarning, match=r"non-finite loss [-0-9.e]+, gradient norm (nan|inf) at epoch 1 batch 0 .*batch skipped"):
+        summary = fit(recipe, tmp_path, data=toy_bundle(), progress=False, hooks=hooks, on_step=lambda e, s: s == 0)
+    assert summary["status"] == "interrupted"
+    state = ck.load_checkpoint(tmp_path / "last.pt")["state_dict"]
+    assert all(torch.equal(state[k], hooks.initial[k]) for k in state)  # no step was taken
+
+
+def test_clip_gradients_near_float32_max():
+    """Entries near float32's maximum: the norm (3e38 * 100) is finite in float64 and the scale (~5e-41, below
+    float32's normal range) is applied in two halves, so the clipped norm is max_norm to float32 rounding."""
+    from neuromorph.train.loop import clip_gradients
+
+    p, q = torch.nn.Parameter(torch.zeros(100, 100)), torch.nn.Parameter(torch.zeros(3))
+    p.grad = torch.full((100, 100), 3e38)
+    p.grad[0, 0] = -3e38
+    q.grad = torch.tensor([1.0, -2.0, 0.5])
+    norm = clip_gradients([p, q], 1.5)
+    assert norm == pytest.approx(float(torch.tensor(3e38).double()) * 100, rel=1e-9)
+    total = torch.linalg.vector_norm(torch.cat([p.grad.flatten(), q.grad]).double())
+    assert float(total) == pytest.approx(1.5, rel=1e-6)
+    assert float(p.grad[0, 0]) == pytest.approx(-0.015, rel=1e-6)
+    assert clip_gradients([p, q], None) == pytest.approx(1.5, rel=1e-5)  # measured (float32 per-tensor norms), not scaled
+    assert float(p.grad[0, 0]) == pytest.approx(-0.015, rel=1e-6)
