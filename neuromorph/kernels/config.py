@@ -17,7 +17,7 @@ from neuromorph.functional.dynamics import (RESET_IDS, RESET_MODES, DynamicsConf
                                             static_flags)
 
 __all__ = ["RESET_IDS", "RESET_MODES", "DynamicsConfig", "DynamicsParams", "NeuronState", "static_flags",
-           "initial_state", "carries_i", "carries_a", "Engine", "MultiStep", "run_engine", "NUMBA_CACHE"]
+           "initial_state", "carries_i", "carries_a", "has_compact_backward", "Engine", "MultiStep", "run_engine", "NUMBA_CACHE"]
 
 #: whether every numba kernel of the package (fused neurons, recurrent layer, event-driven synapses) is cached
 #: on disk; ``NEUROMORPH_NUMBA_CACHE=0`` turns it off (read-only installs, debugging a kernel)
@@ -36,6 +36,14 @@ def initial_state(x: torch.Tensor, cfg: DynamicsConfig) -> NeuronState:
 def carries_i(cfg: DynamicsConfig) -> bool:
     """Whether the state slot ``i`` is used (CubaLIF's current, EF-adLIF's previous spike)."""
     return bool(cfg.cuba) or cfg.adlif == "ef"
+
+
+def has_compact_backward(cfg: DynamicsConfig) -> bool:
+    """Whether ∂L/∂s reaches the membrane only inside a bounded window around the threshold (a firing
+    neuron whose surrogate has compact support, or the MPR, whose φ′ is gated to 0 ≤ φ(h) ≤ 1). The one
+    statement of when the sparse input gradient applies: the fused kernel and the neuron layers'
+    ``sparse_backward=True`` check both ask it."""
+    return cfg.fire and (cfg.mpr or cfg.surrogate.compact)
 
 
 def carries_a(cfg: DynamicsConfig) -> bool:

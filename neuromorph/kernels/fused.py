@@ -22,7 +22,7 @@ import torch
 
 from neuromorph.functional.dynamics import SOURCE_HASH, bind, static_flags, torch_definitions
 from neuromorph.kernels.config import (NUMBA_CACHE, DynamicsConfig, DynamicsParams, NeuronState, carries_a,
-                                      run_engine)
+                                      has_compact_backward, run_engine)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -266,12 +266,6 @@ class _NumbaActive(_Numba):
                                            thr.numpy(), _consts(cfg, hseq.numpy().dtype), float(sur.alpha),
                                            float(sur.scale), act.numpy())
         return act
-
-
-def has_compact_backward(cfg: DynamicsConfig) -> bool:
-    """Whether ∂L/∂s reaches the membrane only inside a bounded window around the threshold (a firing
-    neuron whose surrogate has compact support, or the MPR, whose φ′ is gated to 0 ≤ φ(h) ≤ 1)."""
-    return cfg.fire and (cfg.mpr or cfg.surrogate.compact)
 
 
 # ----------------------------------------------------------------------------------------------------------

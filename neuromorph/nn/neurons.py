@@ -23,7 +23,7 @@ from neuromorph import kernels
 from neuromorph.errors import ConfigError, ShapeError, check_choice
 from neuromorph.functional.neuron import check_sequence, check_threshold, tau_to_decay
 from neuromorph.functional.surrogate import Surrogate, get_surrogate
-from neuromorph.kernels.config import RESET_MODES, DynamicsConfig, DynamicsParams, NeuronState
+from neuromorph.kernels.config import RESET_MODES, DynamicsConfig, DynamicsParams, NeuronState, has_compact_backward
 from neuromorph.nn.protocol import LayerDecl, Role
 
 Number = Union[float, Sequence[float], torch.Tensor]
@@ -86,7 +86,9 @@ class SpikingNeuron(nn.Module):
         self.v_reset = float(v_reset)
         self.surrogate = get_surrogate(surrogate, alpha, truncate=truncate)
         self.sparse_backward = sparse_backward
-        if sparse_backward and self._fires and not (self.surrogate.compact or mpr):
+        # the kernel's own rule, on the parts of the configuration it reads (firing, surrogate, MPR)
+        if sparse_backward and not has_compact_backward(DynamicsConfig(surrogate=self.surrogate, mpr=bool(mpr),
+                                                                        fire=self._fires)):
             raise ConfigError(f"{type(self).__name__}(surrogate={self.surrogate.name}): sparse_backward=True needs a "
                               f"surrogate with compact support (triangle, rectangular, mpr) or a truncated one "
                               f"(truncate=B); leave sparse_backward=None to run the input gradient densely")

@@ -212,6 +212,29 @@ def test_non_compact_surrogate_is_refused_when_asked_and_dense_under_auto(surrog
     torch.testing.assert_close(s.grad, torch.ones(*s.shape[:2], 8) @ lin.weight.detach())
 
 
+@pytest.mark.parametrize("cls", ["IF", "LIF", "ALIF", "CubaLIF"])
+def test_layer_accepts_sparse_backward_exactly_when_the_kernel_has_a_compact_backward(cls):
+    """One rule: ``sparse_backward=True`` is accepted by a layer iff the fused kernel's predicate
+    (``has_compact_backward``) holds for that layer's own dynamics configuration."""
+    from neuromorph.functional.surrogate import SURROGATE_IDS
+    from neuromorph.kernels.config import has_compact_backward
+
+    layer_cls = getattr(nm.nn, cls)
+    seen = set()
+    for surrogate in SURROGATE_IDS:
+        for truncate in (None, 0.3):
+            for mpr in ((False, True) if cls in ("IF", "LIF") else (False,)):
+                kw = dict(surrogate=surrogate, truncate=truncate, **({"mpr": True} if mpr else {}))
+                expected = has_compact_backward(layer_cls(**kw).dynamics()[0])
+                seen.add(expected)
+                if expected:
+                    assert layer_cls(**kw, sparse_backward=True).sparse_backward is True
+                else:
+                    with pytest.raises(ConfigError, match="compact support"):
+                        layer_cls(**kw, sparse_backward=True)
+    assert seen == {True, False}
+
+
 def _truncated_reference_grads(x, cut):
     """Plain autograd with the test's own truncated SuperSpike derivative, σ'(u)·1[|u| < cut]."""
 
