@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import types
 from typing import Callable, NamedTuple, Optional
 
 import numba
@@ -71,6 +70,9 @@ def run_steps(x: torch.Tensor, V: torch.Tensor, step_fn: Callable, state: Option
 # ----------------------------------------------------------------------------------------------------------
 # the fused recurrent kernel (numba)
 # ----------------------------------------------------------------------------------------------------------
+# The per-element code (slots, the definition's step/adjoint, gradient sums) is the fused backend's
+# element helpers, spliced in (kernels.fused.splice); iseq and aseq (and in the backward hseq and yseq) come
+# as [T, B·N] views, which the helpers index by m = b·N + n.
 def _forward_loop(x, VT, s0, beta, thr, syn, rho, adapt, couple, consts, save_i, out, hseq, yseq, iseq, aseq, vT,
                   iT, aT):  # pragma: no cover - compiled by numba
     T, B, N = x.shape
@@ -88,34 +90,11 @@ def _forward_loop(x, VT, s0, beta, thr, syn, rho, adapt, couple, consts, save_i,
                         y[n] += sj * VT[j, n]
             for n in range(N):
                 m = b * N + n
-                i = zero
-                a = zero
-                kappa = zero
-                r = zero
-                bb = zero
-                cp = zero
-                if CARRY_I:  # noqa: F821
-                    i = iT[m]
-                if CUBA:  # noqa: F821
-                    kappa = syn[m]
-                if CARRY_A:  # noqa: F821
-                    a = aT[m]
-                    r = rho[m]
-                    bb = adapt[m]
-                    aseq[t, b, n] = a
-                if ADLIF:  # noqa: F821
-                    cp = couple[m]
-                o, h, v, i, a = step(y[n], vT[m], i, a, beta[m], thr[m], kappa, r, bb, cp, v_rest,  # noqa: F821
-                                     v_reset, ramount, k, one, zero)
+                xv = y[n]
+                o, h, v = step_element(xv, t, m, beta, thr, syn, rho, adapt, couple, save_i, iseq, aseq,  # noqa: F821
+                                       vT, iT, aT, v_rest, v_reset, ramount, k, one, zero)
                 out[t, b, n] = o
                 hseq[t, b, n] = h
-                vT[m] = v
-                if CARRY_I:  # noqa: F821
-                    iT[m] = i
-                    if save_i:
-                        iseq[t, b, n] = i
-                if CARRY_A:  # noqa: F821
-                    aT[m] = a
 
 
 def _backward_loop(gout, hseq, yseq, iseq, aseq, V, beta, thr, syn, rho, adapt, couple, v0, i0, consts, salpha,
@@ -127,61 +106,14 @@ def _backward_loop(gout, hseq, yseq, iseq, aseq, V, beta, thr, syn, rho, adapt, 
         for b in range(B):
             for n in range(N):
                 m = b * N + n
-                aprev = zero
-                dam = zero
-                r = zero
-                bb = zero
-                cp = zero
-                dim = zero
-                kappa = zero
-                iprev = zero
-                dterm = zero
-                vprev = zero
-                if CARRY_A:  # noqa: F821
-                    aprev = aseq[t, b, n]
-                    dam = da[m]
-                    r = rho[m]
-                    bb = adapt[m]
-                if ADLIF:  # noqa: F821
-                    cp = couple[m]
-                if CARRY_I:  # noqa: F821
-                    dim = di[m]
-                if CUBA:  # noqa: F821
-                    kappa = syn[m]
-                    if need_alpha:
-                        iprev = i0[m] if t == 0 else iseq[t - 1, b, n]
-                if ADLIF == 2:  # noqa: F821
-                    iprev = i0[m] if t == 0 else iseq[t - 1, b, n]
-                if need_beta or ADLIF == 2:  # noqa: F821
-                    vprev = v0[m]
-                    if t > 0:
-                        ap = aseq[t - 1, b, n] if ALIF else zero  # noqa: F821
-                        vprev = membrane_after(hseq[t - 1, b, n], threshold(thr[m], ap), k, v_reset,  # noqa: F821
-                                               ramount, one, zero)
-                if need_beta:
-                    yy = zero
-                    if DECAY_INPUT:  # noqa: F821
-                        yy = iseq[t, b, n] if CUBA else yseq[t, b, n]  # noqa: F821
-                    dterm = beta_term(vprev, yy, aprev, v_rest)  # noqa: F821
-                dx, dvn, din, dan, gb, gth, gsy, grh, gad, gcp = adjoint(  # noqa: F821
-                    gout[t, b, n] + ds[b, n], dv[m], dim, dam, hseq[t, b, n], aprev, dterm, iprev, vprev, beta[m],
-                    thr[m], kappa, r, bb, cp, v_reset, ramount, k, salpha, sscale, sid, one, zero)
+                gs = gout[t, b, n] + ds[b, n]
+                dvm = dv[m]
+                dx, dvn = adjoint_element(gs, dvm, t, m, hseq, iseq, aseq, yseq, beta, thr, syn, rho,  # noqa: F821
+                                          adapt, couple, v0, i0, need_beta, need_alpha, gbeta, gthr, gsyn, grho,
+                                          gadapt, gcouple, di, da, v_reset, v_rest, ramount, k, salpha, sscale, sid,
+                                          one, zero)
                 gy[t, b, n] = dx
                 dv[m] = dvn
-                gthr[m] += gth
-                if need_beta:
-                    gbeta[m] += gb
-                if CARRY_I:  # noqa: F821
-                    di[m] = din
-                if CUBA:  # noqa: F821
-                    if need_alpha:
-                        gsyn[m] += gsy
-                if CARRY_A:  # noqa: F821
-                    da[m] = dan
-                    grho[m] += grh
-                    gadapt[m] += gad
-                if ADLIF:  # noqa: F821
-                    gcouple[m] += gcp
         # dL/ds_{t-1} through y_t = x_t + V s_{t-1}: one BLAS product per step
         ds[:, :] = np.dot(gy[t], V)
         if event_dv:  # dL/dV[:, j] += dL/dy_t[b] for every spike s_{t-1}[b, j] (sparse spikes: cheaper than a product)
@@ -238,8 +170,9 @@ def _compiled(cfg: DynamicsConfig, adjoint: bool):
     if key not in _COMPILED:
         ns = bind(_fused._NUMBA_OPS, flags, wrap=numba.njit(inline="always"), module=__name__, extra={"np": np})
         loop = _backward_loop if adjoint else _forward_loop
-        fn = types.FunctionType(loop.__code__, ns, loop.__name__)
-        fn.__qualname__ = "_".join(["rec", loop.__name__, *(f"{k}{int(v)}" for k, v in key[1]), SOURCE_HASH])
+        fn = _fused.splice(loop, ns)
+        fn.__qualname__ = "_".join(["rec", loop.__name__, *(f"{k}{int(v)}" for k, v in key[1]), SOURCE_HASH,
+                                    _fused.ELEMENT_HASH])
         _COMPILED[key] = numba.njit(cache=NUMBA_CACHE)(fn)
     return _COMPILED[key]
 
@@ -270,13 +203,14 @@ class RecurrentMultiStep(torch.autograd.Function):
         dummy = xf.new_zeros(1, 1, 1)
         iseq = torch.empty_like(xf) if save_i else dummy
         aseq = torch.empty_like(xf) if ca else dummy
+        flat = lambda q: q.view(q.shape[0], -1).numpy()  # noqa: E731  ([T, B·N] for the element helpers)
         v = v0.reshape(M).clone()
         i = i0.reshape(M).clone() if ci else xf.new_zeros(1)
         a = a0.reshape(M).clone() if ca else xf.new_zeros(1)
         s0c = s0.detach().to(x.dtype).reshape(B, N).contiguous()
         consts = _fused._consts(cfg, xf.numpy().dtype)
         _compiled(cfg, False)(xf.detach().numpy(), Vd.t().contiguous().numpy(), s0c.numpy(), *(q.detach().numpy() for q in P),
-                              consts, save_i, out.numpy(), hseq.numpy(), yseq.numpy(), iseq.numpy(), aseq.numpy(),
+                              consts, save_i, out.numpy(), hseq.numpy(), yseq.numpy(), flat(iseq), flat(aseq),
                               v.numpy(), i.numpy(), a.numpy())
         ctx.save_for_backward(hseq, yseq, iseq if save_i else None, aseq if ca else None, out, s0c, Vd, *P,
                               v0.reshape(M).contiguous(), i0.reshape(M).contiguous() if ci else xf.new_zeros(1))
@@ -300,14 +234,14 @@ class RecurrentMultiStep(torch.autograd.Function):
         ds = hseq.new_zeros(B, N)
         grads = [hseq.new_zeros(M) for _ in range(6)]
         dummy = hseq.new_zeros(1, 1, 1)
-        arr = lambda q: (dummy if q is None else q).numpy()  # noqa: E731
+        arr = lambda q: (dummy.view(1, 1) if q is None else q.view(T, M)).numpy()  # noqa: E731  ([T, B·N])
         need = ctx.needs_input_grad
         # dV event-driven inside the loop when spikes are sparse, else one product after it
         event_dv = bool(need[1]) and int(torch.count_nonzero(out)) <= _EVENT_DV_RATE * out.numel()
         gVT = hseq.new_zeros(N, N) if event_dv else hseq.new_zeros(1, 1)
         kernel = _compiled(cfg, True)
         with _one_blas_thread():
-            kernel(gout.numpy(), hseq.numpy(), yseq.numpy(), arr(iseq), arr(aseq), V.numpy(),
+            kernel(gout.numpy(), arr(hseq), arr(yseq), arr(iseq), arr(aseq), V.numpy(),
                    *(q.numpy() for q in P), v0.numpy(), i0.numpy(), _fused._consts(cfg, hseq.numpy().dtype),
                    float(cfg.surrogate.alpha), float(cfg.surrogate.scale), cfg.surrogate.id, ctx.need_beta,
                    ctx.need_alpha, gy.numpy(), *(g.numpy() for g in grads), dv.numpy(), di.numpy(), da.numpy(),
