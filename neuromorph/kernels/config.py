@@ -75,8 +75,8 @@ class MultiStep(torch.autograd.Function):
     """The dynamics over all T steps as one autograd node, computed by an :class:`Engine`.
 
     The forward keeps only what the backward needs: the pre-reset membrane h_t of every step (the spikes
-    and every reset are recomputed from it), plus the synaptic current (CubaLIF, when its decay or a decayed
-    input needs a gradient), EF-adLIF's carried spike, the input (when β needs a gradient with
+    and every reset are recomputed from it, EF-adLIF's carried spike s_{t−1} too), plus the synaptic current
+    (CubaLIF, when its decay or a decayed input needs a gradient), the input (when β needs a gradient with
     ``decay_input``) and a_{t−1} (ALIF, adLIF).
     """
 
@@ -90,7 +90,7 @@ class MultiStep(torch.autograd.Function):
         P = [flat_param(q, shape, x) for q in params]
         need = ctx.needs_input_grad
         need_beta, need_alpha = bool(need[1]), bool(need[3])
-        save_i = (cfg.cuba and (need_alpha or (need_beta and cfg.decay_input))) or cfg.adlif == "ef"
+        save_i = cfg.cuba and (need_alpha or (need_beta and cfg.decay_input))
         want_mem = want_mem and cfg.fire
         ci, ca = carries_i(cfg), carries_a(cfg)
         v0f = v0.reshape(M).contiguous()

@@ -127,14 +127,17 @@ def _adjoint_element(gs, dvm, t, m, hseq, iseq, aseq, yin, beta, thr, syn, rho, 
         kappa = syn[m]
         if need_alpha:
             iprev = i0[m] if t == 0 else iseq[t - 1, m]
-    if ADLIF == 2:  # noqa: F821
-        iprev = i0[m] if t == 0 else iseq[t - 1, m]
     if need_beta or ADLIF == 2:  # noqa: F821
         vprev = v0[m]
+        if ADLIF == 2:  # noqa: F821
+            iprev = i0[m]
         if t > 0:
             ap = aseq[t - 1, m] if ALIF else zero  # noqa: F821
-            vprev = membrane_after(hseq[t - 1, m], threshold(thr[m], ap), k, v_reset,  # noqa: F821
-                                   ramount, one, zero)
+            hp = hseq[t - 1, m]
+            th = threshold(thr[m], ap)  # noqa: F821
+            vprev = membrane_after(hp, th, k, v_reset, ramount, one, zero)  # noqa: F821
+            if ADLIF == 2:  # noqa: F821  EF-adLIF's carried spike s_{t-1}, fired again from h_{t-1}
+                u, iprev = fire(hp, th, k, one, zero)  # noqa: F821
     if need_beta:
         yy = zero
         if DECAY_INPUT:  # noqa: F821
@@ -397,14 +400,18 @@ class _Torch:
         for t in range(gout.shape[0] - 1, -1, -1):
             dvm = dv + gmem[t] if gmem is not None else dv
             aprev = aseq[t] if carries_a(cfg) else zero
-            iprev = (i0 if t == 0 else iseq[t - 1]) if ((cfg.cuba and need_alpha) or ef) else zero
+            iprev = (i0 if t == 0 else iseq[t - 1]) if (cfg.cuba and need_alpha) else zero
             dterm = zero
             vprev = zero
             if need_beta or ef:
                 vprev = v0
+                if ef:
+                    iprev = i0
                 if t > 0:
                     th = D.threshold(P[1], aseq[t - 1] if cfg.alif else zero)
                     vprev = D.membrane_after(hseq[t - 1], th, cfg.mpr_k, cfg.v_reset, ramount, one, zero)
+                    if ef:  # the carried spike s_{t-1}, fired again from h_{t-1}
+                        iprev = D.fire(hseq[t - 1], th, cfg.mpr_k, one, zero)[1]
             if need_beta:
                 y = (iseq[t] if cfg.cuba else xf[t]) if cfg.decay_input else zero
                 dterm = D.beta_term(vprev, y, aprev, cfg.v_rest)

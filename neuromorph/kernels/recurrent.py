@@ -180,9 +180,9 @@ def _compiled(cfg: DynamicsConfig, adjoint: bool):
 class RecurrentMultiStep(torch.autograd.Function):
     """The recurrent dynamics over all T steps as one autograd node (forward and adjoint in numba).
 
-    Saved for the backward: the pre-reset membranes h_t (spikes and resets are recomputed from them), the
-    input currents y_t (for ∂β with ``decay_input``), the spikes (for ∂V), i_t (CubaLIF; EF-adLIF's carried
-    spike) and a_{t−1} (ALIF, adLIF).
+    Saved for the backward: the pre-reset membranes h_t (spikes, resets and EF-adLIF's carried spike are
+    recomputed from them), the input currents y_t (for ∂β with ``decay_input``), the spikes (for ∂V), i_t
+    (CubaLIF) and a_{t−1} (ALIF, adLIF).
     """
 
     @staticmethod
@@ -194,7 +194,7 @@ class RecurrentMultiStep(torch.autograd.Function):
         P = [flat_param(q, (B, N), x) for q in params]
         need = ctx.needs_input_grad
         need_beta, need_alpha = bool(need[2]), bool(need[4])
-        save_i = (cfg.cuba and (need_alpha or (need_beta and cfg.decay_input))) or cfg.adlif == "ef"
+        save_i = cfg.cuba and (need_alpha or (need_beta and cfg.decay_input))
         ci, ca = carries_i(cfg), carries_a(cfg)
         Vd = V.detach().to(x.dtype).contiguous()
         out = torch.empty_like(xf)

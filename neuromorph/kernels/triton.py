@@ -163,12 +163,17 @@ def _backward_kernel(gout_ptr, gmem_ptr, h_ptr, iseq_ptr, aseq_ptr, x_ptr, beta_
         if NEED_VPREV:
             if t == 0:
                 vprev = tl.load(v0_ptr + offs, mask=mask, other=0.0)
+                if ADLIF == 2:  # noqa: F821
+                    iprev = tl.load(i0_ptr + offs, mask=mask, other=0.0)
             else:
                 ap = zero
                 if ALIF:  # noqa: F821
                     ap = tl.load(aseq_ptr + (t - 1) * M + offs, mask=mask, other=0.0)
                 hp = tl.load(h_ptr + (t - 1) * M + offs, mask=mask, other=0.0)
-                vprev = membrane_after(hp, threshold(th0, ap), k, v_reset, ramount, one, zero)  # noqa: F821
+                th = threshold(th0, ap)  # noqa: F821
+                vprev = membrane_after(hp, th, k, v_reset, ramount, one, zero)  # noqa: F821
+                if ADLIF == 2:  # noqa: F821  EF-adLIF's carried spike s_{t-1}, fired again from h_{t-1}
+                    u, iprev = fire(hp, th, k, one, zero)  # noqa: F821
         if NEED_BETA:
             y = zero
             if DECAY_INPUT:  # noqa: F821
@@ -252,7 +257,7 @@ class _Triton:
             gout, orz(gmem), hseq, orz(iseq), orz(aseq), orz(xf), *P, v0, i0, gx, *grads, dv, di, da, T, M,
             *_consts(cfg), float(cfg.surrogate.alpha), float(cfg.surrogate.scale), SID=cfg.surrogate.id,
             HAVE_GMEM=gmem is not None, NEED_BETA=need_beta, NEED_ALPHA=need_alpha,
-            NEED_IPREV=(cfg.cuba and need_alpha) or ef, NEED_VPREV=need_beta or ef, BLOCK=_BLOCK)
+            NEED_IPREV=cfg.cuba and need_alpha, NEED_VPREV=need_beta or ef, BLOCK=_BLOCK)
         return gx, grads, dv, di, da
 
 
