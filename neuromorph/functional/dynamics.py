@@ -63,8 +63,8 @@ give it a flag in :class:`DynamicsConfig` (and :func:`static_flags`), its parame
 configuration to ``tests/kernels/test_backends_equal_reference.py`` and its recursion to
 ``kernels/reference.py`` (the independent check). Every backend picks the new terms up from here. A model
 with a state variable beyond ``v, i, a`` or a parameter beyond the six slots of :class:`DynamicsParams` also
-needs that slot added where the backends load and store state (``kernels/fused.py``, ``kernels/triton.py``,
-``kernels/recurrent.py``); a model that reuses a slot says so in :func:`static_flags` (``CARRY_I``,
+needs that slot added where the backends load and store state (the element helpers of ``kernels/fused.py``,
+which the recurrent kernel shares, and ``kernels/triton.py``); a model that reuses a slot says so in :func:`static_flags` (``CARRY_I``,
 ``CARRY_A``), as the adLIF does.
 """
 
