@@ -18,6 +18,7 @@ import hashlib
 import inspect
 import math
 import textwrap
+import types
 from typing import Optional
 
 import numba
@@ -170,7 +171,7 @@ _ELEMENTS = {"step_element": _step_element, "adjoint_element": _adjoint_element}
 ELEMENT_HASH = hashlib.sha1("".join(inspect.getsource(f) for f in _ELEMENTS.values()).encode()).hexdigest()[:8]
 
 
-def _function_ast(fn) -> ast.FunctionDef:
+def _function_ast(fn: types.FunctionType) -> ast.FunctionDef:
     tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     ast.increment_lineno(tree, fn.__code__.co_firstlineno - 1)
     return tree.body[0]
@@ -201,9 +202,10 @@ def _element_body(name: str, stmt: ast.Assign, loop_names: set) -> list:
     return stmts
 
 
-def splice(loop, ns: dict):
+def splice(loop: types.FunctionType, ns: dict) -> types.FunctionType:
     """``loop`` compiled in the namespace ``ns`` with every ``targets = <element helper>(names)`` replaced by
-    that helper's body (see above); a plain Python function for numba to compile."""
+    that helper's body (see above); a plain Python function for numba to compile. A ``TypeError`` says when a
+    call is not one name per parameter or a helper's local would overwrite a name of the loop."""
     fdef = _function_ast(loop)
     calls = [st for st in ast.walk(fdef) if isinstance(st, ast.Assign) and isinstance(st.value, ast.Call)
              and isinstance(st.value.func, ast.Name) and st.value.func.id in _ELEMENTS]
