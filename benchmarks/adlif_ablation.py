@@ -40,7 +40,8 @@ def run_one(variant: str, seed: int, args) -> dict:
     name, kwargs = VARIANTS[variant]
     kwargs = {**kwargs, "hidden": args.hidden}
     changes = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": seed, "data_root": str(args.data),
-               "train_limit": args.train_limit, "test_limit": args.test_limit}
+               "train_limit": args.train_limit, "test_limit": args.test_limit, "schedule": args.schedule,
+               "label_smoothing": args.label_smoothing}
     recipe = resolve_recipe(name, **{k: v for k, v in changes.items() if v is not None})
     recipe = recipe.replace(model_kwargs={**recipe.model_kwargs, **kwargs})
     out = args.out / f"{variant}-s{seed}"
@@ -54,6 +55,7 @@ def run_one(variant: str, seed: int, args) -> dict:
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     positions = sum(p.numel() for n, p in model.named_parameters() if n.endswith("positions"))
     return {"variant": variant, "seed": seed, "epochs": args.epochs, "hidden": args.hidden,
+            "schedule": recipe.schedule, "label_smoothing": recipe.label_smoothing,
             "test_accuracy": summary.get("test_accuracy"), "best_val_accuracy": summary.get("best_val_accuracy"),
             "best_epoch": summary.get("best_epoch"), "n_train": summary.get("n_train"), "n_val": summary.get("n_val"),
             "n_test": summary.get("n_test"), "trainable_parameters": n_params, "delay_positions": positions,
@@ -74,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("runs/adlif"))
     p.add_argument("--quiet", action="store_true")
+    # off the paper's recipe (constant lr, no smoothing): the regularised variant chosen on validation
+    p.add_argument("--schedule", choices=["none", "cosine"], help="lr schedule (recipe: none)")
+    p.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing (recipe: 0)")
     args = p.parse_args(argv)
     import torch
 
