@@ -49,10 +49,13 @@ def _spikes(shape, density, dtype, seed=0):
 def _network(path: str, layers: int, surrogate: str, alpha, reset: str, detach: bool, per_neuron: bool, dtype,
              truncate=None, neuron_backend="auto"):
     """Input currents -> LIF -> [Linear -> LIF] x layers -> Linear -> LI, every neuron parameter learned.
-    ``path="sparse"``: event-driven synapses and spikes that carry their active set; ``"dense"``: neither."""
+    ``path="sparse"``: event-driven synapses and spikes that carry their active set; ``"dense"``: neither;
+    ``"dense-forward"``: spikes with their active set into ``backend="auto"`` synapses whose forward runs dense
+    (``crossover=0``: the input is counted, never sparse enough)."""
     torch.manual_seed(7)
     widths = [30, 24, 18, 12][: layers + 1]
-    sb = None if path == "sparse" else False
+    sb = False if path == "dense" else None
+    kw = dict(backend="auto", crossover=0.0) if path == "dense-forward" else dict(backend=path)
 
     def lif(n, k):
         tau = torch.linspace(1.5, 4.0, n) if per_neuron else 2.0 + k
@@ -62,7 +65,7 @@ def _network(path: str, layers: int, surrogate: str, alpha, reset: str, detach: 
 
     mods = [lif(widths[0], 0)]
     for k in range(layers):
-        lin = nm.nn.Linear(widths[k], widths[k + 1], backend=path)
+        lin = nm.nn.Linear(widths[k], widths[k + 1], **kw)
         with torch.no_grad():
             lin.weight.mul_(2.5)  # so that every hidden layer fires
         mods += [lin, lif(widths[k + 1], k + 1)]
@@ -124,6 +127,26 @@ def test_parameter_gradients_equal_reference_backend(layers, per_neuron, always_
     _assert_grads_close(got, want, torch.float64)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("surrogate,alpha", SURROGATES)
+@pytest.mark.parametrize("reset,detach", RESETS)
+def test_dense_forward_restricts_the_input_gradient_too(dtype, surrogate, alpha, reset, detach, always_sparse_dx):
+    """P1 when the synapses' forward runs the dense product: the input gradient is still computed on the
+    producer's active set only (it does not depend on the forward path), and every parameter gradient (and
+    the network input's) equals the dense path's."""
+    case = SURROGATES.index((surrogate, alpha)) * len(RESETS) + RESETS.index((reset, detach))
+    layers, per_neuron = 1 + case % 3, bool(case % 2)
+    x = _currents(dtype)
+    want = _gradients(_network("dense", layers, surrogate, alpha, reset, detach, per_neuron, dtype), x)
+    net = _network("dense-forward", layers, surrogate, alpha, reset, detach, per_neuron, dtype)
+    got = _gradients(net, x)
+    hidden = [m for m in net if isinstance(m, nm.nn.Linear)][:-1]
+    assert [m.last_path for m in hidden] == ["dense"] * layers
+    assert sum(always_sparse_dx) == layers  # ... and each ran the restricted input gradient
+    _assert_grads_close(got, want, dtype)
+    assert float(want["1.weight"].abs().max()) > 0
+
+
 # ---------------------------------------------------------------------------------------------- P2
 def _lif_window(x, tau, theta, alpha):
     """The test's own LIF (soft reset, decay_input) in float64: the triangle window |h − θ| < α per entry."""
@@ -160,6 +183,54 @@ def test_input_gradient_equals_dense_on_active_set_and_zero_off_it(dtype, always
     torch.testing.assert_close(sp[window], dense[window], **TOL[dtype])
     assert torch.equal(sp[~window], torch.zeros_like(sp[~window]))
     assert (dense[~window] != 0).float().mean() > 0.5  # the dense path does compute them
+
+
+def _spike_grads(path: str, dtype, backend: str = "auto"):
+    """∂L/∂s of a triangle LIF whose spikes feed a Linear: ``path`` "dense" (no active set, dense synapse),
+    "sparse" (event-driven forward), "auto" (the default layer) or "dense-forward" (active set, the forward
+    forced dense by crossover=0, layer ``backend``);
+    also returns the Linear's weight and bias gradients and the path its forward took."""
+    x = _currents(torch.float64, T=30, B=4, n=40) * 2
+    torch.manual_seed(3)
+    pre = nm.nn.LIF(tau=2.0, threshold=0.5, surrogate="triangle", alpha=0.25, learn_threshold=True,
+                    sparse_backward=False if path == "dense" else None).to(dtype)
+    kw = dict(backend=backend, crossover=0.0) if path == "dense-forward" else dict(backend=path)
+    lin = nm.nn.Linear(40, 16, **kw).to(dtype)  # path "auto": the default layer
+    post = nm.nn.LIF(tau=2.0, threshold=0.3, surrogate="triangle", alpha=0.25).to(dtype)
+    s = pre(x.to(dtype))
+    s.retain_grad()
+    post(lin(s)).sum().backward()
+    return s.grad, lin.weight.grad, lin.bias.grad, lin.last_path, _lif_window(x, 2.0, 0.5, 0.25)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dense_forward_input_gradient_on_active_set_and_zero_off_it(dtype, always_sparse_dx):
+    """P2 for a Linear whose forward ran dense: ∂L/∂s equals the dense one on A and is exactly 0 off A (the
+    "don't care" contract of the event-driven path); dW and db equal the dense ones."""
+    dense, gw_d, gb_d, _, window = _spike_grads("dense", dtype)
+    sp, gw, gb, path, _ = _spike_grads("dense-forward", dtype)
+    assert path == "dense" and sum(always_sparse_dx) == 1
+    assert 0 < int(window.sum()) < window.numel() // 2
+    torch.testing.assert_close(sp[window], dense[window], **TOL[dtype])
+    assert torch.equal(sp[~window], torch.zeros_like(sp[~window]))
+    assert (dense[~window] != 0).float().mean() > 0.5
+    torch.testing.assert_close(gw, gw_d, **TOL[dtype])
+    torch.testing.assert_close(gb, gb_d, **TOL[dtype])
+
+
+def test_explicit_dense_keeps_the_dense_input_gradient(always_sparse_dx):
+    """An explicit dense request, the layer's ``backend="dense"`` or ``synapse_backend("dense")`` over an auto
+    layer, is the dense reference everywhere: the input gradient is the full product, even though the
+    spikes carry an active set."""
+    dense, *_ = _spike_grads("dense", torch.float64)
+    got = [_spike_grads("dense-forward", torch.float64, backend="dense")[0]]
+    with sparse.synapse_backend("dense"):
+        got.append(_spike_grads("dense-forward", torch.float64)[0])
+        got.append(_spike_grads("auto", torch.float64)[0])
+    assert sum(always_sparse_dx) == 0
+    for g in got:
+        torch.testing.assert_close(g, dense, rtol=1e-12, atol=1e-12)
+        assert (g != 0).float().mean() > 0.5
 
 
 # ---------------------------------------------------------------------------------------------- P3
