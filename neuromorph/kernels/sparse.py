@@ -388,6 +388,38 @@ class ActiveSet:
         """Fraction of active entries."""
         return self.nnz / max(1, self.shape[0] * self.shape[1])
 
+    def saved(self) -> tuple[torch.Tensor, ...]:
+        """The listed set as tensors (no copies) for ``ctx.save_for_backward``, () when not listed: saved
+        tensors are freed as soon as the consumer's backward has run, while a ``ctx`` attribute would keep
+        them until the whole graph is gone (through the producer's backward, the step's peak)."""
+        return () if self.idx is None else (torch.from_numpy(self.indptr), torch.from_numpy(self.idx))
+
+    @classmethod
+    def restored(cls, saved: tuple, shape: tuple[int, int]) -> Optional["ActiveSet"]:
+        """The set from :meth:`saved`'s tensors (None for ())."""
+        if not saved:
+            return None
+        act = cls.__new__(cls)
+        act.indptr, act.idx = saved[0].numpy(), saved[1].numpy()
+        act.shape, act.nnz = shape, int(act.idx.shape[0])
+        return act
+
+
+def _save(ctx, tensors: tuple, csr: Optional[tuple], active: Optional[ActiveSet]) -> None:
+    """Save ``tensors``, the input's CSR arrays and the active set for the backward, all as saved tensors
+    (freed right after this node's backward unless the graph is retained)."""
+    csr_t = () if csr is None else tuple(torch.from_numpy(a) for a in csr)
+    act_t = () if active is None else active.saved()
+    ctx.layout = (len(tensors), len(csr_t), None if active is None else active.shape)
+    ctx.save_for_backward(*tensors, *csr_t, *act_t)
+
+
+def _saved(ctx) -> tuple[tuple, Optional[tuple], Optional[ActiveSet]]:
+    n, n_csr, shape = ctx.layout
+    st = ctx.saved_tensors
+    csr = tuple(t.numpy() for t in st[n:n + n_csr]) or None
+    return st[:n], csr, ActiveSet.restored(st[n + n_csr:], shape)
+
 
 class _Pending:
     """An active set not computed yet: ``mask()`` gives it (uint8, nonzero = active) or None if it can no
@@ -459,21 +491,19 @@ class SparseLinear(torch.autograd.Function):
         R = x2.shape[0]
         csr = (rows if rows is not None else Rows(x2)).csr()
         out = _forward_product(csr, weight, bias, R, wt)
-        ctx.csr, ctx.rows, ctx.n_in, ctx.active = csr, R, x2.shape[1], active
-        ctx.has_bias = bias is not None
-        ctx.save_for_backward(weight)
+        ctx.rows, ctx.n_in, ctx.has_bias = R, x2.shape[1], bias is not None
+        _save(ctx, (weight,), csr, active)
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
-        (weight,) = ctx.saved_tensors
+        (weight,), (indptr, idx, val), active = _saved(ctx)
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         g = g.contiguous()
-        gx = input_grad(g, weight, ctx.active) if need_x else None
+        gx = input_grad(g, weight, active) if need_x else None
         gw = None
         if need_w:
-            indptr, idx, val = ctx.csr
             dwt = torch.zeros(ctx.n_in, weight.shape[0], dtype=g.dtype)
             _kernel("weight_grad", ctx.rows)(indptr, idx, val, g.numpy(), ctx.n_in, dwt.numpy())
             gw = dwt.t().contiguous()
@@ -488,17 +518,17 @@ class DenseLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x2, weight, bias, active):
-        ctx.active, ctx.has_bias = active, bias is not None
-        ctx.save_for_backward(x2, weight)
+        ctx.has_bias = bias is not None
+        _save(ctx, (x2, weight), None, active)
         return torch.nn.functional.linear(x2, weight, bias)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
-        x2, weight = ctx.saved_tensors
+        (x2, weight), _, active = _saved(ctx)
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         g = g.contiguous()
-        gx = input_grad(g, weight, ctx.active) if need_x else None
+        gx = input_grad(g, weight, active) if need_x else None
         gw = g.t().mm(x2) if need_w else None
         gb = g.sum(0) if (need_b and ctx.has_bias) else None
         return gx, gw, gb, None
