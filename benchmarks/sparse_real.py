@@ -16,8 +16,12 @@ crossover density) and with every synapse dense (``synapse_backend("dense")``), 
 - ``stream``: ``nm.nn.Streaming`` with batch 1, one step at a time, over the first ``--stream-samples``
   samples; latency per step (median) and input events per second.
 - ``delay``: the shd_fsdd recipe's model (``SHDDelayNet``, DCLS delays, evaluated with rounded integer
-  delays as the recipe evaluates): a trained one from ``--checkpoint`` (a ``neuromorph train --recipe shd``
-  checkpoint), else an untrained one. Inference on the whole test split (batches of ``--batch``) and
+  delays as the recipe evaluates): a trained one from ``--checkpoint`` (a ``neuromorph train shd``
+  checkpoint), else one trained here first, deterministically: the ``shd`` recipe for ``--train-epochs``
+  epochs (default 10, about 4.5 min of CPU on one core) with ``--train-seed`` (default 0) on one thread,
+  the same as ``neuromorph train shd --data-root DATA/shd_fsdd --epochs 10 --seed 0`` (kept in
+  ``--train-out`` if given). A trained model matters: the speed depends on how often its hidden layers fire
+  (an untrained one fires far more). Inference on the whole test split (batches of ``--batch``) and
   streaming (batch 1, one step per call, ``--stream-samples`` samples), event-driven delays (default,
   ``backend="auto"``) vs dense (``synapse_backend("dense")``: the spectral/conv evaluation for whole
   sequences, one product with all K taps per step when streaming; for context also ``method="direct"``,
@@ -27,6 +31,7 @@ crossover density) and with every synapse dense (``synapse_backend("dense")``), 
 Times are medians over ``--reps`` after a warm-up, wall-clock and process CPU time, ``--threads`` threads.
 
     python benchmarks/sparse_real.py --data /path/to/data --threads 1
+    python benchmarks/sparse_real.py --data /path/to/data --threads 1 --sections delay
     python benchmarks/sparse_real.py --data /path/to/data --threads 1 --sections delay --checkpoint best.pt
 """
 
@@ -47,15 +52,20 @@ from neuromorph.kernels.sparse import synapse_backend
 HID, TAU, THRESHOLD = 256, 2.0, 1.0
 
 
-def timed(fn, reps: int) -> tuple[float, float]:
+def timed(fn, reps: int) -> tuple[float, float, float, float]:
+    """Medians in ms: wall, process CPU, and the CPU split into user and system time (page faults of large
+    fresh allocations count as system time, so the process's allocator state shows there)."""
     fn()
-    wall, cpu = [], []
+    wall, cpu, user, system = [], [], [], []
     for _ in range(reps):
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0, o0 = time.perf_counter(), time.process_time(), os.times()
         fn()
+        o1 = os.times()
         wall.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
-    return 1e3 * statistics.median(wall), 1e3 * statistics.median(cpu)
+        user.append(o1.user - o0.user)
+        system.append(o1.system - o0.system)
+    return tuple(1e3 * statistics.median(v) for v in (wall, cpu, user, system))
 
 
 def shd_net(n_in: int, n_out: int, gain: float) -> nn.Sequential:
@@ -103,7 +113,11 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--sections", default="linear,nmnist,delay",
                     help="comma-separated: linear (train/infer/stream of the Linear net), nmnist, delay")
-    ap.add_argument("--checkpoint", help="a `neuromorph train --recipe shd` checkpoint for the delay section")
+    ap.add_argument("--checkpoint", help="a `neuromorph train shd` checkpoint for the delay section (default: "
+                                         "train one here, see --train-epochs)")
+    ap.add_argument("--train-epochs", type=int, default=10, help="epochs of the delay model trained without --checkpoint")
+    ap.add_argument("--train-seed", type=int, default=0, help="seed of the delay model trained without --checkpoint")
+    ap.add_argument("--train-out", help="folder for the run that trains the delay model (default: a temporary one)")
     ap.add_argument("--batch", type=int, default=100, help="inference batch size (delay section)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -127,22 +141,50 @@ def main(argv=None) -> int:
     return 0
 
 
+def train_delay_model(args) -> dict:
+    """Train the ``shd`` recipe's delay network: ``neuromorph train shd --epochs E --seed S`` in a subprocess
+    (one thread, CPU: deterministic); returns the checkpoint's path, the training time and test accuracy."""
+    import resource
+    import subprocess
+    import sys
+    import tempfile
+
+    out = args.train_out or tempfile.mkdtemp(prefix="sparse_real_shd_")
+    cmd = [sys.executable, "-m", "neuromorph", "train", "shd", "--data-root", f"{args.data}/shd_fsdd", "--out", out,
+           "--epochs", str(args.train_epochs), "--seed", str(args.train_seed), "--device", "cpu", "--overwrite",
+           "--no-report", "--no-progress", "--json"]
+    # its own process: the timed process then starts as fresh as with --checkpoint (allocator, caches)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"training the delay model failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"command": " ".join(cmd[1:]), "checkpoint": os.path.join(out, "best.pt"), "epochs": args.train_epochs,
+            "seed": args.train_seed, "wall_s": round(time.perf_counter() - t0, 1),
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 1), "test_accuracy": summary.get("test_accuracy"),
+            "best_epoch": summary.get("best_epoch")}
+
+
 def delay_section(xs: torch.Tensor, y: torch.Tensor, args) -> dict:
     """Inference and streaming of the shd_fsdd recipe's delay network, event-driven vs dense delays."""
-    from neuromorph.models.shd import SHDDelayNet, summed_softmax
+    from neuromorph.models.shd import summed_softmax
 
+    from neuromorph.train.checkpoint import load_model
+
+    trained = None
     if args.checkpoint:
-        from neuromorph.train.checkpoint import load_model
-
         net, _ = load_model(args.checkpoint)
         origin = os.path.basename(args.checkpoint)
     else:
-        torch.manual_seed(0)
-        net, origin = SHDDelayNet(n_inputs=xs.shape[2], n_classes=int(y.max()) + 1), "untrained"
+        trained = train_delay_model(args)
+        net, _ = load_model(trained["checkpoint"])
+        origin = f"trained here: shd recipe, {args.train_epochs} epochs, seed {args.train_seed}"
     net.eval()
     nm.nn.round_delays(net)  # the recipe evaluates with integer delays
     layers = [m for m in net.modules() if isinstance(m, nm.nn.DelayedLinear)]
-    res: dict = {"model": origin, "samples": xs.shape[1], "steps": xs.shape[0],
+    res: dict = {"model": origin, "training": trained, "samples": xs.shape[1], "steps": xs.shape[0],
                  "input_events": float(xs.sum()), "input_nonzero": int(torch.count_nonzero(xs))}
 
     def infer():

@@ -14,7 +14,8 @@ cost only ``nnz(x) · out`` multiply-adds instead of ``rows · in · out``:
   surrogate, which carry the layer's *active set* A (the entries where its backward multiplies ∂L/∂s by a
   nonzero surrogate factor, :func:`attach_active`); then ``dx`` is computed only on A, ``nnz(A) · out``
   multiply-adds, and is 0 elsewhere: entries the producer never reads (Algorithm B step 4 of the sparse
-  spiking gradient descent, exact; docs/methods/sparse.md).
+  spiking gradient descent, exact; docs/methods/sparse.md). This does not depend on the forward: a layer
+  whose input is too dense for the event-driven forward restricts its input gradient too (:func:`dense_linear`).
 
 Every sum is over exactly the nonzero terms of the dense product, so the results equal the dense path up
 to float rounding (the order of the additions differs from the BLAS kernel's), for binary spikes and for
@@ -44,7 +45,8 @@ from neuromorph.kernels.config import NUMBA_CACHE
 
 __all__ = ["linear", "choose", "synapse_linear", "eligible", "count_work", "Work", "Rows", "SparseLinear",
            "SYNAPSE_BACKENDS", "DEFAULT_CROSSOVER", "crossover_for", "synapse_backend", "ActiveSet", "attach_active",
-           "active_of", "propagate_active", "input_grad", "DX_CROSSOVER", "DX_MIN_OUT"]
+           "active_of", "propagate_active", "input_grad", "DX_CROSSOVER", "DX_MIN_OUT", "DenseLinear",
+           "dense_linear"]
 
 #: below this many rows the serial kernels run (thread start-up costs more than it saves)
 PARALLEL_ROWS = 64
@@ -386,6 +388,38 @@ class ActiveSet:
         """Fraction of active entries."""
         return self.nnz / max(1, self.shape[0] * self.shape[1])
 
+    def saved(self) -> tuple[torch.Tensor, ...]:
+        """The listed set as tensors (no copies) for ``ctx.save_for_backward``, () when not listed: saved
+        tensors are freed as soon as the consumer's backward has run, while a ``ctx`` attribute would keep
+        them until the whole graph is gone (through the producer's backward, the step's peak)."""
+        return () if self.idx is None else (torch.from_numpy(self.indptr), torch.from_numpy(self.idx))
+
+    @classmethod
+    def restored(cls, saved: tuple, shape: tuple[int, int]) -> Optional["ActiveSet"]:
+        """The set from :meth:`saved`'s tensors (None for ())."""
+        if not saved:
+            return None
+        act = cls.__new__(cls)
+        act.indptr, act.idx = saved[0].numpy(), saved[1].numpy()
+        act.shape, act.nnz = shape, int(act.idx.shape[0])
+        return act
+
+
+def _save(ctx, tensors: tuple, csr: Optional[tuple], active: Optional[ActiveSet]) -> None:
+    """Save ``tensors``, the input's CSR arrays and the active set for the backward, all as saved tensors
+    (freed right after this node's backward unless the graph is retained)."""
+    csr_t = () if csr is None else tuple(torch.from_numpy(a) for a in csr)
+    act_t = () if active is None else active.saved()
+    ctx.layout = (len(tensors), len(csr_t), None if active is None else active.shape)
+    ctx.save_for_backward(*tensors, *csr_t, *act_t)
+
+
+def _saved(ctx) -> tuple[tuple, Optional[tuple], Optional[ActiveSet]]:
+    n, n_csr, shape = ctx.layout
+    st = ctx.saved_tensors
+    csr = tuple(t.numpy() for t in st[n:n + n_csr]) or None
+    return st[:n], csr, ActiveSet.restored(st[n + n_csr:], shape)
+
 
 class _Pending:
     """An active set not computed yet: ``mask()`` gives it (uint8, nonzero = active) or None if it can no
@@ -457,26 +491,66 @@ class SparseLinear(torch.autograd.Function):
         R = x2.shape[0]
         csr = (rows if rows is not None else Rows(x2)).csr()
         out = _forward_product(csr, weight, bias, R, wt)
-        ctx.csr, ctx.rows, ctx.n_in, ctx.active = csr, R, x2.shape[1], active
-        ctx.has_bias = bias is not None
-        ctx.save_for_backward(weight)
+        ctx.rows, ctx.n_in, ctx.has_bias = R, x2.shape[1], bias is not None
+        _save(ctx, (weight,), csr, active)
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g):
-        (weight,) = ctx.saved_tensors
+        (weight,), (indptr, idx, val), active = _saved(ctx)
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         g = g.contiguous()
-        gx = input_grad(g, weight, ctx.active) if need_x else None
+        gx = input_grad(g, weight, active) if need_x else None
         gw = None
         if need_w:
-            indptr, idx, val = ctx.csr
             dwt = torch.zeros(ctx.n_in, weight.shape[0], dtype=g.dtype)
             _kernel("weight_grad", ctx.rows)(indptr, idx, val, g.numpy(), ctx.n_in, dwt.numpy())
             gw = dwt.t().contiguous()
         gb = g.sum(0) if (need_b and ctx.has_bias) else None
         return gx, gw, gb, None, None, None
+
+
+class DenseLinear(torch.autograd.Function):
+    """``y = x Wᵀ + b`` over rows ``x [R, I]`` by the dense product (forward and weight gradient), with the input
+    gradient computed only on the producer's ``active`` set (:func:`input_grad`): for a layer whose input is
+    too dense for the event-driven forward while the set where the producer reads ∂L/∂x is small."""
+
+    @staticmethod
+    def forward(ctx, x2, weight, bias, active):
+        ctx.has_bias = bias is not None
+        _save(ctx, (x2, weight), None, active)
+        return torch.nn.functional.linear(x2, weight, bias)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g):
+        (x2, weight), _, active = _saved(ctx)
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        g = g.contiguous()
+        gx = input_grad(g, weight, active) if need_x else None
+        gw = g.t().mm(x2) if need_w else None
+        gb = g.sum(0) if (need_b and ctx.has_bias) else None
+        return gx, gw, gb, None
+
+
+def dense_linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                 backend: str = "auto") -> torch.Tensor:
+    """The dense product ``torch.nn.functional.linear(x, weight, bias)`` for a layer whose forward runs dense.
+
+    The input gradient needs no forward path: when ``x`` carries its producer's active set (:func:`active_of`)
+    and it is sparse enough (:data:`DX_CROSSOVER`, :data:`DX_MIN_OUT` outputs or more), the backward computes
+    ∂L/∂x only on it (0 elsewhere), exactly as the event-driven path does. Only for a layer of ``backend``
+    "auto" outside a :func:`synapse_backend` override: an explicit "dense" (the layer's or the override's) is
+    the dense reference, input gradient included."""
+    if (backend == "auto" and _FORCED.get() is None and eligible(x, weight) and x.requires_grad
+            and torch.is_grad_enabled() and weight.shape[0] >= DX_MIN_OUT
+            and not (torch.jit.is_tracing() or torch.compiler.is_compiling())):
+        active = active_of(x)
+        if active is not None and active.idx is not None:
+            out = DenseLinear.apply(x.reshape(-1, x.shape[-1]), weight, bias, active)
+            return out.reshape(*x.shape[:-1], weight.shape[0])
+    return torch.nn.functional.linear(x, weight, bias)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:

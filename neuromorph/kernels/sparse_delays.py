@@ -36,7 +36,7 @@ from numba import prange
 from neuromorph.kernels import sparse
 from neuromorph.kernels.config import NUMBA_CACHE
 
-__all__ = ["Packed", "pack", "deliver", "stream"]
+__all__ = ["Packed", "pack", "deliver", "stream", "count_events"]
 
 
 def _deliver(x, ptr, fl, dl, wv, K, out, counts):  # pragma: no cover - compiled by numba
@@ -108,7 +108,19 @@ def _stream(x, ptr, oj, dl, wv, ring, head, out, counts):  # pragma: no cover - 
     return head
 
 
-_LOOPS = {"deliver": _deliver, "stream": _stream}
+def _nonzero(x):  # pragma: no cover - compiled by numba
+    """The number of nonzero entries of ``x [T, B, I]`` (any strides)."""
+    T, B, I = x.shape
+    c = 0
+    for t in range(T):
+        for b in range(B):
+            for i in range(I):
+                if x[t, b, i] != 0:
+                    c += 1
+    return c
+
+
+_LOOPS = {"deliver": _deliver, "stream": _stream, "nonzero": _nonzero}
 _COMPILED: dict = {}
 
 
@@ -162,6 +174,12 @@ def pack(weight: torch.Tensor, delays: torch.Tensor, kernel_size: int) -> Packed
                   np.ascontiguousarray(w[ii, jj]), n_in, n_out, int(kernel_size))
 
 
+def count_events(x: torch.Tensor) -> int:
+    """``torch.count_nonzero(x)`` for a CPU float ``x [T, B, in]``, several times faster (one branch-light pass, no
+    temporary): what the layer's choice of path costs before the event-driven kernel runs."""
+    return int(_kernel("nonzero", 1)(x.detach().numpy()))
+
+
 def deliver(x: torch.Tensor, packed: Packed, out_steps: int) -> torch.Tensor:
     """The layer's output ``[out_steps, B, out]`` for input ``x [T, B, in]`` (no bias), event-driven; ``x`` has
     the packed weights' dtype."""
@@ -177,7 +195,7 @@ def deliver(x: torch.Tensor, packed: Packed, out_steps: int) -> torch.Tensor:
     work = sparse._WORK.get()
     if work is not None:
         work.calls += 1
-        work.events += int(torch.count_nonzero(xc))
+        work.events += count_events(xc)
         work.accumulates += int(counts[:, 0].sum())
         work.synops += float(counts[:, 1].sum())
     return out

@@ -434,7 +434,7 @@ class DelayedLinear(torch.nn.Module):
                                   f"fall back to the dense evaluation")
             if packed is not None and backend == "auto":
                 fan = packed.synapses / max(1, self.in_features)
-                if int(torch.count_nonzero(x)) * (fan + EVENT_OVERHEAD) * EVENT_COST >= dense_macs():
+                if sparse_delays.count_events(x) * (fan + EVENT_OVERHEAD) * EVENT_COST >= dense_macs():
                     packed = None
         self.__dict__["last_path"] = "dense" if packed is None else "sparse"  # plain attribute, no Module hooks
         return packed

@@ -52,7 +52,9 @@ class Linear(nn.Linear):
     accumulated over them (:mod:`neuromorph.kernels.sparse`); the result equals the dense product to float
     rounding, for any input values. When the input is the spikes of a neuron layer with a compact-support
     surrogate (triangle, rectangular, mpr, or ``truncate``), the input gradient is computed only where that
-    layer passes gradient to its membrane (0 elsewhere, entries it never reads). ``backend``:
+    layer passes gradient to its membrane (0 elsewhere, entries it never reads), whichever path the forward
+    took (not with ``backend="dense"`` or under ``synapse_backend("dense")``: the dense reference
+    everywhere). ``backend``:
 
     - ``"auto"`` (default): counts the nonzero inputs of each call (CPU, float32/float64) and runs the
       event-driven kernels when their fraction is below ``crossover`` (default
@@ -81,7 +83,7 @@ class Linear(nn.Linear):
         self.__dict__.update(last_path=path, last_density=density)  # plain attributes: skip Module.__setattr__
         if path == "sparse":
             return sparse.synapse_linear(x, self.weight, self.bias, rows)
-        return super().forward(x)
+        return sparse.dense_linear(x, self.weight, self.bias, self.backend)
 
     def extra_repr(self) -> str:
         extra = "" if self.backend == "auto" else f", backend={self.backend!r}"

@@ -49,10 +49,13 @@ def _spikes(shape, density, dtype, seed=0):
 def _network(path: str, layers: int, surrogate: str, alpha, reset: str, detach: bool, per_neuron: bool, dtype,
              truncate=None, neuron_backend="auto"):
     """Input currents -> LIF -> [Linear -> LIF] x layers -> Linear -> LI, every neuron parameter learned.
-    ``path="sparse"``: event-driven synapses and spikes that carry their active set; ``"dense"``: neither."""
+    ``path="sparse"``: event-driven synapses and spikes that carry their active set; ``"dense"``: neither;
+    ``"dense-forward"``: spikes with their active set into ``backend="auto"`` synapses whose forward runs dense
+    (``crossover=0``: the input is counted, never sparse enough)."""
     torch.manual_seed(7)
     widths = [30, 24, 18, 12][: layers + 1]
-    sb = None if path == "sparse" else False
+    sb = False if path == "dense" else None
+    kw = dict(backend="auto", crossover=0.0) if path == "dense-forward" else dict(backend=path)
 
     def lif(n, k):
         tau = torch.linspace(1.5, 4.0, n) if per_neuron else 2.0 + k
@@ -62,7 +65,7 @@ def _network(path: str, layers: int, surrogate: str, alpha, reset: str, detach: 
 
     mods = [lif(widths[0], 0)]
     for k in range(layers):
-        lin = nm.nn.Linear(widths[k], widths[k + 1], backend=path)
+        lin = nm.nn.Linear(widths[k], widths[k + 1], **kw)
         with torch.no_grad():
             lin.weight.mul_(2.5)  # so that every hidden layer fires
         mods += [lin, lif(widths[k + 1], k + 1)]
@@ -124,6 +127,26 @@ def test_parameter_gradients_equal_reference_backend(layers, per_neuron, always_
     _assert_grads_close(got, want, torch.float64)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("surrogate,alpha", SURROGATES)
+@pytest.mark.parametrize("reset,detach", RESETS)
+def test_dense_forward_restricts_the_input_gradient_too(dtype, surrogate, alpha, reset, detach, always_sparse_dx):
+    """P1 when the synapses' forward runs the dense product: the input gradient is still computed on the
+    producer's active set only (it does not depend on the forward path), and every parameter gradient (and
+    the network input's) equals the dense path's."""
+    case = SURROGATES.index((surrogate, alpha)) * len(RESETS) + RESETS.index((reset, detach))
+    layers, per_neuron = 1 + case % 3, bool(case % 2)
+    x = _currents(dtype)
+    want = _gradients(_network("dense", layers, surrogate, alpha, reset, detach, per_neuron, dtype), x)
+    net = _network("dense-forward", layers, surrogate, alpha, reset, detach, per_neuron, dtype)
+    got = _gradients(net, x)
+    hidden = [m for m in net if isinstance(m, nm.nn.Linear)][:-1]
+    assert [m.last_path for m in hidden] == ["dense"] * layers
+    assert sum(always_sparse_dx) == layers  # ... and each ran the restricted input gradient
+    _assert_grads_close(got, want, dtype)
+    assert float(want["1.weight"].abs().max()) > 0
+
+
 # ---------------------------------------------------------------------------------------------- P2
 def _lif_window(x, tau, theta, alpha):
     """The test's own LIF (soft reset, decay_input) in float64: the triangle window |h − θ| < α per entry."""
@@ -160,6 +183,54 @@ def test_input_gradient_equals_dense_on_active_set_and_zero_off_it(dtype, always
     torch.testing.assert_close(sp[window], dense[window], **TOL[dtype])
     assert torch.equal(sp[~window], torch.zeros_like(sp[~window]))
     assert (dense[~window] != 0).float().mean() > 0.5  # the dense path does compute them
+
+
+def _spike_grads(path: str, dtype, backend: str = "auto"):
+    """∂L/∂s of a triangle LIF whose spikes feed a Linear: ``path`` "dense" (no active set, dense synapse),
+    "sparse" (event-driven forward), "auto" (the default layer) or "dense-forward" (active set, the forward
+    forced dense by crossover=0, layer ``backend``);
+    also returns the Linear's weight and bias gradients and the path its forward took."""
+    x = _currents(torch.float64, T=30, B=4, n=40) * 2
+    torch.manual_seed(3)
+    pre = nm.nn.LIF(tau=2.0, threshold=0.5, surrogate="triangle", alpha=0.25, learn_threshold=True,
+                    sparse_backward=False if path == "dense" else None).to(dtype)
+    kw = dict(backend=backend, crossover=0.0) if path == "dense-forward" else dict(backend=path)
+    lin = nm.nn.Linear(40, 16, **kw).to(dtype)  # path "auto": the default layer
+    post = nm.nn.LIF(tau=2.0, threshold=0.3, surrogate="triangle", alpha=0.25).to(dtype)
+    s = pre(x.to(dtype))
+    s.retain_grad()
+    post(lin(s)).sum().backward()
+    return s.grad, lin.weight.grad, lin.bias.grad, lin.last_path, _lif_window(x, 2.0, 0.5, 0.25)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_dense_forward_input_gradient_on_active_set_and_zero_off_it(dtype, always_sparse_dx):
+    """P2 for a Linear whose forward ran dense: ∂L/∂s equals the dense one on A and is exactly 0 off A (the
+    "don't care" contract of the event-driven path); dW and db equal the dense ones."""
+    dense, gw_d, gb_d, _, window = _spike_grads("dense", dtype)
+    sp, gw, gb, path, _ = _spike_grads("dense-forward", dtype)
+    assert path == "dense" and sum(always_sparse_dx) == 1
+    assert 0 < int(window.sum()) < window.numel() // 2
+    torch.testing.assert_close(sp[window], dense[window], **TOL[dtype])
+    assert torch.equal(sp[~window], torch.zeros_like(sp[~window]))
+    assert (dense[~window] != 0).float().mean() > 0.5
+    torch.testing.assert_close(gw, gw_d, **TOL[dtype])
+    torch.testing.assert_close(gb, gb_d, **TOL[dtype])
+
+
+def test_explicit_dense_keeps_the_dense_input_gradient(always_sparse_dx):
+    """An explicit dense request, the layer's ``backend="dense"`` or ``synapse_backend("dense")`` over an auto
+    layer, is the dense reference everywhere: the input gradient is the full product, even though the
+    spikes carry an active set."""
+    dense, *_ = _spike_grads("dense", torch.float64)
+    got = [_spike_grads("dense-forward", torch.float64, backend="dense")[0]]
+    with sparse.synapse_backend("dense"):
+        got.append(_spike_grads("dense-forward", torch.float64)[0])
+        got.append(_spike_grads("auto", torch.float64)[0])
+    assert sum(always_sparse_dx) == 0
+    for g in got:
+        torch.testing.assert_close(g, dense, rtol=1e-12, atol=1e-12)
+        assert (g != 0).float().mean() > 0.5
 
 
 # ---------------------------------------------------------------------------------------------- P3
@@ -346,9 +417,9 @@ _MEMORY_SCRIPT = textwrap.dedent("""
             if line.startswith(key):
                 return int(line.split()[1]) / 1024
 
-    def run(path, T, B):
+    def run(path, T, B, density, value):
         torch.manual_seed(0)
-        cur = (torch.rand(T, B, 700) < 0.05).float() * 1.5
+        cur = (torch.rand(T, B, 700) < density).float() * value
         pre = nm.nn.LIF(tau=2.0, threshold=1.0, surrogate="triangle", alpha=0.25, learn_threshold=True,
                         sparse_backward=None if path == "sparse" else False)
         lin = nm.nn.Linear(700, 256, backend=path)
@@ -356,16 +427,33 @@ _MEMORY_SCRIPT = textwrap.dedent("""
         before = status("VmRSS")
         s = pre(cur)
         act = nm.kernels.sparse.active_of(s)
+        act = act.density if act else None  # no reference to the set itself
+        rate = float(s.detach().mean())
+        producer = []  # resident memory when the producer's backward starts (the synapse's is done)
+        s.register_hook(lambda g: producer.append(status("VmRSS") - before))
         loss = post(lin(s)).sum()
         del s
         saved = status("VmRSS") - before
         open("/proc/self/clear_refs", "w").write("5")  # the high-water mark restarts here
         loss.backward()
-        return {"peak": status("VmHWM") - before, "saved": saved, "active": act.density if act else None}
+        return {"peak": status("VmHWM") - before, "saved": saved, "active": act,
+                "rate": rate, "producer": producer[0], "after": status("VmRSS") - before}
 
-    run("sparse", 4, 2), run("dense", 4, 2)  # compile outside the measurement
-    print(json.dumps({p: run(p, 500, 64) for p in sys.argv[1:]}))
+    density, value = float(sys.argv[1]), float(sys.argv[2])
+    run("sparse", 4, 2, density, value), run("dense", 4, 2, density, value)  # compile outside the measurement
+    print(json.dumps({p: run(p, 500, 64, density, value) for p in sys.argv[3:]}))
 """)
+
+
+def _memory(density: float, value: float) -> dict:
+    """The script's measurements of both paths for input currents ``value`` at ``density``."""
+    import json
+
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, str(density), str(value), "sparse", "dense"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self (Linux)")
@@ -373,16 +461,25 @@ def test_backward_memory_not_above_dense():
     """P9: on a [T=500, B=64, 700 → 256] layer whose input neurons are active at ≤ 5 %, the peak memory
     during the backward (counted from before the forward, so the saved state is included) is no higher on
     the sparse path. Resident memory in a fresh process, every allocation above 64 KiB its own mapping."""
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, "sparse", "dense"], capture_output=True, text=True,
-                         env=env, timeout=300)
-    assert out.returncode == 0, out.stderr
-    import json
-
-    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res = _memory(0.05, 1.5)
     assert 0 < res["sparse"]["active"] <= 0.05 and res["dense"]["active"] is None
     assert res["sparse"]["peak"] <= res["dense"]["peak"], res
     assert res["sparse"]["saved"] < res["dense"]["saved"] - 50, res  # a list of active inputs, not the spikes
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self (Linux)")
+def test_saved_event_lists_are_freed_after_the_synapse_backward():
+    """P9: the list of active inputs (and the active set) that the event-driven synapse saved is freed as
+    soon as its own backward has run, like the dense path's saved input: when the producer's backward starts
+    (where the step's peak is), the sparse path holds no more memory than the dense path, and nothing of it
+    is left after the backward while the graph is still referenced. With 10 % input spikes, all of them
+    active, the lists are 27 MB here (12 bytes per spike); they used to be kept with the graph until the loss
+    was deleted."""
+    res = _memory(0.1, 2.3)
+    assert res["sparse"]["rate"] > 0.08 and res["sparse"]["active"] > 0.08, res
+    assert res["sparse"]["producer"] <= res["dense"]["producer"] + 4, res
+    assert res["sparse"]["after"] <= res["dense"]["after"] + 4, res
+    assert res["sparse"]["peak"] <= res["dense"]["peak"], res
 
 
 def _backends():

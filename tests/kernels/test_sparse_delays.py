@@ -9,7 +9,7 @@ import torch
 
 import neuromorph as nm
 from neuromorph.errors import ConfigError
-from neuromorph.kernels import sparse
+from neuromorph.kernels import sparse, sparse_delays
 from neuromorph.models.shd import SHDDelayNet
 
 
@@ -233,3 +233,14 @@ def test_streaming_follows_parameter_changes_and_gradients():
     assert not torch.equal(second, stale)
     with_grad = nm.nn.Streaming(net).step(x[0])
     assert with_grad.requires_grad  # learn_tau: the differentiable path
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_count_events_equals_count_nonzero(dtype):
+    """The event count that prices the event-driven path equals ``torch.count_nonzero`` on contiguous and
+    strided inputs (a batch slice), with -0.0 (zero) and NaN (nonzero) entries."""
+    g = torch.Generator().manual_seed(4)
+    x = ((torch.rand(23, 9, 31, generator=g) < 0.1) * torch.randint(1, 5, (23, 9, 31), generator=g)).to(dtype)
+    x[0, 0, 0], x[1, 2, 3], x[2, 3, 4] = -0.0, float("nan"), -2.0
+    for v in (x, x[:, 2:7], x[3:, ::2, 1:], x.transpose(0, 1), torch.zeros(0, 2, 3, dtype=dtype)):
+        assert sparse_delays.count_events(v) == int(torch.count_nonzero(v))
