@@ -417,14 +417,28 @@ PRIMITIVES = ("where", "exp", "absv", "tanh", "sech2", "cbrt", "minimum", "maxim
 SOURCE_HASH = hashlib.sha1(inspect.getsource(inspect.getmodule(step)).encode()).hexdigest()[:12]
 
 
+def typed_literals(fn: types.FunctionType, literal: Callable, ns: Optional[dict] = None) -> types.FunctionType:
+    """``fn`` with each float literal of its code replaced by ``literal(value)``, in namespace ``ns`` (its
+    own globals if None).
+
+    A compiler that types a Python float as float64 (numba) would otherwise compute ``0.5 * a * x`` in
+    double precision on float32 data: besides rounding differently from torch's float32 arithmetic, the
+    conversions keep the loops from vectorising (several times slower)."""
+    consts = tuple(literal(c) if type(c) is float else c for c in fn.__code__.co_consts)
+    return types.FunctionType(fn.__code__.replace(co_consts=consts), fn.__globals__ if ns is None else ns,
+                              fn.__name__)
+
+
 def bind(ops: dict, flags: dict, wrap: Callable = lambda f: f, const: Callable = lambda v: v,
-         module: str = __name__, extra: dict | None = None) -> dict:
+         module: str = __name__, extra: dict | None = None, literal: Optional[Callable] = None) -> dict:
     """The definitions re-created for one backend and one configuration.
 
     ``ops`` binds the primitives, ``flags`` the static flags (as from :func:`static_flags`; ``const`` wraps
     each, e.g. ``tl.constexpr``), ``wrap`` compiles each function (``numba.njit``, ``triton.jit``, or
-    nothing). Returns the namespace the functions resolve their names in; backends build their drivers in
-    it (``types.FunctionType(driver.__code__, ns)``) so that the drivers see the same flags and functions.
+    nothing), ``literal`` (optional) types the float literals of the definitions (``np.float32`` for a numba
+    build on float32 data, see :func:`typed_literals`). Returns the namespace the functions resolve their
+    names in; backends build their drivers in it (``types.FunctionType(driver.__code__, ns)``) so that the
+    drivers see the same flags and functions.
     """
     missing = [p for p in PRIMITIVES if p not in ops]
     if missing:
@@ -432,7 +446,9 @@ def bind(ops: dict, flags: dict, wrap: Callable = lambda f: f, const: Callable =
     ns = {"__name__": module, "__builtins__": builtins, **(extra or {}), **ops}
     ns.update({k: const(v) for k, v in flags.items()})
     for fn in DEFINITIONS:
-        ns[fn.__name__] = wrap(types.FunctionType(fn.__code__, ns, fn.__name__))
+        fn = typed_literals(fn, literal, ns) if literal is not None else types.FunctionType(fn.__code__, ns,
+                                                                                             fn.__name__)
+        ns[fn.__name__] = wrap(fn)
     return ns
 
 

@@ -73,8 +73,8 @@ def run_steps(x: torch.Tensor, V: torch.Tensor, step_fn: Callable, state: Option
 # The per-element code (slots, the definition's step/adjoint, gradient sums) is the fused backend's
 # element helpers, spliced in (kernels.fused.splice); iseq and aseq (and in the backward hseq and yseq) come
 # as [T, B·N] views, which the helpers index by m = b·N + n.
-def _forward_loop(x, VT, s0, beta, thr, syn, rho, adapt, couple, consts, save_i, out, hseq, yseq, iseq, aseq, vT,
-                  iT, aT):  # pragma: no cover - compiled by numba
+def _forward_loop(x, VT, s0, beta, thr, syn, rho, adapt, couple, consts, out, hseq, yseq, iseq, aseq, vT, iT,
+                  aT):  # pragma: no cover - compiled by numba
     T, B, N = x.shape
     v_reset, v_rest, ramount, k, one, zero = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
     for t in range(T):
@@ -91,27 +91,27 @@ def _forward_loop(x, VT, s0, beta, thr, syn, rho, adapt, couple, consts, save_i,
             for n in range(N):
                 m = b * N + n
                 xv = y[n]
-                o, h, v = step_element(xv, t, m, beta, thr, syn, rho, adapt, couple, save_i, iseq, aseq,  # noqa: F821
+                o, h, v = step_element(xv, t, m, beta, thr, syn, rho, adapt, couple, SAVE_I, iseq, aseq,  # noqa: F821
                                        vT, iT, aT, v_rest, v_reset, ramount, k, one, zero)
                 out[t, b, n] = o
                 hseq[t, b, n] = h
 
 
 def _backward_loop(gout, hseq, yseq, iseq, aseq, V, beta, thr, syn, rho, adapt, couple, v0, i0, consts, salpha,
-                   sscale, sid, need_beta, need_alpha, gy, gbeta, gthr, gsyn, grho, gadapt, gcouple, dv, di, da, ds,
+                   sscale, gy, gbeta, gthr, gsyn, grho, gadapt, gcouple, dv, di, da, ds,
                    out, s0, event_dv, gVT):  # pragma: no cover - compiled by numba
     T, B, N = gout.shape
     v_reset, v_rest, ramount, k, one, zero = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
-    for t in range(T - 1, -1, -1):
+    for t in np.arange(T - 1, -1, -1):  # read from an array: see kernels.fused._backward_loop
         for b in range(B):
             for n in range(N):
                 m = b * N + n
                 gs = gout[t, b, n] + ds[b, n]
                 dvm = dv[m]
                 dx, dvn = adjoint_element(gs, dvm, t, m, hseq, iseq, aseq, yseq, beta, thr, syn, rho,  # noqa: F821
-                                          adapt, couple, v0, i0, need_beta, need_alpha, gbeta, gthr, gsyn, grho,
-                                          gadapt, gcouple, di, da, v_reset, v_rest, ramount, k, salpha, sscale, sid,
-                                          one, zero)
+                                          adapt, couple, v0, i0, NEED_BETA, NEED_ALPHA, gbeta, gthr,  # noqa: F821
+                                          gsyn, grho, gadapt, gcouple, di, da, v_reset, v_rest, ramount, k, salpha,
+                                          sscale, SID, one, zero)  # noqa: F821
                 gy[t, b, n] = dx
                 dv[m] = dvn
         # dL/ds_{t-1} through y_t = x_t + V s_{t-1}: one BLAS product per step
@@ -163,17 +163,25 @@ def fused_supported(x: torch.Tensor, params: DynamicsParams, cfg: DynamicsConfig
             and tuple(inspect.signature(dynamics.adjoint).parameters) == _ADJOINT_ARGS)
 
 
-def _compiled(cfg: DynamicsConfig, adjoint: bool):
-    """The numba loop for ``cfg``, compiled on first use (cached on disk like the fused backend's)."""
+def _compiled(cfg: DynamicsConfig, adjoint: bool, dtype=np.float32, **switches):
+    """The numba loop for ``cfg`` on ``dtype`` data and the call's ``switches`` (forward: ``save_i``;
+    backward: ``need_beta``, ``need_alpha``), compiled on first use and cached on disk; every branch of
+    the element code is a compile-time constant and the literals have the data's type, as in the fused
+    backend (kernels.fused._compiled)."""
     flags = static_flags(cfg, adjoint)
-    key = (adjoint, tuple(sorted(flags.items())))
+    if adjoint:
+        flags["SID"] = cfg.surrogate.id
+    flags.update(_fused._switches(cfg, adjoint, False, switches))
+    dtype = np.dtype(dtype)
+    key = (adjoint, dtype.name, tuple(sorted(flags.items())))
     if key not in _COMPILED:
-        ns = bind(_fused._NUMBA_OPS, flags, wrap=numba.njit(inline="always"), module=__name__, extra={"np": np})
+        ns = bind(_fused.numba_ops(dtype), flags, wrap=numba.njit(inline="always"), module=__name__,
+                  extra={"np": np}, literal=_fused._literal(dtype))
         loop = _backward_loop if adjoint else _forward_loop
         fn = _fused.splice(loop, ns)
-        fn.__qualname__ = "_".join(["rec", loop.__name__, *(f"{k}{int(v)}" for k, v in key[1]), SOURCE_HASH,
-                                    _fused.ELEMENT_HASH])
-        _COMPILED[key] = numba.njit(cache=NUMBA_CACHE)(fn)
+        fn.__qualname__ = "_".join(["rec", loop.__name__, dtype.name, *(f"{k}{int(v)}" for k, v in key[2]),
+                                    SOURCE_HASH, _fused.ELEMENT_HASH])
+        _COMPILED[key] = numba.njit(cache=NUMBA_CACHE, error_model="numpy")(fn)
     return _COMPILED[key]
 
 
@@ -209,9 +217,9 @@ class RecurrentMultiStep(torch.autograd.Function):
         a = a0.reshape(M).clone() if ca else xf.new_zeros(1)
         s0c = s0.detach().to(x.dtype).reshape(B, N).contiguous()
         consts = _fused._consts(cfg, xf.numpy().dtype)
-        _compiled(cfg, False)(xf.detach().numpy(), Vd.t().contiguous().numpy(), s0c.numpy(), *(q.detach().numpy() for q in P),
-                              consts, save_i, out.numpy(), hseq.numpy(), yseq.numpy(), flat(iseq), flat(aseq),
-                              v.numpy(), i.numpy(), a.numpy())
+        _compiled(cfg, False, xf.numpy().dtype, save_i=save_i)(
+            xf.detach().numpy(), Vd.t().contiguous().numpy(), s0c.numpy(), *(q.detach().numpy() for q in P), consts,
+            out.numpy(), hseq.numpy(), yseq.numpy(), flat(iseq), flat(aseq), v.numpy(), i.numpy(), a.numpy())
         ctx.save_for_backward(hseq, yseq, iseq if save_i else None, aseq if ca else None, out, s0c, Vd, *P,
                               v0.reshape(M).contiguous(), i0.reshape(M).contiguous() if ci else xf.new_zeros(1))
         ctx.cfg, ctx.need_beta, ctx.need_alpha = cfg, need_beta, need_alpha
@@ -239,12 +247,12 @@ class RecurrentMultiStep(torch.autograd.Function):
         # dV event-driven inside the loop when spikes are sparse, else one product after it
         event_dv = bool(need[1]) and int(torch.count_nonzero(out)) <= _EVENT_DV_RATE * out.numel()
         gVT = hseq.new_zeros(N, N) if event_dv else hseq.new_zeros(1, 1)
-        kernel = _compiled(cfg, True)
+        dt = hseq.numpy().dtype
+        kernel = _compiled(cfg, True, dt, need_beta=ctx.need_beta, need_alpha=ctx.need_alpha)
         with _one_blas_thread():
             kernel(gout.numpy(), arr(hseq), arr(yseq), arr(iseq), arr(aseq), V.numpy(),
-                   *(q.numpy() for q in P), v0.numpy(), i0.numpy(), _fused._consts(cfg, hseq.numpy().dtype),
-                   float(cfg.surrogate.alpha), float(cfg.surrogate.scale), cfg.surrogate.id, ctx.need_beta,
-                   ctx.need_alpha, gy.numpy(), *(g.numpy() for g in grads), dv.numpy(), di.numpy(), da.numpy(),
+                   *(q.numpy() for q in P), v0.numpy(), i0.numpy(), _fused._consts(cfg, dt),
+                   dt.type(cfg.surrogate.alpha), dt.type(cfg.surrogate.scale), gy.numpy(), *(g.numpy() for g in grads), dv.numpy(), di.numpy(), da.numpy(),
                    ds.numpy(), out.numpy(),
                    s0.numpy(), event_dv, gVT.numpy())
         gV = None

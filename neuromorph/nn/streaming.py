@@ -236,7 +236,7 @@ class _NeuronStep:
             v = slot(st.v, True, cfg.v_rest)
             i = slot(st.i, carries_i(cfg), 0.0)
             a = slot(st.a, carries_a(cfg), 0.0)
-        return cls(neuron, cls._key(neuron), shape, x.dtype, fused._compiled(cfg, False), flat,
+        return cls(neuron, cls._key(neuron), shape, x.dtype, fused._compiled(cfg, False, dtype=dt), flat,
                    fused._consts(cfg, dt), cfg, v, i, a)
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, NeuronState]:
@@ -249,7 +249,7 @@ class _NeuronStep:
         hseq = np.empty_like(xn) if self.cfg.fire else out
         aseq = np.empty_like(xn) if carries_a(self.cfg) else self.dummy
         d = self.dummy
-        self.fn(xn, *self.params, self.consts, False, False, out, hseq, d, d, aseq, self.v, self.i, self.a)
+        self.fn(xn, *self.params, self.consts, out, hseq, d, d, aseq, self.v, self.i, self.a)
         cfg = self.cfg
         view = lambda arr, used: torch.from_numpy(arr).view(self.shape) if used else None  # noqa: E731
         state = NeuronState(view(self.v, True), view(self.i, carries_i(cfg)), view(self.a, carries_a(cfg)))
