@@ -1,13 +1,13 @@
 """The fused backend: the whole sequence as one autograd node (:class:`~neuromorph.kernels.config.MultiStep`)
 with the hand-written adjoint of :mod:`neuromorph.functional.dynamics`.
 
-On the CPU both directions are numba loops, one per configuration: the definitions are compiled with the
-static flags frozen as constants, so each configuration (e.g. the plain soft-reset LIF) gets an inner loop
-over neurons without the other models' branches, and the compiled code is cached on disk under a name that
-carries the configuration and a fingerprint of the definition (the first use of a configuration compiles
-for a few seconds). On other devices (or with ``force_torch``) the same
-definitions run on tensors, one step at a time. This module only walks time and moves data; every formula
-is in :mod:`neuromorph.functional.dynamics`.
+On the CPU both directions are numba loops, one per configuration, data type and call switches: the
+definitions are compiled with the static flags frozen as constants and their float literals typed like the
+data, so each configuration (e.g. the plain soft-reset LIF) gets a vectorised inner loop over neurons
+without the other models' branches, and the compiled code is cached on disk under a name that carries all
+of these and a fingerprint of the definition (the first use of a configuration compiles for a few seconds).
+On other devices (or with ``force_torch``) the same definitions run on tensors, one step at a time. This
+module only walks time and moves data; every formula is in :mod:`neuromorph.functional.dynamics`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from neuromorph.functional.dynamics import SOURCE_HASH, bind, static_flags, torch_definitions, typed_literals
-from neuromorph.kernels.config import (NUMBA_CACHE, DynamicsConfig, DynamicsParams, NeuronState, carries_a, carries_i,
-                                      has_compact_backward, run_engine)
+from neuromorph.kernels.config import (NUMBA_CACHE, DynamicsConfig, DynamicsParams, NeuronState, carries_a,
+                                      carries_i, has_compact_backward, run_engine)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -66,10 +66,11 @@ def _literal(dtype) -> type:
     would turn float32 arithmetic into float64 (slower, unvectorised, and rounded unlike torch)."""
     return np.dtype(dtype).type
 
-# Single-threaded on purpose: the inner loop over all neurons vectorises (an element costs well under a
-# nanosecond), while threads cost more in start-up and in contention with torch's own threads than they
-# save at the sizes of a training step. The capitalised flags and the definitions are bound per
-# configuration by `_compiled`, the element helpers spliced into the loops by `splice`.
+
+# Single-threaded on purpose: the inner loop over all neurons vectorises (an element costs about half a
+# nanosecond, forward or backward), while threads cost more in start-up and in contention with torch's
+# own threads than they save at the sizes of a training step. The capitalised flags and the definitions
+# are bound per configuration by `_compiled`, the element helpers spliced into the loops by `splice`.
 
 
 # The per-element code of the numba time walks (these and the recurrent kernel's, kernels/recurrent.py):
@@ -273,10 +274,10 @@ def _backward_loop(gout, gmem, hseq, iseq, aseq, x, beta, thr, syn, rho, adapt, 
             dvm = dv[m]
             if HAVE_GMEM:  # noqa: F821
                 dvm = dvm + gmem[t, m]
-            dx, dvn = adjoint_element(gs, dvm, t, m, hseq, iseq, aseq, x, beta, thr, syn, rho, adapt,  # noqa: F821
-                                      couple, v0, i0, NEED_BETA, NEED_ALPHA, gbeta, gthr, gsyn, grho, gadapt,  # noqa: F821
-                                      gcouple, di, da, v_reset, v_rest, ramount, k, salpha, sscale, SID,  # noqa: F821
-                                      one, zero)
+            dx, dvn = adjoint_element(gs, dvm, t, m, hseq, iseq, aseq, x, beta, thr, syn, rho,  # noqa: F821
+                                      adapt, couple, v0, i0, NEED_BETA, NEED_ALPHA, gbeta, gthr,  # noqa: F821
+                                      gsyn, grho, gadapt, gcouple, di, da, v_reset, v_rest, ramount,
+                                      k, salpha, sscale, SID, one, zero)  # noqa: F821
             gx[t, m] = dx
             dv[m] = dvn
 

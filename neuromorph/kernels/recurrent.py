@@ -252,8 +252,8 @@ class RecurrentMultiStep(torch.autograd.Function):
         with _one_blas_thread():
             kernel(gout.numpy(), arr(hseq), arr(yseq), arr(iseq), arr(aseq), V.numpy(),
                    *(q.numpy() for q in P), v0.numpy(), i0.numpy(), _fused._consts(cfg, dt),
-                   dt.type(cfg.surrogate.alpha), dt.type(cfg.surrogate.scale), gy.numpy(), *(g.numpy() for g in grads), dv.numpy(), di.numpy(), da.numpy(),
-                   ds.numpy(), out.numpy(),
+                   dt.type(cfg.surrogate.alpha), dt.type(cfg.surrogate.scale), gy.numpy(),
+                   *(g.numpy() for g in grads), dv.numpy(), di.numpy(), da.numpy(), ds.numpy(), out.numpy(),
                    s0.numpy(), event_dv, gVT.numpy())
         gV = None
         if event_dv:
