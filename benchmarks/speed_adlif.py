@@ -40,8 +40,9 @@ LIBRARIES = ["lif-ff", "se-adlif-ff", "ef-adlif-ff", "lif-rec", "se-adlif-rec", 
 PEERS = ["snntorch-rleaky", "norse-lsnn"]
 
 
-def build(lib: str):
-    """Return (model, step_fn(x) -> logits [B, OUT]) for one network."""
+def build(lib: str, triangle_alpha: float = 1.0):
+    """Return (model, step_fn(x) -> logits [B, OUT]) for one network (``triangle_alpha``: the harness's
+    signature, see speed.build; unused here)."""
     import torch
     from torch import nn
 

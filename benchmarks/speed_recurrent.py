@@ -33,7 +33,7 @@ PEERS = ["snntorch", "norse-lif", "norse-lsnn"]
 TAU, THRESHOLD, IN, HID, OUT = speed.TAU, speed.THRESHOLD, speed.IN, speed.HID, speed.OUT
 
 
-def build(lib: str):
+def build(lib: str, triangle_alpha: float = 1.0):  # the harness's signature (speed.build)
     """Return (model, step_fn(x) -> logits [B, OUT]) for one library."""
     import torch
     from torch import nn
