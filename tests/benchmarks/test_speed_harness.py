@@ -15,8 +15,9 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 @pytest.mark.parametrize("script, network", [("speed.py", "neuromorph"), ("speed_adlif.py", "se-adlif-rec"),
                                              ("speed_adlif.py", "lif-ff"), ("speed_recurrent.py", "neuromorph-fused")])
 def test_harness_times_one_step_of_each_scripts_network(script, network):
-    proc = subprocess.run([sys.executable, str(BENCH / script), "--_one", network, "--T", "3", "--batch", "2", "--steps", "1",
-                           "--warmup", "0", "--threads", "1"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, str(BENCH / script), "--_one", network, "--T", "3", "--batch", "2",
+                           "--steps", "1", "--warmup", "0", "--threads", "1"], capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     row = json.loads(proc.stdout.strip().splitlines()[-1])
     assert row["library"] == network and row["median_ms"] > 0 and row["peak_step_mb"] >= 0
