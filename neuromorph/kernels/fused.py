@@ -21,6 +21,7 @@ import textwrap
 import types
 from typing import Optional
 
+import llvmlite.binding
 import numba
 import numpy as np
 import torch
@@ -45,6 +46,13 @@ def _sech2(z):
 def _cbrt(z):
     return z ** (1.0 / 3.0)
 
+
+# LLVM vectorises a loop only if it needs at most this many run-time overlap checks between the arrays it
+# reads and writes (default 128). The adjoint of a model with many state and parameter slots (EF-adLIF with
+# its tau gradient, CUBA + ALIF with both decay gradients) needs more, and stayed scalar: 1.4x the LIF step.
+# A heuristic of the optimiser only (the checks still run, and fall back to the scalar loop on overlap);
+# it is process-wide, so it also applies to other numba code compiled in this process.
+llvmlite.binding.set_option("neuromorph", "-vectorize-memory-check-threshold=512")
 
 _OPS: dict = {}
 

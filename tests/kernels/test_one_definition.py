@@ -118,13 +118,14 @@ def test_splice_refuses_what_would_change_the_loop():
 
 
 @pytest.mark.parametrize("cfg", [DynamicsConfig(), DynamicsConfig(cuba=True, reset="hard"), DynamicsConfig(alif=True),
-                                 DynamicsConfig(adlif="se")], ids=["lif", "cuba", "alif", "se-adlif"])
+                                 DynamicsConfig(cuba=True, alif=True), DynamicsConfig(adlif="se"),
+                                 DynamicsConfig(adlif="ef")],
+                         ids=["lif", "cuba", "alif", "cuba-alif", "se-adlif", "ef-adlif"])
 def test_numba_loops_on_float32_have_no_float64_arithmetic_and_vectorise(cfg):
     """A float64 literal in the element code made the whole adjoint double precision (converting every
     load), which kept the loop scalar: several times slower, and rounded unlike torch's float32 ops.
-    (Not every configuration vectorises: CUBA + ALIF with both the τ and the synaptic-decay gradients, and
-    EF-adLIF with the τ gradient, touch more arrays than LLVM checks for overlap at run time, and stay
-    scalar; they are as fast as before.)"""
+    (CUBA + ALIF and EF-adLIF with all their gradients touch more arrays than LLVM's default limit on
+    run-time overlap checks allows; kernels.fused raises that limit.)"""
     import numba
     import torch
 
