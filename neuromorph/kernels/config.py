@@ -62,10 +62,11 @@ def flat_param(p: Optional[torch.Tensor], state_shape, ref: torch.Tensor) -> tor
 class Engine(Protocol):
     """Walks the dynamics over flat arrays ``[T, M]`` (M = batch × features); see :class:`MultiStep`."""
 
-    def forward(self, cfg, xf, P, v, i, a, want_mem, save_i):
+    def forward(self, cfg, xf, P, v, i, a, want_mem, save_i, save_h=True):
         """Return ``(out, hseq, mem, iseq, aseq, vT, iT, aT)``: the outputs, the pre-reset membranes (``out``
         itself without firing), the membranes if ``want_mem`` (else None), i_t if ``save_i`` and a_{t−1}
-        (alif, adlif) for the backward, and the final state (``i``/``a`` are 1-element placeholders when unused)."""
+        (alif, adlif) for the backward, and the final state (``i``/``a`` are 1-element placeholders when unused).
+        With ``save_h`` False no backward will run: an engine may then skip h_t and a_{t−1} (return None)."""
 
     def backward(self, cfg, gout, gmem, hseq, iseq, aseq, xf, P, v0, i0, need_beta, need_alpha, dv, di, da):
         """Return ``(gx, [dβ, dθ, dκ, dρ, db, dA], dv, di, da)``, the parameter gradients per element ``[M]``."""
@@ -81,7 +82,8 @@ class MultiStep(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, beta, threshold, syn_decay, rho, adapt, couple, v0, i0, a0, cfg, want_mem, engine):
+    def forward(ctx, x, beta, threshold, syn_decay, rho, adapt, couple, v0, i0, a0, cfg, want_mem, engine,
+                save_h=True):
         T = x.shape[0]
         shape = x.shape[1:]
         M = v0.numel()
@@ -97,7 +99,7 @@ class MultiStep(torch.autograd.Function):
         i0f = i0.reshape(M).contiguous() if ci else x.new_zeros(1)
         a0f = a0.reshape(M).contiguous() if ca else x.new_zeros(1)
         out, hseq, mem, iseq, aseq, vT, iT, aT = engine.forward(cfg, xf, P, v0f.clone(), i0f.clone(), a0f.clone(),
-                                                               want_mem, save_i)
+                                                               want_mem, save_i, save_h)
         keep_x = xf if (need_beta and cfg.decay_input and not cfg.cuba) else None
         ctx.save_for_backward(hseq, iseq, aseq, keep_x, *P, v0f, i0f)
         ctx.cfg, ctx.shape, ctx.want_mem, ctx.engine = cfg, x.shape, want_mem, engine
@@ -125,7 +127,7 @@ class MultiStep(torch.autograd.Function):
             pgrads.append(None if shape is None or not need[1 + n] else g.view(state_shape).sum_to_size(shape))
         return (gx.view(ctx.shape), *pgrads, dv.view(state_shape) if need[7] else None,
                 di.view(state_shape) if (need[8] and carries_i(cfg)) else None,
-                da.view(state_shape) if (need[9] and carries_a(cfg)) else None, None, None, None)
+                da.view(state_shape) if (need[9] and carries_a(cfg)) else None, None, None, None, None)
 
 
 def run_engine(engine: Engine, x: torch.Tensor, params: DynamicsParams, cfg: DynamicsConfig,
@@ -134,9 +136,11 @@ def run_engine(engine: Engine, x: torch.Tensor, params: DynamicsParams, cfg: Dyn
     if state is None:
         state = initial_state(x, cfg)
     as_t = lambda q: None if q is None else torch.as_tensor(q, dtype=x.dtype, device=x.device)  # noqa: E731
-    out, mem, vT, iT, aT = MultiStep.apply(
-        x, as_t(params.beta), as_t(params.threshold), as_t(params.syn_decay), as_t(params.rho), as_t(params.adapt),
-        as_t(params.couple), state.v, state.i, state.a, cfg, bool(return_membrane), engine)
+    tensors = (x, as_t(params.beta), as_t(params.threshold), as_t(params.syn_decay), as_t(params.rho),
+               as_t(params.adapt), as_t(params.couple), state.v, state.i, state.a)
+    # in inference (no gradient can flow) the trace the backward reads is not kept: one [T, M] array less
+    save_h = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    out, mem, vT, iT, aT = MultiStep.apply(*tensors, cfg, bool(return_membrane), engine, save_h)
     if return_membrane and not cfg.fire:
         mem = out
     return out, mem, NeuronState(vT, iT, aT)

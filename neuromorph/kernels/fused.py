@@ -88,10 +88,11 @@ def _literal(dtype) -> type:
 # (parameters renamed to the argument names, the returned names to the targets), so each loop compiles as if
 # the code were written out in it. (numba's own inlining binds the arrays to new variables whose reference
 # counts are then updated per element in the backward loops, which made them 2-4x slower.)
-def _step_element(xv, t, m, beta, thr, syn, rho, adapt, couple, save_i, iseq, aseq, vT, iT, aT, v_rest, v_reset,
-                  ramount, k, one, zero):  # pragma: no cover - spliced into the loops
+def _step_element(xv, t, m, beta, thr, syn, rho, adapt, couple, save_i, save_a, iseq, aseq, vT, iT, aT, v_rest,
+                  v_reset, ramount, k, one, zero):  # pragma: no cover - spliced into the loops
     """Element ``m`` at step ``t`` of a forward loop: steps it with the input ``xv``, carries its state in
-    ``vT``/``iT``/``aT``, saves a_{t−1} and i_t for the backward; gives (spike, pre-reset membrane, membrane).
+    ``vT``/``iT``/``aT``, saves a_{t−1} (``save_a``) and i_t (``save_i``) for the backward; gives (spike,
+    pre-reset membrane, membrane).
     The saved sequences are indexed [t, m] (the recurrent kernel passes them as [T, B·N])."""
     i = zero
     a = zero
@@ -107,7 +108,8 @@ def _step_element(xv, t, m, beta, thr, syn, rho, adapt, couple, save_i, iseq, as
         a = aT[m]
         r = rho[m]
         bb = adapt[m]
-        aseq[t, m] = a
+        if save_a:
+            aseq[t, m] = a
     if ADLIF:  # noqa: F821
         cp = couple[m]
     o, h, v, i, a = step(xv, vT[m], i, a, beta[m], thr[m], kappa, r, bb, cp, v_rest,  # noqa: F821
@@ -260,11 +262,12 @@ def _forward_loop(x, beta, thr, syn, rho, adapt, couple, consts, out, hseq, mem,
     for t in range(T):
         for m in range(M):
             xv = x[t, m]
-            o, h, v = step_element(xv, t, m, beta, thr, syn, rho, adapt, couple, SAVE_I, iseq, aseq,  # noqa: F821
-                                   vT, iT, aT, v_rest, v_reset, ramount, k, one, zero)
+            o, h, v = step_element(xv, t, m, beta, thr, syn, rho, adapt, couple, SAVE_I, SAVE_H,  # noqa: F821
+                                   iseq, aseq, vT, iT, aT, v_rest, v_reset, ramount, k, one, zero)
             out[t, m] = o
             if FIRE:  # noqa: F821
-                hseq[t, m] = h
+                if SAVE_H:  # noqa: F821
+                    hseq[t, m] = h
                 if WANT_MEM:  # noqa: F821
                     mem[t, m] = v
 
@@ -320,7 +323,7 @@ def _compiled(cfg: DynamicsConfig, adjoint, active: bool = False, dtype=np.float
     loop with ``active``, which uses the backward's flags), compiled on first use.
 
     Everything the element code branches on is a compile-time constant: the configuration's flags, the
-    surrogate (``SID``) and the call's ``switches`` (forward: ``want_mem``, ``save_i``; backward:
+    surrogate (``SID``) and the call's ``switches`` (forward: ``want_mem``, ``save_i``, ``save_h``; backward:
     ``have_gmem``, ``need_beta``, ``need_alpha``), and the definitions' float literals have the data's
     type. So the inner loop over neurons has no branch it cannot turn into a select and no float64
     arithmetic on float32 data, and it vectorises: 4-5x faster than with these as run-time values.
@@ -346,17 +349,19 @@ def _compiled(cfg: DynamicsConfig, adjoint, active: bool = False, dtype=np.float
 def _switches(cfg: DynamicsConfig, adjoint: bool, active: bool, given: dict) -> dict:
     """The run-time choices a loop is compiled for, as capitalised flags (those a configuration cannot use
     fixed at False, so that they add no variant)."""
-    names = () if active else ("have_gmem", "need_beta", "need_alpha") if adjoint else ("want_mem", "save_i")
+    names = () if active else ("have_gmem", "need_beta", "need_alpha") if adjoint else ("want_mem", "save_i", "save_h")
     unknown = set(given) - set(names)
     if unknown:
         raise TypeError(f"_compiled: unknown switches {sorted(unknown)} (this loop takes {list(names)})")
-    out = {n.upper(): bool(given.get(n, False)) for n in names}
+    out = {n.upper(): bool(given.get(n, n == "save_h")) for n in names}  # the backward's trace is saved by default
     if "NEED_ALPHA" in out:
         out["NEED_ALPHA"] &= bool(cfg.cuba)
     if "SAVE_I" in out:
         out["SAVE_I"] &= carries_i(cfg)
     if "WANT_MEM" in out:
         out["WANT_MEM"] &= bool(cfg.fire)
+    if "SAVE_H" in out:  # h_t is saved only when it differs from the output, a_{t-1} only when carried
+        out["SAVE_H"] &= bool(cfg.fire) or carries_a(cfg)
     return out
 
 
@@ -367,19 +372,20 @@ def _consts(cfg: DynamicsConfig, dtype) -> np.ndarray:
 
 class _Numba:
     @staticmethod
-    def forward(cfg, xf, P, v, i, a, want_mem, save_i):
+    def forward(cfg, xf, P, v, i, a, want_mem, save_i, save_h=True):
         out = torch.empty_like(xf)
-        hseq = torch.empty_like(xf) if cfg.fire else out
         dummy = xf.new_zeros(1, 1)
+        hseq = (torch.empty_like(xf) if save_h else dummy) if cfg.fire else out
         mem = torch.empty_like(xf) if want_mem else dummy
         iseq = torch.empty_like(xf) if save_i else dummy
-        aseq = torch.empty_like(xf) if carries_a(cfg) else dummy
+        keep_a = carries_a(cfg) and save_h
+        aseq = torch.empty_like(xf) if keep_a else dummy
         dt = xf.numpy().dtype
-        _compiled(cfg, False, dtype=dt, want_mem=want_mem, save_i=save_i)(
+        _compiled(cfg, False, dtype=dt, want_mem=want_mem, save_i=save_i, save_h=save_h)(
             xf.numpy(), *(q.numpy() for q in P), _consts(cfg, dt), out.numpy(), hseq.numpy(), mem.numpy(),
             iseq.numpy(), aseq.numpy(), v.numpy(), i.numpy(), a.numpy())
-        return (out, hseq, mem if want_mem else None, iseq if save_i else None, aseq if carries_a(cfg) else None, v,
-                i, a)
+        return (out, hseq if save_h or not cfg.fire else None, mem if want_mem else None, iseq if save_i else None,
+                aseq if keep_a else None, v, i, a)
 
     @staticmethod
     def backward(cfg, gout, gmem, hseq, iseq, aseq, xf, P, v0, i0, need_beta, need_alpha, dv, di, da):
@@ -405,8 +411,8 @@ class _NumbaActive(_Numba):
         self.cfg = cfg
         self.saved: Optional[tuple] = None
 
-    def forward(self, cfg, xf, P, v, i, a, want_mem, save_i):
-        res = _Numba.forward(cfg, xf, P, v, i, a, want_mem, save_i)
+    def forward(self, cfg, xf, P, v, i, a, want_mem, save_i, save_h=True):
+        res = _Numba.forward(cfg, xf, P, v, i, a, want_mem, save_i, save_h)
         self.saved = (res[1], res[4], P[1])  # hseq, aseq, flat thresholds (all saved for the backward too)
         return res
 
@@ -433,7 +439,7 @@ class _NumbaActive(_Numba):
 # ----------------------------------------------------------------------------------------------------------
 class _Torch:
     @staticmethod
-    def forward(cfg, xf, P, v, i, a, want_mem, save_i):
+    def forward(cfg, xf, P, v, i, a, want_mem, save_i, save_h=True):  # keeps h_t and a_{t-1} either way
         D = torch_definitions(static_flags(cfg, adjoint=False))
         one, zero = xf.new_ones(()), xf.new_zeros(())
         ramount = cfg.reset_amount or 0.0

@@ -91,8 +91,8 @@ def _forward_loop(x, VT, s0, beta, thr, syn, rho, adapt, couple, consts, out, hs
             for n in range(N):
                 m = b * N + n
                 xv = y[n]
-                o, h, v = step_element(xv, t, m, beta, thr, syn, rho, adapt, couple, SAVE_I, iseq, aseq,  # noqa: F821
-                                       vT, iT, aT, v_rest, v_reset, ramount, k, one, zero)
+                o, h, v = step_element(xv, t, m, beta, thr, syn, rho, adapt, couple, SAVE_I, SAVE_H,  # noqa: F821
+                                       iseq, aseq, vT, iT, aT, v_rest, v_reset, ramount, k, one, zero)
                 out[t, b, n] = o
                 hseq[t, b, n] = h
 

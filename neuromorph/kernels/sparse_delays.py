@@ -127,8 +127,13 @@ _COMPILED: dict = {}
 def _kernel(name: str, rows: int):
     """``name`` compiled parallel when there are enough batch rows and torch allows threads (as in
     :mod:`neuromorph.kernels.sparse`: ``torch.set_num_threads(1)`` keeps it on one core)."""
+    if name != "deliver":  # serial loops (the streaming step calls this every step)
+        fn = _COMPILED.get((name, False))
+        if fn is None:
+            fn = _COMPILED[(name, False)] = numba.njit(cache=NUMBA_CACHE, nogil=True)(_LOOPS[name])
+        return fn
     threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
-    parallel = name == "deliver" and rows > 1 and threads > 1
+    parallel = rows > 1 and threads > 1
     key = (name, parallel)
     if key not in _COMPILED:
         _COMPILED[key] = numba.njit(parallel=parallel, cache=NUMBA_CACHE, nogil=True)(_LOOPS[name])
@@ -183,7 +188,7 @@ def count_events(x: torch.Tensor) -> int:
 def deliver(x: torch.Tensor, packed: Packed, out_steps: int) -> torch.Tensor:
     """The layer's output ``[out_steps, B, out]`` for input ``x [T, B, in]`` (no bias), event-driven; ``x`` has
     the packed weights' dtype."""
-    xc = x.detach().contiguous()
+    xc = x.detach()  # any strides (a time-major view of batch-major data is read in place, not copied)
     steps, batch, _ = xc.shape
     counts = np.zeros((batch, 2), np.float64)
     if steps and batch and packed.synapses:
@@ -204,10 +209,7 @@ def deliver(x: torch.Tensor, packed: Packed, out_steps: int) -> torch.Tensor:
 def stream(x: torch.Tensor, packed: Packed, ring: torch.Tensor, head: int) -> tuple[torch.Tensor, int]:
     """Run the steps ``x [t, B, in]`` through the pending-current ring ``[K, B, out]`` (updated in place) whose
     slot ``head`` is the current step; returns (outputs ``[t, B, out]``, new head)."""
-    xc = x.detach()
-    if not xc.is_contiguous():
-        xc = xc.contiguous()
-    xn = xc.numpy()
+    xn = x.detach().numpy()  # any strides
     out = np.empty((xn.shape[0], xn.shape[1], packed.out_features), xn.dtype)
     counts = np.zeros(3, np.float64)
     head = _kernel("stream", 1)(xn, packed.ptr, packed.out_idx, packed.delay, packed.weight, ring.numpy(), head, out,

@@ -231,7 +231,7 @@ def _consts(cfg: DynamicsConfig):
 
 class _Triton:
     @staticmethod
-    def forward(cfg, xf, P, v, i, a, want_mem, save_i):
+    def forward(cfg, xf, P, v, i, a, want_mem, save_i, save_h=True):  # keeps h_t and a_{t-1} either way
         T, M = xf.shape
         out = torch.empty_like(xf)
         hseq = torch.empty_like(xf) if cfg.fire else out

@@ -385,9 +385,10 @@ class DelayedLinear(torch.nn.Module):
 
     # ------------------------------------------------------------------ inference: event-driven and streaming
     def _versions(self, dtype: torch.dtype) -> tuple:
-        """What the cached inference forms depend on: the tensors' identity and version, the form, the dtype."""
-        ts = (self.weight, self.positions, self.sigma)
-        return (self.form, dtype, *((t.data_ptr(), t._version) for t in ts))
+        """What the cached inference forms depend on: the tensors' identity and version, the form, the dtype.
+        (Read from the parameter dicts directly: this runs at every streamed step.)"""
+        w, p, g = self._parameters["weight"], self._parameters["positions"], self._buffers["sigma"]
+        return (self.form, dtype, w.data_ptr(), w._version, p.data_ptr(), p._version, g.data_ptr(), g._version)
 
     def _packed(self, dtype: torch.dtype) -> sparse_delays.Packed | None:
         """The synapses packed for the event-driven kernels (in ``dtype``), or None when the delays are not
@@ -416,13 +417,13 @@ class DelayedLinear(torch.nn.Module):
             backend = "dense"
         packed = None
         if backend != "dense":
-            params = (self.weight, self.positions, self.bias)
+            params = self._parameters  # the dict, not Module.__getattr__: this runs at every streamed step
             needs_grad = torch.is_grad_enabled() and (
-                x.requires_grad or any(t.requires_grad for t in params if t is not None))
+                x.requires_grad or any(t.requires_grad for t in params.values() if t is not None))
             why = None
             if needs_grad:
                 why = "a gradient is needed (the event-driven path is for inference: use torch.no_grad())"
-            elif not (x.device.type == "cpu" and self.weight.device.type == "cpu"
+            elif not (x.device.type == "cpu" and params["weight"].device.type == "cpu"
                       and x.dtype in (torch.float32, torch.float64)):
                 why = f"it runs on CPU float32/float64 tensors, got {x.dtype} on {x.device}"
             else:
@@ -433,8 +434,10 @@ class DelayedLinear(torch.nn.Module):
                 raise ConfigError(f"{self._label()}: backend='sparse' cannot run here: {why}; use backend='auto' to "
                                   f"fall back to the dense evaluation")
             if packed is not None and backend == "auto":
-                fan = packed.synapses / max(1, self.in_features)
-                if sparse_delays.count_events(x) * (fan + EVENT_OVERHEAD) * EVENT_COST >= dense_macs():
+                per_event = (packed.synapses / max(1, self.in_features) + EVENT_OVERHEAD) * EVENT_COST
+                dense = dense_macs()
+                # events are counted only if an input with no zero would not run event-driven anyway
+                if x.numel() * per_event >= dense and sparse_delays.count_events(x) * per_event >= dense:
                     packed = None
         self.__dict__["last_path"] = "dense" if packed is None else "sparse"  # plain attribute, no Module hooks
         return packed

@@ -29,6 +29,7 @@ from neuromorph.errors import ConfigError, ShapeError
 from neuromorph.kernels import fused
 from neuromorph.kernels.config import NeuronState, carries_a, carries_i, flat_param
 from neuromorph.nn.delays import DelayedLinear, DelayState
+from neuromorph.nn.layers import BatchNorm1d, SequenceDropout
 from neuromorph.nn.layout import InputLayout, check_input, input_layout
 from neuromorph.nn.neurons import SpikingNeuron
 from neuromorph.nn.protocol import declaration
@@ -126,7 +127,7 @@ class Streaming(nn.Module):
             elif isinstance(module, _STATEFUL):
                 x, self._states[name] = self._run_neuron(name, module, x)
             else:
-                x = module(x)
+                x = _stateless(module, x)
         return x
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
@@ -134,13 +135,15 @@ class Streaming(nn.Module):
         return self.forward(x.unsqueeze(0)).squeeze(0)
 
     def _run_neuron(self, name: str, neuron: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        plan = self._plans.get(name)
+        if plan is not None and plan.fits(neuron, x):  # its state has x's batch (the plan's shape includes it)
+            return plan(x)
         state: Optional[Any] = self._states.get(name)
         if state is not None:
             batch = _state_batch(state)
             if batch is not None and x.dim() >= 2 and batch != x.shape[1]:
                 raise ShapeError(f"Streaming: layer {name!r} holds the state of a batch of {batch}, the input has batch "
                                  f"{x.shape[1]}; call reset() before a new sequence")
-        plan = self._plans.get(name)
         if plan is None or not plan.fits(neuron, x):
             plan = _NeuronStep.build(neuron, x, state)
             if plan is None:
@@ -159,6 +162,26 @@ class Streaming(nn.Module):
 
     def extra_repr(self) -> str:
         return f"neurons={sum(isinstance(m, _STATEFUL) for _, m in self._layers)}"
+
+
+def _stateless(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A stateless layer on a chunk. Eval-mode dropout and batch norm without hooks skip the module call
+    (a sizeable part of a batch-1 step): dropout is the identity, batch norm the same ATen call its forward
+    makes, so the result is the same bits."""
+    if module.training or _hooked(module):
+        return module(x)
+    forward = type(module).forward
+    if forward is nn.Dropout.forward or forward is SequenceDropout.forward:
+        return x
+    if forward is BatchNorm1d.forward and x.dim() == 3:
+        p, b = module._parameters, module._buffers  # the dicts, not Module.__getattr__ (it adds ~3 µs a step)
+        mean, var = b.get("running_mean"), b.get("running_var")
+        if mean is not None and var is not None:
+            steps, batch, channels = x.shape
+            y = torch.batch_norm(x.reshape(steps * batch, channels), p.get("weight"), p.get("bias"), mean, var, False,
+                                 0.0, module.eps, torch.backends.cudnn.enabled)
+            return y.view(steps, batch, channels)
+    return module(x)
 
 
 def _copy_state(state: Any) -> Any:
@@ -186,6 +209,9 @@ class _NeuronStep:
         self.fn, self.params, self.consts, self.cfg = fn, params, consts, cfg
         self.v, self.i, self.a = v, i, a
         self.dummy = np.zeros((1, 1), v.dtype)
+        # views of the state arrays, which the loop updates in place: built once, not at every step
+        view = lambda arr, used: torch.from_numpy(arr).view(self.shape) if used else None  # noqa: E731
+        self.state = NeuronState(view(v, True), view(i, carries_i(cfg)), view(a, carries_a(cfg)))
 
     @staticmethod
     def _key(neuron: nn.Module) -> tuple:
@@ -236,24 +262,16 @@ class _NeuronStep:
             v = slot(st.v, True, cfg.v_rest)
             i = slot(st.i, carries_i(cfg), 0.0)
             a = slot(st.a, carries_a(cfg), 0.0)
-        return cls(neuron, cls._key(neuron), shape, x.dtype, fused._compiled(cfg, False, dtype=dt), flat,
+        return cls(neuron, cls._key(neuron), shape, x.dtype, fused._compiled(cfg, False, dtype=dt, save_h=False), flat,
                    fused._consts(cfg, dt), cfg, v, i, a)
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, NeuronState]:
-        steps = x.shape[0]
-        xf = x.detach().reshape(steps, -1)
-        if not xf.is_contiguous():
-            xf = xf.contiguous()
-        xn = xf.numpy()
+        shape = tuple(x.shape)
+        xn = x.detach().numpy().reshape(shape[0], -1)  # a view (a copy only if x is not contiguous)
         out = np.empty_like(xn)
-        hseq = np.empty_like(xn) if self.cfg.fire else out
-        aseq = np.empty_like(xn) if carries_a(self.cfg) else self.dummy
-        d = self.dummy
-        self.fn(xn, *self.params, self.consts, out, hseq, d, d, aseq, self.v, self.i, self.a)
-        cfg = self.cfg
-        view = lambda arr, used: torch.from_numpy(arr).view(self.shape) if used else None  # noqa: E731
-        state = NeuronState(view(self.v, True), view(self.i, carries_i(cfg)), view(self.a, carries_a(cfg)))
-        return torch.from_numpy(out).view(x.shape), state
+        d = self.dummy  # no backward: h_t, a_{t-1} and i_t are not kept (save_h=False)
+        self.fn(xn, *self.params, self.consts, out, d, d, d, d, self.v, self.i, self.a)
+        return torch.from_numpy(out.reshape(shape)), self.state
 
 
 def _state_batch(state: Any) -> Optional[int]:

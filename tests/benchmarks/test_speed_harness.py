@@ -21,3 +21,13 @@ def test_harness_times_one_step_of_each_scripts_network(script, network):
     assert proc.returncode == 0, proc.stderr[-2000:]
     row = json.loads(proc.stdout.strip().splitlines()[-1])
     assert row["library"] == network and row["median_ms"] > 0 and row["peak_step_mb"] >= 0
+
+
+def test_neuron_kernels_benchmark_runs_every_configuration():
+    proc = subprocess.run([sys.executable, str(BENCH / "neuron_kernels.py"), "--T", "4", "--M", "16", "--reps", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(proc.stdout)
+    assert set(res["configs"]) == {"lif", "cuba", "alif", "se-adlif", "ef-adlif"}
+    for row in res["configs"].values():
+        assert all(row[k] >= 0 for k in ("forward_train_ms", "forward_infer_ms", "adjoint_ms"))  # tiny: may read 0

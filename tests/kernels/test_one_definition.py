@@ -94,17 +94,17 @@ def test_numba_time_walks_share_one_element_code():
         assert "adjoint" in names and "adjoint_element" not in names
 
 
-def _collides(xv, t, m, beta, thr, syn, rho, adapt, couple, save_i, iseq, aseq, vT, iT, aT, v_rest, v_reset,
-              ramount, k, one, zero):
+def _collides(xv, t, m, beta, thr, syn, rho, adapt, couple, save_i, save_a, iseq, aseq, vT, iT, aT, v_rest,
+              v_reset, ramount, k, one, zero):
     kappa = one  # the helper assigns a local of this name
-    o, h, v = step_element(xv, t, m, beta, thr, syn, rho, adapt, couple, save_i, iseq, aseq, vT, iT, aT,  # noqa: F821
+    o, h, v = step_element(xv, t, m, beta, thr, syn, rho, adapt, couple, save_i, save_a, iseq, aseq, vT, iT, aT,  # noqa: F821
                            v_rest, v_reset, ramount, k, one, zero)
     return o + kappa
 
 
-def _not_names(xv, t, m, beta, thr, syn, rho, adapt, couple, save_i, iseq, aseq, vT, iT, aT, v_rest, v_reset,
-               ramount, k, one, zero):
-    o, h, v = step_element(xv + 1, t, m, beta, thr, syn, rho, adapt, couple, save_i, iseq, aseq, vT, iT, aT,  # noqa: F821
+def _not_names(xv, t, m, beta, thr, syn, rho, adapt, couple, save_i, save_a, iseq, aseq, vT, iT, aT, v_rest,
+               v_reset, ramount, k, one, zero):
+    o, h, v = step_element(xv + 1, t, m, beta, thr, syn, rho, adapt, couple, save_i, save_a, iseq, aseq, vT, iT, aT,  # noqa: F821
                            v_rest, v_reset, ramount, k, one, zero)
     return o
 

@@ -244,3 +244,22 @@ def test_count_events_equals_count_nonzero(dtype):
     x[0, 0, 0], x[1, 2, 3], x[2, 3, 4] = -0.0, float("nan"), -2.0
     for v in (x, x[:, 2:7], x[3:, ::2, 1:], x.transpose(0, 1), torch.zeros(0, 2, 3, dtype=dtype)):
         assert sparse_delays.count_events(v) == int(torch.count_nonzero(v))
+
+
+def test_events_are_counted_only_when_the_price_depends_on_them(monkeypatch):
+    """The auto rule prices nnz(x) events; when even an input without a zero would run event-driven (a
+    streamed step of a wide layer) the count is skipped, the path and the outputs are the same."""
+    layer = rounded_layer(140, 64, 25, torch.float32, backend="auto")
+    x = counts((12, 1, 140), 0.05, torch.float32)
+    with torch.no_grad():
+        expect, state = layer.stream(x[:1])
+        assert layer.last_path == "sparse"
+
+        def refuse(v):
+            raise AssertionError("counted")
+
+        monkeypatch.setattr(sparse_delays, "count_events", refuse)
+        got, _ = layer.stream(x[:1])  # 140 inputs x (63.5 synapses + overhead) priced below 140 x 25 x 64
+        assert layer.last_path == "sparse" and torch.equal(got, expect)
+        with pytest.raises(AssertionError, match="counted"):
+            layer(x)  # the whole sequence: the spectral method is cheaper for a full input, so the count decides

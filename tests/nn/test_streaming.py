@@ -140,3 +140,32 @@ def test_streaming_checks_a_declared_layout():
     assert stream.step(torch.zeros(3, 2, 16, 16)).shape == (3, 5)
     with pytest.raises(ShapeError, match="no time axis"):
         stream(torch.zeros(3, 2, 16, 16))  # one step given as a chunk: .step() is meant
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_eval_batch_norm_and_dropout_stream_as_the_whole_sequence(dtype):
+    """Streaming runs eval-mode BatchNorm1d and dropout without their module call: the same bits as the whole
+    sequence; with a hook on the layer, the module is called (and its hook runs) at every step."""
+    torch.manual_seed(5)
+    net = torch.nn.Sequential(nm.nn.BatchNorm1d(10), nm.nn.LIF(tau=2.0, threshold=0.5), nm.nn.SequenceDropout(0.3),
+                              torch.nn.Dropout(0.2)).to(dtype)
+    bn = net[0]
+    with torch.no_grad():
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.2, 3.0)
+        bn.weight.uniform_(0.5, 2.0)
+        bn.bias.uniform_(-0.3, 0.3)
+    net.eval()
+    x = torch.rand(20, 3, 10, dtype=dtype) * (torch.rand(20, 3, 10) < 0.5)
+    with torch.no_grad():
+        whole = net(x)
+        normed = bn(x)
+        stream = Streaming(net)
+        steps = torch.stack([stream.step(x[t]) for t in range(20)])
+        calls = []
+        hook = bn.register_forward_hook(lambda m, i, o: calls.append(o))
+        stream.reset()
+        hooked = torch.stack([stream.step(x[t]) for t in range(20)])
+        hook.remove()
+    assert whole.sum() > 20 and torch.equal(steps, whole) and torch.equal(hooked, whole)
+    assert len(calls) == 20 and torch.equal(torch.cat(calls), normed)
