@@ -57,7 +57,7 @@ def _deliver(x, ptr, fl, dl, wv, K, out, counts):  # pragma: no cover - compiled
             for i in range(I):
                 v = x[t, b, i]
                 if v != 0:
-                    p0 = ptr[i]
+                    p0 = ptr[i]  # uint64 (as all indices here): no negative-index wraparound code per synapse
                     p1 = ptr[i + 1]
                     if t + K <= S:  # every delay lands inside the output
                         for p in range(p0, p1):
@@ -67,9 +67,9 @@ def _deliver(x, ptr, fl, dl, wv, K, out, counts):  # pragma: no cover - compiled
                         p = p0
                         while p < p1 and dl[p] < lim:
                             ob[base + fl[p]] += v * wv[p]
-                            p += 1
-                    n += p - p0
-                    syn += float(v) * (p - p0)
+                            p += np.uint64(1)
+                    n += np.int64(p - p0)
+                    syn += float(v) * np.int64(p - p0)
         for s in range(S):
             row = s * O
             for o in range(O):
@@ -97,8 +97,8 @@ def _stream(x, ptr, oj, dl, wv, ring, head, out, counts):  # pragma: no cover - 
                             s -= K
                         ring[s, b, oj[p]] += v * wv[p]
                     counts[0] += 1
-                    counts[1] += p1 - p0
-                    counts[2] += float(v) * (p1 - p0)
+                    counts[1] += np.int64(p1 - p0)
+                    counts[2] += float(v) * np.int64(p1 - p0)
             for o in range(O):
                 out[t, b, o] = ring[head, b, o]
                 ring[head, b, o] = 0
@@ -173,7 +173,7 @@ def pack(weight: torch.Tensor, delays: torch.Tensor, kernel_size: int) -> Packed
     dd = d[ii, jj]
     order = np.lexsort((jj, dd, ii))  # by input, then delay, then output
     ii, jj, dd = ii[order], jj[order], dd[order]
-    ptr = np.zeros(n_in + 1, np.int64)
+    ptr = np.zeros(n_in + 1, np.uint64)
     np.cumsum(np.bincount(ii, minlength=n_in), out=ptr[1:])
     return Packed(ptr, jj.astype(np.int32), (dd * n_out + jj).astype(np.uint32), dd.astype(np.int32),
                   np.ascontiguousarray(w[ii, jj]), n_in, n_out, int(kernel_size))
