@@ -29,6 +29,7 @@ crossover density) and with every synapse dense (``synapse_backend("dense")``), 
   layer's input, the path taken, the predictions and accuracy on both paths, latency per step and events/s.
 
 Times are medians over ``--reps`` after a warm-up, wall-clock and process CPU time, ``--threads`` threads.
+``--profile`` adds the delay section's per-layer CPU time in inference (forward hooks, after the timed runs).
 
     python benchmarks/sparse_real.py --data /path/to/data --threads 1
     python benchmarks/sparse_real.py --data /path/to/data --threads 1 --sections delay
@@ -95,6 +96,27 @@ def train_step(net, forward, x, y, reps):
     return timed(step, reps)
 
 
+def layer_times(net: nn.Module, fn, reps: int) -> dict:
+    """Process CPU ms per call of ``fn()`` spent in each leaf module of ``net`` (forward hooks; mean of ``reps``
+    calls after the timed runs, so the hooks do not disturb those), keyed "name Type"."""
+    acc: dict = {}
+    start: dict = {}
+    hooks = []
+    for name, m in net.named_modules():
+        if name and not list(m.children()):
+            key = f"{name} {type(m).__name__}"
+            hooks.append(m.register_forward_pre_hook(lambda m, a, k=key: start.__setitem__(k, time.process_time())))
+            hooks.append(m.register_forward_hook(
+                lambda m, a, o, k=key: acc.__setitem__(k, acc.get(k, 0.0) + time.process_time() - start[k])))
+    try:
+        for _ in range(reps):
+            fn()
+    finally:
+        for h in hooks:
+            h.remove()
+    return {k: round(1e3 * v / reps, 2) for k, v in acc.items()}
+
+
 def both(fn):
     """``fn()`` with the default synapses and with all synapses dense."""
     sparse = fn()
@@ -119,6 +141,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train-seed", type=int, default=0, help="seed of the delay model trained without --checkpoint")
     ap.add_argument("--train-out", help="folder for the run that trains the delay model (default: a temporary one)")
     ap.add_argument("--batch", type=int, default=100, help="inference batch size (delay section)")
+    ap.add_argument("--profile", action="store_true",
+                    help="delay section: also the CPU time of each layer in inference, both paths")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     sections = set(args.sections.split(","))
@@ -207,6 +231,8 @@ def delay_section(xs: torch.Tensor, y: torch.Tensor, args) -> dict:
     res["predictions_equal_dense"] = bool(torch.equal(pred, pred_dense))
     s, d = both(lambda: timed(infer, args.reps))
     res["infer"] = {"sparse_ms": s, "dense_ms": d, "speedup_cpu": d[1] / s[1], "speedup_wall": d[0] / s[0]}
+    if args.profile:  # where the time goes, per layer (after the timed runs: hooks cost a little)
+        res["infer"]["layers_ms"] = dict(zip(("sparse", "dense"), both(lambda: layer_times(net, infer, args.reps))))
     # for context: the dense evaluation over all K taps (conv1d, what DCLS's Dcls1d computes)
     methods = [m.method for m in layers]
     for m in layers:
