@@ -124,11 +124,20 @@ def _forward_scan(x, wt, bias, out):  # pragma: no cover - compiled by numba
                     orow[o] += v * wrow[o]
 
 
-def _forward_scan_w(x, w, bias, out):  # pragma: no cover - compiled by numba
+def _forward_scan_w(x, w, bias, out, limit):  # pragma: no cover - compiled by numba
     """:func:`_forward_scan` reading the weight ``w [O, I]`` as it is (a strided column per event): for the
-    few rows of a streaming step, where transposing the whole weight would cost more than the product."""
+    few rows of a streaming step, where transposing the whole weight would cost more than the product.
+    Returns the number n of nonzero inputs; with ``limit`` or more of them it returns -1 - n and writes
+    nothing (so one call both applies the auto rule's crossover and computes, as a streamed step needs)."""
     R, I = x.shape
     O = out.shape[1]
+    n = 0
+    for r in range(R):
+        for i in range(I):
+            if x[r, i] != 0:
+                n += 1
+    if n >= limit:
+        return -1 - n
     for r in range(R):
         orow = out[r]
         for o in range(O):
@@ -139,6 +148,7 @@ def _forward_scan_w(x, w, bias, out):  # pragma: no cover - compiled by numba
             if v != 0:
                 for o in range(O):
                     orow[o] += v * w[o, i]
+    return n
 
 
 def _weight_grad(indptr, idx, val, g, n_in, dwt):  # pragma: no cover - compiled by numba
@@ -236,6 +246,10 @@ _COMPILED: dict = {}
 def _kernel(name: str, rows: int):
     """The loop ``name``: parallel when there are enough rows and torch may use more than one thread (the
     thread count follows torch's setting, so ``torch.set_num_threads(1)`` keeps everything on one core)."""
+    if rows < PARALLEL_ROWS and name != "weight_grad":  # serial: skip the thread logic (a streamed step's case)
+        fn = _COMPILED.get((name, False))
+        if fn is not None:
+            return fn
     threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
     parallel = rows >= PARALLEL_ROWS and threads > 1
     if name == "weight_grad" and not parallel:
@@ -352,7 +366,7 @@ def _forward_inference(rows: "Rows", weight: torch.Tensor, bias: Optional[torch.
     R = rows.x.shape[0]
     out, b = _start(weight, bias, R)
     if rows.nnz and R < PARALLEL_ROWS and wt is None:
-        _kernel("forward_scan_w", R)(rows.x.numpy(), weight.detach().numpy(), b, out.numpy())
+        _kernel("forward_scan_w", R)(rows.x.numpy(), weight.detach().numpy(), b, out.numpy(), np.inf)
     elif rows.nnz:
         _kernel("forward_scan", R)(rows.x.numpy(), _transposed(weight, wt), b, out.numpy())
     else:

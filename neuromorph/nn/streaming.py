@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as _torch_module
 
@@ -30,7 +31,8 @@ from neuromorph.errors import ConfigError, ShapeError
 from neuromorph.kernels import fused
 from neuromorph.kernels.config import NeuronState, carries_a, carries_i, flat_param
 from neuromorph.nn.delays import DelayedLinear, DelayState
-from neuromorph.nn.layers import BatchNorm1d, SequenceDropout
+from neuromorph.kernels import sparse
+from neuromorph.nn.layers import BatchNorm1d, Linear, SequenceDropout
 from neuromorph.nn.layout import InputLayout, check_input, input_layout
 from neuromorph.nn.neurons import SpikingNeuron
 from neuromorph.nn.protocol import declaration
@@ -97,7 +99,7 @@ class Streaming(nn.Module):
                         f"network as one nn.Sequential of layers"
                     )
         self._states: dict[str, Any] = {}
-        self._plans: dict[str, _NeuronStep] = {}
+        self._plans: dict[str, Any] = {}  # the fast inference steps: _NeuronStep, _LinearStep, _NoStep
 
     def reset(self) -> None:
         """Forget every neuron's state: the next call starts a new sequence."""
@@ -127,6 +129,8 @@ class Streaming(nn.Module):
                 x, self._states[name] = module.stream(x, self._states.get(name))
             elif isinstance(module, _STATEFUL):
                 x, self._states[name] = self._run_neuron(name, module, x)
+            elif isinstance(module, Linear):
+                x = self._run_linear(name, module, x)
             else:
                 x = _stateless(module, x)
         return x
@@ -160,6 +164,14 @@ class Streaming(nn.Module):
         finally:
             neuron.streaming = was
         return out, new_state
+
+    def _run_linear(self, name: str, layer: Linear, x: torch.Tensor) -> torch.Tensor:
+        plan = self._plans.get(name)
+        if plan is None or not plan.fits(layer, x):
+            plan = _LinearStep.build(layer, x) or _NoStep(layer, x)
+            self._plans[name] = plan
+        y = plan(x)
+        return y if y is not None else layer(x)  # the layer itself where no fast step applies
 
     def extra_repr(self) -> str:
         return f"neurons={sum(isinstance(m, _STATEFUL) for _, m in self._layers)}"
@@ -273,6 +285,90 @@ class _NeuronStep:
         d = self.dummy  # no backward: h_t, a_{t-1} and i_t are not kept (save_h=False)
         self.fn(xn, *self.params, self.consts, out, d, d, d, d, self.v, self.i, self.a)
         return torch.from_numpy(out.reshape(shape)), self.state
+
+
+class _LinearStep:
+    """A :class:`~neuromorph.nn.Linear`'s inference step on the few rows of a streamed step, without its
+    forward's Python work: for an event-driven layer one compiled call applies the auto rule (nonzero inputs
+    below the crossover) and computes, the same scan in the same order as the layer's own event-driven
+    forward (so the same bits); where the layer would run dense (above the crossover, a narrow layer,
+    ``backend="dense"``) the same ``torch.nn.functional.linear`` call its forward makes. ``last_path`` and
+    ``last_density`` are set as the forward sets them."""
+
+    def __init__(self, layer, key, shape, dtype, forced, dense_only, fn, limit):
+        self.layer, self.key, self.shape, self.dtype, self.forced = layer, key, shape, dtype, forced
+        self.dense_only, self.fn, self.limit = dense_only, fn, limit
+        self.weight, self.bias = layer._parameters["weight"], layer._parameters.get("bias")
+        self.w = self.weight.detach().numpy()
+        self.b = self.bias.detach().numpy() if self.bias is not None else np.zeros(self.w.shape[0], self.w.dtype)
+        self.n_in, self.n_out = self.w.shape[1], self.w.shape[0]
+
+    @staticmethod
+    def _key(layer: Linear) -> tuple:
+        w, b = layer._parameters["weight"], layer._parameters.get("bias")
+        return (layer.backend, layer.crossover, w.data_ptr(), w._version,
+                None if b is None else b.data_ptr(), None if b is None else b._version)
+
+    @staticmethod
+    def _needs_grad(layer: Linear, x: torch.Tensor) -> bool:
+        return torch.is_grad_enabled() and (x.requires_grad or any(
+            p.requires_grad for p in layer._parameters.values() if p is not None))
+
+    @classmethod
+    def build(cls, layer: Linear, x: torch.Tensor) -> Optional["_LinearStep"]:
+        forced = sparse._FORCED.get()
+        backend = forced if (layer.backend == "auto" and forced is not None) else layer.backend
+        w = layer._parameters["weight"]
+        if (type(layer).forward is not Linear.forward or _hooked(layer) or sparse._WORK.get() is not None
+                or cls._needs_grad(layer, x) or not sparse.eligible(x, w) or x.dim() < 2
+                or x.shape[-1] != layer.in_features or x.numel() // x.shape[-1] >= sparse.PARALLEL_ROWS
+                or torch.jit.is_tracing() or torch.compiler.is_compiling()):
+            return None
+        limit = float("inf")
+        if backend == "auto":
+            crossover = layer.crossover if layer.crossover is not None else sparse.crossover_for(w.shape[0], False)
+            limit = crossover * x.numel()
+        # what the forward runs without counting: an explicit dense backend, or auto on a narrow layer
+        dense_only = backend == "dense" or (layer.crossover is None and limit <= 0.0)
+        return cls(layer, cls._key(layer), x.shape, x.dtype, forced, dense_only,
+                   sparse._kernel("forward_scan_w", 1), limit)
+
+    def fits(self, layer: Linear, x: torch.Tensor) -> bool:
+        return (layer is self.layer and x.shape == self.shape and x.dtype == self.dtype and x.device.type == "cpu"
+                and sparse._FORCED.get() == self.forced and sparse._WORK.get() is None and not _hooked(layer)
+                and self._key(layer) == self.key and not self._needs_grad(layer, x))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dense_only:
+            self.layer.__dict__.update(last_path="dense", last_density=float("nan"))
+            return F.linear(x, self.weight, self.bias)
+        xn = x.detach().numpy().reshape(-1, self.n_in)  # a view (a copy only if x is not contiguous)
+        out = np.empty((xn.shape[0], self.n_out), self.w.dtype)
+        n = self.fn(xn, self.w, self.b, out, self.limit)
+        if n < 0:  # at or above the crossover: the dense product, as the layer's forward would run
+            self.layer.__dict__.update(last_path="dense", last_density=(-1 - n) / max(1, xn.size))
+            return F.linear(x, self.weight, self.bias)
+        self.layer.__dict__.update(last_path="sparse", last_density=n / max(1, xn.size))
+        return torch.from_numpy(out.reshape(*self.shape[:-1], self.n_out))
+
+
+class _NoStep:
+    """Remembers that :meth:`_LinearStep.build` found no fast step for this layer and input, so that it is not
+    tried again at every step while nothing it depends on changes (the layer is then simply called)."""
+
+    def __init__(self, layer: Linear, x: torch.Tensor):
+        self.layer, self.signature = layer, self._signature(layer, x)
+
+    @staticmethod
+    def _signature(layer: Linear, x: torch.Tensor) -> tuple:
+        return (x.shape, x.dtype, x.device, x.requires_grad, torch.is_grad_enabled(), sparse._FORCED.get(),
+                sparse._WORK.get() is None, _hooked(layer), type(layer).forward, _LinearStep._key(layer))
+
+    def fits(self, layer: Linear, x: torch.Tensor) -> bool:
+        return layer is self.layer and self._signature(layer, x) == self.signature
+
+    def __call__(self, x: torch.Tensor) -> None:
+        return None
 
 
 def _state_batch(state: Any) -> Optional[int]:

@@ -169,3 +169,38 @@ def test_eval_batch_norm_and_dropout_stream_as_the_whole_sequence(dtype):
         hook.remove()
     assert whole.sum() > 20 and torch.equal(steps, whole) and torch.equal(hooked, whole)
     assert len(calls) == 20 and torch.equal(torch.cat(calls), normed)
+
+
+def test_streamed_linear_steps_match_the_layers_own_forward():
+    """Streaming steps an nm.nn.Linear without its forward's Python work: the outputs, ``last_path`` and
+    ``last_density`` of every step equal what the layer's own forward gives on that step, below and above
+    the crossover, for a narrow layer, under synapse_backend overrides and while count_work counts."""
+    import contextlib
+
+    from neuromorph.kernels import sparse
+
+    torch.manual_seed(6)
+    wide, narrow = nm.nn.Linear(40, 96), nm.nn.Linear(40, 8)
+    dense = nm.nn.Linear(40, 96, backend="dense")
+    dense.load_state_dict(wide.state_dict())
+    net = torch.nn.Sequential(wide)
+    x = (torch.rand(30, 1, 40) < torch.linspace(0.02, 0.4, 30).view(30, 1, 1)).float()  # crosses 0.12
+    for layer in (wide, narrow, dense):
+        net = torch.nn.Sequential(layer).eval()
+        for ctx in (None, "dense", "sparse"):
+            stream = Streaming(net)
+            with torch.no_grad(), (sparse.synapse_backend(ctx) if ctx else contextlib.nullcontext()):
+                got, expect = [], []
+                for t in range(30):
+                    got.append((stream.step(x[t]), layer.last_path, layer.last_density))
+                    expect.append((layer(x[t:t + 1])[0], layer.last_path, layer.last_density))
+            assert isinstance(stream._plans["0"], nm.nn.streaming._LinearStep)  # the fast step ran
+            for (y, path, dens), (y0, path0, dens0) in zip(got, expect):
+                assert torch.equal(y, y0) and path == path0
+                assert (dens != dens) if dens0 != dens0 else dens == dens0
+            if layer is wide and ctx is None:
+                assert {p for _, p, _ in got} == {"sparse", "dense"}  # both sides of the crossover were stepped
+    stream = Streaming(torch.nn.Sequential(wide).eval())
+    with torch.no_grad(), sparse.count_work() as work:
+        stream.step(x[0])
+    assert work.calls == 1 and work.events == int(x[0].count_nonzero())  # counted: the layer's own forward ran
