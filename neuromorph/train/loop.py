@@ -314,6 +314,25 @@ def clip_gradients(parameters: Iterator[torch.nn.Parameter] | list[torch.nn.Para
     return norm
 
 
+def _overflowing_gradient(model: torch.nn.Module, grad_norm: float, grad_clip: float | None) -> str | None:
+    """Why the step must not be taken although the gradient is finite, or None: a (clipped) gradient entry
+    whose square overflows its parameter's dtype. Adam-like optimisers keep that square (the second moment):
+    it becomes inf and the parameter then never moves again, silently. Checked entry by entry only when
+    the norm allows it (the norm bounds every entry)."""
+    if not math.isfinite(grad_norm):
+        return None
+    bound = grad_norm if grad_clip is None else min(grad_norm, grad_clip)
+    for name, p in model.named_parameters():
+        g = p.grad
+        if g is None or not g.is_floating_point():
+            continue
+        limit = math.sqrt(torch.finfo(g.dtype).max)
+        if bound > limit and float(g.abs().max()) > limit:
+            return (f"gradient entries of {name!r} beyond {limit:.3g}, whose square overflows {g.dtype} in the "
+                    f"optimiser's state; set grad_clip")
+    return None
+
+
 def _nonfinite_weights(model: torch.nn.Module) -> str | None:
     """The name of the first parameter or buffer holding NaN/Inf, or None (run once per checkpoint)."""
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
@@ -441,7 +460,9 @@ def fit(
                 # and any_rank makes the local loss check global too, so every rank skips the same batches
                 grad_norm = clip_gradients(model.parameters(), recipe.grad_clip)
                 loss_value = float(loss.detach())
-                bad = dd.any_rank(not (math.isfinite(loss_value) and math.isfinite(grad_norm)), info)
+                overflow = _overflowing_gradient(model, grad_norm, recipe.grad_clip)
+                bad = dd.any_rank(not (math.isfinite(loss_value) and math.isfinite(grad_norm)) or overflow is not None,
+                                  info)
                 if bad:
                     for opt in optimizers:  # no step: the weights stay as they were
                         opt.zero_grad(set_to_none=True)
@@ -455,6 +476,8 @@ def fit(
                         samples = f"samples {idx[:8].tolist()}{'...' if idx.numel() > 8 else ''}"
                     where = f"epoch {epoch + 1} batch {step} ({samples})"
                     what = f"loss {loss_value}, gradient norm {grad_norm}"
+                    if overflow is not None and math.isfinite(loss_value) and math.isfinite(grad_norm):
+                        what += f" ({overflow})"
                     if acc["bad_run"] >= max_nonfinite:
                         if info.is_main:
                             log.write({"event": "nonfinite", "epoch": epoch + 1, "batch": step, "in_a_row": acc["bad_run"],
@@ -466,7 +489,8 @@ def fit(
                             f"gradient, the last at {where}: {what}. Check the inputs for NaN/Inf, lower lr or set "
                             f"grad_clip; the weights were not updated by these batches and the checkpoints in {str(out)!r} "
                             f"are from the last completed epoch")
-                    warnings.warn(f"training {recipe.name!r}: non-finite {what} at {where}; batch skipped (no optimiser "
+                    kind = "unusable" if overflow is not None and math.isfinite(grad_norm) else "non-finite"
+                    warnings.warn(f"training {recipe.name!r}: {kind} {what} at {where}; batch skipped (no optimiser "
                                   f"step)", RuntimeWarning, stacklevel=2)
                 else:
                     acc["bad_run"] = 0

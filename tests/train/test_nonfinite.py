@@ -126,3 +126,28 @@ def test_clip_gradients_near_float32_max():
     assert float(p.grad[0, 0]) == pytest.approx(-0.015, rel=1e-6)
     assert clip_gradients([p, q], None) == pytest.approx(1.5, rel=1e-5)  # measured (float32 per-tensor norms), not scaled
     assert float(p.grad[0, 0]) == pytest.approx(-0.015, rel=1e-6)
+
+
+def test_gradient_whose_square_overflows_the_optimiser_state_is_skipped(tmp_path):
+    """Without grad_clip, one finite gradient of 1e20 made Adam's second moment inf (1e40 in float32): the
+    parameter then never moved again and training went on silently. That batch is now skipped, with the
+    parameter named and grad_clip suggested; the optimiser state stays finite and fc1.weight keeps learning."""
+    from neuromorph.train.loop import Hooks
+
+    seen = []
+
+    class OneHuge(Hooks):  # the second backward's fc1.weight gradient becomes 1e20 everywhere
+        def build_optimizers(self, model, recipe, n_batches):
+            model.fc1.weight.register_hook(lambda g: torch.full_like(g, 1e20) if len(seen) == 1 else g)
+            model.fc1.weight.register_hook(lambda g: seen.append(1) or g)
+            return super().build_optimizers(model, recipe, n_batches)
+
+    recipe = toy_recipe(optimizer="adam", schedule="none", grad_clip=None, epochs=1)
+    with pytest.warns(RuntimeWarning, match=r"unusable loss [-0-9.e]+, gradient norm [0-9.e+]+ \(gradient entries of "
+                                            r"'fc1.weight' beyond 1.84e\+19.*set grad_clip\) at epoch 1 batch 1"):
+        fit(recipe, tmp_path, data=toy_bundle(), progress=False, hooks=OneHuge(), on_step=lambda e, s: s == 4)
+    state = ck.load_checkpoint(tmp_path / "last.pt")
+    moments = [t for opt in state["train_state"]["optimizers"] for st in opt["state"].values() for t in st.values()
+               if isinstance(t, torch.Tensor) and t.is_floating_point()]
+    assert moments and all(bool(torch.isfinite(t).all()) for t in moments)
+    assert state["train_state"]["accum"]["skipped"] == 1
