@@ -18,6 +18,7 @@ the same bits. Eval-mode ``BatchNorm1d`` and dropout without hooks are applied w
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Optional
 
 import numpy as np
@@ -69,7 +70,8 @@ class Streaming(nn.Module):
     currents between calls; its stream gives the whole sequence's first T output steps (the extra
     ``⌊(K-1)/2⌋`` steps of the whole-sequence output are what feeding zero steps gives); it is stepped
     through its own buffer, not called, so hooks registered on a ``DelayedLinear`` (an energy monitor's
-    included) do not run while streaming and its synaptic operations are not counted. Other layers that
+    included) do not run while streaming (a ``RuntimeWarning`` says so once per layer);
+    :func:`neuromorph.kernels.sparse.count_work` counts what its streamed steps deliver. Other layers that
     mix time steps without keeping state between calls (declared ``mixes_time`` in the layer protocol:
     ``DeltaActivation``, recurrent torch layers, a user's layer declaring it), and custom modules that hold
     neurons inside their own ``forward``, are refused with a ``ConfigError`` naming the layer: flatten the
@@ -100,6 +102,7 @@ class Streaming(nn.Module):
                     )
         self._states: dict[str, Any] = {}
         self._plans: dict[str, Any] = {}  # the fast inference steps: _NeuronStep, _LinearStep, _NoStep
+        self._warned: set[str] = set()
 
     def reset(self) -> None:
         """Forget every neuron's state: the next call starts a new sequence."""
@@ -126,6 +129,13 @@ class Streaming(nn.Module):
             check_input(x, InputLayout(layout.shape), f"Streaming({type(self.network).__name__})")
         for name, module in self._layers:
             if isinstance(module, DelayedLinear):
+                if name not in self._warned and _hooked(module):
+                    self._warned.add(name)  # once per layer and stream
+                    warnings.warn(
+                        f"Streaming: the hooks on layer {name!r} (DelayedLinear) do not run while streaming: its delayed "
+                        f"currents are stepped through DelayedLinear.stream, not its forward, so an energy monitor does "
+                        f"not count its synaptic operations; neuromorph.kernels.sparse.count_work() counts what the "
+                        f"streamed steps deliver", RuntimeWarning, stacklevel=2)
                 x, self._states[name] = module.stream(x, self._states.get(name))
             elif isinstance(module, _STATEFUL):
                 x, self._states[name] = self._run_neuron(name, module, x)

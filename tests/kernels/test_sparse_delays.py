@@ -263,3 +263,30 @@ def test_events_are_counted_only_when_the_price_depends_on_them(monkeypatch):
         assert layer.last_path == "sparse" and torch.equal(got, expect)
         with pytest.raises(AssertionError, match="counted"):
             layer(x)  # the whole sequence: the spectral method is cheaper for a full input, so the count decides
+
+
+def test_streaming_warns_that_hooks_on_a_delay_layer_do_not_run_and_count_work_counts_it():
+    """An energy monitor hooks DelayedLinear's forward, which Streaming does not call: it used to miss the
+    layer's synaptic operations silently. Streaming now warns once per layer, and count_work counts the
+    streamed deliveries: every synapse of every input event (the stream keeps all deliveries in flight)."""
+    torch.manual_seed(3)
+    layer = rounded_layer(12, 8, 5, torch.float64, backend="sparse")
+    net = torch.nn.Sequential(layer, nm.nn.LI())
+    calls = []
+    layer.register_forward_hook(lambda m, i, o: calls.append(1))
+    x = counts((10, 2, 12), 0.3, torch.float64)
+    stream = nm.nn.Streaming(net)
+    with torch.no_grad(), sparse.count_work() as work:
+        with pytest.warns(RuntimeWarning, match=r"hooks on layer '0' \(DelayedLinear\) do not run while streaming"):
+            stream.step(x[0])
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # once per layer
+            for t in range(1, 10):
+                stream.step(x[t])
+    assert calls == []
+    fan = (layer.weight != 0).sum(0).to(torch.float64)  # nonzero synapses per input
+    assert work.events == int(torch.count_nonzero(x))
+    assert work.accumulates == int(((x != 0).to(torch.float64) * fan).sum())
+    assert work.synops == float((x * fan).sum())
