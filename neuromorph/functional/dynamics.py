@@ -235,21 +235,20 @@ def surrogate_grad(x, a, sid, one, zero):
 
 def phi(u, k, one):
     """The Membrane Potential Rectifier φ(u) (functional.mpr); every branch is evaluated on clamped input
-    so that none produces NaN where it is not selected."""
-    lo = one - cbrt(one - minimum(u, 0.0))
-    hi = cbrt(maximum(u, 1.0))
+    so that none produces NaN where it is not selected. One cube root serves both outer branches: of 1 − u
+    below 0, of u above 1 (of 1 in between), the same value each branch took its own root of before (a
+    cube root is a library call the compiled loops cannot vectorise)."""
+    c = cbrt(where(u < 0.0, one - u, maximum(u, one)))
     mid = 0.5 + tanh(k * (minimum(maximum(u, 0.0), 1.0) - 0.5)) / (2.0 * tanh(0.5 * k))
-    return where(u < 0.0, lo, where(u > 1.0, hi, mid))
+    return where(u < 0.0, one - c, where(u > 1.0, c, mid))
 
 
 def phi_grad(u, k, one):
-    """φ′(u)."""
-    lo_b = cbrt(one - minimum(u, 0.0))
-    hi_b = cbrt(maximum(u, 1.0))
-    lo = (1.0 / 3.0) / (lo_b * lo_b)
-    hi = (1.0 / 3.0) / (hi_b * hi_b)
+    """φ′(u): (1/3)·c^−2 on both outer branches, with the one cube root c of :func:`phi`."""
+    c = cbrt(where(u < 0.0, one - u, maximum(u, one)))
+    outer = (1.0 / 3.0) / (c * c)
     mid = k / (2.0 * tanh(0.5 * k)) * sech2(k * (minimum(maximum(u, 0.0), 1.0) - 0.5))
-    return where(u < 0.0, lo, where(u > 1.0, hi, mid))
+    return where(u < 0.0, outer, where(u > 1.0, outer, mid))
 
 
 def threshold(th0, a):
