@@ -202,8 +202,22 @@ _ELEMENTS = {"step_element": _step_element, "adjoint_element": _adjoint_element}
 ELEMENT_HASH = hashlib.sha1("".join(inspect.getsource(f) for f in _ELEMENTS.values()).encode()).hexdigest()[:8]
 
 
+#: the source of every function `splice` reads, taken when its module is imported (`remember_source`): a
+#: configuration compiled later must not re-read a file edited since (inspect would then hand back the
+#: lines now at the function's old position)
+_SOURCES: dict = {}
+
+
+def remember_source(*fns: types.FunctionType) -> None:
+    """Keep the source of ``fns`` (loops and element helpers) for `splice`; call at import."""
+    for fn in fns:
+        _SOURCES[fn] = textwrap.dedent(inspect.getsource(fn))
+
+
 def _function_ast(fn: types.FunctionType) -> ast.FunctionDef:
-    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    if fn not in _SOURCES:
+        remember_source(fn)
+    tree = ast.parse(_SOURCES[fn])
     ast.increment_lineno(tree, fn.__code__.co_firstlineno - 1)
     return tree.body[0]
 
@@ -314,6 +328,8 @@ def _active_loop(hseq, aseq, thr, consts, salpha, sscale, act):  # pragma: no co
             else:
                 act[t, m] = sscale * surrogate_grad(h - th, salpha, SID, one, zero) != zero  # noqa: F821
 
+
+remember_source(*_ELEMENTS.values(), _forward_loop, _backward_loop, _active_loop)
 
 _COMPILED: dict = {}
 

@@ -133,6 +133,7 @@ _ADJOINT_ARGS = ("gs", "dv", "di", "da", "h", "aprev", "dterm", "iprev", "vprev"
                  "adapt", "couple", "v_reset", "ramount", "k", "salpha", "sscale", "sid", "one", "zero")
 _KNOWN_FLAGS = frozenset(static_flags(DynamicsConfig()))
 
+_fused.remember_source(_forward_loop, _backward_loop)  # see fused._SOURCES
 _COMPILED: dict = {}
 _BLAS: list = []
 #: at most this fraction of nonzero spikes, dV is accumulated spike by spike in the backward loop (cost ∝ spikes·N)

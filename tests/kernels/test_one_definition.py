@@ -149,3 +149,29 @@ def test_numba_loops_on_float32_have_no_float64_arithmetic_and_vectorise(cfg):
             assert "x float>" in ir, key  # vector arithmetic on float32 lanes
             checked += 1
     assert checked >= 2  # the forward and the backward
+
+
+def test_splice_uses_the_source_read_at_import(monkeypatch):
+    """A configuration compiled after its source file changed (a developer editing fused.py while tests run)
+    failed with KeyError '_forward_loop': the splice re-read the file. The sources are now kept at import."""
+    import inspect
+
+    import torch
+
+    from neuromorph.kernels import recurrent, run
+    from neuromorph.kernels.config import DynamicsParams
+
+    def edited(*args, **kwargs):
+        raise OSError("the file changed since import")
+
+    monkeypatch.setattr(inspect, "getsource", edited)
+    cfg = DynamicsConfig(cuba=True, alif=True, reset="none")
+    flags = dynamics.static_flags(cfg)
+    for key in [k for k in fused._COMPILED if all(dict(k[3]).get(f) == v for f, v in flags.items())]:
+        monkeypatch.delitem(fused._COMPILED, key)  # compiled (spliced) again below
+    P = DynamicsParams(*(torch.tensor(v) for v in (0.9, 1.0, 0.8, 0.9, 0.1, 0.2)))
+    x = torch.randn(4, 2, 3)
+    out, _, _ = run(x, P, cfg, None, False, "fused")
+    ref, _, _ = run(x, P, cfg, None, False, "reference")
+    torch.testing.assert_close(out, ref)
+    assert all(f in fused._SOURCES for f in (recurrent._forward_loop, recurrent._backward_loop))
