@@ -43,7 +43,7 @@ from torch.utils.weak import WeakIdKeyDictionary
 
 from neuromorph.kernels.config import NUMBA_CACHE
 
-__all__ = ["linear", "choose", "synapse_linear", "eligible", "count_work", "Work", "Rows", "SparseLinear",
+__all__ = ["linear", "rule", "choose", "synapse_linear", "eligible", "count_work", "Work", "Rows", "SparseLinear",
            "SYNAPSE_BACKENDS", "DEFAULT_CROSSOVER", "crossover_for", "synapse_backend", "ActiveSet", "attach_active",
            "active_of", "propagate_active", "input_grad", "DX_CROSSOVER", "DX_MIN_OUT", "DenseLinear",
            "dense_linear"]
@@ -634,15 +634,10 @@ def synapse_backend(backend: str) -> Iterator[None]:
         _FORCED.reset(token)
 
 
-def choose(x: torch.Tensor, weight: torch.Tensor, backend: str = "auto",
-           crossover: Optional[float] = None) -> tuple[str, Optional[Rows], float]:
-    """Which product to run for input ``x`` and ``weight``: ``("sparse" | "dense", rows, density)``.
-
-    ``"auto"`` (unless :func:`synapse_backend` overrides it) runs sparse on eligible tensors (:func:`eligible`)
-    whose density (one counting pass, reused by the sparse kernels) is below ``crossover`` (default
-    :func:`crossover_for` the layer's width, training or inference); ``"sparse"`` insists
-    (a ConfigError if not eligible); ``"dense"`` never counts. ``density`` is NaN when not counted.
-    """
+def rule(x: torch.Tensor, weight: torch.Tensor, backend: str = "auto",
+         crossover: Optional[float] = None) -> tuple[str, float]:
+    """What :func:`choose` decides before counting: ``("dense", nan)`` (no count), ``("sparse", inf)``
+    (sparse whatever the count), or ``("auto", c)``: sparse when the input's density is below ``c``."""
     if backend not in SYNAPSE_BACKENDS:
         from neuromorph.errors import check_choice
 
@@ -652,20 +647,38 @@ def choose(x: torch.Tensor, weight: torch.Tensor, backend: str = "auto",
     if backend == "auto" and (torch.jit.is_tracing() or torch.compiler.is_compiling()):
         backend = "dense"  # a traced or compiled graph cannot hold the numba kernels
     if backend == "dense" or (backend == "auto" and not eligible(x, weight)):
-        return "dense", None, float("nan")
+        return "dense", float("nan")
     if backend == "sparse" and not eligible(x, weight):
         from neuromorph.errors import ConfigError
 
         raise ConfigError(f"backend='sparse' runs on CPU float32/float64 tensors of one dtype; got input "
                           f"{x.dtype} on {x.device} and weight {weight.dtype} on {weight.device} (use 'auto' to "
                           f"fall back to the dense product)")
+    if backend == "sparse":
+        return "sparse", float("inf")
     if crossover is None:
         training = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
         crossover = crossover_for(weight.shape[0], training)
-        if crossover <= 0.0 and backend == "auto":
-            return "dense", None, float("nan")
+        if crossover <= 0.0:
+            return "dense", float("nan")
+    return "auto", crossover
+
+
+def choose(x: torch.Tensor, weight: torch.Tensor, backend: str = "auto",
+           crossover: Optional[float] = None) -> tuple[str, Optional[Rows], float]:
+    """Which product to run for input ``x`` and ``weight``: ``("sparse" | "dense", rows, density)``.
+
+    ``"auto"`` (unless :func:`synapse_backend` overrides it) runs sparse on eligible tensors (:func:`eligible`)
+    whose density (one counting pass, reused by the sparse kernels) is below ``crossover`` (default
+    :func:`crossover_for` the layer's width, training or inference); ``"sparse"`` insists
+    (a ConfigError if not eligible); ``"dense"`` never counts. ``density`` is NaN when not counted.
+    The decision before the count is :func:`rule`.
+    """
+    mode, crossover = rule(x, weight, backend, crossover)
+    if mode == "dense":
+        return "dense", None, float("nan")
     rows = Rows(x.reshape(-1, x.shape[-1]))
-    if backend == "sparse" or rows.density < crossover:
+    if rows.density < crossover:  # inf for "sparse"
         return "sparse", rows, rows.density
     return "dense", None, rows.density
 

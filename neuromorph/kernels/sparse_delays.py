@@ -127,13 +127,10 @@ _COMPILED: dict = {}
 def _kernel(name: str, rows: int):
     """``name`` compiled parallel when there are enough batch rows and torch allows threads (as in
     :mod:`neuromorph.kernels.sparse`: ``torch.set_num_threads(1)`` keeps it on one core)."""
-    if name != "deliver":  # serial loops (the streaming step calls this every step)
-        fn = _COMPILED.get((name, False))
-        if fn is None:
-            fn = _COMPILED[(name, False)] = numba.njit(cache=NUMBA_CACHE, nogil=True)(_LOOPS[name])
-        return fn
-    threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
-    parallel = rows > 1 and threads > 1
+    parallel = False
+    if name == "deliver" and rows > 1:  # the others are serial (the streaming step asks at every step)
+        threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+        parallel = threads > 1
     key = (name, parallel)
     if key not in _COMPILED:
         _COMPILED[key] = numba.njit(parallel=parallel, cache=NUMBA_CACHE, nogil=True)(_LOOPS[name])

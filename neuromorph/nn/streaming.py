@@ -13,7 +13,7 @@ compiled loop for its configuration directly, with its parameters flattened once
 place, instead of going through the autograd Function with its per-call flattening (about 10 µs instead of
 about 150 µs per neuron layer and step here). The loop is the same compiled definition, so the spikes are
 the same bits. Eval-mode ``BatchNorm1d`` and dropout without hooks are applied without their module call
-(the same ATen batch-norm call; the identity), which roughly halves their cost at batch 1.
+(the same ATen batch-norm call; the identity): their module calls are a sizeable part of a batch-1 step.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as _torch_module
 
@@ -302,7 +301,7 @@ class _LinearStep:
     forward's Python work: for an event-driven layer one compiled call applies the auto rule (nonzero inputs
     below the crossover) and computes, the same scan in the same order as the layer's own event-driven
     forward (so the same bits); where the layer would run dense (above the crossover, a narrow layer,
-    ``backend="dense"``) the same ``torch.nn.functional.linear`` call its forward makes. ``last_path`` and
+    ``backend="dense"``) the same dense product its forward runs. ``last_path`` and
     ``last_density`` are set as the forward sets them."""
 
     def __init__(self, layer, key, shape, dtype, forced, dense_only, fn, limit):
@@ -326,22 +325,14 @@ class _LinearStep:
 
     @classmethod
     def build(cls, layer: Linear, x: torch.Tensor) -> Optional["_LinearStep"]:
-        forced = sparse._FORCED.get()
-        backend = forced if (layer.backend == "auto" and forced is not None) else layer.backend
         w = layer._parameters["weight"]
         if (type(layer).forward is not Linear.forward or _hooked(layer) or sparse._WORK.get() is not None
                 or cls._needs_grad(layer, x) or not sparse.eligible(x, w) or x.dim() < 2
-                or x.shape[-1] != layer.in_features or x.numel() // x.shape[-1] >= sparse.PARALLEL_ROWS
-                or torch.jit.is_tracing() or torch.compiler.is_compiling()):
+                or x.shape[-1] != layer.in_features or x.numel() // x.shape[-1] >= sparse.PARALLEL_ROWS):
             return None
-        limit = float("inf")
-        if backend == "auto":
-            crossover = layer.crossover if layer.crossover is not None else sparse.crossover_for(w.shape[0], False)
-            limit = crossover * x.numel()
-        # what the forward runs without counting: an explicit dense backend, or auto on a narrow layer
-        dense_only = backend == "dense" or (layer.crossover is None and limit <= 0.0)
-        return cls(layer, cls._key(layer), x.shape, x.dtype, forced, dense_only,
-                   sparse._kernel("forward_scan_w", 1), limit)
+        mode, crossover = sparse.rule(x, w, layer.backend, layer.crossover)  # the layer's forward decides so too
+        return cls(layer, cls._key(layer), x.shape, x.dtype, sparse._FORCED.get(), mode == "dense",
+                   sparse._kernel("forward_scan_w", 1), crossover * x.numel())
 
     def fits(self, layer: Linear, x: torch.Tensor) -> bool:
         return (layer is self.layer and x.shape == self.shape and x.dtype == self.dtype and x.device.type == "cpu"
@@ -351,13 +342,13 @@ class _LinearStep:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.dense_only:
             self.layer.__dict__.update(last_path="dense", last_density=float("nan"))
-            return F.linear(x, self.weight, self.bias)
+            return sparse.dense_linear(x, self.weight, self.bias, self.layer.backend)
         xn = x.detach().numpy().reshape(-1, self.n_in)  # a view (a copy only if x is not contiguous)
         out = np.empty((xn.shape[0], self.n_out), self.w.dtype)
         n = self.fn(xn, self.w, self.b, out, self.limit)
         if n < 0:  # at or above the crossover: the dense product, as the layer's forward would run
             self.layer.__dict__.update(last_path="dense", last_density=(-1 - n) / max(1, xn.size))
-            return F.linear(x, self.weight, self.bias)
+            return sparse.dense_linear(x, self.weight, self.bias, self.layer.backend)
         self.layer.__dict__.update(last_path="sparse", last_density=n / max(1, xn.size))
         return torch.from_numpy(out.reshape(*self.shape[:-1], self.n_out))
 

@@ -314,19 +314,25 @@ def clip_gradients(parameters: Iterator[torch.nn.Parameter] | list[torch.nn.Para
     return norm
 
 
+#: the largest value whose square a floating dtype holds (above it Adam's second moment overflows)
+_SQUARE_LIMIT = {dt: math.sqrt(torch.finfo(dt).max) for dt in (torch.float16, torch.bfloat16, torch.float32,
+                                                                 torch.float64)}
+
+
 def _overflowing_gradient(model: torch.nn.Module, grad_norm: float, grad_clip: float | None) -> str | None:
     """Why the step must not be taken although the gradient is finite, or None: a (clipped) gradient entry
     whose square overflows its parameter's dtype. Adam-like optimisers keep that square (the second moment):
     it becomes inf and the parameter then never moves again, silently. Checked entry by entry only when
     the norm allows it (the norm bounds every entry)."""
-    if not math.isfinite(grad_norm):
-        return None
     bound = grad_norm if grad_clip is None else min(grad_norm, grad_clip)
+    # the usual step: below float16's limit, the smallest of the dtypes an optimiser keeps state in
+    if not math.isfinite(grad_norm) or bound <= _SQUARE_LIMIT[torch.float16]:
+        return None
     for name, p in model.named_parameters():
         g = p.grad
         if g is None or not g.is_floating_point():
             continue
-        limit = math.sqrt(torch.finfo(g.dtype).max)
+        limit = _SQUARE_LIMIT.get(g.dtype) or math.sqrt(torch.finfo(g.dtype).max)
         if bound > limit and float(g.abs().max()) > limit:
             return (f"gradient entries of {name!r} beyond {limit:.3g}, whose square overflows {g.dtype} in the "
                     f"optimiser's state; set grad_clip")

@@ -31,3 +31,9 @@ def test_adlif_ablation_trains_each_variant_briefly(shared_data, tmp_path):
     assert [(r["variant"], r["epochs"], r["n_test"]) for r in rows] == [("lif-rec", 1, 32), ("se", 1, 32)]
     assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in rows)
     assert (tmp_path / "se-s0" / "best.pt").exists()
+
+
+def test_scatter_floor_times_each_case():
+    res = json.loads(_run("scatter_floor.py", "--T", "5", "--batch", "2", "--reps", "1"))
+    assert set(res["ns_per_accumulate"]) == {"l1", "l2", "kernel", "kernel-delay0"}
+    assert all(v >= 0 for v in res["ns_per_accumulate"].values())  # tiny sizes: may read 0
