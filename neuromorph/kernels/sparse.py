@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import types
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
@@ -243,6 +244,22 @@ _LOOPS = {"row_counts": _row_counts, "fill_csr": _fill_csr, "forward": _forward,
 _COMPILED: dict = {}
 
 
+def compile_loop(fn, parallel: bool = False, **options):
+    """``numba.njit(fn)`` (no GIL, cached on disk when ``NUMBA_CACHE``) under a name that tells its build apart.
+
+    Numba's disk cache keys a function by its qualified name, bytecode and signature, not by its compile options:
+    the serial and the parallel build of one loop would share one cache entry, and whichever was saved last is
+    what both load (a "parallel" kernel then runs on one thread). So a build with options is compiled from a
+    copy of ``fn`` named after them."""
+    options = {k: v for k, v in options.items() if v}
+    if parallel or options:
+        tags = ["parallel"] * parallel + [f"{k}-{'-'.join(sorted(v)) if isinstance(v, (set, frozenset)) else v}"
+                                          for k, v in sorted(options.items())]
+        fn = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+        fn.__qualname__ = "_".join([fn.__name__, *tags])
+    return numba.njit(parallel=parallel, cache=NUMBA_CACHE, nogil=True, **options)(fn)
+
+
 def _kernel(name: str, rows: int):
     """The loop ``name``: parallel when there are enough rows and torch may use more than one thread (the
     thread count follows torch's setting, so ``torch.set_num_threads(1)`` keeps everything on one core)."""
@@ -257,8 +274,8 @@ def _kernel(name: str, rows: int):
     key = (name, parallel)
     if key not in _COMPILED:
         # the input gradient's dot products may be summed in SIMD lanes (a fixed order per build: reproducible)
-        fast = {"reassoc"} if name == "input_grad" else False
-        _COMPILED[key] = numba.njit(parallel=parallel, cache=NUMBA_CACHE, nogil=True, fastmath=fast)(_LOOPS[name])
+        fast = {"fastmath": {"reassoc"}} if name == "input_grad" else {}
+        _COMPILED[key] = compile_loop(_LOOPS[name], parallel=parallel, **fast)
     if parallel:
         numba.set_num_threads(threads)
     return _COMPILED[key]

@@ -34,7 +34,6 @@ import torch
 from numba import prange
 
 from neuromorph.kernels import sparse
-from neuromorph.kernels.config import NUMBA_CACHE
 
 __all__ = ["Packed", "pack", "deliver", "stream", "count_events"]
 
@@ -133,7 +132,7 @@ def _kernel(name: str, rows: int):
         parallel = threads > 1
     key = (name, parallel)
     if key not in _COMPILED:
-        _COMPILED[key] = numba.njit(parallel=parallel, cache=NUMBA_CACHE, nogil=True)(_LOOPS[name])
+        _COMPILED[key] = sparse.compile_loop(_LOOPS[name], parallel=parallel)
     if parallel:
         numba.set_num_threads(min(threads, rows))
     return _COMPILED[key]
