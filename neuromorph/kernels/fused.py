@@ -6,6 +6,8 @@ definitions are compiled with the static flags frozen as constants and their flo
 data, so each configuration (e.g. the plain soft-reset LIF) gets a vectorised inner loop over neurons
 without the other models' branches, and the compiled code is cached on disk under a name that carries all
 of these and a fingerprint of the definition (the first use of a configuration compiles for a few seconds).
+Neurons are independent, so with more than one torch thread a large ``[T, M]`` walk runs on numba's threads,
+one block of neurons each (a separate parallel build; the results are the serial build's bit for bit).
 On other devices (or with ``force_torch``) the same definitions run on tensors, one step at a time. This
 module only walks time and moves data; every formula is in :mod:`neuromorph.functional.dynamics`.
 """
@@ -29,6 +31,7 @@ import torch
 from neuromorph.functional.dynamics import SOURCE_HASH, bind, static_flags, torch_definitions, typed_literals
 from neuromorph.kernels.config import (NUMBA_CACHE, DynamicsConfig, DynamicsParams, NeuronState, carries_a,
                                       carries_i, has_compact_backward, run_engine)
+from neuromorph.kernels.sparse import numba_threads
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -270,41 +273,50 @@ def splice(loop: types.FunctionType, ns: dict) -> types.FunctionType:
 
 
 def _forward_loop(x, beta, thr, syn, rho, adapt, couple, consts, out, hseq, mem, iseq, aseq, vT, iT,
-                  aT):  # pragma: no cover - compiled by numba
+                  aT, chunk):  # pragma: no cover - compiled by numba
     T, M = x.shape
     v_reset, v_rest, ramount, k, one, zero = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
-    for t in range(T):
-        for m in range(M):
-            xv = x[t, m]
-            o, h, v = step_element(xv, t, m, beta, thr, syn, rho, adapt, couple, SAVE_I, SAVE_H,  # noqa: F821
-                                   iseq, aseq, vT, iT, aT, v_rest, v_reset, ramount, k, one, zero)
-            out[t, m] = o
-            if FIRE:  # noqa: F821
-                if SAVE_H:  # noqa: F821
-                    hseq[t, m] = h
-                if WANT_MEM:  # noqa: F821
-                    mem[t, m] = v
+    # neurons are independent: blocks of `chunk` neurons run in parallel in the parallel build (one block of
+    # all M in the serial one); each walks all T steps, so the order of every neuron's operations is the same
+    for c in prange((M + chunk - 1) // chunk):  # noqa: F821
+        m0 = np.uint64(c * chunk)  # unsigned: no negative-index wraparound test, which keeps a loop scalar
+        m1 = np.uint64(min(M, c * chunk + chunk))
+        for t in range(T):
+            for m in range(m0, m1):
+                xv = x[t, m]
+                o, h, v = step_element(xv, t, m, beta, thr, syn, rho, adapt, couple, SAVE_I, SAVE_H,  # noqa: F821
+                                       iseq, aseq, vT, iT, aT, v_rest, v_reset, ramount, k, one, zero)
+                out[t, m] = o
+                if FIRE:  # noqa: F821
+                    if SAVE_H:  # noqa: F821
+                        hseq[t, m] = h
+                    if WANT_MEM:  # noqa: F821
+                        mem[t, m] = v
 
 
 def _backward_loop(gout, gmem, hseq, iseq, aseq, x, beta, thr, syn, rho, adapt, couple, v0, i0, consts, salpha,
                    sscale, gx, gbeta, gthr, gsyn, grho, gadapt, gcouple, dv, di,
-                   da):  # pragma: no cover - compiled by numba
+                   da, chunk):  # pragma: no cover - compiled by numba
     T, M = gout.shape
     v_reset, v_rest, ramount, k, one, zero = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
-    # t read from an array, not counted down: LLVM hoists the inner loop's overlap check out of the time
-    # loop, and for a row address that falls with t the hoisted check always fails (the loop ran scalar)
-    for t in np.arange(T - 1, -1, -1):
-        for m in range(M):
-            gs = gout[t, m]
-            dvm = dv[m]
-            if HAVE_GMEM:  # noqa: F821
-                dvm = dvm + gmem[t, m]
-            dx, dvn = adjoint_element(gs, dvm, t, m, hseq, iseq, aseq, x, beta, thr, syn, rho,  # noqa: F821
-                                      adapt, couple, v0, i0, NEED_BETA, NEED_ALPHA, gbeta, gthr,  # noqa: F821
-                                      gsyn, grho, gadapt, gcouple, di, da, v_reset, v_rest, ramount,
-                                      k, salpha, sscale, SID, one, zero)  # noqa: F821
-            gx[t, m] = dx
-            dv[m] = dvn
+    steps = np.arange(T - 1, -1, -1)
+    for c in prange((M + chunk - 1) // chunk):  # noqa: F821 - blocks of neurons, as in the forward loop
+        m0 = np.uint64(c * chunk)  # unsigned: no negative-index wraparound test, which keeps a loop scalar
+        m1 = np.uint64(min(M, c * chunk + chunk))
+        # t read from an array, not counted down: LLVM hoists the inner loop's overlap check out of the time
+        # loop, and for a row address that falls with t the hoisted check always fails (the loop ran scalar)
+        for t in steps:
+            for m in range(m0, m1):
+                gs = gout[t, m]
+                dvm = dv[m]
+                if HAVE_GMEM:  # noqa: F821
+                    dvm = dvm + gmem[t, m]
+                dx, dvn = adjoint_element(gs, dvm, t, m, hseq, iseq, aseq, x, beta, thr, syn, rho,  # noqa: F821
+                                          adapt, couple, v0, i0, NEED_BETA, NEED_ALPHA, gbeta, gthr,  # noqa: F821
+                                          gsyn, grho, gadapt, gcouple, di, da, v_reset, v_rest, ramount,
+                                          k, salpha, sscale, SID, one, zero)  # noqa: F821
+                gx[t, m] = dx
+                dv[m] = dvn
 
 
 def _active_loop(hseq, aseq, thr, consts, salpha, sscale, act):  # pragma: no cover - compiled by numba
@@ -334,7 +346,8 @@ remember_source(*_ELEMENTS.values(), _forward_loop, _backward_loop, _active_loop
 _COMPILED: dict = {}
 
 
-def _compiled(cfg: DynamicsConfig, adjoint, active: bool = False, dtype=np.float32, **switches):
+def _compiled(cfg: DynamicsConfig, adjoint, active: bool = False, dtype=np.float32, parallel: bool = False,
+              **switches):
     """The numba loop for ``cfg`` on ``dtype`` data (forward, or backward with ``adjoint``; the active-set
     loop with ``active``, which uses the backward's flags), compiled on first use.
 
@@ -344,22 +357,44 @@ def _compiled(cfg: DynamicsConfig, adjoint, active: bool = False, dtype=np.float
     type. So the inner loop over neurons has no branch it cannot turn into a select and no float64
     arithmetic on float32 data, and it vectorises: 4-5x faster than with these as run-time values.
     ``error_model="numpy"`` (a division by zero gives inf/nan as in torch instead of raising) removes the
-    per-element zero checks that would also keep it scalar."""
+    per-element zero checks that would also keep it scalar. ``parallel`` (forward and backward loops): the
+    build that runs blocks of neurons on numba's threads (see :func:`_blocks`)."""
     flags = static_flags(cfg, adjoint or active)
     if active or adjoint:
         flags["SID"] = cfg.surrogate.id
     flags.update(_switches(cfg, adjoint, active, switches))
     dtype = np.dtype(dtype)
-    key = (adjoint, active, dtype.name, tuple(sorted(flags.items())))
+    parallel = bool(parallel) and not active
+    key = (adjoint, active, dtype.name, tuple(sorted(flags.items())), parallel)
     if key not in _COMPILED:
         ns = bind(numba_ops(dtype), flags, wrap=numba.njit(inline="always"), module=__name__,
-                  literal=_literal(dtype), extra={"np": np})
+                  literal=_literal(dtype), extra={"np": np, "prange": numba.prange})
         loop = _active_loop if active else _backward_loop if adjoint else _forward_loop
         fn = splice(loop, ns)
-        # numba caches by qualified name: one name per configuration, data type and version of the definition
-        fn.__qualname__ = "_".join([loop.__name__, dtype.name, *(f"{k}{int(v)}" for k, v in key[3]), SOURCE_HASH])
-        _COMPILED[key] = numba.njit(cache=NUMBA_CACHE, error_model="numpy")(fn)
+        # numba caches by qualified name (not by compile options): one name per configuration, data type,
+        # build and version of the definition
+        fn.__qualname__ = "_".join([loop.__name__, dtype.name, *(f"{k}{int(v)}" for k, v in key[3]),
+                                    *(["parallel"] if parallel else []), SOURCE_HASH])
+        _COMPILED[key] = numba.njit(cache=NUMBA_CACHE, error_model="numpy", parallel=parallel)(fn)
     return _COMPILED[key]
+
+
+#: a loop over [T, M] runs on several threads only from this many elements (below, starting them costs more
+#: than they save) and in blocks of a multiple of this many neurons (whole cache lines per block)
+PARALLEL_ELEMENTS = 1 << 16
+_BLOCK_ALIGN = 16
+
+
+def _blocks(T: int, M: int) -> tuple[bool, int]:
+    """(parallel build?, neurons per block) for a loop over ``[T, M]``: one block per thread that torch may
+    use (``torch.set_num_threads(1)`` keeps it on one core), or one block of all M, serial."""
+    threads = numba_threads()
+    if threads < 2 or T * M < PARALLEL_ELEMENTS or M < 2 * _BLOCK_ALIGN:
+        return False, max(M, 1)
+    per = -(-M // threads)
+    per = -(-per // _BLOCK_ALIGN) * _BLOCK_ALIGN
+    numba.set_num_threads(threads)
+    return True, per
 
 
 def _switches(cfg: DynamicsConfig, adjoint: bool, active: bool, given: dict) -> dict:
@@ -397,9 +432,10 @@ class _Numba:
         keep_a = carries_a(cfg) and save_h
         aseq = torch.empty_like(xf) if keep_a else dummy
         dt = xf.numpy().dtype
-        _compiled(cfg, False, dtype=dt, want_mem=want_mem, save_i=save_i, save_h=save_h)(
+        parallel, chunk = _blocks(*xf.shape)
+        _compiled(cfg, False, dtype=dt, parallel=parallel, want_mem=want_mem, save_i=save_i, save_h=save_h)(
             xf.numpy(), *(q.numpy() for q in P), _consts(cfg, dt), out.numpy(), hseq.numpy(), mem.numpy(),
-            iseq.numpy(), aseq.numpy(), v.numpy(), i.numpy(), a.numpy())
+            iseq.numpy(), aseq.numpy(), v.numpy(), i.numpy(), a.numpy(), chunk)
         return (out, hseq if save_h or not cfg.fire else None, mem if want_mem else None, iseq if save_i else None,
                 aseq if keep_a else None, v, i, a)
 
@@ -411,10 +447,12 @@ class _Numba:
         dummy = hseq.new_zeros(1, 1)
         arr = lambda q: (dummy if q is None else q).numpy()  # noqa: E731
         dt = gout.numpy().dtype
-        _compiled(cfg, True, dtype=dt, have_gmem=gmem is not None, need_beta=need_beta, need_alpha=need_alpha)(
+        parallel, chunk = _blocks(*gout.shape)
+        _compiled(cfg, True, dtype=dt, parallel=parallel, have_gmem=gmem is not None, need_beta=need_beta,
+                  need_alpha=need_alpha)(
             gout.numpy(), arr(gmem), hseq.numpy(), arr(iseq), arr(aseq), arr(xf), *(q.numpy() for q in P),
             v0.numpy(), i0.numpy(), _consts(cfg, dt), dt.type(cfg.surrogate.alpha), dt.type(cfg.surrogate.scale),
-            gx.numpy(), *(g.numpy() for g in grads), dv.numpy(), di.numpy(), da.numpy())
+            gx.numpy(), *(g.numpy() for g in grads), dv.numpy(), di.numpy(), da.numpy(), chunk)
         return gx, grads, dv, di, da
 
 

@@ -244,6 +244,12 @@ _LOOPS = {"row_counts": _row_counts, "fill_csr": _fill_csr, "forward": _forward,
 _COMPILED: dict = {}
 
 
+def numba_threads() -> int:
+    """The threads a parallel numba loop of the package may use: torch's setting (so that
+    ``torch.set_num_threads(1)`` keeps every kernel on one core), at most numba's pool."""
+    return min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+
+
 def compile_loop(fn, parallel: bool = False, **options):
     """``numba.njit(fn)`` (no GIL, cached on disk when ``NUMBA_CACHE``) under a name that tells its build apart.
 
@@ -267,7 +273,7 @@ def _kernel(name: str, rows: int):
         fn = _COMPILED.get((name, False))
         if fn is not None:
             return fn
-    threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    threads = numba_threads()
     parallel = rows >= PARALLEL_ROWS and threads > 1
     if name == "weight_grad" and not parallel:
         name = "weight_grad_rows"

@@ -128,7 +128,7 @@ def _kernel(name: str, rows: int):
     :mod:`neuromorph.kernels.sparse`: ``torch.set_num_threads(1)`` keeps it on one core)."""
     parallel = False
     if name == "deliver" and rows > 1:  # the others are serial (the streaming step asks at every step)
-        threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+        threads = sparse.numba_threads()
         parallel = threads > 1
     key = (name, parallel)
     if key not in _COMPILED:

@@ -292,7 +292,8 @@ class _NeuronStep:
         xn = x.detach().numpy().reshape(shape[0], -1)  # a view (a copy only if x is not contiguous)
         out = np.empty_like(xn)
         d = self.dummy  # no backward: h_t, a_{t-1} and i_t are not kept (save_h=False)
-        self.fn(xn, *self.params, self.consts, out, d, d, d, d, self.v, self.i, self.a)
+        self.fn(xn, *self.params, self.consts, out, d, d, d, d, self.v, self.i, self.a,
+                max(xn.shape[1], 1))  # all neurons in one block (serial)
         return torch.from_numpy(out.reshape(shape)), self.state
 
 
