@@ -5,9 +5,10 @@ CPU) on flat ``[T, M]`` arrays, M = batch x neurons, for LIF, CUBA, ALIF, SE-adL
 default atan surrogate. For each: the training forward (saving the backward's trace h_t / a_{t-1}), the
 inference forward (``save_h=False``: the trace is not kept, one [T, M] array less written), and the adjoint
 (with the parameter gradients a layer with learnable tau/threshold needs). Median of ``--reps`` calls,
-process CPU time and wall time, one thread (``--threads N``: the parallel build on N threads where the layer
-would use it, in blocks of neurons; compare the wall times). It backs the kernel-level figures of benchmarks/RESULTS.md (e.g. the LIF
-adjoint on [100, 32*256] float32), which were first measured with throw-away scripts.
+process CPU time and wall time, one thread (``--threads N``: the parallel build on N threads where a layer
+would use it, in blocks of neurons; compare the wall times). It backs the kernel-level figures of
+benchmarks/RESULTS.md (e.g. the LIF adjoint on [100, 32*256] float32), which were first measured with
+throw-away scripts.
 
     python benchmarks/neuron_kernels.py [--T 100 --M 8192 --dtype float32 --reps 20 --configs lif,cuba,...]
                                         [--threads 1]
@@ -111,8 +112,8 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"unknown configurations {unknown}; choose from {list(CONFIGS)}")
     out = {"machine": platform.machine(), "python": platform.python_version(), "torch": torch.__version__,
-           "cpus": os.cpu_count(), "threads": args.threads, "T": args.T, "M": args.M, "dtype": args.dtype, "reps": args.reps,
-           "load_start": list(os.getloadavg()), "configs": {}}
+           "cpus": os.cpu_count(), "threads": args.threads, "T": args.T, "M": args.M, "dtype": args.dtype,
+           "reps": args.reps, "load_start": list(os.getloadavg()), "configs": {}}
     for name in names:
         out["configs"][name] = measure(CONFIGS[name], args.T, args.M, np.dtype(args.dtype), args.reps)
         print(f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in out["configs"][name].items() if k.endswith("_ms")),

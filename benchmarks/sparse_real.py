@@ -26,7 +26,9 @@ crossover density) and with every synapse dense (``synapse_backend("dense")``), 
   ``backend="auto"``) vs dense (``synapse_backend("dense")``: the spectral/conv evaluation for whole
   sequences, one product with all K taps per step when streaming; for context also ``method="direct"``,
   the convolution over all K taps). Reports the density of every delay
-  layer's input, the path taken, the predictions and accuracy on both paths, latency per step and events/s.
+  layer's input, the path taken, the predictions and accuracy on both paths, latency per step and events/s,
+  and the minor page faults of one inference pass on each path after the timed runs (the first touch of
+  fresh large allocations: the part of the time that depends on the process's allocator state).
 
 Times are medians over ``--reps`` after a warm-up, wall-clock and process CPU time, ``--threads`` threads.
 ``--profile`` adds the delay section's per-layer CPU time in inference (forward hooks, after the timed runs).
@@ -41,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import time
 
@@ -67,6 +70,13 @@ def timed(fn, reps: int) -> tuple[float, float, float, float]:
         user.append(o1.user - o0.user)
         system.append(o1.system - o0.system)
     return tuple(1e3 * statistics.median(v) for v in (wall, cpu, user, system))
+
+
+def page_faults(fn) -> int:
+    """Minor page faults of this process during one call of ``fn()``."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    fn()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
 def shd_net(n_in: int, n_out: int, gain: float) -> nn.Sequential:
@@ -168,7 +178,6 @@ def main(argv=None) -> int:
 def train_delay_model(args) -> dict:
     """Train the ``shd`` recipe's delay network: ``neuromorph train shd --epochs E --seed S`` in a subprocess
     (one thread, CPU: deterministic); returns the checkpoint's path, the training time and test accuracy."""
-    import resource
     import subprocess
     import sys
     import tempfile
@@ -231,6 +240,7 @@ def delay_section(xs: torch.Tensor, y: torch.Tensor, args) -> dict:
     res["predictions_equal_dense"] = bool(torch.equal(pred, pred_dense))
     s, d = both(lambda: timed(infer, args.reps))
     res["infer"] = {"sparse_ms": s, "dense_ms": d, "speedup_cpu": d[1] / s[1], "speedup_wall": d[0] / s[0]}
+    res["infer"]["page_faults_per_pass"] = dict(zip(("sparse", "dense"), both(lambda: page_faults(infer))))
     if args.profile:  # where the time goes, per layer (after the timed runs: hooks cost a little)
         res["infer"]["layers_ms"] = dict(zip(("sparse", "dense"), both(lambda: layer_times(net, infer, args.reps))))
     # for context: the dense evaluation over all K taps (conv1d, what DCLS's Dcls1d computes)

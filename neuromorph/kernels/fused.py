@@ -29,9 +29,9 @@ import numpy as np
 import torch
 
 from neuromorph.functional.dynamics import SOURCE_HASH, bind, static_flags, torch_definitions, typed_literals
-from neuromorph.kernels.config import (NUMBA_CACHE, DynamicsConfig, DynamicsParams, NeuronState, carries_a,
+from neuromorph.kernels.config import (DynamicsConfig, DynamicsParams, NeuronState, carries_a,
                                       carries_i, has_compact_backward, run_engine)
-from neuromorph.kernels.sparse import numba_threads
+from neuromorph.kernels.sparse import compile_loop, numba_threads
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -371,11 +371,10 @@ def _compiled(cfg: DynamicsConfig, adjoint, active: bool = False, dtype=np.float
                   literal=_literal(dtype), extra={"np": np, "prange": numba.prange})
         loop = _active_loop if active else _backward_loop if adjoint else _forward_loop
         fn = splice(loop, ns)
-        # numba caches by qualified name (not by compile options): one name per configuration, data type,
-        # build and version of the definition
-        fn.__qualname__ = "_".join([loop.__name__, dtype.name, *(f"{k}{int(v)}" for k, v in key[3]),
-                                    *(["parallel"] if parallel else []), SOURCE_HASH])
-        _COMPILED[key] = numba.njit(cache=NUMBA_CACHE, error_model="numpy", parallel=parallel)(fn)
+        # numba caches by qualified name: one name per configuration, data type and version of the definition
+        # (compile_loop adds the build's options)
+        fn.__qualname__ = "_".join([loop.__name__, dtype.name, *(f"{k}{int(v)}" for k, v in key[3]), SOURCE_HASH])
+        _COMPILED[key] = compile_loop(fn, parallel=parallel, error_model="numpy")
     return _COMPILED[key]
 
 

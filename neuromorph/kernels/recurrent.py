@@ -32,8 +32,9 @@ import torch
 from neuromorph.functional import dynamics
 from neuromorph.functional.dynamics import SOURCE_HASH, bind, static_flags
 from neuromorph.kernels import fused as _fused
-from neuromorph.kernels.config import (NUMBA_CACHE, DynamicsConfig, DynamicsParams, NeuronState, carries_a, carries_i,
+from neuromorph.kernels.config import (DynamicsConfig, DynamicsParams, NeuronState, carries_a, carries_i,
                                        flat_param, initial_state)
+from neuromorph.kernels.sparse import compile_loop
 
 __all__ = ["RecurrentState", "run", "run_steps", "fused_supported"]
 
@@ -182,7 +183,7 @@ def _compiled(cfg: DynamicsConfig, adjoint: bool, dtype=np.float32, **switches):
         fn = _fused.splice(loop, ns)
         fn.__qualname__ = "_".join(["rec", loop.__name__, dtype.name, *(f"{k}{int(v)}" for k, v in key[2]),
                                     SOURCE_HASH, _fused.ELEMENT_HASH])
-        _COMPILED[key] = numba.njit(cache=NUMBA_CACHE, error_model="numpy")(fn)
+        _COMPILED[key] = compile_loop(fn, error_model="numpy")
     return _COMPILED[key]
 
 

@@ -256,13 +256,15 @@ def compile_loop(fn, parallel: bool = False, **options):
     Numba's disk cache keys a function by its qualified name, bytecode and signature, not by its compile options:
     the serial and the parallel build of one loop would share one cache entry, and whichever was saved last is
     what both load (a "parallel" kernel then runs on one thread). So a build with options is compiled from a
-    copy of ``fn`` named after them."""
+    copy of ``fn`` whose qualified name is ``fn``'s followed by them (a generated loop, named after its
+    configuration, keeps that name as the stem)."""
     options = {k: v for k, v in options.items() if v}
     if parallel or options:
         tags = ["parallel"] * parallel + [f"{k}-{'-'.join(sorted(v)) if isinstance(v, (set, frozenset)) else v}"
                                           for k, v in sorted(options.items())]
+        stem = fn.__qualname__
         fn = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
-        fn.__qualname__ = "_".join([fn.__name__, *tags])
+        fn.__qualname__ = "_".join([stem, *tags])
     return numba.njit(parallel=parallel, cache=NUMBA_CACHE, nogil=True, **options)(fn)
 
 

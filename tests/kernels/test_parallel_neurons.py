@@ -19,7 +19,7 @@ T, B, N = 40, 8, 250
 
 CONFIGS = {"lif": DynamicsConfig(), "cuba-hard": DynamicsConfig(cuba=True, reset="hard"),
            "alif": DynamicsConfig(alif=True), "se-adlif": DynamicsConfig(adlif="se"),
-           "ef-adlif": DynamicsConfig(adlif="ef"), "no-reset-triangle": DynamicsConfig(reset="none")}
+           "ef-adlif": DynamicsConfig(adlif="ef"), "no-reset": DynamicsConfig(reset="none")}
 
 
 def _outputs_and_grads(cfg: DynamicsConfig, dtype: torch.dtype):
