@@ -16,6 +16,12 @@ on a tiny input, so only what the step itself allocates counts).
     python benchmarks/speed.py                  # T=100 and T=500, all libraries
     python benchmarks/speed.py --T 100 --json   # one JSON object on stdout
     python benchmarks/speed.py --T 100 --gain 8 --triangle-alpha 0.2   # hidden layers firing at 3-5 %
+    python benchmarks/speed.py --T 100 --repeats 5 --libraries neuromorph relu-floor spikingjelly
+
+On a shared machine the speed of a process drifts by tens of per cent over tens of seconds, and the
+libraries run one after another. ``--repeats R`` runs the whole list R times in turn (A B C A B C ...)
+and reports, per library, the median over the R runs of its median step (and lists the R values), so
+that a slow spell weighs on every library alike; the ratios are taken between those medians.
 """
 
 from __future__ import annotations
@@ -204,6 +210,19 @@ def run_isolated(lib: str, args) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _combine(runs: list) -> dict:
+    """One library's row from its repeated runs: medians of the per-run medians (the runs listed)."""
+    failed = [r for r in runs if "error" in r]
+    if failed or len(runs) == 1:
+        return (failed or runs)[0]
+    row = dict(runs[-1])  # activity and the like from the last run
+    for key in ("median_ms", "median_cpu_ms", "peak_step_mb"):
+        row[key] = statistics.median(r[key] for r in runs)
+    row["min_ms"] = min(r["min_ms"] for r in runs)
+    row["runs_ms"] = [r["median_ms"] for r in runs]
+    return row
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--T", type=int, nargs="+", default=[100, 500])
@@ -219,6 +238,8 @@ def main(argv=None) -> int:
     ap.add_argument("--triangle-alpha", type=float, default=1.0,
                     help="half-width of the triangle surrogate of the neuromorph-triangle row (default 1, the "
                          "library's default)")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="run the library list this many times in turn; report medians over the runs")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--_one", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -228,7 +249,9 @@ def main(argv=None) -> int:
         return 0
     results = []
     for T in args.T:
-        rows = [run_isolated(lib, argparse.Namespace(**{**vars(args), "T": [T]})) for lib in args.libraries]
+        runs = [[run_isolated(lib, argparse.Namespace(**{**vars(args), "T": [T]})) for lib in args.libraries]
+                for _ in range(args.repeats)]
+        rows = [_combine([run[k] for run in runs]) for k in range(len(args.libraries))]
         ok = {r["library"]: r for r in rows if "error" not in r}
         peers = [ok[p] for p in PEERS if p in ok]
         fastest = min(peers, key=lambda r: r["median_ms"]) if peers else None
@@ -250,7 +273,8 @@ def main(argv=None) -> int:
         results.extend(rows)
         if not args.json:
             print(f"T={T} batch={args.batch} threads={args.threads} input density={args.density} gain={args.gain} "
-                  f"triangle alpha={args.triangle_alpha} (median of {args.steps} steps; load "
+                  f"triangle alpha={args.triangle_alpha} (median of {args.steps} steps"
+                  f"{f', median of {args.repeats} runs' if args.repeats > 1 else ''}; load "
                   f"{' '.join(f'{v:.1f}' for v in os.getloadavg())} at the end)")
             for r in rows:
                 if "error" in r:
@@ -266,6 +290,8 @@ def main(argv=None) -> int:
                               f"x{r.get('cpu_speedup_vs_fastest_peer', float('nan')):.2f} vs fastest peer")
                 print(f"  {r['library']:22s} {r['median_ms']:8.1f} ms  (CPU {r['median_cpu_ms']:7.1f} ms)  "
                       f"step peak {r['peak_step_mb']:6.1f} MB{extra}")
+                if len(r.get("runs_ms", ())) > 1:
+                    print(f"  {'':22s} runs: {' '.join(f'{v:.1f}' for v in r['runs_ms'])} ms")
                 if r.get("activity"):
                     print(f"  {'':22s} hidden layers: {r['activity']}")
     if args.json:

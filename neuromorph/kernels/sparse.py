@@ -7,8 +7,9 @@ cost only ``nnz(x) · out`` multiply-adds instead of ``rows · in · out``:
 
 - forward  ``y[r, :] = b + Σ_{i: x[r,i] ≠ 0} x[r, i] · W[:, i]``  (gather the weight columns of the active
   inputs; Perez-Nieves & Goodman, "Sparse Spiking Gradient Descent", NeurIPS 2021, input-side form);
-- weight gradient ``dW[:, i] = Σ_{r: x[r,i] ≠ 0} x[r, i] · g[r, :]`` (a scatter over the active inputs, done
-  per input column so that every sum has one fixed order: deterministic, no atomics);
+- weight gradient ``dW[:, i] = Σ_{r: x[r,i] ≠ 0} x[r, i] · g[r, :]`` (a scatter over the active inputs, one
+  run of rows per thread into its own copy of dW, the copies then added in order: every sum has one fixed
+  order for a given thread count, deterministic, no atomics);
 - input gradient ``dx = g W`` (needed only when the input itself needs a gradient, i.e. not for the first
   layer): a dense product, unless the input is the spikes of a neuron layer with a compact-support
   surrogate, which carry the layer's *active set* A (the entries where its backward multiplies ∂L/∂s by a
@@ -21,9 +22,9 @@ Every sum is over exactly the nonzero terms of the dense product, so the results
 to float rounding (the order of the additions differs from the BLAS kernel's), for binary spikes and for
 counts or any other values alike. The input values are used, not just where they are nonzero.
 
-The kernels are numba loops, parallel over the rows (forward) or the input columns (weight gradient) for
-large inputs and serial for the few rows of a streaming step, with no Python in the loops. The forward
-keeps the CSR form (indices and values, ``nnz`` entries) for the backward instead of the dense input.
+The kernels are numba loops, parallel over the rows for large inputs and serial for the few rows of a
+streaming step, with no Python in the loops. The forward keeps the CSR form (indices and values, ``nnz``
+entries; indices only for binary spikes) for the backward instead of the dense input.
 
 :func:`count_work` reports the work the kernels did, to be compared with the energy report's synops.
 """
@@ -57,32 +58,46 @@ PARALLEL_ROWS = 64
 # the loops (each compiled twice: parallel and serial; `prange` is `range` in the serial build)
 # ----------------------------------------------------------------------------------------------------------
 def _row_counts(x, indptr):  # pragma: no cover - compiled by numba
-    """``indptr`` [R + 1] = the row starts of the nonzero entries of ``x [R, I]``; returns their number."""
+    """``indptr`` [R + 1] = the row starts of the nonzero entries of ``x [R, I]``; returns their number and
+    how many of them are exactly 1 (all of them: binary spikes, whose CSR needs no values)."""
     R, I = x.shape
     indptr[0] = 0
+    ones = 0
     for r in prange(R):
         c = 0
+        u = 0
         for i in range(I):
-            if x[r, i] != 0:
-                c += 1
+            xi = x[r, i]
+            c += xi != 0
+            u += xi == 1
         indptr[r + 1] = c
+        ones += u
     for r in range(R):
         indptr[r + 1] += indptr[r]
-    return indptr[R]
+    return indptr[R], ones
 
 
 def _fill_csr(x, indptr, idx, val):  # pragma: no cover - compiled by numba
     """Column indices and values of the nonzero entries of each row of ``x`` (row order, then column order);
     a silent row is skipped and a row's scan stops at its last nonzero entry. Every entry is written at the
     row's next free slot, which advances only past a nonzero one (a zero is overwritten by the next entry):
-    no branch on the data, which at a few % density mispredicts on nearly every nonzero entry."""
+    no branch on the data, which at a few % density mispredicts on nearly every nonzero entry. A binary
+    input (values all 1) gets only the indices, and ``val`` is empty: half the stores of this store-bound loop."""
     R, I = x.shape
+    binary = val.shape[0] != idx.shape[0]  # values all 1, not stored
     for r in prange(R):
         p = indptr[r]
         end = indptr[r + 1]
         if p == end:
             continue
         row = x[r]
+        if binary:
+            for i in range(I):
+                idx[p] = i
+                p += row[i] != 0
+                if p == end:
+                    break
+            continue
         for i in range(I):
             xi = row[i]
             idx[p] = i
@@ -94,12 +109,20 @@ def _fill_csr(x, indptr, idx, val):  # pragma: no cover - compiled by numba
 
 def _forward(indptr, idx, val, wt, bias, out):  # pragma: no cover - compiled by numba
     """``out[r, :] = bias + Σ_p val[p] · wt[idx[p], :]`` over the row's entries; ``wt`` is Wᵀ ``[I, O]``.
-    (Each row starts from the bias here, while it is in cache, rather than from a pre-filled output.)"""
+    (Each row starts from the bias here, while it is in cache, rather than from a pre-filled output.)
+    A binary CSR adds the columns (1 · w = w exactly: the same bits as with its values)."""
     R, O = out.shape
+    binary = val.shape[0] != idx.shape[0]  # values all 1, not stored
     for r in prange(R):
         orow = out[r]
         for o in range(O):
             orow[o] = bias[o]
+        if binary:
+            for p in range(indptr[r], indptr[r + 1]):
+                wrow = wt[idx[p]]
+                for o in range(O):
+                    orow[o] += wrow[o]
+            continue
         for p in range(indptr[r], indptr[r + 1]):
             wrow = wt[idx[p]]
             v = val[p]
@@ -152,45 +175,40 @@ def _forward_scan_w(x, w, bias, out, limit):  # pragma: no cover - compiled by n
     return n
 
 
-def _weight_grad(indptr, idx, val, g, n_in, dwt):  # pragma: no cover - compiled by numba
-    """``dwt[i, :] = Σ_{r: x[r,i] ≠ 0} x[r, i] · g[r, :]`` (dWᵀ ``[I, O]``): the CSR is turned into
-    per-column lists (rows in increasing order), then each column is summed by one thread in that order."""
+def _weight_grad(indptr, idx, val, g, dwt, parts, acc):  # pragma: no cover - compiled by numba
+    """``dwt[i, :] += Σ_{r: x[r,i] ≠ 0} x[r, i] · g[r, :]`` (dWᵀ ``[I, O]``). The rows are split into
+    ``parts`` equal runs, one per thread, each summed in increasing row order into its own ``acc[part]``
+    (``[parts, I, O]``; ``dwt`` itself for one part), then the parts are added in order: a fixed order
+    for every element (deterministic; the bits depend only on ``parts``), no atomics."""
     R, O = g.shape
-    nnz = idx.shape[0]
-    colptr = np.zeros(n_in + 1, np.int64)
-    for p in range(nnz):
-        colptr[idx[p] + 1] += 1
-    for i in range(n_in):
-        colptr[i + 1] += colptr[i]
-    fill = colptr[:-1].copy()
-    rows = np.empty(nnz, np.int32)
-    cval = np.empty(nnz, val.dtype)
-    for r in range(R):
-        for p in range(indptr[r], indptr[r + 1]):
-            i = idx[p]
-            q = fill[i]
-            rows[q] = r
-            cval[q] = val[p]
-            fill[i] = q + 1
-    for i in prange(n_in):
-        for q in range(colptr[i], colptr[i + 1]):
-            r = rows[q]
-            v = cval[q]
-            for o in range(O):
-                dwt[i, o] += v * g[r, o]
-
-
-def _weight_grad_rows(indptr, idx, val, g, n_in, dwt):  # pragma: no cover - compiled by numba
-    """The serial form of :func:`_weight_grad`: the rows in increasing order, so every ``dwt[i, o]`` sums
-    its terms in the same order as there (same bits), without building the per-column lists."""
-    R, O = g.shape
-    for r in range(R):
-        grow = g[r]
-        for p in range(indptr[r], indptr[r + 1]):
-            drow = dwt[idx[p]]
-            v = val[p]
-            for o in range(O):
-                drow[o] += v * grow[o]
+    I = dwt.shape[0]
+    binary = val.shape[0] != idx.shape[0]  # values all 1, not stored
+    for c in prange(parts):
+        a = dwt if parts == 1 else acc[c]
+        if parts > 1:
+            for i in range(I):
+                for o in range(O):
+                    a[i, o] = 0.0
+        for r in range(c * R // parts, (c + 1) * R // parts):
+            grow = g[r]
+            if binary:
+                for p in range(indptr[r], indptr[r + 1]):
+                    drow = a[idx[p]]
+                    for o in range(O):
+                        drow[o] += grow[o]
+                continue
+            for p in range(indptr[r], indptr[r + 1]):
+                drow = a[idx[p]]
+                v = val[p]
+                for o in range(O):
+                    drow[o] += v * grow[o]
+    if parts > 1:
+        for i in prange(I):
+            drow = dwt[i]
+            for c in range(parts):
+                arow = acc[c, i]
+                for o in range(O):
+                    drow[o] += arow[o]
 
 
 def _input_grad(aptr, aidx, g, wt, gx):  # pragma: no cover - compiled by numba
@@ -239,8 +257,7 @@ def _mask_fill(mask, indptr, idx):  # pragma: no cover - compiled by numba
 _LOOPS = {"row_counts": _row_counts, "fill_csr": _fill_csr, "forward": _forward, "forward_scan": _forward_scan,
           "input_grad": _input_grad, "mask_counts": _mask_counts, "mask_fill": _mask_fill,
           "forward_scan_w": _forward_scan_w,
-          "weight_grad": _weight_grad,
-          "weight_grad_rows": _weight_grad_rows}
+          "weight_grad": _weight_grad}
 _COMPILED: dict = {}
 
 
@@ -271,14 +288,12 @@ def compile_loop(fn, parallel: bool = False, **options):
 def _kernel(name: str, rows: int):
     """The loop ``name``: parallel when there are enough rows and torch may use more than one thread (the
     thread count follows torch's setting, so ``torch.set_num_threads(1)`` keeps everything on one core)."""
-    if rows < PARALLEL_ROWS and name != "weight_grad":  # serial: skip the thread logic (a streamed step's case)
+    if rows < PARALLEL_ROWS:  # serial: skip the thread logic (a streamed step's case)
         fn = _COMPILED.get((name, False))
         if fn is not None:
             return fn
     threads = numba_threads()
     parallel = rows >= PARALLEL_ROWS and threads > 1
-    if name == "weight_grad" and not parallel:
-        name = "weight_grad_rows"
     key = (name, parallel)
     if key not in _COMPILED:
         # the input gradient's dot products may be summed in SIMD lanes (a fixed order per build: reproducible)
@@ -341,7 +356,9 @@ class Rows:
     def __init__(self, x2: torch.Tensor):
         self.x = x2.detach().contiguous()
         self.indptr = np.empty(self.x.shape[0] + 1, np.int64)
-        self.nnz = int(_kernel("row_counts", self.x.shape[0])(self.x.numpy(), self.indptr))
+        nnz, ones = _kernel("row_counts", self.x.shape[0])(self.x.numpy(), self.indptr)
+        self.nnz = int(nnz)
+        self.binary = int(ones) == self.nnz  # every nonzero entry is 1: the CSR needs no values
 
     @property
     def density(self) -> float:
@@ -349,9 +366,10 @@ class Rows:
         return self.nnz / max(1, self.x.numel())
 
     def csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(indptr [R + 1], idx [nnz] int32, val [nnz])``: row starts, column indices, values."""
+        """``(indptr [R + 1], idx [nnz] int32, val [nnz])``: row starts, column indices, values; ``val`` is
+        empty for a binary input (every value 1), which the kernels then add without multiplying."""
         idx = np.empty(self.nnz, np.int32)
-        val = np.empty(self.nnz, self.x.numpy().dtype)
+        val = np.empty(0 if self.binary else self.nnz, self.x.numpy().dtype)
         _kernel("fill_csr", self.x.shape[0])(self.x.numpy(), self.indptr, idx, val)
         return self.indptr, idx, val
 
@@ -382,8 +400,17 @@ def _forward_product(csr, weight: torch.Tensor, bias: Optional[torch.Tensor], R:
     out, b = _start(weight, bias, R)
     _kernel("forward", R)(indptr, idx, val, _transposed(weight, wt), b, out.numpy())
     if _WORK.get() is not None:
-        _count(int(idx.shape[0]), float(val.sum(dtype=np.float64)), weight.shape[0])
+        n = int(idx.shape[0])
+        _count(n, float(val.sum(dtype=np.float64)) if val.shape[0] == n else float(n), weight.shape[0])
     return out
+
+
+def _weight_grad_into(csr, g: np.ndarray, dwt: np.ndarray) -> None:
+    """``dwt += xᵀ g`` from the CSR of ``x``: one run of rows per thread, each into its own copy of dW."""
+    R = g.shape[0]
+    parts = numba_threads() if R >= PARALLEL_ROWS else 1
+    acc = np.empty((parts, *dwt.shape) if parts > 1 else (1, 1, 1), dwt.dtype)
+    _kernel("weight_grad", R if parts > 1 else 0)(*csr, g, dwt, parts, acc)
 
 
 def _forward_inference(rows: "Rows", weight: torch.Tensor, bias: Optional[torch.Tensor],
@@ -556,7 +583,7 @@ class SparseLinear(torch.autograd.Function):
         gw = None
         if need_w:
             dwt = torch.zeros(ctx.n_in, weight.shape[0], dtype=g.dtype)
-            _kernel("weight_grad", ctx.rows)(indptr, idx, val, g.numpy(), ctx.n_in, dwt.numpy())
+            _weight_grad_into((indptr, idx, val), g.numpy(), dwt.numpy())
             gw = dwt.t().contiguous()
         gb = g.sum(0) if (need_b and ctx.has_bias) else None
         return gx, gw, gb, None, None, None

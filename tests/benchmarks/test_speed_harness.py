@@ -31,3 +31,19 @@ def test_neuron_kernels_benchmark_runs_every_configuration():
     assert set(res["configs"]) == {"lif", "cuba", "alif", "se-adlif", "ef-adlif"}
     for row in res["configs"].values():
         assert all(row[k] >= 0 for k in ("forward_train_ms", "forward_infer_ms", "adjoint_ms"))  # tiny: may read 0
+
+
+def test_repeated_runs_combine_into_medians_and_keep_failures():
+    """``--repeats``: a library's row is the median over its runs (each run listed); one failed run fails the row."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import speed
+    finally:
+        sys.path.remove(str(BENCH))
+    runs = [{"library": "a", "median_ms": m, "median_cpu_ms": 2 * m, "min_ms": m - 1, "peak_step_mb": 5.0 + m}
+            for m in (30.0, 10.0, 20.0)]
+    row = speed._combine(runs)
+    assert (row["median_ms"], row["median_cpu_ms"], row["min_ms"], row["peak_step_mb"]) == (20.0, 40.0, 9.0, 25.0)
+    assert row["runs_ms"] == [30.0, 10.0, 20.0]
+    assert speed._combine(runs[:1]) == runs[0]
+    assert speed._combine([runs[0], {"library": "a", "error": "boom"}])["error"] == "boom"

@@ -288,22 +288,48 @@ def test_synapse_backend_context_overrides_auto_layers_only():
     assert auto.last_path == "sparse"
 
 
-def test_serial_and_parallel_weight_gradients_are_bit_equal():
-    """The serial (row order) and parallel (per column) weight-gradient loops add the same terms in the same
-    order, so the thread setting does not change a bit."""
-    x = _inputs("counts", (40, 8, 60), torch.float32, 0.2)
+@pytest.mark.parametrize("kind", ["binary", "counts"])
+def test_weight_gradient_is_deterministic_at_each_thread_count(kind):
+    """The weight gradient sums one run of rows per thread into its own copy of dW, then adds the copies in
+    order: the same bits on every call at a given thread count (no atomics), and one thread sums the rows
+    in order, the float64 product's terms rounded one by one."""
+    x = _inputs(kind, (40, 8, 60), torch.float32, 0.2)
     g = torch.randn(40, 8, 20)
-    grads = []
+    want = (g.reshape(-1, 20).double().t() @ x.reshape(-1, 60).double()).float()
     threads = torch.get_num_threads()
     for n in (1, 2):
         torch.set_num_threads(n)
         try:
-            w = torch.randn(20, 60, generator=torch.Generator().manual_seed(0), requires_grad=True)
-            sparse.linear(x, w).backward(g)
+            grads = []
+            for _ in range(2):
+                w = torch.randn(20, 60, generator=torch.Generator().manual_seed(0), requires_grad=True)
+                sparse.linear(x, w).backward(g)
+                grads.append(w.grad)
         finally:
             torch.set_num_threads(threads)
-        grads.append(w.grad)
-    assert torch.equal(grads[0], grads[1])
+        assert torch.equal(grads[0], grads[1])
+        torch.testing.assert_close(grads[0], want, **TOL[torch.float32])
+
+
+def test_binary_input_stores_no_values_and_gives_the_same_bits():
+    """Spikes (every nonzero entry 1) are listed without their values, half the stores and memory of the
+    listing; the forward and weight gradient add the columns instead of scaling them, the same bits."""
+    x = _inputs("binary", (40, 8, 60), torch.float32, 0.1).reshape(-1, 60)
+    rows = sparse.Rows(x)
+    indptr, idx, val = rows.csr()
+    assert rows.binary and val.shape == (0,) and idx.shape == (int(x.count_nonzero()),)
+    valued = sparse.Rows(x)
+    valued.binary = False
+    v_indptr, v_idx, v_val = valued.csr()
+    assert np.array_equal(idx, v_idx) and np.all(v_val == 1)
+    w, b, g = torch.randn(20, 60), torch.randn(20), torch.randn(320, 20)
+    fwd = [sparse._forward_product(c, w, b, 320) for c in ((indptr, idx, val), (v_indptr, v_idx, v_val))]
+    assert torch.equal(fwd[0], fwd[1])
+    dw = [np.zeros((60, 20), np.float32) for _ in range(2)]
+    for c, d in zip(((indptr, idx, val), (v_indptr, v_idx, v_val)), dw):
+        sparse._weight_grad_into(c, g.numpy(), d)
+    assert np.array_equal(dw[0], dw[1])
+    assert not sparse.Rows(x * 2).binary and sparse.Rows(x * 2).csr()[2].shape == idx.shape
 
 
 @pytest.mark.parametrize("rows", [(1, 1), (3,), (40, 8)])  # streaming step, few rows (weight read as is), many
