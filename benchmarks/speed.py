@@ -11,7 +11,11 @@ cost of the matrix products alone.
 Each library runs in its own subprocess. Peak memory is the working memory of a training step: the
 highest resident set sampled during the first full-size step, minus the resident set just before it
 (library, model, input, compiled kernels, gradients and optimiser state already in place from two steps
-on a tiny input, so only what the step itself allocates counts).
+on a tiny input, so only what the step itself allocates counts). It is taken in a second subprocess
+(no timed steps) in which glibc maps every block above 64 KiB on its own and returns it when freed
+(``MALLOC_MMAP_THRESHOLD_=65536``), so that the resident set follows the memory in use: with glibc's
+default, adaptive threshold, freed blocks may or may not stay resident, and the same step's peak moved
+by 15-40 MB between processes at T = 500.
 
     python benchmarks/speed.py                  # T=100 and T=500, all libraries
     python benchmarks/speed.py --T 100 --json   # one JSON object on stdout
@@ -144,6 +148,8 @@ def measure(lib: str, T: int, batch: int, steps: int, warmup: int, threads: int,
     for _ in range(2):
         step(x[:2, :2].clone(), y[:2].clone())
     base, peak = _rss_mb(), _peak_rss_during(step)
+    if steps == 0:  # the memory run (see run_isolated)
+        return {"library": lib, "T": T, "batch": batch, "peak_step_mb": peak - base}
     for _ in range(warmup):
         step()
     times, cpu = [], []
@@ -201,13 +207,24 @@ def _peak_rss_during(fn) -> float:
 
 
 def run_isolated(lib: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--_one", lib, "--T", str(args.T[0]), "--batch", str(args.batch),
-           "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
-           "--density", str(args.density), "--gain", str(args.gain), "--triangle-alpha", str(args.triangle_alpha)]
-    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    if out.returncode != 0:
-        return {"library": lib, "T": args.T[0], "error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """Time ``lib`` in one subprocess, then measure its step's memory in another (module docstring)."""
+    def one(steps: int, env: dict) -> dict:
+        cmd = [sys.executable, __file__, "--_one", lib, "--T", str(args.T[0]), "--batch", str(args.batch),
+               "--steps", str(steps), "--warmup", str(args.warmup if steps else 0), "--threads", str(args.threads),
+               "--density", str(args.density), "--gain", str(args.gain), "--triangle-alpha", str(args.triangle_alpha)]
+        out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore", **env})
+        if out.returncode != 0:
+            return {"library": lib, "T": args.T[0],
+                    "error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    row = one(args.steps, {})
+    if "error" not in row:
+        mem = one(0, {"MALLOC_MMAP_THRESHOLD_": "65536"})
+        if "error" in mem:
+            return mem
+        row["peak_step_mb"] = mem["peak_step_mb"]
+    return row
 
 
 def _combine(runs: list) -> dict:

@@ -3,6 +3,7 @@ with it: one tiny step per network, in a subprocess as the benchmark itself star
 failed on every row for a while after the harness's ``build`` gained an argument.) No timing is asserted."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +48,13 @@ def test_repeated_runs_combine_into_medians_and_keep_failures():
     assert row["runs_ms"] == [30.0, 10.0, 20.0]
     assert speed._combine(runs[:1]) == runs[0]
     assert speed._combine([runs[0], {"library": "a", "error": "boom"}])["error"] == "boom"
+
+
+def test_memory_run_measures_one_step_without_timing():
+    """``--steps 0`` is the memory run: the step's peak only (taken with a fixed glibc mmap threshold)."""
+    proc = subprocess.run([sys.executable, str(BENCH / "speed.py"), "--_one", "neuromorph", "--T", "3", "--batch", "2",
+                           "--steps", "0", "--warmup", "0", "--threads", "1"], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert row["library"] == "neuromorph" and row["peak_step_mb"] >= 0 and "median_ms" not in row
