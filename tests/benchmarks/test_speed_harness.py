@@ -58,3 +58,14 @@ def test_memory_run_measures_one_step_without_timing():
     assert proc.returncode == 0, proc.stderr[-2000:]
     row = json.loads(proc.stdout.strip().splitlines()[-1])
     assert row["library"] == "neuromorph" and row["peak_step_mb"] >= 0 and "median_ms" not in row
+
+
+def test_sparse_parts_benchmark_times_every_part():
+    proc = subprocess.run([sys.executable, str(BENCH / "sparse_parts.py"), "--rows", "64", "--in", "16", "--out", "8",
+                           "--reps", "1", "--threads", "1", "--density", "0.3", "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(proc.stdout)["results"]
+    assert [(r["input"], r["binary"]) for r in rows] == [("binary", True), ("counts", False)]
+    for r in rows:
+        assert {"count_ms", "list_ms", "forward_ms", "weight_grad_ms", "dense_forward_ms"} <= set(r)
