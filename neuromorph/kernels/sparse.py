@@ -48,7 +48,7 @@ from neuromorph.kernels.config import NUMBA_CACHE
 __all__ = ["linear", "rule", "choose", "synapse_linear", "eligible", "count_work", "Work", "Rows", "SparseLinear",
            "SYNAPSE_BACKENDS", "DEFAULT_CROSSOVER", "crossover_for", "synapse_backend", "ActiveSet", "attach_active",
            "active_of", "propagate_active", "input_grad", "DX_CROSSOVER", "DX_MIN_OUT", "DenseLinear",
-           "dense_linear"]
+           "dense_linear", "weight_grad_parts", "WEIGHT_GRAD_COPIES_BYTES"]
 
 #: below this many rows the serial kernels run (thread start-up costs more than it saves)
 PARALLEL_ROWS = 64
@@ -405,10 +405,25 @@ def _forward_product(csr, weight: torch.Tensor, bias: Optional[torch.Tensor], R:
     return out
 
 
+#: the most memory the per-thread copies of one weight gradient may take (bytes)
+WEIGHT_GRAD_COPIES_BYTES = 64 * 2 ** 20
+
+
+def weight_grad_parts(rows: int, events: int, dw_bytes: int, n_in: int, threads: int) -> int:
+    """How many runs of rows (each summed into its own copy of dW) the weight gradient uses: one per
+    thread, but one in all when there are few rows (``PARALLEL_ROWS``), when the events are too few to
+    pay for adding the copies (fewer than 2 per input on average), and never more copies than
+    :data:`WEIGHT_GRAD_COPIES_BYTES` hold (a wide layer on a many-core machine)."""
+    if rows < PARALLEL_ROWS or events < 2 * n_in:
+        return 1
+    return max(1, min(threads, WEIGHT_GRAD_COPIES_BYTES // max(1, dw_bytes)))
+
+
 def _weight_grad_into(csr, g: np.ndarray, dwt: np.ndarray) -> None:
-    """``dwt += xᵀ g`` from the CSR of ``x``: one run of rows per thread, each into its own copy of dW."""
+    """``dwt += xᵀ g`` from the CSR of ``x``: one run of rows per thread, each into its own copy of dW
+    (:func:`weight_grad_parts`)."""
     R = g.shape[0]
-    parts = numba_threads() if R >= PARALLEL_ROWS else 1
+    parts = weight_grad_parts(R, csr[1].shape[0], dwt.nbytes, dwt.shape[0], numba_threads())
     acc = np.empty((parts, *dwt.shape) if parts > 1 else (1, 1, 1), dwt.dtype)
     _kernel("weight_grad", R if parts > 1 else 0)(*csr, g, dwt, parts, acc)
 

@@ -311,6 +311,17 @@ def test_weight_gradient_is_deterministic_at_each_thread_count(kind):
         torch.testing.assert_close(grads[0], want, **TOL[torch.float32])
 
 
+def test_weight_gradient_copies_are_bounded():
+    """One copy of dW per thread, but not for a few rows or events, and never more than the budget holds."""
+    kib = 2 ** 10
+    assert sparse.weight_grad_parts(3200, 112_000, 700 * kib, 700, 2) == 2
+    assert sparse.weight_grad_parts(3200, 112_000, 700 * kib, 700, 1) == 1
+    assert sparse.weight_grad_parts(sparse.PARALLEL_ROWS - 1, 10_000, 700 * kib, 700, 8) == 1  # a streamed step
+    assert sparse.weight_grad_parts(3200, 1000, 700 * kib, 700, 8) == 1  # fewer events than the copies' sum
+    big = 2048 * 2048 * 4  # 16 MiB: at most 4 copies in 64 MiB, however many threads
+    assert sparse.weight_grad_parts(3200, 10 ** 6, big, 2048, 64) == sparse.WEIGHT_GRAD_COPIES_BYTES // big == 4
+
+
 def test_binary_input_stores_no_values_and_gives_the_same_bits():
     """Spikes (every nonzero entry 1) are listed without their values, half the stores and memory of the
     listing; the forward and weight gradient add the columns instead of scaling them, the same bits."""
