@@ -206,25 +206,31 @@ def _peak_rss_during(fn) -> float:
     return max(peak[0], _rss_mb())
 
 
-def run_isolated(lib: str, args) -> dict:
-    """Time ``lib`` in one subprocess, then measure its step's memory in another (module docstring)."""
-    def one(steps: int, env: dict) -> dict:
-        cmd = [sys.executable, __file__, "--_one", lib, "--T", str(args.T[0]), "--batch", str(args.batch),
-               "--steps", str(steps), "--warmup", str(args.warmup if steps else 0), "--threads", str(args.threads),
-               "--density", str(args.density), "--gain", str(args.gain), "--triangle-alpha", str(args.triangle_alpha)]
+def run_script(script: str, lib: str, T: int, options: list, steps: int, warmup: int) -> dict:
+    """Time ``lib`` in one subprocess of ``script`` (``--_one lib --T T`` and ``options``, then the step
+    counts), then measure its step's memory in another, untimed one (module docstring). The harness of
+    every speed benchmark that reuses :func:`measure`."""
+    def one(steps: int, warmup: int, env: dict) -> dict:
+        cmd = [sys.executable, script, "--_one", lib, "--T", str(T), *options, "--steps", str(steps),
+               "--warmup", str(warmup)]
         out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore", **env})
         if out.returncode != 0:
-            return {"library": lib, "T": args.T[0],
-                    "error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
+            return {"library": lib, "T": T, "error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
         return json.loads(out.stdout.strip().splitlines()[-1])
 
-    row = one(args.steps, {})
+    row = one(steps, warmup, {})
     if "error" not in row:
-        mem = one(0, {"MALLOC_MMAP_THRESHOLD_": "65536"})
+        mem = one(0, 0, {"MALLOC_MMAP_THRESHOLD_": "65536"})
         if "error" in mem:
             return mem
         row["peak_step_mb"] = mem["peak_step_mb"]
     return row
+
+
+def run_isolated(lib: str, args) -> dict:
+    return run_script(__file__, lib, args.T[0],
+                      ["--batch", str(args.batch), "--threads", str(args.threads), "--density", str(args.density),
+                       "--gain", str(args.gain), "--triangle-alpha", str(args.triangle_alpha)], args.steps, args.warmup)
 
 
 def _combine(runs: list) -> dict:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -142,14 +141,8 @@ def main(argv=None) -> int:
         return 0
     rows = []
     for lib in args.libraries:
-        cmd = [sys.executable, __file__, "--_one", lib, "--T", str(args.T), "--batch", str(args.batch), "--steps",
-               str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads), "--threshold",
-               str(args.threshold)]
-        out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-        if out.returncode != 0:
-            rows.append({"library": lib, "T": args.T, "error": (out.stderr.strip().splitlines() or ["failed"])[-1]})
-        else:
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        rows.append(speed.run_script(__file__, lib, args.T, ["--batch", str(args.batch), "--threads", str(args.threads),
+                                                             "--threshold", str(args.threshold)], args.steps, args.warmup))
     ok = {r["library"]: r for r in rows if "error" not in r}
     peers = [ok[p] for p in PEERS if p in ok]
     fastest = min(peers, key=lambda r: r["median_cpu_ms"]) if peers else None

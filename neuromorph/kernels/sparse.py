@@ -110,22 +110,17 @@ def _fill_csr(x, indptr, idx, val):  # pragma: no cover - compiled by numba
 def _forward(indptr, idx, val, wt, bias, out):  # pragma: no cover - compiled by numba
     """``out[r, :] = bias + Σ_p val[p] · wt[idx[p], :]`` over the row's entries; ``wt`` is Wᵀ ``[I, O]``.
     (Each row starts from the bias here, while it is in cache, rather than from a pre-filled output.)
-    A binary CSR adds the columns (1 · w = w exactly: the same bits as with its values)."""
+    A binary CSR's values are 1 (1 · w = w exactly: the same bits as with its values stored)."""
     R, O = out.shape
     binary = val.shape[0] != idx.shape[0]  # values all 1, not stored
+    one = wt.dtype.type(1)
     for r in prange(R):
         orow = out[r]
         for o in range(O):
             orow[o] = bias[o]
-        if binary:
-            for p in range(indptr[r], indptr[r + 1]):
-                wrow = wt[idx[p]]
-                for o in range(O):
-                    orow[o] += wrow[o]
-            continue
         for p in range(indptr[r], indptr[r + 1]):
             wrow = wt[idx[p]]
-            v = val[p]
+            v = one if binary else val[p]
             for o in range(O):
                 orow[o] += v * wrow[o]
 
@@ -183,6 +178,7 @@ def _weight_grad(indptr, idx, val, g, dwt, parts, acc):  # pragma: no cover - co
     R, O = g.shape
     I = dwt.shape[0]
     binary = val.shape[0] != idx.shape[0]  # values all 1, not stored
+    one = g.dtype.type(1)
     for c in prange(parts):
         a = dwt if parts == 1 else acc[c]
         if parts > 1:
@@ -191,15 +187,9 @@ def _weight_grad(indptr, idx, val, g, dwt, parts, acc):  # pragma: no cover - co
                     a[i, o] = 0.0
         for r in range(c * R // parts, (c + 1) * R // parts):
             grow = g[r]
-            if binary:
-                for p in range(indptr[r], indptr[r + 1]):
-                    drow = a[idx[p]]
-                    for o in range(O):
-                        drow[o] += grow[o]
-                continue
             for p in range(indptr[r], indptr[r + 1]):
                 drow = a[idx[p]]
-                v = val[p]
+                v = one if binary else val[p]
                 for o in range(O):
                     drow[o] += v * grow[o]
     if parts > 1:
@@ -425,7 +415,7 @@ def _weight_grad_into(csr, g: np.ndarray, dwt: np.ndarray) -> None:
     R = g.shape[0]
     parts = weight_grad_parts(R, csr[1].shape[0], dwt.nbytes, dwt.shape[0], numba_threads())
     acc = np.empty((parts, *dwt.shape) if parts > 1 else (1, 1, 1), dwt.dtype)
-    _kernel("weight_grad", R if parts > 1 else 0)(*csr, g, dwt, parts, acc)
+    _kernel("weight_grad", R if parts > 1 else 0)(*csr, g, dwt, parts, acc)  # 0 rows: the serial build
 
 
 def _forward_inference(rows: "Rows", weight: torch.Tensor, bias: Optional[torch.Tensor],
