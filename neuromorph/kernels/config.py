@@ -55,8 +55,21 @@ def flat_param(p: Optional[torch.Tensor], state_shape, ref: torch.Tensor) -> tor
     """A parameter broadcast to the state shape ``[B, *F]`` and flattened to ``[M]`` (a 1-element zero
     placeholder for an unused one), as the engines index it."""
     if p is None:
-        return ref.new_zeros(1)
+        return _placeholder(ref)
     return torch.broadcast_to(p.to(ref.dtype), state_shape).reshape(-1).contiguous()
+
+
+_PLACEHOLDERS: dict = {}
+
+
+def _placeholder(ref: torch.Tensor) -> torch.Tensor:
+    """The 1-element zero standing in for an unused parameter (one per dtype and device: the engines
+    only read it, and a layer call would otherwise allocate one per unused slot)."""
+    key = (ref.dtype, ref.device)
+    z = _PLACEHOLDERS.get(key)
+    if z is None:
+        _PLACEHOLDERS[key] = z = torch.zeros(1, dtype=ref.dtype, device=ref.device)
+    return z
 
 
 class Engine(Protocol):

@@ -344,6 +344,7 @@ def _active_loop(hseq, aseq, thr, consts, salpha, sscale, act):  # pragma: no co
 remember_source(*_ELEMENTS.values(), _forward_loop, _backward_loop, _active_loop)
 
 _COMPILED: dict = {}
+_BY_CALL: dict = {}
 
 
 def _compiled(cfg: DynamicsConfig, adjoint, active: bool = False, dtype=np.float32, parallel: bool = False,
@@ -359,6 +360,17 @@ def _compiled(cfg: DynamicsConfig, adjoint, active: bool = False, dtype=np.float
     ``error_model="numpy"`` (a division by zero gives inf/nan as in torch instead of raising) removes the
     per-element zero checks that would also keep it scalar. ``parallel`` (forward and backward loops): the
     build that runs blocks of neurons on numba's threads (see :func:`_blocks`)."""
+    # the configuration is hashable and equal configurations compile alike: a call finds its loop by the
+    # arguments as given, without rebuilding the flags (a few µs per call, which a streamed step pays per layer)
+    fast = (cfg, adjoint, active, dtype, parallel, *sorted(switches.items()))
+    loop = _BY_CALL.get(fast)
+    if loop is not None:
+        return loop
+    _BY_CALL[fast] = loop = _compile(cfg, adjoint, active, dtype, parallel, switches)
+    return loop
+
+
+def _compile(cfg: DynamicsConfig, adjoint, active, dtype, parallel, switches):
     flags = static_flags(cfg, adjoint or active)
     if active or adjoint:
         flags["SID"] = cfg.surrogate.id
@@ -415,9 +427,18 @@ def _switches(cfg: DynamicsConfig, adjoint: bool, active: bool, given: dict) -> 
     return out
 
 
+_CONSTS: dict = {}
+
+
 def _consts(cfg: DynamicsConfig, dtype) -> np.ndarray:
-    """The runtime constants, in the data's precision (see functional.dynamics on ``one``/``zero``)."""
-    return np.array([cfg.v_reset, cfg.v_rest, cfg.reset_amount or 0.0, cfg.mpr_k, 1.0, 0.0], dtype=dtype)
+    """The runtime constants, in the data's precision (see functional.dynamics on ``one``/``zero``); one
+    array per configuration and type, which the loops only read."""
+    key = (cfg, np.dtype(dtype))
+    c = _CONSTS.get(key)
+    if c is None:
+        _CONSTS[key] = c = np.array([cfg.v_reset, cfg.v_rest, cfg.reset_amount or 0.0, cfg.mpr_k, 1.0, 0.0],
+                                    dtype=dtype)
+    return c
 
 
 class _Numba:
@@ -442,7 +463,7 @@ class _Numba:
     def backward(cfg, gout, gmem, hseq, iseq, aseq, xf, P, v0, i0, need_beta, need_alpha, dv, di, da):
         M = v0.numel()
         gx = torch.empty_like(gout)
-        grads = [hseq.new_zeros(M) for _ in range(6)]
+        grads = hseq.new_zeros(6, M).unbind(0)  # one allocation for the six sums
         dummy = hseq.new_zeros(1, 1)
         arr = lambda q: (dummy if q is None else q).numpy()  # noqa: E731
         dt = gout.numpy().dtype

@@ -12,6 +12,7 @@ step (:func:`apply_constraints`); the forward pass itself never clamps.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
@@ -27,6 +28,13 @@ from neuromorph.kernels.config import RESET_MODES, DynamicsConfig, DynamicsParam
 from neuromorph.nn.protocol import LayerDecl, Role
 
 Number = Union[float, Sequence[float], torch.Tensor]
+
+
+
+@functools.lru_cache(maxsize=1024)
+def _config(**kw) -> DynamicsConfig:
+    """The (frozen, validated) configuration for these settings, built once: a layer asks on every call."""
+    return DynamicsConfig(**kw)
 
 
 @dataclass(frozen=True)
@@ -199,8 +207,8 @@ class SpikingNeuron(nn.Module):
         return ", ".join(parts)
 
     def _cfg(self, **kw) -> DynamicsConfig:
-        return DynamicsConfig(reset=self.reset, v_reset=self.v_reset, detach_reset=self.detach_reset,
-                              surrogate=self.surrogate, mpr=self.mpr, reset_amount=self.reset_amount, **kw)
+        return _config(reset=self.reset, v_reset=self.v_reset, detach_reset=self.detach_reset,
+                       surrogate=self.surrogate, mpr=self.mpr, reset_amount=self.reset_amount, **kw)
 
     def _spec(self, kind: str, **kw) -> NeuronSpec:
         return NeuronSpec(kind=kind, threshold=self.threshold.detach(), reset=self.reset, v_reset=self.v_reset,
