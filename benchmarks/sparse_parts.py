@@ -6,8 +6,8 @@ For input rows ``x [rows, in]`` of random spikes (``binary``) or binned counts 1
 - ``count``: the row count that decides dense or sparse (and finds whether the input is binary);
 - ``list``: the listing of the nonzero entries (CSR; indices only for binary input);
 - ``forward``: the product from the listing (28.7 M multiply-adds for the SHD input layer at 5 %);
-- ``weight_grad``: dWᵀ from the listing and a random ``g [rows, out]``;
-- ``dense_forward`` / ``dense_weight_grad``: torch's products for the same shapes, for scale.
+- ``weight_grad``: dW (and the bias gradient) from the listing and a random ``g [rows, out]``;
+- ``dense_forward`` / ``dense_weight_grad``: torch's products (and bias sum) for the same shapes, for scale.
 
 Minimum over ``--reps`` calls (the machine's noise only ever adds), wall ms, at ``--threads``.
 
@@ -52,8 +52,8 @@ def parts(kind: str, rows: int, n_in: int, n_out: int, density: float, reps: int
     csr = listed.csr()
 
     def weight_grad():
-        dwt = np.zeros((n_in, n_out), np.float32)
-        sparse._weight_grad_into(csr, g.numpy(), dwt)
+        dw = np.empty((n_out, n_in), np.float32)
+        sparse._weight_grad_into(csr, g.numpy(), dw, np.empty(n_out, np.float32))
 
     return {"binary": listed.binary, "density": listed.density,
             "count_ms": best(lambda: sparse.Rows(x), reps),
@@ -61,7 +61,7 @@ def parts(kind: str, rows: int, n_in: int, n_out: int, density: float, reps: int
             "forward_ms": best(lambda: sparse._forward_product(csr, w, b, rows, wt), reps),
             "weight_grad_ms": best(weight_grad, reps),
             "dense_forward_ms": best(lambda: torch.nn.functional.linear(x, w, b), reps),
-            "dense_weight_grad_ms": best(lambda: g.t().mm(x), reps)}
+            "dense_weight_grad_ms": best(lambda: (g.t().mm(x), g.sum(0)), reps)}
 
 
 def main(argv=None) -> int:

@@ -37,10 +37,14 @@ import types
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
+import llvmlite
 import numba
 import numpy as np
 import torch
+from llvmlite import ir
 from numba import prange
+from numba.core import cgutils
+from numba.extending import intrinsic
 from torch.utils.weak import WeakIdKeyDictionary
 
 from neuromorph.kernels.config import NUMBA_CACHE
@@ -52,6 +56,8 @@ __all__ = ["linear", "rule", "choose", "synapse_linear", "eligible", "count_work
 
 #: below this many rows the serial kernels run (thread start-up costs more than it saves)
 PARALLEL_ROWS = 64
+#: the side of the square tiles in which a matrix is transposed (32 floats: two cache lines a row)
+_TILE = 32
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -105,6 +111,98 @@ def _fill_csr(x, indptr, idx, val):  # pragma: no cover - compiled by numba
             p += xi != 0
             if p == end:
                 break
+
+
+# ----------------------------------------------------------------------------------------------------------
+# listing 16 float32 entries at a time (CPUs with AVX-512)
+# ----------------------------------------------------------------------------------------------------------
+def _vector_compress_available() -> bool:
+    """Whether numba compiles for a CPU with AVX-512F (one instruction compresses the positions of a 16-lane
+    compare's nonzero entries into the low lanes) and its LLVM has the portable compress intrinsic (LLVM
+    19+). Elsewhere LLVM expands the intrinsic into scalar code that is 2x slower than the branch-free scalar
+    loop, so the listing keeps that loop."""
+    from numba.core import codegen
+
+    if llvmlite.binding.llvm_version_info < (19,):
+        return False
+    features = numba.config.CPU_FEATURES
+    if features is None:
+        features = codegen.get_host_cpu_features()
+    return "+avx512f" in str(features).split(",")
+
+
+#: whether :func:`_fill_csr16` lists float32 rows (read once: the compile target is fixed per process)
+VECTOR_LISTING = _vector_compress_available()
+
+
+def _compress16_codegen(context, builder, signature, args, values: bool):
+    """``out[p : p + n] = `` the positions ``i .. i + 15`` (or, with ``values``, the values) of the nonzero
+    entries of ``row[i : i + 16]`` (float32), in order; returns n. The positions are compressed into the low
+    lanes of a vector and exactly n lanes are stored (a masked store: never past slot p + n, which may
+    belong to another row and thread)."""
+    row, i, out, p = args
+    data = cgutils.create_struct_proxy(signature.args[0])(context, builder, value=row).data
+    dest = cgutils.create_struct_proxy(signature.args[2])(context, builder, value=out).data
+    i32, i16 = ir.IntType(32), ir.IntType(16)
+    lanes = ir.VectorType(ir.FloatType(), 16) if values else ir.VectorType(i32, 16)
+    f32x16, mask_t = ir.VectorType(ir.FloatType(), 16), ir.VectorType(ir.IntType(1), 16)
+    x = builder.load(builder.bitcast(builder.gep(data, [i]), f32x16.as_pointer()), align=4)
+    mask = builder.fcmp_unordered("!=", x, ir.Constant(f32x16, [0.0] * 16))  # as `x != 0`: NaN listed, -0.0 not
+    if values:
+        vec = x
+    else:
+        first = builder.insert_element(ir.Constant(lanes, ir.Undefined), builder.trunc(i, i32), ir.Constant(i32, 0))
+        first = builder.shuffle_vector(first, ir.Constant(lanes, ir.Undefined), ir.Constant(lanes, [0] * 16))
+        vec = builder.add(first, ir.Constant(lanes, list(range(16))))
+    suffix = "v16f32" if values else "v16i32"
+    compress = cgutils.get_or_insert_function(builder.module, ir.FunctionType(lanes, [lanes, mask_t, lanes]),
+                                              "llvm.experimental.vector.compress." + suffix)
+    packed = builder.call(compress, [vec, mask, ir.Constant(lanes, ir.Undefined)])
+    ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i16, [i16]), "llvm.ctpop.i16")
+    n = builder.call(ctpop, [builder.bitcast(mask, i16)])
+    low = builder.sub(builder.shl(ir.Constant(i32, 1), builder.zext(n, i32)), ir.Constant(i32, 1))
+    store = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [lanes, lanes.as_pointer(), i32, mask_t]),
+        f"llvm.masked.store.{suffix}.p0")
+    builder.call(store, [packed, builder.bitcast(builder.gep(dest, [p]), lanes.as_pointer()), ir.Constant(i32, 4),
+                         builder.bitcast(builder.trunc(low, i16), mask_t)])
+    return builder.zext(n, ir.IntType(64))
+
+
+@intrinsic
+def _positions16(typingctx, row, i, idx, p):
+    """``idx[p:] =`` the positions of the nonzero entries of ``row[i : i + 16]``; returns their number."""
+    return numba.types.int64(row, i, idx, p), lambda c, b, sig, args: _compress16_codegen(c, b, sig, args, False)
+
+
+@intrinsic
+def _values16(typingctx, row, i, val, p):
+    """``val[p:] =`` the nonzero entries of ``row[i : i + 16]``; returns their number."""
+    return numba.types.int64(row, i, val, p), lambda c, b, sig, args: _compress16_codegen(c, b, sig, args, True)
+
+
+def _fill_csr16(x, indptr, idx, val):  # pragma: no cover - compiled by numba
+    """:func:`_fill_csr` for float32 rows, 16 entries per step (:func:`_positions16`: a compare, a
+    compress and a masked store, no branch on the data), the last ``I mod 16`` as there; the same lists."""
+    R, I = x.shape
+    binary = val.shape[0] != idx.shape[0]  # values all 1, not stored
+    for r in prange(R):
+        p = indptr[r]
+        end = indptr[r + 1]
+        row = x[r]
+        i = 0
+        while i + 16 <= I and p < end:
+            if not binary:
+                _values16(row, i, val, p)
+            p += _positions16(row, i, idx, p)
+            i += 16
+        while i < I and p < end:
+            xi = row[i]
+            idx[p] = i
+            if not binary:
+                val[p] = xi
+            p += xi != 0
+            i += 1
 
 
 def _forward(indptr, idx, val, wt, bias, out):  # pragma: no cover - compiled by numba
@@ -170,35 +268,68 @@ def _forward_scan_w(x, w, bias, out, limit):  # pragma: no cover - compiled by n
     return n
 
 
-def _weight_grad(indptr, idx, val, g, dwt, parts, acc):  # pragma: no cover - compiled by numba
-    """``dwt[i, :] += Σ_{r: x[r,i] ≠ 0} x[r, i] · g[r, :]`` (dWᵀ ``[I, O]``). The rows are split into
-    ``parts`` equal runs, one per thread, each summed in increasing row order into its own ``acc[part]``
-    (``[parts, I, O]``; ``dwt`` itself for one part), then the parts are added in order: a fixed order
-    for every element (deterministic; the bits depend only on ``parts``), no atomics."""
+def _weight_grad(indptr, idx, val, g, dw, parts, acc, gb, bacc):  # pragma: no cover - compiled by numba
+    """``dw[:, i] = Σ_{r: x[r,i] ≠ 0} x[r, i] · g[r, :]`` (dW ``[O, I]``, the parameter's layout) and, when
+    ``gb`` has O entries, ``gb = Σ_r g[r, :]`` (the bias gradient, read from the same rows). The rows are
+    split into ``parts`` equal runs, one per thread, each summed in increasing row order into its own
+    ``acc[part]`` (``[parts, I, O]``: a row of dWᵀ per event, contiguous) and ``bacc[part]``; then the parts
+    are added in order and written transposed into ``dw``, a tile at a time: a fixed order for every element
+    (deterministic; the bits depend only on ``parts``), no atomics, and no separate transpose or zeroing
+    of the result."""
     R, O = g.shape
-    I = dwt.shape[0]
+    I = dw.shape[1]
     binary = val.shape[0] != idx.shape[0]  # values all 1, not stored
+    with_bias = gb.shape[0] == O
     one = g.dtype.type(1)
     for c in prange(parts):
-        a = dwt if parts == 1 else acc[c]
-        if parts > 1:
-            for i in range(I):
-                for o in range(O):
-                    a[i, o] = 0.0
+        a = acc[c]
+        bs = bacc[c]
+        for i in range(I):
+            for o in range(O):
+                a[i, o] = 0.0
+        for o in range(bs.shape[0]):
+            bs[o] = 0.0
         for r in range(c * R // parts, (c + 1) * R // parts):
             grow = g[r]
+            if with_bias:
+                for o in range(O):
+                    bs[o] += grow[o]
             for p in range(indptr[r], indptr[r + 1]):
                 drow = a[idx[p]]
                 v = one if binary else val[p]
                 for o in range(O):
                     drow[o] += v * grow[o]
-    if parts > 1:
-        for i in prange(I):
-            drow = dwt[i]
-            for c in range(parts):
-                arow = acc[c, i]
-                for o in range(O):
-                    drow[o] += arow[o]
+    if with_bias:
+        for o in range(O):
+            gb[o] = bacc[0, o]
+        for c in range(1, parts):
+            for o in range(O):
+                gb[o] += bacc[c, o]
+    for ib in prange((I + _TILE - 1) // _TILE):
+        i0 = ib * _TILE
+        i1 = min(I, i0 + _TILE)
+        for o0 in range(0, O, _TILE):
+            o1 = min(O, o0 + _TILE)
+            for o in range(o0, o1):
+                for i in range(i0, i1):
+                    s = acc[0, i, o]
+                    for c in range(1, parts):
+                        s += acc[c, i, o]
+                    dw[o, i] = s
+
+
+def _transpose(src, dst):  # pragma: no cover - compiled by numba
+    """``dst [I, O] = srcᵀ`` for ``src [O, I]``, a square tile at a time (both sides stay in cache)."""
+    O, I = src.shape
+    for ib in prange((I + _TILE - 1) // _TILE):
+        i0 = ib * _TILE
+        i1 = min(I, i0 + _TILE)
+        for o0 in range(0, O, _TILE):
+            o1 = min(O, o0 + _TILE)
+            for i in range(i0, i1):
+                drow = dst[i]
+                for o in range(o0, o1):
+                    drow[o] = src[o, i]
 
 
 def _input_grad(aptr, aidx, g, wt, gx):  # pragma: no cover - compiled by numba
@@ -244,10 +375,10 @@ def _mask_fill(mask, indptr, idx):  # pragma: no cover - compiled by numba
                 p += 1
 
 
-_LOOPS = {"row_counts": _row_counts, "fill_csr": _fill_csr, "forward": _forward, "forward_scan": _forward_scan,
+_LOOPS = {"row_counts": _row_counts, "fill_csr": _fill_csr, "fill_csr16": _fill_csr16, "forward": _forward, "forward_scan": _forward_scan,
           "input_grad": _input_grad, "mask_counts": _mask_counts, "mask_fill": _mask_fill,
           "forward_scan_w": _forward_scan_w,
-          "weight_grad": _weight_grad}
+          "weight_grad": _weight_grad, "transpose": _transpose}
 _COMPILED: dict = {}
 
 
@@ -360,12 +491,20 @@ class Rows:
         empty for a binary input (every value 1), which the kernels then add without multiplying."""
         idx = np.empty(self.nnz, np.int32)
         val = np.empty(0 if self.binary else self.nnz, self.x.numpy().dtype)
-        _kernel("fill_csr", self.x.shape[0])(self.x.numpy(), self.indptr, idx, val)
+        name = "fill_csr16" if (VECTOR_LISTING and self.x.dtype == torch.float32) else "fill_csr"
+        _kernel(name, self.x.shape[0])(self.x.numpy(), self.indptr, idx, val)
         return self.indptr, idx, val
 
 
 def _transposed(weight: torch.Tensor, wt: Optional[torch.Tensor]) -> np.ndarray:
-    return (wt if wt is not None else weight.detach().t().contiguous()).numpy()
+    """Wᵀ ``[I, O]`` (``wt`` if the caller keeps one): the layout in which an event's weights are one row."""
+    if wt is not None:
+        return wt.numpy()
+    w = weight.detach().contiguous().numpy()
+    out = np.empty((w.shape[1], w.shape[0]), w.dtype)
+    # the tiles run in parallel only for a matrix large enough to pay for starting the threads
+    _kernel("transpose", w.shape[1] if w.size >= _PARALLEL_ELEMENTS else 0)(w, out)
+    return out
 
 
 def _count(idx_count: int, value_sum: float, O: int) -> None:
@@ -395,6 +534,8 @@ def _forward_product(csr, weight: torch.Tensor, bias: Optional[torch.Tensor], R:
     return out
 
 
+#: a transpose runs its tiles on several threads from this many elements
+_PARALLEL_ELEMENTS = 1 << 16
 #: the most memory the per-thread copies of one weight gradient may take (bytes)
 WEIGHT_GRAD_COPIES_BYTES = 64 * 2 ** 20
 
@@ -409,13 +550,19 @@ def weight_grad_parts(rows: int, events: int, dw_bytes: int, n_in: int, threads:
     return max(1, min(threads, WEIGHT_GRAD_COPIES_BYTES // max(1, dw_bytes)))
 
 
-def _weight_grad_into(csr, g: np.ndarray, dwt: np.ndarray) -> None:
-    """``dwt += xᵀ g`` from the CSR of ``x``: one run of rows per thread, each into its own copy of dW
+def _weight_grad_into(csr, g: np.ndarray, dw: np.ndarray, gb: Optional[np.ndarray] = None) -> None:
+    """``dw = xᵀ g`` transposed to dW's ``[O, I]`` (written whole, need not be zeroed) from the CSR of
+    ``x``, and ``gb = Σ_r g[r]`` if given: one run of rows per thread, each into its own copy of dWᵀ
     (:func:`weight_grad_parts`)."""
-    R = g.shape[0]
-    parts = weight_grad_parts(R, csr[1].shape[0], dwt.nbytes, dwt.shape[0], numba_threads())
-    acc = np.empty((parts, *dwt.shape) if parts > 1 else (1, 1, 1), dwt.dtype)
-    _kernel("weight_grad", R if parts > 1 else 0)(*csr, g, dwt, parts, acc)  # 0 rows: the serial build
+    R, O = g.shape
+    I = dw.shape[1]
+    parts = weight_grad_parts(R, csr[1].shape[0], I * O * dw.itemsize, I, numba_threads())
+    acc = np.empty((parts, I, O), dw.dtype)
+    with_bias = gb is not None
+    bacc = np.empty((parts, O if with_bias else 0), dw.dtype)
+    # the serial build for one part unless the transposition is large enough to share (0 rows: serial)
+    rows = R if (parts > 1 or I * O >= _PARALLEL_ELEMENTS) else 0
+    _kernel("weight_grad", rows)(*csr, g, dw, parts, acc, gb if with_bias else np.empty(0, dw.dtype), bacc)
 
 
 def _forward_inference(rows: "Rows", weight: torch.Tensor, bias: Optional[torch.Tensor],
@@ -585,12 +732,14 @@ class SparseLinear(torch.autograd.Function):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         g = g.contiguous()
         gx = input_grad(g, weight, active) if need_x else None
-        gw = None
-        if need_w:
-            dwt = torch.zeros(ctx.n_in, weight.shape[0], dtype=g.dtype)
-            _weight_grad_into((indptr, idx, val), g.numpy(), dwt.numpy())
-            gw = dwt.t().contiguous()
-        gb = g.sum(0) if (need_b and ctx.has_bias) else None
+        gw = gb = None
+        need_b = need_b and ctx.has_bias
+        if need_w:  # the bias gradient is summed from the rows the weight gradient reads anyway
+            gw = torch.empty(weight.shape[0], ctx.n_in, dtype=g.dtype)
+            gb = torch.empty(weight.shape[0], dtype=g.dtype) if need_b else None
+            _weight_grad_into((indptr, idx, val), g.numpy(), gw.numpy(), None if gb is None else gb.numpy())
+        elif need_b:
+            gb = g.sum(0)
         return gx, gw, gb, None, None, None
 
 

@@ -336,7 +336,7 @@ def test_binary_input_stores_no_values_and_gives_the_same_bits():
     w, b, g = torch.randn(20, 60), torch.randn(20), torch.randn(320, 20)
     fwd = [sparse._forward_product(c, w, b, 320) for c in ((indptr, idx, val), (v_indptr, v_idx, v_val))]
     assert torch.equal(fwd[0], fwd[1])
-    dw = [np.zeros((60, 20), np.float32) for _ in range(2)]
+    dw = [np.empty((20, 60), np.float32) for _ in range(2)]
     for c, d in zip(((indptr, idx, val), (v_indptr, v_idx, v_val)), dw):
         sparse._weight_grad_into(c, g.numpy(), d)
     assert np.array_equal(dw[0], dw[1])
@@ -365,3 +365,49 @@ def test_tracing_runs_the_dense_product():
         traced = torch.jit.trace(lin, x)
         torch.testing.assert_close(traced(other), lin(other), **TOL[torch.float32])  # not a traced constant
     assert lin.last_path == "sparse"
+
+
+needs_compress = pytest.mark.skipif(__import__("llvmlite").binding.llvm_version_info < (19,),
+                                    reason="the vector listing needs LLVM 19+ (llvm.experimental.vector.compress)")
+
+
+@needs_compress
+@pytest.mark.parametrize("n_in", [1, 15, 16, 17, 48, 700])
+@pytest.mark.parametrize("density", [0.0, 0.05, 0.5, 1.0])
+@pytest.mark.parametrize("kind", ["binary", "counts"])
+def test_vector_listing_equals_the_scalar_listing(n_in, density, kind):
+    """The 16-lane listing (compare, compress, masked store) gives the scalar loop's lists exactly: every
+    row length around the 16-lane step, silent and full rows, NaN listed and -0.0 not (as ``x != 0``), and
+    it never writes past a row's slots (the sentinel after the last one survives). It compiles everywhere
+    (LLVM expands the compress where AVX-512 lacks); the layers use it only with AVX-512 (VECTOR_LISTING)."""
+    x = _inputs(kind, (97, n_in), torch.float32, density, seed=n_in)
+    x[5] = 0.0
+    x[7, : min(3, n_in)] = -0.0
+    if n_in > 4:
+        x[9, 4] = float("nan")
+    rows = sparse.Rows(x)
+    nnz = rows.nnz
+    lists = []
+    for name in ("fill_csr", "fill_csr16"):
+        for parallel_rows in (0, 97):  # the serial and the parallel build
+            idx = np.full(nnz + 1, -7, np.int32)
+            val = np.full((0 if rows.binary else nnz) + 1, -7.0, np.float32)
+            sparse._kernel(name, parallel_rows)(x.numpy(), rows.indptr, idx[:nnz], val[:-1])
+            assert idx[-1] == -7 and val[-1] == -7.0
+            lists.append((idx[:nnz], val[:-1]))
+    for idx, val in lists[1:]:
+        assert np.array_equal(idx, lists[0][0]) and np.array_equal(val, lists[0][1], equal_nan=True)
+    if n_in > 4 and density < 1.0:
+        assert not rows.binary and np.isnan(lists[0][1]).sum() == 1
+
+
+@needs_compress
+def test_vector_listing_is_chosen_by_the_compile_target(monkeypatch):
+    """The 16-lane listing runs only where numba compiles for AVX-512F; elsewhere LLVM's scalar expansion
+    of the compress is slower than the scalar loop, which is then kept."""
+    from numba.core import config
+
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+fma,-avx512f")
+    assert not sparse._vector_compress_available()
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+avx512f,+avx512bw")
+    assert sparse._vector_compress_available()
