@@ -411,3 +411,24 @@ def test_vector_listing_is_chosen_by_the_compile_target(monkeypatch):
     assert not sparse._vector_compress_available()
     monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+avx512f,+avx512bw")
     assert sparse._vector_compress_available()
+
+
+@needs_compress
+@pytest.mark.parametrize("n_in,n_out,density,kind", [(700, 256, 0.05, "binary"), (256, 256, 0.13, "counts"),
+                                                     (256, 20, 0.05, "binary"), (64, 129, 0.2, "counts"),
+                                                     (30, 7, 0.3, "binary"), (9, 64, 1.0, "counts")])
+def test_register_forward_gives_the_same_bits(n_in, n_out, density, kind):
+    """The float32 forward that keeps each row's sums in vector registers (64 outputs per pass, then the
+    rest in masked 16-lane steps) adds the same terms in the same order as the scalar loop: the same bits,
+    in the serial and the parallel build, for widths that are and are not multiples of 16 and 64."""
+    x = _inputs(kind, (130, n_in), torch.float32, density, seed=n_out)
+    x[3] = 0.0
+    csr = sparse.Rows(x).csr()
+    w, b = torch.randn(n_out, n_in), torch.randn(n_out)
+    wt = w.t().contiguous().numpy()
+    for rows in (0, 130):
+        want, got = (np.full((130, n_out), np.nan, np.float32) for _ in range(2))
+        sparse._kernel("forward", rows)(*csr, wt, b.numpy(), want)
+        sparse._kernel("forward16", rows)(*csr, wt, b.numpy(), got)
+        assert np.array_equal(got, want) and not np.isnan(got).any()
+    assert np.array_equal(got[3], b.numpy())
