@@ -7,9 +7,9 @@ cost only ``nnz(x) · out`` multiply-adds instead of ``rows · in · out``:
 
 - forward  ``y[r, :] = b + Σ_{i: x[r,i] ≠ 0} x[r, i] · W[:, i]``  (gather the weight columns of the active
   inputs; Perez-Nieves & Goodman, "Sparse Spiking Gradient Descent", NeurIPS 2021, input-side form);
-- weight gradient ``dW[:, i] = Σ_{r: x[r,i] ≠ 0} x[r, i] · g[r, :]`` (a scatter over the active inputs, one
-  run of rows per thread into its own copy of dW, the copies then added in order: every sum has one fixed
-  order for a given thread count, deterministic, no atomics);
+- weight gradient ``dW[:, i] = Σ_{r: x[r,i] ≠ 0} x[r, i] · g[r, :]`` (the forward's product on the input
+  listed by column: for each input, the rows of g where it fired, summed in increasing row order, in
+  parallel over the inputs: every sum has one fixed order at any thread count, deterministic, no atomics);
 - input gradient ``dx = g W`` (needed only when the input itself needs a gradient, i.e. not for the first
   layer): a dense product, unless the input is the spikes of a neuron layer with a compact-support
   surrogate, which carry the layer's *active set* A (the entries where its backward multiplies ∂L/∂s by a
@@ -52,7 +52,7 @@ from neuromorph.kernels.config import NUMBA_CACHE
 __all__ = ["linear", "rule", "choose", "synapse_linear", "eligible", "count_work", "Work", "Rows", "SparseLinear",
            "SYNAPSE_BACKENDS", "DEFAULT_CROSSOVER", "crossover_for", "synapse_backend", "ActiveSet", "attach_active",
            "active_of", "propagate_active", "input_grad", "DX_CROSSOVER", "DX_MIN_OUT", "DenseLinear",
-           "dense_linear", "weight_grad_parts", "WEIGHT_GRAD_COPIES_BYTES"]
+           "dense_linear"]
 
 #: below this many rows the serial kernels run (thread start-up costs more than it saves)
 PARALLEL_ROWS = 64
@@ -355,54 +355,33 @@ def _forward_scan_w(x, w, bias, out, limit):  # pragma: no cover - compiled by n
     return n
 
 
-def _weight_grad(indptr, idx, val, g, dw, parts, acc, gb, bacc):  # pragma: no cover - compiled by numba
-    """``dw[:, i] = Σ_{r: x[r,i] ≠ 0} x[r, i] · g[r, :]`` (dW ``[O, I]``, the parameter's layout) and, when
-    ``gb`` has O entries, ``gb = Σ_r g[r, :]`` (the bias gradient, read from the same rows). The rows are
-    split into ``parts`` equal runs, one per thread, each summed in increasing row order into its own
-    ``acc[part]`` (``[parts, I, O]``: a row of dWᵀ per event, contiguous) and ``bacc[part]``; then the parts
-    are added in order and written transposed into ``dw``, a tile at a time: a fixed order for every element
-    (deterministic; the bits depend only on ``parts``), no atomics, and no separate transpose or zeroing
-    of the result."""
-    R, O = g.shape
-    I = dw.shape[1]
-    binary = val.shape[0] != idx.shape[0]  # values all 1, not stored
-    with_bias = gb.shape[0] == O
-    one = g.dtype.type(1)
-    for c in prange(parts):
-        a = acc[c]
-        bs = bacc[c]
-        for i in range(I):
-            for o in range(O):
-                a[i, o] = 0.0
-        for o in range(bs.shape[0]):
-            bs[o] = 0.0
-        for r in range(c * R // parts, (c + 1) * R // parts):
-            grow = g[r]
-            if with_bias:
-                for o in range(O):
-                    bs[o] += grow[o]
-            for p in range(indptr[r], indptr[r + 1]):
-                drow = a[idx[p]]
-                v = one if binary else val[p]
-                for o in range(O):
-                    drow[o] += v * grow[o]
-    if with_bias:
-        for o in range(O):
-            gb[o] = bacc[0, o]
-        for c in range(1, parts):
-            for o in range(O):
-                gb[o] += bacc[c, o]
-    for ib in prange((I + _TILE - 1) // _TILE):
-        i0 = ib * _TILE
-        i1 = min(I, i0 + _TILE)
-        for o0 in range(0, O, _TILE):
-            o1 = min(O, o0 + _TILE)
-            for o in range(o0, o1):
-                for i in range(i0, i1):
-                    s = acc[0, i, o]
-                    for c in range(1, parts):
-                        s += acc[c, i, o]
-                    dw[o, i] = s
+def _by_input(indptr, idx, val, colptr, rows, vals):  # pragma: no cover - compiled by numba
+    """The listing of ``x [R, I]`` by input (CSC) from its listing by row (CSR), for the weight gradient:
+    ``rows[colptr[i] : colptr[i + 1]]`` are the rows where input i is nonzero, in increasing order (the
+    rows are walked in order), and ``vals`` their values (not for binary input). A last column I lists
+    every row with value 1: the bias, whose gradient is then summed by the same kernel, ``colptr [I + 2]``."""
+    R = indptr.shape[0] - 1
+    I = colptr.shape[0] - 2
+    binary = val.shape[0] != idx.shape[0]
+    for i in range(I + 2):
+        colptr[i] = 0
+    for p in range(idx.shape[0]):
+        colptr[idx[p] + 1] += 1
+    colptr[I + 1] = R
+    for i in range(I + 1):
+        colptr[i + 1] += colptr[i]
+    cursor = colptr[:I].copy()
+    for r in range(R):
+        for p in range(indptr[r], indptr[r + 1]):
+            i = idx[p]
+            rows[cursor[i]] = r
+            if not binary:
+                vals[cursor[i]] = val[p]
+            cursor[i] += 1
+    for k in range(R):
+        rows[colptr[I] + k] = k
+        if not binary:
+            vals[colptr[I] + k] = 1.0
 
 
 def _transpose(src, dst):  # pragma: no cover - compiled by numba
@@ -465,7 +444,7 @@ def _mask_fill(mask, indptr, idx):  # pragma: no cover - compiled by numba
 _LOOPS = {"row_counts": _row_counts, "fill_csr": _fill_csr, "fill_csr16": _fill_csr16, "forward16": _forward16, "forward": _forward,
           "input_grad": _input_grad, "mask_counts": _mask_counts, "mask_fill": _mask_fill,
           "forward_scan_w": _forward_scan_w,
-          "weight_grad": _weight_grad, "transpose": _transpose}
+          "by_input": _by_input, "transpose": _transpose}
 _COMPILED: dict = {}
 
 
@@ -624,33 +603,28 @@ def _forward_product(csr, weight: torch.Tensor, bias: Optional[torch.Tensor], R:
 
 #: a transpose runs its tiles on several threads from this many elements
 _PARALLEL_ELEMENTS = 1 << 16
-#: the most memory the per-thread copies of one weight gradient may take (bytes)
-WEIGHT_GRAD_COPIES_BYTES = 64 * 2 ** 20
-
-
-def weight_grad_parts(rows: int, events: int, dw_bytes: int, n_in: int, threads: int) -> int:
-    """How many runs of rows (each summed into its own copy of dW) the weight gradient uses: one per
-    thread, but one in all when there are few rows (``PARALLEL_ROWS``), when the events are too few to
-    pay for adding the copies (fewer than 2 per input on average), and never more copies than
-    :data:`WEIGHT_GRAD_COPIES_BYTES` hold (a wide layer on a many-core machine)."""
-    if rows < PARALLEL_ROWS or events < 2 * n_in:
-        return 1
-    return max(1, min(threads, WEIGHT_GRAD_COPIES_BYTES // max(1, dw_bytes)))
-
-
 def _weight_grad_into(csr, g: np.ndarray, dw: np.ndarray, gb: Optional[np.ndarray] = None) -> None:
-    """``dw = xᵀ g`` transposed to dW's ``[O, I]`` (written whole, need not be zeroed) from the CSR of
-    ``x``, and ``gb = Σ_r g[r]`` if given: one run of rows per thread, each into its own copy of dWᵀ
-    (:func:`weight_grad_parts`)."""
-    R, O = g.shape
-    I = dw.shape[1]
-    parts = weight_grad_parts(R, csr[1].shape[0], I * O * dw.itemsize, I, numba_threads())
-    acc = np.empty((parts, I, O), dw.dtype)
-    with_bias = gb is not None
-    bacc = np.empty((parts, O if with_bias else 0), dw.dtype)
-    # the serial build for one part unless the transposition is large enough to share (0 rows: serial)
-    rows = R if (parts > 1 or I * O >= _PARALLEL_ELEMENTS) else 0
-    _kernel("weight_grad", rows)(*csr, g, dw, parts, acc, gb if with_bias else np.empty(0, dw.dtype), bacc)
+    """``dw = gᵀ x`` (dW's ``[O, I]``, written whole) and ``gb = Σ_r g[r]`` if given, from the CSR of ``x``.
+
+    The weight gradient is the forward's product on the input's listing by column: row i of dWᵀ is the sum of
+    the rows of g where input i fired, ``Σ_r x[r, i] · g[r, :]``, so :func:`_by_input` lists the input by
+    column and the forward kernel sums those rows of g, with the sums in registers and one output row per
+    input, over the inputs in parallel (no per-thread copies to add, no scatter). Every sum runs over the
+    rows in increasing order whatever the thread count: deterministic, the same bits at any thread count."""
+    indptr, idx, val = csr
+    O, I = dw.shape
+    R = g.shape[0]
+    binary = val.shape[0] != idx.shape[0]
+    colptr = np.empty(I + 2, np.int64)
+    rows = np.empty(idx.shape[0] + R, np.int32)
+    vals = np.empty(0 if binary else idx.shape[0] + R, g.dtype)
+    _kernel("by_input", 0)(indptr, idx, val, colptr, rows, vals)  # serial: a counting sort
+    dwt = np.empty((I + 1, O), g.dtype)
+    name = "forward16" if (VECTOR_FORWARD and g.dtype == np.float32) else "forward"
+    _kernel(name, I + 1)(colptr, rows, vals, g, np.zeros(O, g.dtype), dwt)
+    _kernel("transpose", I if dw.size >= _PARALLEL_ELEMENTS else 0)(dwt[:I], dw)
+    if gb is not None:
+        gb[:] = dwt[I]
 
 
 def _forward_inference(rows: "Rows", weight: torch.Tensor, bias: Optional[torch.Tensor],

@@ -289,37 +289,41 @@ def test_synapse_backend_context_overrides_auto_layers_only():
 
 
 @pytest.mark.parametrize("kind", ["binary", "counts"])
-def test_weight_gradient_is_deterministic_at_each_thread_count(kind):
-    """The weight gradient sums one run of rows per thread into its own copy of dW, then adds the copies in
-    order: the same bits on every call at a given thread count (no atomics), and one thread sums the rows
-    in order, the float64 product's terms rounded one by one."""
+def test_weight_gradient_is_the_same_bits_at_any_thread_count(kind):
+    """The weight gradient sums, for each input, the rows of g where it fired in increasing row order, in
+    parallel over the inputs: the same bits on every call and at every thread count (no atomics, no
+    per-thread partial sums), each sum the float64 product's terms rounded one by one; the bias gradient
+    is summed the same way, over all rows."""
     x = _inputs(kind, (40, 8, 60), torch.float32, 0.2)
     g = torch.randn(40, 8, 20)
     want = (g.reshape(-1, 20).double().t() @ x.reshape(-1, 60).double()).float()
     threads = torch.get_num_threads()
-    for n in (1, 2):
+    grads = []
+    for n in (1, 2, 1, 2):
         torch.set_num_threads(n)
         try:
-            grads = []
-            for _ in range(2):
-                w = torch.randn(20, 60, generator=torch.Generator().manual_seed(0), requires_grad=True)
-                sparse.linear(x, w).backward(g)
-                grads.append(w.grad)
+            w = torch.randn(20, 60, generator=torch.Generator().manual_seed(0), requires_grad=True)
+            b = torch.zeros(20, requires_grad=True)
+            sparse.linear(x, w, b).backward(g)
+            grads.append((w.grad, b.grad))
         finally:
             torch.set_num_threads(threads)
-        assert torch.equal(grads[0], grads[1])
-        torch.testing.assert_close(grads[0], want, **TOL[torch.float32])
+    for gw, gb in grads[1:]:
+        assert torch.equal(gw, grads[0][0]) and torch.equal(gb, grads[0][1])
+    torch.testing.assert_close(grads[0][0], want, **TOL[torch.float32])
+    torch.testing.assert_close(grads[0][1], g.reshape(-1, 20).double().sum(0).float(), **TOL[torch.float32])
 
 
-def test_weight_gradient_copies_are_bounded():
-    """One copy of dW per thread, but not for a few rows or events, and never more than the budget holds."""
-    kib = 2 ** 10
-    assert sparse.weight_grad_parts(3200, 112_000, 700 * kib, 700, 2) == 2
-    assert sparse.weight_grad_parts(3200, 112_000, 700 * kib, 700, 1) == 1
-    assert sparse.weight_grad_parts(sparse.PARALLEL_ROWS - 1, 10_000, 700 * kib, 700, 8) == 1  # a streamed step
-    assert sparse.weight_grad_parts(3200, 1000, 700 * kib, 700, 8) == 1  # fewer events than the copies' sum
-    big = 2048 * 2048 * 4  # 16 MiB: at most 4 copies in 64 MiB, however many threads
-    assert sparse.weight_grad_parts(3200, 10 ** 6, big, 2048, 64) == sparse.WEIGHT_GRAD_COPIES_BYTES // big == 4
+def test_listing_by_input_is_the_transpose_plus_a_bias_column():
+    """The weight gradient's listing by input: for each input, the rows where it is nonzero in increasing
+    order with their values, then one column listing every row with value 1 (the bias)."""
+    x = torch.tensor([[0.0, 2.0, 0.0], [1.0, 0.0, 3.0], [0.0, 0.0, 0.0], [4.0, 5.0, 0.0]])
+    indptr, idx, val = sparse.Rows(x).csr()
+    colptr, rows, vals = np.empty(5, np.int64), np.empty(5 + 4, np.int32), np.empty(5 + 4, np.float32)
+    sparse._kernel("by_input", 0)(indptr, idx, val, colptr, rows, vals)
+    assert colptr.tolist() == [0, 2, 4, 5, 9]
+    assert rows.tolist() == [1, 3, 0, 3, 1, 0, 1, 2, 3]
+    assert vals.tolist() == [1.0, 4.0, 2.0, 5.0, 3.0, 1.0, 1.0, 1.0, 1.0]
 
 
 def test_binary_input_stores_no_values_and_gives_the_same_bits():
