@@ -355,33 +355,41 @@ def _forward_scan_w(x, w, bias, out, limit):  # pragma: no cover - compiled by n
     return n
 
 
-def _by_input(indptr, idx, val, colptr, rows, vals):  # pragma: no cover - compiled by numba
+def _by_input(indptr, idx, val, colptr, rows, vals, parts):  # pragma: no cover - compiled by numba
     """The listing of ``x [R, I]`` by input (CSC) from its listing by row (CSR), for the weight gradient:
-    ``rows[colptr[i] : colptr[i + 1]]`` are the rows where input i is nonzero, in increasing order (the
-    rows are walked in order), and ``vals`` their values (not for binary input). A last column I lists
-    every row with value 1: the bias, whose gradient is then summed by the same kernel, ``colptr [I + 2]``."""
+    ``rows[colptr[i] : colptr[i + 1]]`` are the rows where input i is nonzero, in increasing order, and
+    ``vals`` their values (not for binary input). A last column I lists every row with value 1: the bias,
+    whose gradient is then summed by the same kernel (``colptr [I + 2]``). A counting sort in ``parts`` runs
+    of rows: each run counts its entries per input, every run's slots in a column follow the previous
+    run's, and each run then fills its slots in row order, so the lists are in row order at any ``parts``."""
     R = indptr.shape[0] - 1
     I = colptr.shape[0] - 2
     binary = val.shape[0] != idx.shape[0]
-    for i in range(I + 2):
-        colptr[i] = 0
-    for p in range(idx.shape[0]):
-        colptr[idx[p] + 1] += 1
-    colptr[I + 1] = R
-    for i in range(I + 1):
-        colptr[i + 1] += colptr[i]
-    cursor = colptr[:I].copy()
-    for r in range(R):
-        for p in range(indptr[r], indptr[r + 1]):
-            i = idx[p]
-            rows[cursor[i]] = r
+    slot = np.zeros((parts, I), np.int64)
+    for c in prange(parts):
+        for p in range(indptr[c * R // parts], indptr[(c + 1) * R // parts]):
+            slot[c, idx[p]] += 1
+    n = 0
+    for i in range(I):
+        colptr[i] = n
+        for c in range(parts):
+            k = slot[c, i]
+            slot[c, i] = n
+            n += k
+    colptr[I] = n
+    colptr[I + 1] = n + R
+    for c in prange(parts):
+        for r in range(c * R // parts, (c + 1) * R // parts):
+            for p in range(indptr[r], indptr[r + 1]):
+                i = idx[p]
+                k = slot[c, i]
+                rows[k] = r
+                if not binary:
+                    vals[k] = val[p]
+                slot[c, i] = k + 1
+            rows[n + r] = r
             if not binary:
-                vals[cursor[i]] = val[p]
-            cursor[i] += 1
-    for k in range(R):
-        rows[colptr[I] + k] = k
-        if not binary:
-            vals[colptr[I] + k] = 1.0
+                vals[n + r] = 1.0
 
 
 def _transpose(src, dst):  # pragma: no cover - compiled by numba
@@ -618,7 +626,8 @@ def _weight_grad_into(csr, g: np.ndarray, dw: np.ndarray, gb: Optional[np.ndarra
     colptr = np.empty(I + 2, np.int64)
     rows = np.empty(idx.shape[0] + R, np.int32)
     vals = np.empty(0 if binary else idx.shape[0] + R, g.dtype)
-    _kernel("by_input", 0)(indptr, idx, val, colptr, rows, vals)  # serial: a counting sort
+    parts = numba_threads() if R >= PARALLEL_ROWS else 1
+    _kernel("by_input", R if parts > 1 else 0)(indptr, idx, val, colptr, rows, vals, parts)
     dwt = np.empty((I + 1, O), g.dtype)
     name = "forward16" if (VECTOR_FORWARD and g.dtype == np.float32) else "forward"
     _kernel(name, I + 1)(colptr, rows, vals, g, np.zeros(O, g.dtype), dwt)

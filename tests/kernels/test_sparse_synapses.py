@@ -319,11 +319,12 @@ def test_listing_by_input_is_the_transpose_plus_a_bias_column():
     order with their values, then one column listing every row with value 1 (the bias)."""
     x = torch.tensor([[0.0, 2.0, 0.0], [1.0, 0.0, 3.0], [0.0, 0.0, 0.0], [4.0, 5.0, 0.0]])
     indptr, idx, val = sparse.Rows(x).csr()
-    colptr, rows, vals = np.empty(5, np.int64), np.empty(5 + 4, np.int32), np.empty(5 + 4, np.float32)
-    sparse._kernel("by_input", 0)(indptr, idx, val, colptr, rows, vals)
-    assert colptr.tolist() == [0, 2, 4, 5, 9]
-    assert rows.tolist() == [1, 3, 0, 3, 1, 0, 1, 2, 3]
-    assert vals.tolist() == [1.0, 4.0, 2.0, 5.0, 3.0, 1.0, 1.0, 1.0, 1.0]
+    for parts in (1, 2, 3, 4):  # runs of rows counted and filled on their own, then in order
+        colptr, rows, vals = np.empty(5, np.int64), np.empty(5 + 4, np.int32), np.empty(5 + 4, np.float32)
+        sparse._kernel("by_input", 4 if parts > 1 else 0)(indptr, idx, val, colptr, rows, vals, parts)
+        assert colptr.tolist() == [0, 2, 4, 5, 9]
+        assert rows.tolist() == [1, 3, 0, 3, 1, 0, 1, 2, 3]
+        assert vals.tolist() == [1.0, 4.0, 2.0, 5.0, 3.0, 1.0, 1.0, 1.0, 1.0]
 
 
 def test_binary_input_stores_no_values_and_gives_the_same_bits():
