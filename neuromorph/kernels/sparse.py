@@ -609,8 +609,10 @@ def _forward_product(csr, weight: torch.Tensor, bias: Optional[torch.Tensor], R:
     return out
 
 
-#: a transpose runs its tiles on several threads from this many elements
+#: a transpose (or the weight gradient's sums) runs on several threads from this many elements (or terms)
 _PARALLEL_ELEMENTS = 1 << 16
+
+
 def _weight_grad_into(csr, g: np.ndarray, dw: np.ndarray, gb: Optional[np.ndarray] = None) -> None:
     """``dw = gᵀ x`` (dW's ``[O, I]``, written whole) and ``gb = Σ_r g[r]`` if given, from the CSR of ``x``.
 
@@ -630,7 +632,9 @@ def _weight_grad_into(csr, g: np.ndarray, dw: np.ndarray, gb: Optional[np.ndarra
     _kernel("by_input", R if parts > 1 else 0)(indptr, idx, val, colptr, rows, vals, parts)
     dwt = np.empty((I + 1, O), g.dtype)
     name = "forward16" if (VECTOR_FORWARD and g.dtype == np.float32) else "forward"
-    _kernel(name, I + 1)(colptr, rows, vals, g, np.zeros(O, g.dtype), dwt)
+    # in parallel over the inputs when the sums are worth starting threads for (not a streamed step's few rows)
+    parallel = rows.shape[0] * O >= _PARALLEL_ELEMENTS
+    _kernel(name, I + 1 if parallel else 0)(colptr, rows, vals, g, np.zeros(O, g.dtype), dwt)
     _kernel("transpose", I if dw.size >= _PARALLEL_ELEMENTS else 0)(dwt[:I], dw)
     if gb is not None:
         gb[:] = dwt[I]
