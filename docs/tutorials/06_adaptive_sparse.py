@@ -256,7 +256,7 @@ for name, layer in recurrent.items():
 # channel groups; the second reads the hidden spikes. `nm.nn.Linear` counts the nonzero entries of its input
 # on every call and keeps them in `last_density`, with the path it chose in `last_path`. The crossover falls
 # with the layer's width (the event-driven kernels scan every input once whatever the width), so a narrow
-# readout (about 20 outputs or fewer) stays dense without counting.
+# readout crosses over at a lower density (a dozen outputs or fewer stay dense without counting).
 
 # %%
 xs, _ = load_split(recipe, "train").batch(torch.arange(16 if QUICK else 64))
@@ -393,8 +393,8 @@ print("equal:", abs(work.synops - report_synops) < 1e-6 * max(1.0, report_synops
 #   any neuromorph neuron, but they do not export to NIR or Loihi; if hardware is the goal, train a LIF (or
 #   CubaLIF) network.
 # - **Event-driven synapses**: on CPU, for layers whose input is spikes or event counts below the crossover
-#   density (about 0.2 in training and 0.12 in inference for wide layers on the machine the defaults were
-#   measured on; lower for narrow layers, dense below about 20 outputs). The `auto` backend measures the
+#   density (about 0.29 in training and 0.31 in inference for wide layers on the machine the defaults were
+#   measured on; lower for narrow layers, dense below a dozen outputs). The `auto` backend measures the
 #   density on every call and picks the path, so there is nothing to switch on; the results are the same to
 #   float rounding. Real-valued inputs are dense and run the dense product automatically; convolutions are
 #   dense; on GPUs the dense product is kept (no event-driven GPU kernel has been measured). The crossover

@@ -875,16 +875,16 @@ SYNAPSE_BACKENDS = ("auto", "dense", "sparse")
 #: Input densities below which ``backend="auto"`` runs the event-driven kernels, for a training step's
 #: product (forward and backward) and for inference (forward only), in the limit of wide layers; see
 #: :func:`crossover_for`. Measured with ``benchmarks/sparse_crossover.py`` (one thread, 3200 rows, the SHD
-#: layer shapes 700→256, 256→256, 256→20) on the 2-core x86-64 CPU of benchmarks/RESULTS.md ("Event-driven
-#: synapses", 2026-12-03): sparse and dense cost the same at 0.24 (700→256, 256→256) and 0.03 (256→20) in
-#: training, 0.15 (700→256, 256→256) and below 0.005 (256→20) in inference; the values below are a little
-#: lower, so that auto does not pick the slower path near the crossover. Re-measure on other machines and
-#: pass ``crossover=`` to the layer.
-DEFAULT_CROSSOVER = {"train": 0.20, "infer": 0.12}
+#: layer shapes 700→256, 256→256, 256→20) on the 2-core x86-64 CPU of benchmarks/RESULTS.md ("Vector
+#: kernels", 2026-12-04, three runs): sparse and dense cost the same at 0.32-0.35 (700→256, 256→256) and
+#: 0.13-0.20 (256→20) in training, 0.33-0.40 (700→256), above 0.49 (256→256) and 0.27-0.33 (256→20) in
+#: inference; the values below are a little lower, so that auto does not pick the slower path near the
+#: crossover. Re-measure on other machines and pass ``crossover=`` to the layer.
+DEFAULT_CROSSOVER = {"train": 0.30, "infer": 0.32}
 #: the event-driven kernels scan every input once (a cost independent of the layer's width) and then do
 #: work proportional to the outputs; the dense product is proportional to the outputs. So the crossover
 #: falls with the width, to zero at about this many outputs (fitted per mode to the two measured widths).
-NARROW_OUTPUTS = {"train": 16, "infer": 20}
+NARROW_OUTPUTS = {"train": 12, "infer": 4}
 
 
 def crossover_for(out_features: int, training: bool) -> float:

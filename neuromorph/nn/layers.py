@@ -59,7 +59,7 @@ class Linear(nn.Linear):
     - ``"auto"`` (default): counts the nonzero inputs of each call (CPU, float32/float64) and runs the
       event-driven kernels when their fraction is below ``crossover`` (default
       ``neuromorph.kernels.sparse.crossover_for(out_features, training)``, measured on the benchmark
-      machine: about 0.19 for a 256-wide layer in training, 0.11 in inference, dense for narrow layers),
+      machine: about 0.29 for a 256-wide layer in training, 0.31 in inference, lower for narrow layers),
       the dense product otherwise and on other devices (GPUs keep the dense product);
     - ``"sparse"`` / ``"dense"``: always that path.
 

@@ -190,20 +190,26 @@ def test_auto_picks_by_density_and_overrides_work():
 
 
 def test_default_crossover_follows_width_and_mode():
-    """Narrow layers (the scan of the input is not repaid) stay dense; inference crosses over earlier."""
-    assert sparse.crossover_for(16, True) == 0.0 == sparse.crossover_for(20, False)
-    assert 0 < sparse.crossover_for(20, True) < 0.05  # measured 0.03 for 256 -> 20 in training
-    assert 0 < sparse.crossover_for(256, False) < sparse.crossover_for(256, True) < sparse.DEFAULT_CROSSOVER["train"]
-    narrow = nm.nn.Linear(100, 10)
+    """Narrow layers (the scan of the input is not repaid) cross over at lower densities, down to dense;
+    with the register sums the forward gains more than the backward, so inference crosses over later."""
+    assert sparse.crossover_for(12, True) == 0.0 == sparse.crossover_for(4, False)
+    assert 0 < sparse.crossover_for(20, True) < sparse.crossover_for(256, True) < sparse.DEFAULT_CROSSOVER["train"]
+    assert 0.1 < sparse.crossover_for(20, True) < 0.2  # measured 0.13-0.20 for 256 -> 20 in training
+    assert sparse.crossover_for(256, True) < sparse.crossover_for(256, False) < sparse.DEFAULT_CROSSOVER["infer"]
+    narrow = nm.nn.Linear(100, 3)
     narrow(_inputs("binary", (10, 4, 100), torch.float32, 0.001))
     assert narrow.last_path == "dense"
     wide = nm.nn.Linear(100, 256)
-    x = _inputs("binary", (10, 4, 100), torch.float32, 0.15)  # between the inference and training crossovers
+    # every row exactly k of 100 inputs active, between the training and the inference crossover
+    k = int(100 * (sparse.crossover_for(256, True) + sparse.crossover_for(256, False)) / 2)
+    assert sparse.crossover_for(256, True) < k / 100 < sparse.crossover_for(256, False)
+    x = torch.zeros(10, 4, 100)
+    x[..., :k] = 1.0
     wide(x)
-    assert wide.last_path == "sparse"
+    assert wide.last_path == "dense" and wide.last_density == k / 100
     with torch.no_grad():
         wide(x)
-    assert wide.last_path == "dense"
+    assert wide.last_path == "sparse"
 
 
 def test_auto_falls_back_where_the_kernels_do_not_run():
