@@ -176,15 +176,25 @@ def _compress16_codegen(context, builder, signature, args, values: bool):
     return builder.zext(n, ir.IntType(64))
 
 
+def _c_arrays(*pairs) -> bool:
+    """Whether every (numba type, dtype) pair is a C-contiguous array of that dtype: the IR below reads
+    their data as plain float32/int32 buffers, so any other type must not compile."""
+    return all(isinstance(t, numba.types.Array) and t.layout == "C" and t.dtype == d for t, d in pairs)
+
+
 @intrinsic
 def _positions16(typingctx, row, i, idx, p):
     """``idx[p:] =`` the positions of the nonzero entries of ``row[i : i + 16]``; returns their number."""
+    if not _c_arrays((row, numba.types.float32), (idx, numba.types.int32)):
+        return None
     return numba.types.int64(row, i, idx, p), lambda c, b, sig, args: _compress16_codegen(c, b, sig, args, False)
 
 
 @intrinsic
 def _values16(typingctx, row, i, val, p):
     """``val[p:] =`` the nonzero entries of ``row[i : i + 16]``; returns their number."""
+    if not _c_arrays((row, numba.types.float32), (val, numba.types.float32)):
+        return None
     return numba.types.int64(row, i, val, p), lambda c, b, sig, args: _compress16_codegen(c, b, sig, args, True)
 
 
@@ -269,6 +279,10 @@ def _add_rows_codegen(context, builder, sig, args, vectors: int, scaled: bool, m
 def _add_rows_intrinsic(vectors: int, scaled: bool, masked: bool):
     @intrinsic
     def add_rows(typingctx, wt, idx, val, start, end, o0, n_out, orow, count):
+        f32, i32 = numba.types.float32, numba.types.int32
+        if not _c_arrays((wt, f32), (idx, i32), (orow, f32)) or not (isinstance(val, numba.types.Array)
+                                                                      and val.dtype == f32):
+            return None
         return (numba.types.void(wt, idx, val, start, end, o0, n_out, orow, count),
                 lambda c, b, sig, args: _add_rows_codegen(c, b, sig, args, vectors, scaled, masked))
     return add_rows
@@ -573,7 +587,7 @@ class Rows:
 def _transposed(weight: torch.Tensor, wt: Optional[torch.Tensor]) -> np.ndarray:
     """Wᵀ ``[I, O]`` (``wt`` if the caller keeps one): the layout in which an event's weights are one row."""
     if wt is not None:
-        return wt.numpy()
+        return np.ascontiguousarray(wt.numpy())  # the kernels read it as rows of O values
     w = weight.detach().contiguous().numpy()
     out = np.empty((w.shape[1], w.shape[0]), w.dtype)
     # the tiles run in parallel only for a matrix large enough to pay for starting the threads
@@ -622,6 +636,7 @@ def _weight_grad_into(csr, g: np.ndarray, dw: np.ndarray, gb: Optional[np.ndarra
     input, over the inputs in parallel (no per-thread copies to add, no scatter). Every sum runs over the
     rows in increasing order whatever the thread count: deterministic, the same bits at any thread count."""
     indptr, idx, val = csr
+    g = np.ascontiguousarray(g)  # the kernels read it as rows of O values
     O, I = dw.shape
     R = g.shape[0]
     binary = val.shape[0] != idx.shape[0]

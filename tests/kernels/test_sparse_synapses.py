@@ -443,3 +443,20 @@ def test_register_forward_gives_the_same_bits(n_in, n_out, density, kind):
         sparse._kernel("forward16", rows)(*csr, wt, b.numpy(), got)
         assert np.array_equal(got, want) and not np.isnan(got).any()
     assert np.array_equal(got[3], b.numpy())
+
+
+@needs_compress
+def test_vector_kernels_compile_only_for_float32_rows():
+    """The 16-lane kernels read their arrays as float32/int32 buffers: float64 data (which the layers send
+    to the scalar loops) must fail to compile rather than be misread."""
+    from numba.core.errors import TypingError
+
+    indptr = np.zeros(4, np.int64)
+    with pytest.raises(TypingError):
+        sparse._kernel("fill_csr16", 0)(np.zeros((3, 20)), indptr, np.empty(0, np.int32), np.empty(0))
+    with pytest.raises(TypingError):
+        sparse._kernel("forward16", 0)(indptr, np.empty(0, np.int32), np.empty(0), np.zeros((20, 5)), np.zeros(5),
+                                       np.zeros((3, 5)))
+    lin = nm.nn.Linear(20, 70, backend="sparse").double()  # float64 layers take the scalar loops
+    x = _inputs("counts", (6, 2, 20), torch.float64, 0.3)
+    torch.testing.assert_close(lin(x), torch.nn.functional.linear(x, lin.weight, lin.bias), **TOL[torch.float64])
