@@ -145,9 +145,11 @@ VECTOR_FORWARD = _llvm_vectors()
 def _compress16_codegen(context, builder, signature, args, values: bool):
     """``out[p : p + n] = `` the positions ``i .. i + 15`` (or, with ``values``, the values) of the nonzero
     entries of ``row[i : i + 16]`` (float32), in order; returns n. The positions are compressed into the low
-    lanes of a vector and exactly n lanes are stored (a masked store: never past slot p + n, which may
-    belong to another row and thread)."""
-    row, i, out, p = args
+    lanes of a vector and n lanes are stored (a masked store), but never at ``end`` or past it: the slots
+    there belong to another row, perhaps another thread's. (The row count and this compare agree, so the
+    clamp never cuts; it keeps the store inside the row even if they did not, e.g. a denormal read as 0
+    by a thread that flushes denormals and as nonzero by one that does not.)"""
+    row, i, out, p, end = args
     data = cgutils.create_struct_proxy(signature.args[0])(context, builder, value=row).data
     dest = cgutils.create_struct_proxy(signature.args[2])(context, builder, value=out).data
     i32, i16 = ir.IntType(32), ir.IntType(16)
@@ -167,7 +169,9 @@ def _compress16_codegen(context, builder, signature, args, values: bool):
     packed = builder.call(compress, [vec, mask, ir.Constant(lanes, ir.Undefined)])
     ctpop = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i16, [i16]), "llvm.ctpop.i16")
     n = builder.call(ctpop, [builder.bitcast(mask, i16)])
-    low = builder.sub(builder.shl(ir.Constant(i32, 1), builder.zext(n, i32)), ir.Constant(i32, 1))
+    room = builder.trunc(builder.sub(end, p), i32)  # > 0: the caller stops at p == end
+    stored = builder.select(builder.icmp_unsigned("<", builder.zext(n, i32), room), builder.zext(n, i32), room)
+    low = builder.sub(builder.shl(ir.Constant(i32, 1), stored), ir.Constant(i32, 1))
     store = cgutils.get_or_insert_function(
         builder.module, ir.FunctionType(ir.VoidType(), [lanes, lanes.as_pointer(), i32, mask_t]),
         f"llvm.masked.store.{suffix}.p0")
@@ -183,19 +187,21 @@ def _c_arrays(*pairs) -> bool:
 
 
 @intrinsic
-def _positions16(typingctx, row, i, idx, p):
-    """``idx[p:] =`` the positions of the nonzero entries of ``row[i : i + 16]``; returns their number."""
-    if not _c_arrays((row, numba.types.float32), (idx, numba.types.int32)):
+def _positions16(typingctx, row, i, idx, p, end):
+    """``idx[p : end] =`` the positions of the nonzero entries of ``row[i : i + 16]`` (as many as fit);
+    returns their number."""
+    if not _c_arrays((row, numba.types.float32), (idx, numba.types.int32)) or p != end:  # p, end: one int type
         return None
-    return numba.types.int64(row, i, idx, p), lambda c, b, sig, args: _compress16_codegen(c, b, sig, args, False)
+    return numba.types.int64(row, i, idx, p, end), lambda c, b, sig, args: _compress16_codegen(c, b, sig, args,
+                                                                                               False)
 
 
 @intrinsic
-def _values16(typingctx, row, i, val, p):
-    """``val[p:] =`` the nonzero entries of ``row[i : i + 16]``; returns their number."""
-    if not _c_arrays((row, numba.types.float32), (val, numba.types.float32)):
+def _values16(typingctx, row, i, val, p, end):
+    """``val[p : end] =`` the nonzero entries of ``row[i : i + 16]`` (as many as fit); returns their number."""
+    if not _c_arrays((row, numba.types.float32), (val, numba.types.float32)) or p != end:  # p, end: one int type
         return None
-    return numba.types.int64(row, i, val, p), lambda c, b, sig, args: _compress16_codegen(c, b, sig, args, True)
+    return numba.types.int64(row, i, val, p, end), lambda c, b, sig, args: _compress16_codegen(c, b, sig, args, True)
 
 
 def _fill_csr16(x, indptr, idx, val):  # pragma: no cover - compiled by numba
@@ -210,8 +216,8 @@ def _fill_csr16(x, indptr, idx, val):  # pragma: no cover - compiled by numba
         i = 0
         while i + 16 <= I and p < end:
             if not binary:
-                _values16(row, i, val, p)
-            p += _positions16(row, i, idx, p)
+                _values16(row, i, val, p, end)
+            p += _positions16(row, i, idx, p, end)
             i += 16
         while i < I and p < end:
             xi = row[i]

@@ -460,3 +460,17 @@ def test_vector_kernels_compile_only_for_float32_rows():
     lin = nm.nn.Linear(20, 70, backend="sparse").double()  # float64 layers take the scalar loops
     x = _inputs("counts", (6, 2, 20), torch.float64, 0.3)
     torch.testing.assert_close(lin(x), torch.nn.functional.linear(x, lin.weight, lin.bias), **TOL[torch.float64])
+
+
+@needs_compress
+@pytest.mark.parametrize("name", ["fill_csr", "fill_csr16"])
+def test_listing_never_writes_past_a_rows_slots(name):
+    """A row is listed into the slots its count gave it and never past them, even if the listing saw more
+    nonzero entries than the count did (a denormal read as zero by a thread that flushes denormals): the
+    slots after it may be another thread's row."""
+    x = torch.zeros(2, 40)
+    x[0, [1, 2, 5, 8, 11, 17, 18, 30]] = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
+    indptr = np.array([0, 3, 3], np.int64)  # a count of 3 for row 0; row 1 silent
+    idx, val = np.full(4, -7, np.int32), np.full(4, -7.0, np.float32)
+    sparse._kernel(name, 0)(x.numpy(), indptr, idx[:3], val[:3])
+    assert idx.tolist() == [1, 2, 5, -7] and val.tolist() == [1.0, 2.0, 3.0, -7.0]
