@@ -58,6 +58,8 @@ __all__ = ["linear", "rule", "choose", "synapse_linear", "eligible", "count_work
 PARALLEL_ROWS = 64
 #: the side of the square tiles in which a matrix is transposed (32 floats: two cache lines a row)
 _TILE = 32
+#: a transpose (or the weight gradient's sums) runs on several threads from this many elements (or terms)
+_PARALLEL_ELEMENTS = 1 << 16
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -142,6 +144,13 @@ VECTOR_LISTING = _vector_compress_available()
 VECTOR_FORWARD = _llvm_vectors()
 
 
+def _splat(builder, value, vector: ir.VectorType):
+    """``value`` in every lane of a ``vector``-typed register."""
+    first = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(first, ir.Constant(vector, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), vector.count), [0] * vector.count))
+
+
 def _compress16_codegen(context, builder, signature, args, values: bool):
     """``out[p : p + n] = `` the positions ``i .. i + 15`` (or, with ``values``, the values) of the nonzero
     entries of ``row[i : i + 16]`` (float32), in order; returns n. The positions are compressed into the low
@@ -160,9 +169,7 @@ def _compress16_codegen(context, builder, signature, args, values: bool):
     if values:
         vec = x
     else:
-        first = builder.insert_element(ir.Constant(lanes, ir.Undefined), builder.trunc(i, i32), ir.Constant(i32, 0))
-        first = builder.shuffle_vector(first, ir.Constant(lanes, ir.Undefined), ir.Constant(lanes, [0] * 16))
-        vec = builder.add(first, ir.Constant(lanes, list(range(16))))
+        vec = builder.add(_splat(builder, builder.trunc(i, i32), lanes), ir.Constant(lanes, list(range(16))))
     suffix = "v16f32" if values else "v16i32"
     compress = cgutils.get_or_insert_function(builder.module, ir.FunctionType(lanes, [lanes, mask_t, lanes]),
                                               "llvm.experimental.vector.compress." + suffix)
@@ -242,12 +249,10 @@ def _add_rows_codegen(context, builder, sig, args, vectors: int, scaled: bool, m
     mask = None
     if masked:  # lanes 0 .. count-1
         lanes = ir.Constant(ir.VectorType(i64, 16), list(range(16)))
-        splat = builder.insert_element(ir.Constant(ir.VectorType(i64, 16), ir.Undefined), count, ir.Constant(i32, 0))
-        splat = builder.shuffle_vector(splat, ir.Constant(ir.VectorType(i64, 16), ir.Undefined),
-                                       ir.Constant(ir.VectorType(i32, 16), [0] * 16))
-        mask = builder.icmp_unsigned("<", lanes, splat)
+        mask = builder.icmp_unsigned("<", lanes, _splat(builder, count, ir.VectorType(i64, 16)))
         mload = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(f32x16, [f32x16.as_pointer(), i32, mask_t, f32x16]), "llvm.masked.load.v16f32.p0")
+            builder.module, ir.FunctionType(f32x16, [f32x16.as_pointer(), i32, mask_t, f32x16]),
+            "llvm.masked.load.v16f32.p0")
         mstore = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [f32x16, f32x16.as_pointer(), i32, mask_t]),
             "llvm.masked.store.v16f32.p0")
@@ -268,9 +273,7 @@ def _add_rows_codegen(context, builder, sig, args, vectors: int, scaled: bool, m
         row = builder.gep(wtp, [builder.add(builder.mul(builder.sext(builder.load(builder.gep(idxp, [p])), i64),
                                                         n_out), o0)])
         if scaled:
-            v = builder.insert_element(ir.Constant(f32x16, ir.Undefined), builder.load(builder.gep(valp, [p])),
-                                       ir.Constant(i32, 0))
-            v = builder.shuffle_vector(v, ir.Constant(f32x16, ir.Undefined), ir.Constant(ir.VectorType(i32, 16), [0] * 16))
+            v = _splat(builder, builder.load(builder.gep(valp, [p])), f32x16)
         for j, acc in enumerate(sums):
             w = load(at(row, j))
             builder.store(builder.fadd(builder.load(acc), builder.fmul(v, w) if scaled else w), acc)
@@ -469,7 +472,8 @@ def _mask_fill(mask, indptr, idx):  # pragma: no cover - compiled by numba
                 p += 1
 
 
-_LOOPS = {"row_counts": _row_counts, "fill_csr": _fill_csr, "fill_csr16": _fill_csr16, "forward16": _forward16, "forward": _forward,
+_LOOPS = {"row_counts": _row_counts, "fill_csr": _fill_csr, "fill_csr16": _fill_csr16, "forward": _forward,
+          "forward16": _forward16,
           "input_grad": _input_grad, "mask_counts": _mask_counts, "mask_fill": _mask_fill,
           "forward_scan_w": _forward_scan_w,
           "by_input": _by_input, "transpose": _transpose}
@@ -590,15 +594,25 @@ class Rows:
         return self.indptr, idx, val
 
 
+def _transpose_into(src: np.ndarray, dst: np.ndarray) -> None:
+    """``dst = srcᵀ`` by tiles, in parallel only for a matrix large enough to pay for starting the threads."""
+    _kernel("transpose", src.shape[1] if src.size >= _PARALLEL_ELEMENTS else 0)(src, dst)
+
+
 def _transposed(weight: torch.Tensor, wt: Optional[torch.Tensor]) -> np.ndarray:
     """Wᵀ ``[I, O]`` (``wt`` if the caller keeps one): the layout in which an event's weights are one row."""
     if wt is not None:
         return np.ascontiguousarray(wt.numpy())  # the kernels read it as rows of O values
     w = weight.detach().contiguous().numpy()
     out = np.empty((w.shape[1], w.shape[0]), w.dtype)
-    # the tiles run in parallel only for a matrix large enough to pay for starting the threads
-    _kernel("transpose", w.shape[1] if w.size >= _PARALLEL_ELEMENTS else 0)(w, out)
+    _transpose_into(w, out)
     return out
+
+
+def _row_sums(dtype) -> str:
+    """The loop that sums listed rows (the forward, and the weight gradient on the input by column): the
+    register sums for float32 where numba's LLVM has them, else the scalar loop (the same bits)."""
+    return "forward16" if (VECTOR_FORWARD and np.dtype(dtype) == np.float32) else "forward"
 
 
 def _count(idx_count: int, value_sum: float, O: int) -> None:
@@ -621,16 +635,11 @@ def _forward_product(csr, weight: torch.Tensor, bias: Optional[torch.Tensor], R:
                      wt: Optional[torch.Tensor] = None) -> torch.Tensor:
     indptr, idx, val = csr
     out, b = _start(weight, bias, R)
-    name = "forward16" if (VECTOR_FORWARD and weight.dtype == torch.float32) else "forward"
-    _kernel(name, R)(indptr, idx, val, _transposed(weight, wt), b, out.numpy())
+    _kernel(_row_sums(b.dtype), R)(indptr, idx, val, _transposed(weight, wt), b, out.numpy())
     if _WORK.get() is not None:
         n = int(idx.shape[0])
         _count(n, float(val.sum(dtype=np.float64)) if val.shape[0] == n else float(n), weight.shape[0])
     return out
-
-
-#: a transpose (or the weight gradient's sums) runs on several threads from this many elements (or terms)
-_PARALLEL_ELEMENTS = 1 << 16
 
 
 def _weight_grad_into(csr, g: np.ndarray, dw: np.ndarray, gb: Optional[np.ndarray] = None) -> None:
@@ -652,11 +661,10 @@ def _weight_grad_into(csr, g: np.ndarray, dw: np.ndarray, gb: Optional[np.ndarra
     parts = numba_threads() if R >= PARALLEL_ROWS else 1
     _kernel("by_input", R if parts > 1 else 0)(indptr, idx, val, colptr, rows, vals, parts)
     dwt = np.empty((I + 1, O), g.dtype)
-    name = "forward16" if (VECTOR_FORWARD and g.dtype == np.float32) else "forward"
     # in parallel over the inputs when the sums are worth starting threads for (not a streamed step's few rows)
     parallel = rows.shape[0] * O >= _PARALLEL_ELEMENTS
-    _kernel(name, I + 1 if parallel else 0)(colptr, rows, vals, g, np.zeros(O, g.dtype), dwt)
-    _kernel("transpose", I if dw.size >= _PARALLEL_ELEMENTS else 0)(dwt[:I], dw)
+    _kernel(_row_sums(g.dtype), I + 1 if parallel else 0)(colptr, rows, vals, g, np.zeros(O, g.dtype), dwt)
+    _transpose_into(dwt[:I], dw)
     if gb is not None:
         gb[:] = dwt[I]
 
