@@ -30,7 +30,9 @@ crossover density) and with every synapse dense (``synapse_backend("dense")``), 
   and the minor page faults of one inference pass on each path after the timed runs (the first touch of
   fresh large allocations: the part of the time that depends on the process's allocator state).
 
-Times are medians over ``--reps`` after a warm-up, wall-clock and process CPU time, ``--threads`` threads.
+Times are medians over ``--reps`` after a warm-up, wall-clock and process CPU time, ``--threads`` threads. The
+two paths of a row are timed alternately (sparse, dense, sparse, ...), so that a slow spell of a shared machine
+weighs on both alike; ``speedup_cpu_pairs`` is the median of the per-pair CPU-time ratios.
 ``--profile`` adds the delay section's per-layer CPU time in inference (forward hooks, after the timed runs).
 
     python benchmarks/sparse_real.py --data /path/to/data --threads 1
@@ -56,20 +58,41 @@ from neuromorph.kernels.sparse import synapse_backend
 HID, TAU, THRESHOLD = 256, 2.0, 1.0
 
 
+def _run(fn) -> tuple[float, float, float, float]:
+    t0, c0, o0 = time.perf_counter(), time.process_time(), os.times()
+    fn()
+    o1 = os.times()
+    return time.perf_counter() - t0, time.process_time() - c0, o1.user - o0.user, o1.system - o0.system
+
+
+def _medians(runs) -> tuple[float, float, float, float]:
+    return tuple(1e3 * statistics.median(v) for v in zip(*runs))
+
+
 def timed(fn, reps: int) -> tuple[float, float, float, float]:
     """Medians in ms: wall, process CPU, and the CPU split into user and system time (page faults of large
     fresh allocations count as system time, so the process's allocator state shows there)."""
     fn()
-    wall, cpu, user, system = [], [], [], []
-    for _ in range(reps):
-        t0, c0, o0 = time.perf_counter(), time.process_time(), os.times()
+    return _medians([_run(fn) for _ in range(reps)])
+
+
+def paired(fn, reps: int) -> dict:
+    """``fn()`` with the default synapses and with all synapses dense, timed alternately (sparse, dense, sparse,
+    ...), so that a slow spell of a shared machine weighs on both alike. Returns the two paths' medians as
+    :func:`timed` gives them, the speed-ups as ratios of those medians, and the median of the per-pair
+    CPU-time ratios with its range."""
+    fn()
+    with synapse_backend("dense"):
         fn()
-        o1 = os.times()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-        user.append(o1.user - o0.user)
-        system.append(o1.system - o0.system)
-    return tuple(1e3 * statistics.median(v) for v in (wall, cpu, user, system))
+    s, d = [], []
+    for _ in range(reps):
+        s.append(_run(fn))
+        with synapse_backend("dense"):
+            d.append(_run(fn))
+    pairs = [b[1] / a[1] for a, b in zip(s, d)]
+    sm, dm = _medians(s), _medians(d)
+    return {"sparse_ms": sm, "dense_ms": dm, "speedup_cpu": dm[1] / sm[1], "speedup_wall": dm[0] / sm[0],
+            "speedup_cpu_pairs": statistics.median(pairs), "speedup_cpu_pairs_range": [min(pairs), max(pairs)]}
 
 
 def page_faults(fn) -> int:
@@ -95,7 +118,8 @@ def densities(net: nn.Module) -> list[float]:
     return [round(m.last_density, 4) for m in net.modules() if isinstance(m, nm.nn.Linear)]
 
 
-def train_step(net, forward, x, y, reps):
+def train_step(net, forward, x, y):
+    """One training step (forward, backward, Adam) as a function of nothing."""
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
     def step():
@@ -103,7 +127,7 @@ def train_step(net, forward, x, y, reps):
         torch.nn.functional.cross_entropy(forward(x), y).backward()
         opt.step()
 
-    return timed(step, reps)
+    return step
 
 
 def layer_times(net: nn.Module, fn, reps: int) -> dict:
@@ -238,8 +262,8 @@ def delay_section(xs: torch.Tensor, y: torch.Tensor, args) -> dict:
         pred_dense = infer()
     res["accuracy"] = float((pred == y).float().mean())
     res["predictions_equal_dense"] = bool(torch.equal(pred, pred_dense))
-    s, d = both(lambda: timed(infer, args.reps))
-    res["infer"] = {"sparse_ms": s, "dense_ms": d, "speedup_cpu": d[1] / s[1], "speedup_wall": d[0] / s[0]}
+    res["infer"] = paired(infer, args.reps)
+    s = res["infer"]["sparse_ms"]
     res["infer"]["page_faults_per_pass"] = dict(zip(("sparse", "dense"), both(lambda: page_faults(infer))))
     if args.profile:  # where the time goes, per layer (after the timed runs: hooks cost a little)
         res["infer"]["layers_ms"] = dict(zip(("sparse", "dense"), both(lambda: layer_times(net, infer, args.reps))))
@@ -288,15 +312,15 @@ def linear_section(out: dict, xs: torch.Tensor, shd, n_cls: int, args) -> None:
     # training step, real density
     x, y = xs[:, :32].contiguous(), shd.y[:32].long()
     net = shd_net(xs.shape[2], n_cls, args.gain)
-    (s, d) = both(lambda: train_step(net, lambda v: net(v).mean(0), x, y, args.reps))
+    train = paired(train_step(net, lambda v: net(v).mean(0), x, y), args.reps)
     dens = densities(net)
     with synapse_backend("auto"):
         net(x)
         dens = densities(net)
     floor = nn.Sequential(nn.Linear(xs.shape[2], HID), nn.ReLU(), nn.Linear(HID, HID), nn.ReLU(), nn.Linear(HID, n_cls))
-    f = train_step(floor, lambda v: floor(v).mean(0), x, y, args.reps)
-    out["train"] = {"sparse_ms": s, "dense_ms": d, "relu_floor_ms": f, "synapse_input_densities": dens,
-                    "speedup_cpu": d[1] / s[1], "ratio_to_floor_cpu": s[1] / f[1]}
+    f = timed(train_step(floor, lambda v: floor(v).mean(0), x, y), args.reps)
+    out["train"] = {**train, "relu_floor_ms": f, "synapse_input_densities": dens,
+                    "ratio_to_floor_cpu": train["sparse_ms"][1] / f[1]}
 
     # inference on the whole test split
     net.eval()
@@ -305,8 +329,7 @@ def linear_section(out: dict, xs: torch.Tensor, shd, n_cls: int, args) -> None:
         with torch.no_grad():
             return torch.cat([net(xs[:, i:i + 100]).mean(0).argmax(1) for i in range(0, xs.shape[1], 100)])
 
-    s, d = both(lambda: timed(infer, args.reps))
-    out["infer"] = {"samples": xs.shape[1], "sparse_ms": s, "dense_ms": d, "speedup_cpu": d[1] / s[1],
+    out["infer"] = {"samples": xs.shape[1], **paired(infer, args.reps),
                     "same_predictions": bool(torch.equal(infer(), infer()))}
     with synapse_backend("dense"):
         pd = infer()
@@ -343,9 +366,9 @@ def nmnist_section(out: dict, args) -> None:
     out["nmnist_input_density"] = float((xn != 0).float().mean())
     torch.manual_seed(0)
     model = NMNISTConvSNN(channels=[32, 64])
-    s, d = both(lambda: train_step(model, lambda v: model(v).mean(0), xn, nmn.y.long(), args.reps))
+    train = paired(train_step(model, lambda v: model(v).mean(0), xn, nmn.y.long()), args.reps)
     model(xn)  # record the default path and densities (the dense run above overwrote them)
-    out["nmnist_train"] = {"sparse_ms": s, "dense_ms": d, "speedup_cpu": d[1] / s[1],
+    out["nmnist_train"] = {**train,
                            "linear_input_densities": densities(model),
                            "linear_paths": [m.last_path for m in model.modules() if isinstance(m, nm.nn.Linear)]}
 
