@@ -152,6 +152,9 @@ def measure(lib: str, T: int, batch: int, steps: int, warmup: int, threads: int,
         return {"library": lib, "T": T, "batch": batch, "peak_step_mb": peak - base}
     for _ in range(warmup):
         step()
+    # the hidden layers' activity moves while the weights train (an untrained net may start silent): show it
+    # at the first and the last timed step, not only at the end
+    first = _activity(net, x) if lib.startswith("neuromorph") else ""
     times, cpu = [], []
     for _ in range(steps):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -161,7 +164,7 @@ def measure(lib: str, T: int, batch: int, steps: int, warmup: int, threads: int,
     res = {"library": lib, "T": T, "batch": batch, "median_ms": 1e3 * statistics.median(times),
            "min_ms": 1e3 * min(times), "median_cpu_ms": 1e3 * statistics.median(cpu), "peak_step_mb": peak - base}
     if lib.startswith("neuromorph"):
-        res["activity"] = _activity(net, x)
+        res["activity"] = f"first timed step: {first}; last: {_activity(net, x)}"
     return res
 
 
