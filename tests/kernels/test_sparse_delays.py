@@ -4,6 +4,7 @@ equal to the energy report's synops, and streamed step by step with the whole se
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -40,13 +41,17 @@ def counts(shape, density: float, dtype, seed: int = 1) -> torch.Tensor:
 
 
 def dense(layer: nm.nn.DelayedLinear, x: torch.Tensor, method: str) -> torch.Tensor:
-    saved = layer.method
-    layer.method = method
+    """The dense evaluation by ``method``. (``synapse_backend("dense")`` alone would not do: it overrides
+    ``backend="auto"`` only, and these layers say ``"sparse"``.)"""
+    saved = layer.method, layer.backend
+    layer.method, layer.backend = method, "dense"
     try:
-        with torch.no_grad(), sparse.synapse_backend("dense"):
-            return layer(x)
+        with torch.no_grad():
+            y = layer(x)
+        assert layer.last_path == "dense"
+        return y
     finally:
-        layer.method = saved
+        layer.method, layer.backend = saved
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -96,6 +101,94 @@ def test_same_bits_with_one_or_two_threads():
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(one, two)
+
+
+def _both_kernels(packed, x, steps):
+    """Outputs and per-sample work of the scalar and the lane kernel, called directly."""
+    res = []
+    for name in ("deliver", "deliver_lanes"):
+        out = np.full((steps, x.shape[1], packed.out_features), np.nan, np.float32)  # every entry must be written
+        work = np.zeros((x.shape[1], 2))
+        sparse_delays._kernel(name, 1)(x.numpy(), packed.ptr, packed.offset, packed.delay, packed.weight,
+                                        packed.kernel_size, out, work)
+        res.append((out, work))
+    return res
+
+
+@pytest.mark.parametrize("steps,batch,max_delay", [(40, 19, 7), (7, 8, 11), (30, 13, 1)])
+def test_lane_kernel_gives_the_scalar_kernels_bits_and_work(steps, batch, max_delay):
+    """The float32 kernel that delivers to 8 samples at once adds the same terms in the same order as the scalar
+    one: the same bits for real-valued weights and counts, a batch that is not a multiple of 8 (a short last
+    block), fewer steps than the window, events at the last steps (deliveries past the output dropped), silent
+    samples; and the same deliveries per sample."""
+    layer = rounded_layer(70, 96, max_delay, torch.float32, dyadic=False, seed=steps)
+    x = counts((steps, batch, 70), 0.08, torch.float32, seed=batch)
+    x[-1, :, 0] = 2.0  # every sample fires at the last step
+    x[:, 3] = 0  # but one, which is silent
+    x[0, 5, 7] = float("nan")  # NaN reaches its own sample's outputs only
+    packed = layer._packed(torch.float32)
+    out_steps = steps + layer.output_extension
+    (scalar, w_scalar), (lanes, w_lanes) = _both_kernels(packed, x, out_steps)
+    assert np.array_equal(scalar, lanes, equal_nan=True)
+    assert np.isnan(lanes[:, 5]).any() and not np.isnan(np.delete(lanes, 5, axis=1)).any()
+    assert np.array_equal(w_scalar, w_lanes, equal_nan=True) and w_lanes[3].sum() == 0  # NaN: sample 5's synops
+
+
+def test_lane_kernel_runs_where_it_pays_and_equals_the_dense_evaluation():
+    """``deliver`` takes the lane kernel for float32 batches of 8 or more through wide layers (mean fan-out
+    >= 64) with finite weights when the samples' events share their (step, input) blocks (more than
+    ``LANE_COST`` events per block with any), and the scalar one otherwise; both equal the dense rounded
+    evaluation (dyadic weights and counts: exact), at one and two threads."""
+    layer = rounded_layer(40, 80, 9, torch.float32, seed=5)
+    g = torch.Generator().manual_seed(6)
+    busy = torch.rand(25, 1, 40, generator=g) < 0.15  # the same busy (step, input) pairs in every sample
+    alike = counts((25, 17, 40), 0.8, torch.float32, seed=6) * busy
+    independent = counts((25, 17, 40), 0.12, torch.float32, seed=7)
+    calls = []
+    real = sparse_delays._kernel
+    threads = torch.get_num_threads()
+    narrow = rounded_layer(40, 30, 9, torch.float32, seed=5)  # fan-out < 64
+    try:
+        sparse_delays._kernel = lambda name, rows: calls.append(name) or real(name, rows)
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            for x, kernel in ((alike, "deliver_lanes"), (independent, "deliver"), (alike[:, :7], "deliver")):
+                calls.clear()
+                with torch.no_grad():
+                    y = layer(x)
+                assert [c for c in calls if c.startswith("deliver")] == [kernel]
+                assert torch.equal(y, dense(layer, x, "direct"))
+            calls.clear()
+            with torch.no_grad():
+                y = narrow(alike)
+            assert [c for c in calls if c.startswith("deliver")] == ["deliver"]
+            assert torch.equal(y, dense(narrow, alike, "direct"))
+    finally:
+        sparse_delays._kernel = real
+        torch.set_num_threads(threads)
+
+
+def test_lane_blocks_counts_events_and_shared_blocks():
+    x = torch.zeros(3, 10, 4)
+    x[0, 0, 1] = x[0, 7, 1] = 1.0  # one block (samples 0-7), two events
+    x[0, 8, 1] = 2.0  # the second block (samples 8-9)
+    x[2, 3, 0] = -0.0  # not an event
+    x[2, 3, 3] = float("nan")  # an event
+    for n in (1, 3):
+        assert sparse_delays._kernel("lane_blocks", n)(x.numpy()) == (4, 3)
+
+
+def test_infinite_weights_keep_the_scalar_kernel():
+    """An infinite weight times a lane without an event would be NaN: such weights (only reachable through
+    ``pack`` directly; the layer packs finite weights only) keep the scalar kernel and its results."""
+    w = torch.randn(96, 20)
+    w[4, 2] = float("inf")
+    packed = sparse_delays.pack(w, torch.randint(0, 3, (96, 20)), 3)
+    assert not packed.finite
+    x = counts((6, 9, 20), 0.3, torch.float32)
+    x[:, 0, 2] = 1.0  # sample 0 sends the infinite weight
+    y = sparse_delays.deliver(x, packed, 7)
+    assert torch.isinf(y[:, 0, 4]).any() and not torch.isnan(y).any()
 
 
 def test_chosen_in_inference_only_and_overridable():
