@@ -8,7 +8,9 @@ of each input event. This times that loop alone and the kernel itself, in ns per
 - ``l2``: 256 such lists (512 KB of offsets and weights, as a 256 → 256 layer's packed synapses), one picked at
   random per event: the lists stream from L2;
 - ``kernel``: ``neuromorph.kernels.sparse_delays`` delivering a random 256 → 256 layer (K = 25, integer
-  delays) on ``--batch`` samples × ``--T`` steps of 8 % binary input;
+  delays) on ``--batch`` samples × ``--T`` steps of 8 % binary input (independent across samples, so
+  ``deliver`` runs its scalar kernel: the 8-sample kernel pays only where the samples' events share their
+  (step, input) pairs, as a trained network's do);
 - ``kernel-delay0``: the same with every delay 0 and each input's outputs in increasing order (so the
   25-row output window and the output order cannot be what limits it).
 
