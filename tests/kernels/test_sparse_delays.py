@@ -236,18 +236,28 @@ def test_rounded_delays_context_evaluates_event_driven_and_restores():
     assert net[0].last_path == "dense"
 
 
-@pytest.mark.parametrize("kind", ["spikes", "counts"])
-def test_kernel_work_equals_energy_report_synops(kind):
-    layer = rounded_layer(30, 17, 7, torch.float32, dyadic=False)
+@pytest.mark.parametrize("kind", ["spikes", "counts", "lanes"])
+def test_kernel_work_equals_energy_report_synops(kind, monkeypatch):
+    """``lanes``: a wide layer and 9 samples that fire alike, so the 8-sample kernel runs (and reports)."""
+    n_out = 70 if kind == "lanes" else 17
+    layer = rounded_layer(30, n_out, 7, torch.float32, dyadic=False)
     model = torch.nn.Sequential(layer, nm.nn.LI()).eval()
     x = counts((20, 3, 30), 0.15, torch.float32)
     if kind == "spikes":
         x = (x > 0).float()
+    if kind == "lanes":
+        x = x[:, :1].expand(20, 9, 30).clone()
+        x[:, 8] = counts((20, 1, 30), 0.15, torch.float32, seed=2)[:, 0]  # a second block, one sample
+        called = []
+        real = sparse_delays._kernel
+        monkeypatch.setattr(sparse_delays, "_kernel", lambda name, rows: called.append(name) or real(name, rows))
     with torch.no_grad(), sparse.count_work() as work:
         report = nm.energy.measure(model, x, hardware="cmos45nm", ann_hardware=None)
     synops = sum(r.synops for r in report.layers)
+    if kind == "lanes":
+        assert "deliver_lanes" in called
     # events near the end reach past the output window; the kernel drops them as the report does
-    assert layer.last_path == "sparse" and work.calls == 1 and 0 < work.accumulates < work.events * 17
+    assert layer.last_path == "sparse" and work.calls == 1 and 0 < work.accumulates < work.events * n_out
     assert work.synops == synops
     if kind == "spikes":
         assert work.accumulates == synops
