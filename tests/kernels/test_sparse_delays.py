@@ -132,6 +132,8 @@ def test_lane_kernel_gives_the_scalar_kernels_bits_and_work(steps, batch, max_de
     assert np.array_equal(scalar, lanes, equal_nan=True)
     assert np.isnan(lanes[:, 5]).any() and not np.isnan(np.delete(lanes, 5, axis=1)).any()
     assert np.array_equal(w_scalar, w_lanes, equal_nan=True) and w_lanes[3].sum() == 0  # NaN: sample 5's synops
+    strided = x.transpose(0, 1).contiguous().transpose(0, 1)  # batch-major data read time-major, in place
+    assert np.array_equal(_both_kernels(packed, strided, out_steps)[1][0], lanes, equal_nan=True)
 
 
 def test_lane_kernel_runs_where_it_pays_and_equals_the_dense_evaluation():
