@@ -16,7 +16,8 @@ output ``y[s, b, j]`` is the sum of its terms in one fixed order (input step, th
 thread count: the whole-sequence kernel runs the batch rows in parallel, each row by one thread, with no
 atomics. For float32 batches whose samples fire at the same (step, input) pairs often enough, as a trained
 network's do, a second whole-sequence kernel delivers to 8 samples at once, one 8-lane add per synapse
-(:func:`_deliver_lanes`; blocks of 8 rows in parallel), with the same terms in the same order: the same bits. The streaming kernel keeps the pending currents in a ring buffer ``[K, B, out]`` (slot ``s mod K``
+(:func:`_deliver_lanes`; blocks of 8 rows in parallel), with the same terms in the same order: the same
+bits. The streaming kernel keeps the pending currents in a ring buffer ``[K, B, out]`` (slot ``s mod K``
 holds what arrives at step s) and adds the terms in the same order, so streaming gives the whole-sequence
 outputs bit for bit.
 
@@ -92,7 +93,7 @@ LANES_MIN_FANOUT = 64
 #: and then does when each (step, input, block of L samples) with an event holds more than this many events on
 #: average: the cost of an 8-lane add relative to a scattered scalar add (1.5-1.8 measured, benchmarks/RESULTS.md).
 #: Samples whose activity is alike (the same busy channels, the same busy neurons) share their blocks; on the
-#: shd recipe's trained model a block with an event holds 2.2-2.7 events, independent 7 % input only 1.3.
+#: shd recipe's trained model a block with an event holds 2.1-2.7 events, independent 4-8 % input 1.1-1.3.
 LANE_COST = 1.6
 
 
@@ -129,10 +130,10 @@ def _add_lanes(typingctx, win, base, fl, wv, p0, p1, xv):
 def _deliver_lanes(x, ptr, fl, dl, wv, K, out, counts):  # pragma: no cover - compiled by numba
     """:func:`_deliver` for float32, :data:`LANES` samples at a time: for each input step and input index at
     which any of them has an event, every synapse adds its weight times their L values to their L output cells
-    at once (:func:`_add_lanes`). The samples of a batch fire at different places, so a step and index often has
-    an event in one or two of the L samples; the rest of the lanes add zeros, which cost no more than the
-    scattered scalar add they replace (a vector add of 8 adjacent lanes is one load and one store). Each output
-    gets the same terms in the same order as in :func:`_deliver` (input step, then input index): the same bits.
+    at once (:func:`_add_lanes`); the lanes of samples without an event there add zeros. One such add costs
+    1.5-1.8 scattered scalar adds, so this pays where the samples' events share their (step, input) pairs (see
+    :data:`LANE_COST`). Each output gets the same terms in the same order as in :func:`_deliver` (input step,
+    then input index): the same bits.
 
     The sums of a block live in a window of 2K output steps ``[2K, O, L]`` (samples innermost): an event at
     step t reaches steps t .. t + K - 1, so after the input steps c0 .. c0 + K - 1 the window's first K steps
@@ -252,7 +253,7 @@ _COMPILED: dict = {}
 def _kernel(name: str, rows: int):
     """``name`` compiled parallel when there are enough rows (batch rows, blocks or steps) and torch allows
     threads (as in :mod:`neuromorph.kernels.sparse`: ``torch.set_num_threads(1)`` keeps it on one core). The
-    streaming and counting loops stay serial: a streamed step asks at every step."""
+    streaming loop and the event count stay serial: a streamed step asks for them at every step."""
     parallel = False
     if name in ("deliver", "deliver_lanes", "lane_blocks") and rows > 1:
         threads = sparse.numba_threads()
