@@ -49,7 +49,7 @@ def _deliver(x, ptr, fl, dl, wv, K, out, counts):  # pragma: no cover - compiled
     read). Each sample is accumulated in its own block ``[S·O]`` (an event then writes a window of K rows of
     one block, which stays in cache; ``fl = d·O + j`` is the synapse's offset from row t) and copied out at
     the end. Entries of input i are sorted by delay: near the end the scan stops at the first delay past the
-    output. ``counts[b] = (deliveries, value-weighted deliveries)``."""
+    output. ``counts[b] = (deliveries, value-weighted deliveries)`` when ``counts`` has rows (else not kept)."""
     T, B, I = x.shape
     S, _, O = out.shape
     for b in prange(B):
@@ -79,8 +79,9 @@ def _deliver(x, ptr, fl, dl, wv, K, out, counts):  # pragma: no cover - compiled
             row = s * O
             for o in range(O):
                 out[s, b, o] = ob[row + o]
-        counts[b, 0] = n
-        counts[b, 1] = syn
+        if counts.shape[0]:
+            counts[b, 0] = n
+            counts[b, 1] = syn
 
 
 #: samples the float32 whole-sequence kernel delivers to at once (one 8-lane register per synapse)
@@ -142,6 +143,7 @@ def _deliver_lanes(x, ptr, fl, dl, wv, K, out, counts):  # pragma: no cover - co
     S, _, O = out.shape
     L = LANES
     half = K * O * L
+    want = counts.shape[0] > 0  # the work is counted only for count_work (~10 % of the time here)
     for blk in prange((B + L - 1) // L):
         b0 = blk * L
         nb = min(L, B - b0)
@@ -169,7 +171,7 @@ def _deliver_lanes(x, ptr, fl, dl, wv, K, out, counts):  # pragma: no cover - co
                             p1 = p
                         _add_lanes(win, base, fl, wv, p0, p1, xv)
                         m = np.int64(p1 - p0)
-                        for k in range(nb):
+                        for k in range(nb if want else 0):
                             if xv[k] != 0:
                                 n[k] += m
                                 syn[k] += float(xv[k]) * m
@@ -180,7 +182,7 @@ def _deliver_lanes(x, ptr, fl, dl, wv, K, out, counts):  # pragma: no cover - co
                         out[s, b0 + k, o] = win[row + o * L + k]
             win[:half] = win[half:]
             win[half:] = 0
-        for k in range(nb):
+        for k in range(nb if want else 0):
             counts[b0 + k, 0] = n[k]
             counts[b0 + k, 1] = syn[k]
 
@@ -316,7 +318,8 @@ def deliver(x: torch.Tensor, packed: Packed, out_steps: int) -> torch.Tensor:
     the packed weights' dtype."""
     xc = x.detach()  # any strides (a time-major view of batch-major data is read in place, not copied)
     steps, batch, _ = xc.shape
-    counts = np.zeros((batch, 2), np.float64)
+    work = sparse._WORK.get()
+    counts = np.zeros((batch if work is not None else 0, 2), np.float64)  # per sample, asked by count_work only
     if steps and batch and packed.synapses:
         out = torch.empty(out_steps, batch, packed.out_features, dtype=xc.dtype)
         lanes = (xc.dtype == torch.float32 and packed.finite and batch >= LANES_MIN_BATCH
@@ -329,7 +332,6 @@ def deliver(x: torch.Tensor, packed: Packed, out_steps: int) -> torch.Tensor:
                             out.numpy(), counts)
     else:
         out = torch.zeros(out_steps, batch, packed.out_features, dtype=xc.dtype)
-    work = sparse._WORK.get()
     if work is not None:
         work.calls += 1
         work.events += count_events(xc)

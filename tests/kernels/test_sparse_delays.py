@@ -103,12 +103,13 @@ def test_same_bits_with_one_or_two_threads():
     assert torch.equal(one, two)
 
 
-def _both_kernels(packed, x, steps):
-    """Outputs and per-sample work of the scalar and the lane kernel, called directly."""
+def _both_kernels(packed, x, steps, count=True):
+    """Outputs and per-sample work of the scalar and the lane kernel, called directly (``count=False``: no
+    rows to count into, as when nobody asked for count_work)."""
     res = []
     for name in ("deliver", "deliver_lanes"):
         out = np.full((steps, x.shape[1], packed.out_features), np.nan, np.float32)  # every entry must be written
-        work = np.zeros((x.shape[1], 2))
+        work = np.zeros((x.shape[1] if count else 0, 2))
         sparse_delays._kernel(name, 1)(x.numpy(), packed.ptr, packed.offset, packed.delay, packed.weight,
                                         packed.kernel_size, out, work)
         res.append((out, work))
@@ -134,6 +135,8 @@ def test_lane_kernel_gives_the_scalar_kernels_bits_and_work(steps, batch, max_de
     assert np.array_equal(w_scalar, w_lanes, equal_nan=True) and w_lanes[3].sum() == 0  # NaN: sample 5's synops
     strided = x.transpose(0, 1).contiguous().transpose(0, 1)  # batch-major data read time-major, in place
     assert np.array_equal(_both_kernels(packed, strided, out_steps)[1][0], lanes, equal_nan=True)
+    uncounted = _both_kernels(packed, x, out_steps, count=False)
+    assert all(np.array_equal(out, lanes, equal_nan=True) for out, _ in uncounted)
 
 
 def test_lane_kernel_runs_where_it_pays_and_equals_the_dense_evaluation():
