@@ -14,6 +14,10 @@ of each input event. This times that loop alone and the kernel itself, in ns per
 - ``kernel-delay0``: the same with every delay 0 and each input's outputs in increasing order (so the
   25-row output window and the output order cannot be what limits it).
 
+Beside them, ``lane_kernel_ns_per_accumulate`` times the ``kernel`` case through the 8-sample kernel, called
+directly (per accumulate delivered: where the samples' events rarely share a block, as here, most of its
+8-lane adds carry one event).
+
     python benchmarks/scatter_floor.py [--T 127 --batch 100 --density 0.08 --reps 7]
 
 Prints one JSON object.
@@ -97,6 +101,12 @@ def main(argv=None) -> int:
         with sparse.count_work() as work:
             sparse_delays.deliver(x, packed, steps)
         res[name] = _best_ns(lambda: sparse_delays.deliver(x, packed, steps), max(1, work.accumulates), args.reps)
+        if name == "kernel":
+            lanes = sparse_delays._kernel("deliver_lanes", 1)
+            y = np.empty((steps, args.batch, 256), np.float32)
+            args_lanes = (x.numpy(), packed.ptr, packed.offset, packed.delay, packed.weight, k, y, np.zeros((0, 2)))
+            out["lane_kernel_ns_per_accumulate"] = _best_ns(lambda: lanes(*args_lanes), max(1, work.accumulates),
+                                                            args.reps)
     out["load_end"] = list(os.getloadavg())
     print(json.dumps(out, indent=1))
     return 0

@@ -33,7 +33,10 @@ crossover density) and with every synapse dense (``synapse_backend("dense")``), 
 Times are medians over ``--reps`` after a warm-up, wall-clock and process CPU time, ``--threads`` threads. The
 two paths of a row are timed alternately (sparse, dense, sparse, ...), so that a slow spell of a shared machine
 weighs on both alike; ``speedup_cpu_pairs`` is the median of the per-pair CPU-time ratios.
-``--profile`` adds the delay section's per-layer CPU time in inference (forward hooks, after the timed runs).
+``--profile`` adds the delay section's per-layer CPU time in inference (forward hooks, after the timed runs),
+and, for each delay layer, the inputs it receives over the split run through each of its two event-driven
+kernels (the scalar one and the one that delivers to 8 samples at once), with the events per (step, input,
+block of 8 samples) that has any, by which ``deliver`` chooses between them.
 
     python benchmarks/sparse_real.py --data /path/to/data --threads 1
     python benchmarks/sparse_real.py --data /path/to/data --threads 1 --sections delay
@@ -49,6 +52,7 @@ import resource
 import statistics
 import time
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -149,6 +153,47 @@ def layer_times(net: nn.Module, fn, reps: int) -> dict:
         for h in hooks:
             h.remove()
     return {k: round(1e3 * v / reps, 2) for k, v in acc.items()}
+
+
+def delay_kernels(infer, layers: list, reps: int) -> list[dict]:
+    """For each delay layer, its inputs over one ``infer()`` pass, delivered by the scalar and by the 8-sample
+    kernel (called directly, so both run whatever ``deliver`` would choose; minimum ms over ``reps`` passes,
+    wall, ``torch``'s thread count), and the events per (step, input, block of 8 samples) with any."""
+    from neuromorph.kernels import sparse_delays
+
+    inputs: dict = {id(m): [] for m in layers}
+    hooks = [m.register_forward_pre_hook(lambda m, a: inputs[id(m)].append(a[0])) for m in layers]
+    try:
+        infer()
+    finally:
+        for h in hooks:
+            h.remove()
+    rows = []
+    for m in layers:
+        packed, xs = m._packed(torch.float32), inputs[id(m)]
+        steps = xs[0].shape[0] + m.output_extension
+        events, blocks = np.sum([sparse_delays._kernel("lane_blocks", 1)(x.numpy()) for x in xs], axis=0)
+        row = {"layer": f"{m.in_features} -> {m.out_features}", "events_per_block": float(events / max(1, blocks))}
+        for name in ("deliver", "deliver_lanes"):
+            outs = [np.empty((steps, x.shape[1], m.out_features), np.float32) for x in xs]
+            none = np.zeros((0, 2))
+
+            def run():
+                for x, out in zip(xs, outs):
+                    sparse_delays._kernel(name, -(-x.shape[1] // 8) if name == "deliver_lanes" else x.shape[1])(
+                        x.numpy(), packed.ptr, packed.offset, packed.delay, packed.weight, packed.kernel_size, out,
+                        none)
+
+            run()
+            times = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                run()
+                times.append(time.perf_counter() - t0)
+            row[f"{name}_ms"] = 1e3 * min(times)
+        row["lanes_speedup"] = row["deliver_ms"] / row["deliver_lanes_ms"]
+        rows.append(row)
+    return rows
 
 
 def both(fn):
@@ -267,6 +312,7 @@ def delay_section(xs: torch.Tensor, y: torch.Tensor, args) -> dict:
     res["infer"]["page_faults_per_pass"] = dict(zip(("sparse", "dense"), both(lambda: page_faults(infer))))
     if args.profile:  # where the time goes, per layer (after the timed runs: hooks cost a little)
         res["infer"]["layers_ms"] = dict(zip(("sparse", "dense"), both(lambda: layer_times(net, infer, args.reps))))
+        res["infer"]["delay_kernels"] = delay_kernels(infer, layers, args.reps)
     # for context: the dense evaluation over all K taps (conv1d, what DCLS's Dcls1d computes)
     methods = [m.method for m in layers]
     for m in layers:

@@ -30,6 +30,7 @@ output window).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numba
 import numpy as np
@@ -41,7 +42,7 @@ from numba.extending import intrinsic
 
 from neuromorph.kernels import sparse
 
-__all__ = ["Packed", "pack", "deliver", "stream", "count_events"]
+__all__ = ["Packed", "pack", "deliver", "stream", "count_events", "event_counts"]
 
 
 def _deliver(x, ptr, fl, dl, wv, K, out, counts):  # pragma: no cover - compiled by numba
@@ -92,7 +93,7 @@ LANES = 8
 LANES_MIN_BATCH = LANES
 LANES_MIN_FANOUT = 64
 #: and then does when each (step, input, block of L samples) with an event holds more than this many events on
-#: average: the cost of an 8-lane add relative to a scattered scalar add (1.5-1.8 measured, benchmarks/RESULTS.md).
+#: average: the cost of an 8-lane add relative to a scattered scalar add (1.2-1.8 measured, benchmarks/RESULTS.md).
 #: Samples whose activity is alike (the same busy channels, the same busy neurons) share their blocks; on the
 #: shd recipe's trained model a block with an event holds 2.1-2.7 events, independent 4-8 % input 1.1-1.3.
 LANE_COST = 1.6
@@ -132,7 +133,7 @@ def _deliver_lanes(x, ptr, fl, dl, wv, K, out, counts):  # pragma: no cover - co
     """:func:`_deliver` for float32, :data:`LANES` samples at a time: for each input step and input index at
     which any of them has an event, every synapse adds its weight times their L values to their L output cells
     at once (:func:`_add_lanes`); the lanes of samples without an event there add zeros. One such add costs
-    1.5-1.8 scattered scalar adds, so this pays where the samples' events share their (step, input) pairs (see
+    1.2-1.8 scattered scalar adds, so this pays where the samples' events share their (step, input) pairs (see
     :data:`LANE_COST`). Each output gets the same terms in the same order as in :func:`_deliver` (input step,
     then input index): the same bits.
 
@@ -313,20 +314,38 @@ def count_events(x: torch.Tensor) -> int:
     return int(_kernel("nonzero", 1)(x.detach().numpy()))
 
 
-def deliver(x: torch.Tensor, packed: Packed, out_steps: int) -> torch.Tensor:
+def _lanes_possible(x: torch.Tensor, packed: Packed) -> bool:
+    """Whether :func:`_deliver_lanes` may run for this input and layer (see :data:`LANES_MIN_BATCH`)."""
+    return (x.dtype == torch.float32 and packed.finite and x.shape[1] >= LANES_MIN_BATCH
+            and packed.synapses >= LANES_MIN_FANOUT * packed.in_features)
+
+
+def event_counts(x: torch.Tensor, packed: Packed) -> tuple[int, Optional[int]]:
+    """``(events, blocks)`` of ``x [T, B, in]`` in one pass: its nonzero entries (as :func:`count_events`) and,
+    where the 8-sample kernel may run for ``packed``, the (step, input, block of :data:`LANES` samples) with at
+    least one (else None). The layer's auto rule prices the events and :func:`deliver` chooses its kernel by
+    the blocks: a caller that has priced the call hands these to :func:`deliver`, so the input is read once."""
+    if _lanes_possible(x, packed):
+        events, blocks = _kernel("lane_blocks", x.shape[0])(x.detach().numpy())
+        return int(events), int(blocks)
+    return count_events(x), None
+
+
+def deliver(x: torch.Tensor, packed: Packed, out_steps: int,
+            counted: Optional[tuple[int, Optional[int]]] = None) -> torch.Tensor:
     """The layer's output ``[out_steps, B, out]`` for input ``x [T, B, in]`` (no bias), event-driven; ``x`` has
-    the packed weights' dtype."""
+    the packed weights' dtype. ``counted``: :func:`event_counts` of this ``x``, if the caller has them."""
     xc = x.detach()  # any strides (a time-major view of batch-major data is read in place, not copied)
     steps, batch, _ = xc.shape
     work = sparse._WORK.get()
     counts = np.zeros((batch if work is not None else 0, 2), np.float64)  # per sample, asked by count_work only
     if steps and batch and packed.synapses:
         out = torch.empty(out_steps, batch, packed.out_features, dtype=xc.dtype)
-        lanes = (xc.dtype == torch.float32 and packed.finite and batch >= LANES_MIN_BATCH
-                 and packed.synapses >= LANES_MIN_FANOUT * packed.in_features)
+        lanes = _lanes_possible(xc, packed)
         if lanes:
-            nnz, blocks = _kernel("lane_blocks", steps)(xc.numpy())
-            lanes = blocks * LANE_COST < nnz
+            if counted is None:
+                counted = event_counts(xc, packed)
+            lanes = counted[1] * LANE_COST < counted[0]
         name, rows = ("deliver_lanes", -(-batch // LANES)) if lanes else ("deliver", batch)
         _kernel(name, rows)(xc.numpy(), packed.ptr, packed.offset, packed.delay, packed.weight, packed.kernel_size,
                             out.numpy(), counts)
@@ -334,7 +353,7 @@ def deliver(x: torch.Tensor, packed: Packed, out_steps: int) -> torch.Tensor:
         out = torch.zeros(out_steps, batch, packed.out_features, dtype=xc.dtype)
     if work is not None:
         work.calls += 1
-        work.events += count_events(xc)
+        work.events += counted[0] if counted is not None else count_events(xc)
         work.accumulates += int(counts[:, 0].sum())
         work.synops += float(counts[:, 1].sum())
     return out

@@ -355,9 +355,9 @@ class DelayedLinear(torch.nn.Module):
             raise ShapeError(f"{self._label()}: input must be a floating-point tensor, got {x.dtype}")
         steps = x.shape[0]
         out_steps = steps + self.output_extension
-        packed = self._event_path(x, dense_macs=lambda: x.shape[1] * min(self._dense_costs(x).values()))
+        packed, counted = self._event_path(x, dense_macs=lambda: x.shape[1] * min(self._dense_costs(x).values()))
         if packed is not None:
-            y = sparse_delays.deliver(x, packed, out_steps)
+            y = sparse_delays.deliver(x, packed, out_steps, counted)
             return y + self.bias.detach().to(x.dtype) if self.bias is not None else y
         taps = self.taps().to(x.dtype)
         # the delays in use are only needed to price or run "shift"
@@ -406,8 +406,10 @@ class DelayedLinear(torch.nn.Module):
         self._cache["packed"] = (key, packed)
         return packed
 
-    def _event_path(self, x: Tensor, dense_macs) -> sparse_delays.Packed | None:
-        """The packed synapses if this call runs event-driven (see ``backend``), else None; sets ``last_path``.
+    def _event_path(self, x: Tensor, dense_macs) -> tuple[sparse_delays.Packed | None, tuple | None]:
+        """The packed synapses if this call runs event-driven (see ``backend``), else None, and the input's
+        :func:`~neuromorph.kernels.sparse_delays.event_counts` if the price needed them (else None, and
+        ``deliver`` counts what it needs); sets ``last_path``.
 
         ``dense_macs()``: the dense alternative's multiply-adds for this call (priced only under "auto")."""
         backend = self.backend
@@ -415,7 +417,7 @@ class DelayedLinear(torch.nn.Module):
             backend = sparse._FORCED.get()
         if backend == "auto" and (torch.jit.is_tracing() or torch.compiler.is_compiling()):
             backend = "dense"
-        packed = None
+        packed = counted = None
         if backend != "dense":
             params = self._parameters  # the dict, not Module.__getattr__: this runs at every streamed step
             needs_grad = torch.is_grad_enabled() and (
@@ -437,10 +439,12 @@ class DelayedLinear(torch.nn.Module):
                 per_event = (packed.synapses / max(1, self.in_features) + EVENT_OVERHEAD) * EVENT_COST
                 dense = dense_macs()
                 # events are counted only if an input with no zero would not run event-driven anyway
-                if x.numel() * per_event >= dense and sparse_delays.count_events(x) * per_event >= dense:
-                    packed = None
+                if x.numel() * per_event >= dense:
+                    counted = sparse_delays.event_counts(x, packed)
+                    if counted[0] * per_event >= dense:
+                        packed = None
         self.__dict__["last_path"] = "dense" if packed is None else "sparse"  # plain attribute, no Module hooks
-        return packed
+        return packed, counted
 
     def _dense_step_taps(self, dtype: torch.dtype) -> Tensor:
         """The taps as one ``[in, K·out]`` matrix (column d·out + j: delay d, output j) for the dense step;
@@ -476,7 +480,7 @@ class DelayedLinear(torch.nn.Module):
             raise ShapeError(f"{self._label()}: the stream state holds a batch of {state.ring.shape[1]}, the input has "
                              f"batch {batch}; start a new stream (state=None)")
         k, n_out = self.kernel_size, self.out_features
-        packed = self._event_path(x, dense_macs=lambda: batch * self.in_features * k * n_out)
+        packed, _ = self._event_path(x, dense_macs=lambda: batch * self.in_features * k * n_out)
         if packed is not None and state.ring.dtype == x.dtype and not state.ring.requires_grad:
             y, head = sparse_delays.stream(x, packed, state.ring, state.head)
             state = DelayState(state.ring, head)

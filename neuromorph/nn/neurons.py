@@ -30,7 +30,6 @@ from neuromorph.nn.protocol import LayerDecl, Role
 Number = Union[float, Sequence[float], torch.Tensor]
 
 
-
 @functools.lru_cache(maxsize=1024)
 def _config(**kw) -> DynamicsConfig:
     """The (frozen, validated) configuration for these settings, built once: a layer asks on every call."""

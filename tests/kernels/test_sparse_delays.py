@@ -173,6 +173,24 @@ def test_lane_kernel_runs_where_it_pays_and_equals_the_dense_evaluation():
         torch.set_num_threads(threads)
 
 
+def test_an_auto_call_reads_its_input_once_to_count(monkeypatch):
+    """The auto rule prices the events and the kernel choice needs the shared blocks: one pass counts both
+    (``event_counts``), and ``deliver`` takes them from the layer instead of counting again."""
+    layer = rounded_layer(40, 80, 9, torch.float32, seed=5, backend="auto")
+    g = torch.Generator().manual_seed(6)
+    x = counts((25, 17, 40), 0.8, torch.float32, seed=6) * (torch.rand(25, 1, 40, generator=g) < 0.15)
+    calls = []
+    real = sparse_delays._kernel
+    monkeypatch.setattr(sparse_delays, "_kernel", lambda name, rows: calls.append(name) or real(name, rows))
+    with torch.no_grad():
+        y = layer(x)
+    assert layer.last_path == "sparse" and calls == ["lane_blocks", "deliver_lanes"]
+    assert torch.equal(y, dense(layer, x, "direct"))
+    assert sparse_delays.event_counts(x, layer._packed(torch.float32)) == (int(torch.count_nonzero(x)),
+                                                                          real("lane_blocks", 1)(x.numpy())[1])
+    assert sparse_delays.event_counts(x[:, :7], layer._packed(torch.float32))[1] is None  # scalar only: no blocks
+
+
 def test_lane_blocks_counts_events_and_shared_blocks():
     x = torch.zeros(3, 10, 4)
     x[0, 0, 1] = x[0, 7, 1] = 1.0  # one block (samples 0-7), two events
